@@ -1,0 +1,313 @@
+//! The command line: a lexopt loop turning arguments into `Args`, and the help text.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{Key, Mode};
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Answer one poll (the default).
+    Probe,
+    /// Validate the settings and print the effective config as JSON.
+    CheckConfig,
+    /// `lb-feedback mode`: show, set or reset the runtime mode.
+    Mode(ModeCommand),
+    Help,
+    Version,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ModeCommand {
+    Show,
+    Set {
+        mode: Mode,
+        lasting: Option<Duration>,
+    },
+    /// Forget the runtime mode: the config's mode counts again.
+    Reset,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Args {
+    pub command: Command,
+    pub config: Option<PathBuf>,
+    /// Settings given as flags, in order; they win over the file and the environment.
+    pub settings: Vec<(Key, String)>,
+    pub explain: bool,
+}
+
+pub fn parse_args() -> Result<Args, lexopt::Error> {
+    parse_from(std::env::args_os().skip(1))
+}
+
+pub fn parse_from<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, lexopt::Error> {
+    use lexopt::prelude::*;
+
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut command: Option<Command> = None;
+    let mut config = None;
+    let mut settings = Vec::new();
+    let mut explain = false;
+    let mut lasting = None;
+    let mut mode_word: Option<String> = None;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => command = Some(Command::Help),
+            Short('V') | Long("version") => command = Some(Command::Version),
+            Short('c') | Long("config") => config = Some(PathBuf::from(parser.value()?)),
+            Long("explain") => explain = true,
+            Long("for") => lasting = Some(parse_duration(&parser.value()?.string()?)?),
+            Long(flag) if Key::from_flag(flag).is_some() => {
+                let key = Key::from_flag(flag).unwrap_or(Key::Mode);
+                settings.push((key, parser.value()?.string()?));
+            }
+            Value(value) if command.is_none() => {
+                command = Some(match value.string()?.as_str() {
+                    "check-config" => Command::CheckConfig,
+                    "mode" => Command::Mode(ModeCommand::Show),
+                    "help" => Command::Help,
+                    other => {
+                        return Err(format!(
+                            "unknown command {other:?}; commands: check-config, mode, help"
+                        )
+                        .into());
+                    }
+                });
+            }
+            Value(value) if matches!(command, Some(Command::Mode(_))) && mode_word.is_none() => {
+                mode_word = Some(value.string()?);
+            }
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    let command = match (command, mode_word) {
+        (Some(Command::Mode(_)), None) if lasting.is_none() => Command::Mode(ModeCommand::Show),
+        (Some(Command::Mode(_)), Some(word)) if word == "reset" && lasting.is_none() => {
+            Command::Mode(ModeCommand::Reset)
+        }
+        (Some(Command::Mode(_)), Some(word)) => Command::Mode(ModeCommand::Set {
+            mode: Mode::parse(&word).map_err(|e| format!("{e}, or reset"))?,
+            lasting,
+        }),
+        (Some(Command::Mode(_)), None) => {
+            return Err("--for needs a mode: lb-feedback mode drain --for 10m".into());
+        }
+        (_, _) if lasting.is_some() => {
+            return Err("--for only goes with `lb-feedback mode MODE`".into());
+        }
+        (command, _) => command.unwrap_or(Command::Probe),
+    };
+    Ok(Args {
+        command,
+        config,
+        settings,
+        explain,
+    })
+}
+
+/// `90` or `90s`, `500ms`, `10m`, `2h`, `1d`: how long a runtime mode lasts.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let bad = || format!("bad duration {text:?}; examples: 90s, 10m, 2h, 1d");
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let ms = match unit {
+        "ms" => n,
+        "" | "s" => n.saturating_mul(1000),
+        "m" => n.saturating_mul(60_000),
+        "h" => n.saturating_mul(3_600_000),
+        "d" => n.saturating_mul(86_400_000),
+        _ => return Err(bad()),
+    };
+    if ms == 0 || ms > 366 * 86_400_000 {
+        return Err(format!(
+            "duration {text:?} must be above 0 and at most 366d"
+        ));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+pub const HELP: &str = "\
+lb-feedback - tell HAProxy how much capacity this server has left
+
+USAGE
+    lb-feedback [OPTIONS]                 answer one agent-check poll
+    lb-feedback [OPTIONS] --explain       answer, and show how the answer was reached
+    lb-feedback [OPTIONS] check-config    validate the settings, print them as JSON
+    lb-feedback [OPTIONS] mode            show the mode in force and where it comes from
+    lb-feedback [OPTIONS] mode MODE [--for DURATION]
+                                          set the runtime mode: normal, drain, maint, stop
+    lb-feedback [OPTIONS] mode reset      forget the runtime mode; the config's counts again
+
+DESCRIPTION
+    HAProxy's agent-check connects to this program on port 3333 (through xinetd, a systemd
+    socket with Accept=yes, or lb-feedback-service) and reads one line. lb-feedback samples
+    CPU over sample_ms, RAM, and established TCP connections on the ports it watches, then
+    answers:
+
+        N%                 idle capacity: HAProxy sets the weight to N% of the configured one
+        up ready N%        the same, for recovery_seconds after a drain/maint/stop or first run
+        drain #why         a monitor reached its threshold, or the mode is drain
+        maint #mode        the mode is maint;  stopped #mode: the mode is stop
+        error:WHAT         the probe failed (config, cpu, ram, tcp, state); HAProxy logs it
+                           and leaves the server as it was
+
+    utilization = sum(load x importance) / (number of monitors with importance > 0)
+    N = 100 - utilization, rounded, clamped to 0..100. A load at or over its non-zero
+    threshold drains the server. TCP load = established / max_connections x 100.
+    Example: cpu 40% and ram 60%, both importance 1: (40 + 60) / 2 = 50, reply 50%.
+
+OPTIONS
+    -c, --config PATH          JSON config file (default /etc/lb-feedback/config.json,
+                               or LB_FEEDBACK_CONFIG); a missing default file means defaults
+        --mode MODE            normal | drain | maint (maintenance) | stop     [normal]
+        --sample-ms N          CPU sample window, 100..10000 ms                [1000]
+        --cpu-importance X     0..100, 0 leaves CPU out                       [1]
+        --cpu-threshold X      drain at this CPU %, 0..100, 0 is off           [0]
+        --ram-importance X     0..100                                          [1]
+        --ram-threshold X      drain at this RAM %, 0..100, 0 is off           [0]
+        --tcp LIST             port:max_connections[:importance[:threshold]],...
+                               replaces the config file's tcp list; \"\" clears it
+        --maxconn N            append maxconn:N to the reply, 1..1000000; none clears
+        --recovery WHEN        window | always | never                         [window]
+        --recovery-seconds N   length of the recovery window, 0..86400         [10]
+        --state-dir PATH       runtime mode and recovery state   [/var/lib/lb-feedback]
+        --explain              print the breakdown: figures, rule, mode, recovery, reply
+        --for DURATION         with `mode MODE`: the mode expires by itself (90s, 10m, 2h, 1d)
+    -h, --help                 this text
+    -V, --version              the version
+
+    Every option can also come from the environment, for systemd Environment= and xinetd
+    env =: LB_FEEDBACK_MODE, LB_FEEDBACK_SAMPLE_MS, LB_FEEDBACK_CPU_IMPORTANCE,
+    LB_FEEDBACK_CPU_THRESHOLD, LB_FEEDBACK_RAM_IMPORTANCE, LB_FEEDBACK_RAM_THRESHOLD,
+    LB_FEEDBACK_TCP, LB_FEEDBACK_MAXCONN, LB_FEEDBACK_RECOVERY,
+    LB_FEEDBACK_RECOVERY_SECONDS, LB_FEEDBACK_STATE_DIR, LB_FEEDBACK_CONFIG.
+    Precedence: built-in defaults < config file < environment < flags.
+
+SOCKET MODE
+    When stdin is a socket, lb-feedback reads what HAProxy's agent-send sends (at most 1 KiB,
+    only while the sample runs), writes the reply, half-closes and drains, so HAProxy sees a
+    clean close. When stdio is a socket nothing is ever written to stderr.
+
+EXIT STATUS
+    0   the reply was given (or the command succeeded)
+    1   a figure or the state directory could not be read; the reply was error:WHAT
+    2   bad config or usage; the reply was error:config, the message went to stderr
+
+EXAMPLES
+    lb-feedback --explain
+    LB_FEEDBACK_TCP=3389:50 lb-feedback               RDP sessions against 50
+    lb-feedback mode drain --for 15m                  drain for a deploy, undone by itself
+    lb-feedback mode normal
+    socat - TCP:server:3333                           what HAProxy gets
+
+    HAProxy: server rds1 10.0.0.11:3389 weight 100 check agent-check agent-port 3333 agent-inter 2s
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        parse_from(args.iter().map(OsString::from)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn no_arguments_is_a_probe() {
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.command, Command::Probe);
+        assert!(!args.explain);
+    }
+
+    #[test]
+    fn settings_keep_their_order() {
+        let args = parse(&[
+            "--sample-ms",
+            "200",
+            "--tcp=80:5",
+            "--explain",
+            "-c",
+            "x.json",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.settings,
+            vec![(Key::SampleMs, "200".into()), (Key::Tcp, "80:5".into())]
+        );
+        assert!(args.explain);
+        assert_eq!(args.config, Some(PathBuf::from("x.json")));
+    }
+
+    #[test]
+    fn mode_subcommand_forms() {
+        assert_eq!(
+            parse(&["mode"]).unwrap().command,
+            Command::Mode(ModeCommand::Show)
+        );
+        assert_eq!(
+            parse(&["mode", "reset"]).unwrap().command,
+            Command::Mode(ModeCommand::Reset)
+        );
+        assert_eq!(
+            parse(&["mode", "maintenance", "--for", "10m"])
+                .unwrap()
+                .command,
+            Command::Mode(ModeCommand::Set {
+                mode: Mode::Maint,
+                lasting: Some(Duration::from_secs(600))
+            })
+        );
+        assert!(
+            parse(&["mode", "sleep"])
+                .unwrap_err()
+                .contains("unknown mode")
+        );
+        assert!(parse(&["mode", "--for", "1m"]).is_err());
+        assert!(parse(&["--for", "1m"]).is_err());
+        assert!(parse(&["mode", "drain", "extra"]).is_err());
+    }
+
+    #[test]
+    fn unknown_things_are_errors() {
+        assert!(parse(&["--colour"]).unwrap_err().contains("--colour"));
+        assert!(
+            parse(&["frobnicate"])
+                .unwrap_err()
+                .contains("unknown command")
+        );
+        assert!(
+            parse(&["--sample-ms"])
+                .unwrap_err()
+                .contains("missing argument")
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("10 m").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("400d").is_err());
+    }
+
+    #[test]
+    fn help_mentions_every_flag() {
+        for key in Key::ALL {
+            assert!(
+                HELP.contains(&format!("--{}", key.flag())),
+                "{}",
+                key.flag()
+            );
+            assert!(HELP.contains(key.env_var()), "{}", key.env_var());
+        }
+    }
+}

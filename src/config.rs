@@ -1,0 +1,947 @@
+//! The effective configuration: built-in defaults, then the JSON file, the environment and the
+//! command-line flags laid over them in that order, every value range-checked where it is read
+//! and every error naming where the bad value came from.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The file read when neither `--config` nor `LB_FEEDBACK_CONFIG` names one.
+#[cfg(not(windows))]
+pub fn default_config_path() -> PathBuf {
+    PathBuf::from("/etc/lb-feedback/config.json")
+}
+
+/// The file read when neither `--config` nor `LB_FEEDBACK_CONFIG` names one.
+#[cfg(windows)]
+pub fn default_config_path() -> PathBuf {
+    program_data().join("config.json")
+}
+
+#[cfg(not(windows))]
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/lb-feedback")
+}
+
+#[cfg(windows)]
+fn default_state_dir() -> PathBuf {
+    program_data()
+}
+
+#[cfg(windows)]
+fn program_data() -> PathBuf {
+    let base = std::env::var_os("ProgramData").unwrap_or_else(|| OsString::from(r"C:\ProgramData"));
+    PathBuf::from(base).join("lb-feedback")
+}
+
+/// What the server is told to be, before any threshold is looked at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Normal,
+    Drain,
+    #[serde(alias = "maintenance")]
+    Maint,
+    Stop,
+}
+
+impl Mode {
+    pub const ALLOWED: &'static str = "normal, drain, maint (or maintenance), stop";
+
+    pub fn parse(text: &str) -> Result<Mode, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "normal" => Ok(Mode::Normal),
+            "drain" => Ok(Mode::Drain),
+            "maint" | "maintenance" => Ok(Mode::Maint),
+            "stop" => Ok(Mode::Stop),
+            _ => Err(format!("unknown mode {text:?}; allowed: {}", Mode::ALLOWED)),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Normal => "normal",
+            Mode::Drain => "drain",
+            Mode::Maint => "maint",
+            Mode::Stop => "stop",
+        }
+    }
+}
+
+/// When normal replies carry HAProxy's recovery words `up ready`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Recovery {
+    /// For `recovery_seconds` after a non-normal reply or a first run.
+    Window,
+    Always,
+    Never,
+}
+
+impl Recovery {
+    fn parse(text: &str) -> Result<Recovery, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "window" => Ok(Recovery::Window),
+            "always" => Ok(Recovery::Always),
+            "never" => Ok(Recovery::Never),
+            _ => Err(format!(
+                "unknown recovery {text:?}; allowed: window, always, never"
+            )),
+        }
+    }
+}
+
+/// An integer checked against `MIN..=MAX` as it is read, so a JSON error carries its position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct Int<const MIN: u64, const MAX: u64>(u64);
+
+impl<const MIN: u64, const MAX: u64> Int<MIN, MAX> {
+    pub const fn new_const(value: u64) -> Self {
+        assert!(value >= MIN && value <= MAX);
+        Int(value)
+    }
+
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let value: u64 = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?} is not a whole number; allowed: {MIN} to {MAX}"))?;
+        Self::try_from(value)
+    }
+}
+
+impl<const MIN: u64, const MAX: u64> TryFrom<u64> for Int<MIN, MAX> {
+    type Error = String;
+    fn try_from(value: u64) -> Result<Self, String> {
+        if (MIN..=MAX).contains(&value) {
+            Ok(Int(value))
+        } else {
+            Err(format!("{value} is out of range; allowed: {MIN} to {MAX}"))
+        }
+    }
+}
+
+impl<const MIN: u64, const MAX: u64> From<Int<MIN, MAX>> for u64 {
+    fn from(value: Int<MIN, MAX>) -> u64 {
+        value.0
+    }
+}
+
+/// A non-negative number checked against `0..=MAX` as it is read.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(try_from = "f64", into = "f64")]
+pub struct Real<const MAX: u32>(f64);
+
+impl<const MAX: u32> Real<MAX> {
+    pub const ZERO: Self = Real(0.0);
+    pub const ONE: Self = Real(1.0);
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let value: f64 = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?} is not a number; allowed: 0 to {MAX}"))?;
+        Self::try_from(value)
+    }
+}
+
+impl<const MAX: u32> TryFrom<f64> for Real<MAX> {
+    type Error = String;
+    fn try_from(value: f64) -> Result<Self, String> {
+        if value.is_finite() && (0.0..=f64::from(MAX)).contains(&value) {
+            Ok(Real(value))
+        } else {
+            Err(format!("{value} is out of range; allowed: 0 to {MAX}"))
+        }
+    }
+}
+
+impl<const MAX: u32> From<Real<MAX>> for f64 {
+    fn from(value: Real<MAX>) -> f64 {
+        value.0
+    }
+}
+
+pub type SampleMs = Int<100, 10_000>;
+pub type Port = Int<1, 65_535>;
+pub type MaxConnections = Int<1, 1_000_000>;
+pub type MaxConn = Int<1, 1_000_000>;
+pub type RecoverySeconds = Int<0, 86_400>;
+/// Weight of a monitor in the utilization average; 0 leaves it out.
+pub type Importance = Real<100>;
+/// Load in percent at which CPU or RAM drains the server; 0 is off.
+pub type Threshold = Real<100>;
+/// Load in percent at which a TCP monitor drains the server; its load may pass 100.
+pub type TcpThreshold = Real<100_000>;
+
+/// CPU or RAM: how much it counts and when it drains.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Monitor {
+    pub importance: Importance,
+    pub threshold: Threshold,
+}
+
+impl Monitor {
+    /// A monitor nobody looks at is not sampled.
+    pub fn enabled(&self) -> bool {
+        self.importance.get() > 0.0 || self.threshold.get() > 0.0
+    }
+}
+
+/// Established connections on a local port against a maximum.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpMonitor {
+    pub port: Port,
+    pub max_connections: MaxConnections,
+    #[serde(default = "one")]
+    pub importance: Importance,
+    #[serde(default)]
+    pub threshold: TcpThreshold,
+}
+
+impl TcpMonitor {
+    pub fn enabled(&self) -> bool {
+        self.importance.get() > 0.0 || self.threshold.get() > 0.0
+    }
+
+    /// Parses one `port:max_connections[:importance[:threshold]]` entry.
+    fn parse(text: &str) -> Result<TcpMonitor, String> {
+        let fields: Vec<&str> = text.split(':').collect();
+        let shape = "expected port:max_connections[:importance[:threshold]]";
+        if !(2..=4).contains(&fields.len()) {
+            return Err(format!("{text:?}: {shape}"));
+        }
+        let field = |i: usize| fields.get(i).copied();
+        let port = Port::parse(fields[0]).map_err(|e| format!("port {e}"))?;
+        let max_connections =
+            MaxConnections::parse(fields[1]).map_err(|e| format!("max_connections {e}"))?;
+        let importance = match field(2) {
+            Some(text) => Importance::parse(text).map_err(|e| format!("importance {e}"))?,
+            None => Importance::ONE,
+        };
+        let threshold = match field(3) {
+            Some(text) => TcpThreshold::parse(text).map_err(|e| format!("threshold {e}"))?,
+            None => TcpThreshold::ZERO,
+        };
+        Ok(TcpMonitor {
+            port,
+            max_connections,
+            importance,
+            threshold,
+        })
+    }
+
+    /// The list form used by `LB_FEEDBACK_TCP` and `--tcp`; empty means no TCP monitor.
+    fn parse_list(text: &str) -> Result<Vec<TcpMonitor>, String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(TcpMonitor::parse)
+            .collect()
+    }
+}
+
+fn one() -> Importance {
+    Importance::ONE
+}
+
+impl Default for Real<100_000> {
+    fn default() -> Self {
+        Real(0.0)
+    }
+}
+
+/// Everything one probe needs to know.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Config {
+    pub mode: Mode,
+    pub sample_ms: SampleMs,
+    pub cpu: Monitor,
+    pub ram: Monitor,
+    pub tcp: Vec<TcpMonitor>,
+    pub maxconn: Option<MaxConn>,
+    pub recovery: Recovery,
+    pub recovery_seconds: RecoverySeconds,
+    pub state_dir: PathBuf,
+    /// Where `mode` was last set; shown by `--explain` and `lb-feedback mode`.
+    #[serde(skip)]
+    pub mode_origin: Origin,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let monitor = Monitor {
+            importance: Importance::ONE,
+            threshold: Threshold::ZERO,
+        };
+        Config {
+            mode: Mode::Normal,
+            sample_ms: SampleMs::new_const(1000),
+            cpu: monitor,
+            ram: monitor,
+            tcp: Vec::new(),
+            maxconn: None,
+            recovery: Recovery::Window,
+            recovery_seconds: RecoverySeconds::new_const(10),
+            state_dir: default_state_dir(),
+            mode_origin: Origin::Default,
+        }
+    }
+}
+
+/// Where a setting came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Origin {
+    #[default]
+    Default,
+    File(PathBuf),
+    Env(&'static str),
+    Flag(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("built-in default"),
+            Origin::File(path) => write!(f, "config file {}", path.display()),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+            Origin::Flag(flag) => write!(f, "flag --{flag}"),
+        }
+    }
+}
+
+/// A bad setting, with the place it was found.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub place: Place,
+    pub message: String,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Place {
+    /// The file as a whole (missing, unreadable).
+    File(PathBuf),
+    /// A position inside the file; line and column count from 1.
+    FileAt(PathBuf, usize, usize),
+    Env(&'static str),
+    Flag(&'static str),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.place {
+            Place::File(path) => write!(f, "{}: {}", path.display(), self.message),
+            Place::FileAt(path, line, column) => {
+                write!(f, "{}:{line}:{column}: {}", path.display(), self.message)
+            }
+            Place::Env(var) => write!(f, "environment variable {var}: {}", self.message),
+            Place::Flag(flag) => write!(f, "--{flag}: {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A setting that the environment and the flags can both carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    Mode,
+    SampleMs,
+    CpuImportance,
+    CpuThreshold,
+    RamImportance,
+    RamThreshold,
+    Tcp,
+    Maxconn,
+    Recovery,
+    RecoverySeconds,
+    StateDir,
+}
+
+impl Key {
+    /// Every key, in the order the environment layer reads them.
+    pub const ALL: [Key; 11] = [
+        Key::Mode,
+        Key::SampleMs,
+        Key::CpuImportance,
+        Key::CpuThreshold,
+        Key::RamImportance,
+        Key::RamThreshold,
+        Key::Tcp,
+        Key::Maxconn,
+        Key::Recovery,
+        Key::RecoverySeconds,
+        Key::StateDir,
+    ];
+
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Key::Mode => "LB_FEEDBACK_MODE",
+            Key::SampleMs => "LB_FEEDBACK_SAMPLE_MS",
+            Key::CpuImportance => "LB_FEEDBACK_CPU_IMPORTANCE",
+            Key::CpuThreshold => "LB_FEEDBACK_CPU_THRESHOLD",
+            Key::RamImportance => "LB_FEEDBACK_RAM_IMPORTANCE",
+            Key::RamThreshold => "LB_FEEDBACK_RAM_THRESHOLD",
+            Key::Tcp => "LB_FEEDBACK_TCP",
+            Key::Maxconn => "LB_FEEDBACK_MAXCONN",
+            Key::Recovery => "LB_FEEDBACK_RECOVERY",
+            Key::RecoverySeconds => "LB_FEEDBACK_RECOVERY_SECONDS",
+            Key::StateDir => "LB_FEEDBACK_STATE_DIR",
+        }
+    }
+
+    pub fn flag(self) -> &'static str {
+        match self {
+            Key::Mode => "mode",
+            Key::SampleMs => "sample-ms",
+            Key::CpuImportance => "cpu-importance",
+            Key::CpuThreshold => "cpu-threshold",
+            Key::RamImportance => "ram-importance",
+            Key::RamThreshold => "ram-threshold",
+            Key::Tcp => "tcp",
+            Key::Maxconn => "maxconn",
+            Key::Recovery => "recovery",
+            Key::RecoverySeconds => "recovery-seconds",
+            Key::StateDir => "state-dir",
+        }
+    }
+
+    pub fn from_flag(flag: &str) -> Option<Key> {
+        Key::ALL.into_iter().find(|key| key.flag() == flag)
+    }
+}
+
+/// The JSON file's shape: every field optional, laid over what is already there.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Layer {
+    mode: Option<Mode>,
+    sample_ms: Option<SampleMs>,
+    cpu: Option<MonitorLayer>,
+    ram: Option<MonitorLayer>,
+    tcp: Option<Vec<TcpMonitor>>,
+    #[serde(default, deserialize_with = "present")]
+    maxconn: Option<Option<MaxConn>>,
+    recovery: Option<Recovery>,
+    recovery_seconds: Option<RecoverySeconds>,
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MonitorLayer {
+    importance: Option<Importance>,
+    threshold: Option<Threshold>,
+}
+
+/// Tells `"maxconn": null` (clear it) from a missing key (leave it).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+impl MonitorLayer {
+    fn apply(self, monitor: &mut Monitor) {
+        if let Some(importance) = self.importance {
+            monitor.importance = importance;
+        }
+        if let Some(threshold) = self.threshold {
+            monitor.threshold = threshold;
+        }
+    }
+}
+
+impl Config {
+    fn apply_layer(&mut self, layer: Layer, origin: &Origin) -> Result<(), String> {
+        if let Some(mode) = layer.mode {
+            self.mode = mode;
+            self.mode_origin = origin.clone();
+        }
+        if let Some(sample_ms) = layer.sample_ms {
+            self.sample_ms = sample_ms;
+        }
+        if let Some(cpu) = layer.cpu {
+            cpu.apply(&mut self.cpu);
+        }
+        if let Some(ram) = layer.ram {
+            ram.apply(&mut self.ram);
+        }
+        if let Some(tcp) = layer.tcp {
+            self.tcp = tcp;
+        }
+        if let Some(maxconn) = layer.maxconn {
+            self.maxconn = maxconn;
+        }
+        if let Some(recovery) = layer.recovery {
+            self.recovery = recovery;
+        }
+        if let Some(recovery_seconds) = layer.recovery_seconds {
+            self.recovery_seconds = recovery_seconds;
+        }
+        if let Some(state_dir) = layer.state_dir {
+            if state_dir.as_os_str().is_empty() {
+                return Err("state_dir must not be empty".into());
+            }
+            self.state_dir = state_dir;
+        }
+        Ok(())
+    }
+
+    /// Sets one key from its text form, as the environment and the flags carry it.
+    pub fn apply_text(&mut self, key: Key, text: &str, origin: Origin) -> Result<(), String> {
+        match key {
+            Key::Mode => {
+                self.mode = Mode::parse(text)?;
+                self.mode_origin = origin;
+            }
+            Key::SampleMs => self.sample_ms = SampleMs::parse(text)?,
+            Key::CpuImportance => self.cpu.importance = Importance::parse(text)?,
+            Key::CpuThreshold => self.cpu.threshold = Threshold::parse(text)?,
+            Key::RamImportance => self.ram.importance = Importance::parse(text)?,
+            Key::RamThreshold => self.ram.threshold = Threshold::parse(text)?,
+            Key::Tcp => self.tcp = TcpMonitor::parse_list(text)?,
+            Key::Maxconn => {
+                self.maxconn = match text.trim() {
+                    "" | "none" => None,
+                    text => Some(MaxConn::parse(text)?),
+                }
+            }
+            Key::Recovery => self.recovery = Recovery::parse(text)?,
+            Key::RecoverySeconds => self.recovery_seconds = RecoverySeconds::parse(text)?,
+            Key::StateDir => {
+                if text.is_empty() {
+                    return Err("must not be empty".into());
+                }
+                self.state_dir = PathBuf::from(text);
+            }
+        }
+        Ok(())
+    }
+
+    /// Lays a JSON document over this config; errors carry the file's line and column.
+    pub fn apply_json(&mut self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let at = |line, column, message| ConfigError {
+            place: Place::FileAt(path.to_path_buf(), line, column),
+            message,
+        };
+        let layer: Layer = serde_json::from_str(text).map_err(|err| {
+            let full = err.to_string();
+            let suffix = format!(" at line {} column {}", err.line(), err.column());
+            let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
+            at(err.line().max(1), err.column().max(1), message)
+        })?;
+        self.apply_layer(layer, &Origin::File(path.to_path_buf()))
+            .map_err(|message| ConfigError {
+                place: Place::File(path.to_path_buf()),
+                message,
+            })
+    }
+}
+
+/// Which file to read and whether its absence is an error.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    /// Named by `--config` or `LB_FEEDBACK_CONFIG`, so it must exist.
+    pub explicit: bool,
+}
+
+impl ConfigFile {
+    pub fn choose(flag: Option<&Path>, env: &dyn Fn(&str) -> Option<OsString>) -> ConfigFile {
+        match (flag, env("LB_FEEDBACK_CONFIG")) {
+            (Some(path), _) => ConfigFile {
+                path: path.to_path_buf(),
+                explicit: true,
+            },
+            (None, Some(path)) if !path.is_empty() => ConfigFile {
+                path: PathBuf::from(path),
+                explicit: true,
+            },
+            _ => ConfigFile {
+                path: default_config_path(),
+                explicit: false,
+            },
+        }
+    }
+}
+
+/// Builds the effective config: defaults < file < environment < flags.
+///
+/// `env` looks a variable up (the process environment in production, a map in tests);
+/// `flags` are the settings given on the command line, in order.
+pub fn load(
+    file: &ConfigFile,
+    env: &dyn Fn(&str) -> Option<OsString>,
+    flags: &[(Key, String)],
+) -> Result<Config, ConfigError> {
+    let mut config = Config::default();
+    match std::fs::read_to_string(&file.path) {
+        Ok(text) => config.apply_json(&text, &file.path)?,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && !file.explicit => {}
+        Err(err) => {
+            return Err(ConfigError {
+                place: Place::File(file.path.clone()),
+                message: format!("cannot read: {}", io_reason(&err)),
+            });
+        }
+    }
+    for key in Key::ALL {
+        let var = key.env_var();
+        if let Some(value) = env(var) {
+            let text = value.into_string().map_err(|_| ConfigError {
+                place: Place::Env(var),
+                message: "not valid UTF-8".into(),
+            })?;
+            config
+                .apply_text(key, &text, Origin::Env(var))
+                .map_err(|message| ConfigError {
+                    place: Place::Env(var),
+                    message,
+                })?;
+        }
+    }
+    for (key, text) in flags {
+        let flag = key.flag();
+        config
+            .apply_text(*key, text, Origin::Flag(flag))
+            .map_err(|message| ConfigError {
+                place: Place::Flag(flag),
+                message,
+            })?;
+    }
+    Ok(config)
+}
+
+/// An I/O error's reason without Rust's "(os error N)" suffix.
+pub fn io_reason(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    match text.find(" (os error") {
+        Some(end) => text[..end].to_string(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn json(text: &str) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        config.apply_json(text, Path::new("c.json"))?;
+        Ok(config)
+    }
+
+    fn json_err(text: &str) -> String {
+        json(text).unwrap_err().to_string()
+    }
+
+    fn env_map(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |key| map.get(key).map(OsString::from)
+    }
+
+    fn missing_file() -> ConfigFile {
+        ConfigFile {
+            path: PathBuf::from("/nonexistent/lb-feedback/config.json"),
+            explicit: false,
+        }
+    }
+
+    #[test]
+    fn defaults_are_cpu_and_ram_with_no_thresholds() {
+        let config = Config::default();
+        assert_eq!(config.cpu.importance.get(), 1.0);
+        assert_eq!(config.ram.importance.get(), 1.0);
+        assert_eq!(config.cpu.threshold.get(), 0.0);
+        assert!(config.tcp.is_empty());
+        assert_eq!(config.sample_ms.get(), 1000);
+        assert_eq!(config.recovery, Recovery::Window);
+        assert_eq!(config.recovery_seconds.get(), 10);
+        assert_eq!(config.mode, Mode::Normal);
+    }
+
+    #[test]
+    fn full_example_from_the_issue_parses() {
+        let config = json(
+            r#"{ "mode": "normal", "sample_ms": 1000,
+  "cpu": {"importance": 1, "threshold": 0},
+  "ram": {"importance": 1, "threshold": 0},
+  "tcp": [{"port": 3389, "max_connections": 50, "importance": 1, "threshold": 0}],
+  "maxconn": null, "recovery": "window", "recovery_seconds": 10,
+  "state_dir": "/var/lib/lb-feedback" }"#,
+        )
+        .unwrap();
+        assert_eq!(config.tcp.len(), 1);
+        assert_eq!(config.tcp[0].port.get(), 3389);
+        assert_eq!(config.tcp[0].max_connections.get(), 50);
+        assert_eq!(config.mode_origin, Origin::File(PathBuf::from("c.json")));
+    }
+
+    #[test]
+    fn partial_file_keeps_defaults_for_the_rest() {
+        let config = json(r#"{"cpu": {"threshold": 90}}"#).unwrap();
+        assert_eq!(config.cpu.threshold.get(), 90.0);
+        assert_eq!(config.cpu.importance.get(), 1.0);
+        assert_eq!(config.ram, Config::default().ram);
+    }
+
+    #[test]
+    fn tcp_entry_defaults_importance_one_threshold_off() {
+        let config = json(r#"{"tcp": [{"port": 80, "max_connections": 10}]}"#).unwrap();
+        assert_eq!(config.tcp[0].importance.get(), 1.0);
+        assert_eq!(config.tcp[0].threshold.get(), 0.0);
+    }
+
+    #[test]
+    fn syntax_error_names_file_line_and_column() {
+        assert_eq!(
+            json_err("{\n  \"mode\": \"drain\",\n}"),
+            "c.json:3:1: trailing comma"
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_position() {
+        let message = json_err("{\"cpu\": {\"importanse\": 1}}");
+        assert!(message.starts_with("c.json:1:"), "{message}");
+        assert!(message.contains("unknown field `importanse`"), "{message}");
+        assert!(json_err("{\"colour\": 1}").contains("unknown field `colour`"));
+    }
+
+    #[test]
+    fn out_of_range_values_are_rejected_with_position() {
+        let message = json_err("{\n\"sample_ms\": 50}");
+        assert_eq!(
+            message,
+            "c.json:2:16: 50 is out of range; allowed: 100 to 10000"
+        );
+        assert!(json_err(r#"{"cpu": {"importance": -1}}"#).contains("-1 is out of range"));
+        assert!(json_err(r#"{"cpu": {"threshold": 101}}"#).contains("allowed: 0 to 100"));
+        assert!(
+            json_err(r#"{"tcp": [{"port": 0, "max_connections": 1}]}"#)
+                .contains("0 is out of range; allowed: 1 to 65535")
+        );
+        assert!(
+            json_err(r#"{"tcp": [{"port": 80, "max_connections": 0}]}"#)
+                .contains("allowed: 1 to 1000000")
+        );
+        assert!(json_err(r#"{"tcp": [{"port": 80}]}"#).contains("missing field `max_connections`"));
+        assert!(json_err(r#"{"maxconn": 0}"#).contains("allowed: 1 to 1000000"));
+        assert!(json_err(r#"{"recovery_seconds": 1.5}"#).contains("expected u64"));
+        assert!(json_err(r#"{"mode": "sleep"}"#).contains("unknown variant `sleep`"));
+        assert!(json_err(r#"{"recovery": "sometimes"}"#).contains("unknown variant"));
+        assert!(json_err(r#"{"state_dir": ""}"#).contains("state_dir must not be empty"));
+        assert!(
+            json_err("[]").contains("expected struct Layer")
+                || json_err("[]").contains("invalid type")
+        );
+        assert!(json_err("").contains("EOF"));
+    }
+
+    #[test]
+    fn maintenance_is_an_alias_of_maint() {
+        assert_eq!(
+            json(r#"{"mode": "maintenance"}"#).unwrap().mode,
+            Mode::Maint
+        );
+        assert_eq!(Mode::parse("MAINTENANCE"), Ok(Mode::Maint));
+    }
+
+    #[test]
+    fn maxconn_null_clears_and_absent_keeps() {
+        let mut config = Config::default();
+        config
+            .apply_json(r#"{"maxconn": 40}"#, Path::new("a"))
+            .unwrap();
+        assert_eq!(config.maxconn.map(Int::get), Some(40));
+        config.apply_json("{}", Path::new("b")).unwrap();
+        assert_eq!(config.maxconn.map(Int::get), Some(40));
+        config
+            .apply_json(r#"{"maxconn": null}"#, Path::new("c"))
+            .unwrap();
+        assert_eq!(config.maxconn, None);
+    }
+
+    #[test]
+    fn tcp_list_text_form() {
+        let list = TcpMonitor::parse_list("3389:50, 80:10:2:90").unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].importance.get(), 1.0);
+        assert_eq!(list[1].port.get(), 80);
+        assert_eq!(list[1].importance.get(), 2.0);
+        assert_eq!(list[1].threshold.get(), 90.0);
+        assert!(TcpMonitor::parse_list("").unwrap().is_empty());
+        assert!(
+            TcpMonitor::parse_list("80")
+                .unwrap_err()
+                .contains("expected port:max")
+        );
+        assert!(TcpMonitor::parse_list("80:1:1:1:1").is_err());
+        assert!(
+            TcpMonitor::parse_list("x:1")
+                .unwrap_err()
+                .starts_with("port ")
+        );
+        assert!(
+            TcpMonitor::parse_list("80:0")
+                .unwrap_err()
+                .starts_with("max_connections ")
+        );
+        assert!(TcpMonitor::parse_list("80:5:nan").is_err());
+        assert!(TcpMonitor::parse_list("80:5:1:-3").is_err());
+    }
+
+    #[test]
+    fn layering_order_is_defaults_file_env_flags() {
+        let dir = std::env::temp_dir().join(format!("lbf-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.json");
+        std::fs::write(
+            &path,
+            r#"{"sample_ms": 200, "mode": "drain", "maxconn": 9}"#,
+        )
+        .unwrap();
+        let file = ConfigFile {
+            path: path.clone(),
+            explicit: true,
+        };
+        let env = env_map(&[
+            ("LB_FEEDBACK_SAMPLE_MS", "300"),
+            ("LB_FEEDBACK_MODE", "maint"),
+        ]);
+        let config = load(&file, &env, &[]).unwrap();
+        assert_eq!(config.sample_ms.get(), 300);
+        assert_eq!(config.mode, Mode::Maint);
+        assert_eq!(config.mode_origin, Origin::Env("LB_FEEDBACK_MODE"));
+        assert_eq!(config.maxconn.map(Int::get), Some(9));
+        let flags = [
+            (Key::SampleMs, "400".to_string()),
+            (Key::Maxconn, "none".to_string()),
+        ];
+        let config = load(&file, &env, &flags).unwrap();
+        assert_eq!(config.sample_ms.get(), 400);
+        assert_eq!(config.maxconn, None);
+        assert_eq!(config.mode_origin, Origin::Env("LB_FEEDBACK_MODE"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn missing_default_file_means_defaults_but_named_file_must_exist() {
+        let none = env_map(&[]);
+        assert_eq!(
+            load(&missing_file(), &none, &[]).unwrap(),
+            Config::default()
+        );
+        let named = ConfigFile {
+            explicit: true,
+            ..missing_file()
+        };
+        let err = load(&named, &none, &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/nonexistent/lb-feedback/config.json: cannot read: No such file or directory"
+        );
+    }
+
+    #[test]
+    fn env_errors_name_the_variable() {
+        let env = env_map(&[("LB_FEEDBACK_CPU_IMPORTANCE", "lots")]);
+        let err = load(&missing_file(), &env, &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable LB_FEEDBACK_CPU_IMPORTANCE: \"lots\" is not a number; allowed: 0 to 100"
+        );
+        let env = env_map(&[("LB_FEEDBACK_TCP", "3389")]);
+        assert!(
+            load(&missing_file(), &env, &[])
+                .unwrap_err()
+                .to_string()
+                .starts_with(
+                    "environment variable LB_FEEDBACK_TCP: \"3389\": expected port:max_connections"
+                )
+        );
+        let env = env_map(&[("LB_FEEDBACK_MODE", "off")]);
+        assert!(
+            load(&missing_file(), &env, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("allowed: normal, drain")
+        );
+    }
+
+    #[test]
+    fn flag_errors_name_the_flag() {
+        let flags = [(Key::RecoverySeconds, "-1".to_string())];
+        let err = load(&missing_file(), &env_map(&[]), &flags).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--recovery-seconds: \"-1\" is not a whole number; allowed: 0 to 86400"
+        );
+    }
+
+    #[test]
+    fn env_tcp_replaces_the_file_list_and_empty_clears_it() {
+        let mut config = json(r#"{"tcp": [{"port": 80, "max_connections": 10}]}"#).unwrap();
+        config
+            .apply_text(Key::Tcp, "443:5", Origin::Env("LB_FEEDBACK_TCP"))
+            .unwrap();
+        assert_eq!(config.tcp.len(), 1);
+        assert_eq!(config.tcp[0].port.get(), 443);
+        config
+            .apply_text(Key::Tcp, "", Origin::Env("LB_FEEDBACK_TCP"))
+            .unwrap();
+        assert!(config.tcp.is_empty());
+    }
+
+    #[test]
+    fn config_file_choice() {
+        let none = env_map(&[]);
+        assert!(!ConfigFile::choose(None, &none).explicit);
+        let env = env_map(&[("LB_FEEDBACK_CONFIG", "/e.json")]);
+        assert_eq!(
+            ConfigFile::choose(None, &env).path,
+            PathBuf::from("/e.json")
+        );
+        let chosen = ConfigFile::choose(Some(Path::new("/f.json")), &env);
+        assert_eq!(chosen.path, PathBuf::from("/f.json"));
+        assert!(chosen.explicit);
+    }
+
+    #[test]
+    fn every_key_has_a_flag_and_a_variable() {
+        for key in Key::ALL {
+            assert_eq!(Key::from_flag(key.flag()), Some(key));
+            assert!(key.env_var().starts_with("LB_FEEDBACK_"));
+        }
+    }
+
+    #[test]
+    fn effective_config_serializes_as_plain_json() {
+        let text = serde_json::to_string(&Config::default()).unwrap();
+        assert!(text.contains("\"sample_ms\":1000"), "{text}");
+        assert!(
+            text.contains("\"cpu\":{\"importance\":1.0,\"threshold\":0.0}"),
+            "{text}"
+        );
+        let mut again = Config::default();
+        again.apply_json(&text, Path::new("x")).unwrap();
+        assert_eq!(again.sample_ms, Config::default().sample_ms);
+    }
+}

@@ -1,0 +1,91 @@
+//! `--explain`: the breakdown for people, built from the very values the reply came from.
+
+use std::fmt::Write;
+
+use crate::probe::Report;
+use crate::reply::Status;
+
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "mode        {} ({})",
+        report.mode.name(),
+        report.mode_from
+    );
+    if report.loads.is_empty() {
+        let why = match report.mode {
+            crate::config::Mode::Normal => "no monitor has an importance or a threshold",
+            _ => "the mode decides the reply, so nothing was sampled",
+        };
+        let _ = writeln!(out, "monitors    none sampled: {why}");
+    } else {
+        let _ = writeln!(
+            out,
+            "{:<11} {:<32} {:>7} {:>10} {:>12}  threshold",
+            "monitor", "raw figure", "load %", "importance", "contribution"
+        );
+        for (load, raw) in &report.loads {
+            let threshold = match (load.threshold > 0.0, load.tripped()) {
+                (false, _) => "off".to_string(),
+                (true, true) => format!("{} REACHED", num(load.threshold)),
+                (true, false) => num(load.threshold),
+            };
+            let _ = writeln!(
+                out,
+                "{:<11} {:<32} {:>7} {:>10} {:>12}  {threshold}",
+                load.name,
+                raw,
+                format!("{:.1}", load.load),
+                num(load.importance),
+                format!("{:.1}", load.contribution()),
+            );
+        }
+        let counted: Vec<_> = report
+            .loads
+            .iter()
+            .filter(|(l, _)| l.importance > 0.0)
+            .collect();
+        let terms: Vec<String> = counted
+            .iter()
+            .map(|(l, _)| format!("{:.1}", l.contribution()))
+            .collect();
+        if counted.is_empty() {
+            let _ = writeln!(out, "utilization 0 (no monitor has an importance above 0)");
+        } else {
+            let _ = writeln!(
+                out,
+                "utilization ({}) / {} = {:.2}",
+                terms.join(" + "),
+                counted.len(),
+                report.verdict.utilization
+            );
+        }
+        let _ = writeln!(
+            out,
+            "idle        100 - {:.2} = {:.2}, rounded and clamped to 0..100 = {}%",
+            report.verdict.utilization,
+            100.0 - report.verdict.utilization,
+            report.verdict.percent
+        );
+    }
+    if let Status::Drain(reason) = &report.status
+        && report.mode == crate::config::Mode::Normal
+    {
+        let _ = writeln!(out, "threshold   reached ({reason}): the server drains");
+    }
+    let _ = writeln!(out, "recovery    {}", report.recovery.why);
+    if let Some(maxconn) = report.maxconn {
+        let _ = writeln!(out, "maxconn     {maxconn}");
+    }
+    let _ = write!(out, "reply       {}", report.line);
+    out
+}
+
+fn num(value: f64) -> String {
+    if value.fract() == 0.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value}")
+    }
+}

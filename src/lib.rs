@@ -1,0 +1,16 @@
+//! lb-feedback: an HAProxy agent-check responder. One probe reads the settings, samples the
+//! monitors that count, applies the importance and threshold rules and answers with one line.
+//!
+//! The modules, in the order a probe uses them:
+//! `cli` → `config` → `state` (runtime mode) → `socket` (agent-send) → `metrics` → `rules`
+//! → `reply`, orchestrated by `probe`, and shown to people by `explain`.
+
+pub mod cli;
+pub mod config;
+pub mod explain;
+pub mod metrics;
+pub mod probe;
+pub mod reply;
+pub mod rules;
+pub mod socket;
+pub mod state;

@@ -1,0 +1,205 @@
+//! `lb-feedback`: answers one HAProxy agent-check poll (the inetd way, or by hand), validates
+//! the settings, or sets the runtime mode.
+//!
+//! Exit codes:
+//! - 0: the reply was given, or the command did what it was asked;
+//! - 1: a figure or the state directory could not be read or written (the reply was
+//!   `error:<what>`);
+//! - 2: bad config or usage (the reply was `error:config`; the message went to stderr).
+//!
+//! When stdio is a socket nothing is written to stderr: xinetd connects stderr to the socket,
+//! and a stray byte there would reach HAProxy ahead of the reply.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use lb_feedback::cli::{self, Args, Command, ModeCommand};
+use lb_feedback::config::{self, Config, ConfigError, ConfigFile};
+use lb_feedback::explain;
+use lb_feedback::probe::{self, Caller};
+use lb_feedback::reply;
+use lb_feedback::socket;
+use lb_feedback::state::{self, RuntimeMode, StateDir};
+
+/// What went wrong, rendered once, on stderr, when nobody is on the socket.
+enum Failure {
+    Usage(String),
+    Config(ConfigError),
+    Runtime(String),
+}
+
+impl Failure {
+    fn code(&self) -> u8 {
+        match self {
+            Failure::Runtime(_) => 1,
+            Failure::Usage(_) | Failure::Config(_) => 2,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Failure::Usage(message) => format!("{message}\nTry 'lb-feedback --help'."),
+            Failure::Config(err) => err.to_string(),
+            Failure::Runtime(message) => message.clone(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let quiet = socket::stdio_is_socket();
+    let result = match cli::parse_args() {
+        Ok(args) => run(args),
+        Err(err) => {
+            if quiet {
+                answer(&reply::error_line("config"));
+            }
+            Err(Failure::Usage(err.to_string()))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if !quiet {
+                eprintln!("lb-feedback: {}", failure.message());
+            }
+            ExitCode::from(failure.code())
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Failure> {
+    match args.command {
+        Command::Help => print(cli::HELP),
+        Command::Version => print(&format!("lb-feedback {}\n", env!("CARGO_PKG_VERSION"))),
+        Command::Probe => run_probe(&args),
+        Command::CheckConfig => {
+            let config = load_config(&args).map_err(Failure::Config)?;
+            let json = serde_json::to_string_pretty(&config)
+                .map_err(|err| Failure::Runtime(err.to_string()))?;
+            print(&format!("{json}\n"))
+        }
+        Command::Mode(ref command) => {
+            let config = load_config(&args).map_err(Failure::Config)?;
+            run_mode(&config, command)
+        }
+    }
+}
+
+fn load_config(args: &Args) -> Result<Config, ConfigError> {
+    let env = |name: &str| std::env::var_os(name);
+    let file = ConfigFile::choose(args.config.as_deref(), &env);
+    config::load(&file, &env, &args.settings)
+}
+
+fn run_probe(args: &Args) -> Result<(), Failure> {
+    #[cfg(unix)]
+    let mut connection = socket::Inetd::from_stdio();
+    #[cfg(unix)]
+    let caller = match connection {
+        Some(_) => Caller::Haproxy,
+        None => Caller::Person,
+    };
+    #[cfg(not(unix))]
+    let caller = Caller::Person;
+
+    let finish = |line: &str, connection| {
+        #[cfg(unix)]
+        if let Some(connection) = connection {
+            let _ = socket::Inetd::finish(connection, line.as_bytes());
+            return;
+        }
+        #[cfg(not(unix))]
+        let () = connection;
+        answer(line);
+    };
+
+    let config = match load_config(args) {
+        Ok(config) => config,
+        Err(err) => {
+            #[cfg(unix)]
+            finish(&reply::error_line("config"), connection);
+            #[cfg(not(unix))]
+            finish(&reply::error_line("config"), ());
+            return Err(Failure::Config(err));
+        }
+    };
+    let mut wait = |deadline: Instant| {
+        #[cfg(unix)]
+        if let Some(connection) = connection.as_mut() {
+            connection.read_request(deadline);
+        }
+        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+    };
+    let outcome = probe::run(&config, caller, &mut wait);
+    let line = match &outcome {
+        Ok(report) if args.explain && caller == Caller::Person => {
+            return print(&explain::render(report));
+        }
+        Ok(report) => report.line.clone(),
+        Err(err) => err.line(),
+    };
+    #[cfg(unix)]
+    finish(&line, connection);
+    #[cfg(not(unix))]
+    finish(&line, ());
+    outcome
+        .map(drop)
+        .map_err(|err| Failure::Runtime(err.to_string()))
+}
+
+fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
+    let state = StateDir::new(&config.state_dir);
+    let now = state::now_ms();
+    let stored = |result: Result<(), state::StateError>| {
+        result.map_err(|err| {
+            Failure::Runtime(format!(
+                "cannot store the runtime mode: {err}\n(run it as root or as the user the agent runs as)"
+            ))
+        })
+    };
+    match command {
+        ModeCommand::Show => {
+            let (mode, from) = probe::effective_mode(config, &state, now)
+                .map_err(|err| Failure::Runtime(format!("state directory: {err}")))?;
+            print(&format!("{} ({from})\n", mode.name()))
+        }
+        ModeCommand::Set { mode, lasting } => {
+            let runtime = RuntimeMode {
+                mode: *mode,
+                set_at_ms: now,
+                until_ms: lasting.map(|d| now + d.as_millis() as u64),
+            };
+            stored(state.set_runtime_mode(Some(&runtime)))?;
+            let until = match lasting {
+                Some(d) => format!(" for {}", probe::human_duration(d.as_millis() as u64)),
+                None => " until changed".into(),
+            };
+            print(&format!(
+                "{}{until} (runtime mode in {})\n",
+                mode.name(),
+                state.path().display()
+            ))
+        }
+        ModeCommand::Reset => {
+            stored(state.set_runtime_mode(None))?;
+            print(&format!(
+                "runtime mode cleared; {} ({}) counts again\n",
+                config.mode.name(),
+                config.mode_origin
+            ))
+        }
+    }
+}
+
+/// Writes to stdout; a closed stdout (a person piping to `head`) is not worth a message.
+fn print(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    Ok(())
+}
+
+/// The reply on plain stdout (by hand, or a pipe), or on a socket we could not borrow.
+fn answer(line: &str) {
+    let _ = print(line);
+}

@@ -1,0 +1,171 @@
+//! CPU load: the busy share of all cores between two readings of the kernel's cumulative
+//! counters (Linux `/proc/stat`, Windows `GetSystemTimes`; sysinfo on other systems).
+
+use super::MetricError;
+
+/// Cumulative CPU time of all cores, in the OS's own ticks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counters {
+    pub busy: u64,
+    pub total: u64,
+}
+
+impl Counters {
+    /// The busy share in percent between `earlier` and `self`; `None` when no time passed.
+    pub fn busy_percent_since(&self, earlier: &Counters) -> Option<f64> {
+        let total = self.total.checked_sub(earlier.total)?;
+        let busy = self.busy.checked_sub(earlier.busy)?;
+        if total == 0 {
+            return None;
+        }
+        Some((busy as f64 / total as f64 * 100.0).clamp(0.0, 100.0))
+    }
+}
+
+fn error(message: impl Into<String>) -> MetricError {
+    MetricError {
+        monitor: "cpu",
+        message: message.into(),
+    }
+}
+
+/// Parses the aggregate `cpu` line of `/proc/stat`: idle and iowait are idle, the rest busy
+/// (guest time is already inside user time, so it is not added again).
+pub fn parse_proc_stat(text: &str) -> Option<Counters> {
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_ascii_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    if fields.len() < 4 {
+        return None;
+    }
+    let total: u64 = fields.iter().sum();
+    let idle = fields[3] + fields.get(4).copied().unwrap_or(0);
+    Some(Counters {
+        busy: total - idle,
+        total,
+    })
+}
+
+#[cfg(target_os = "linux")]
+pub fn read() -> Result<Counters, MetricError> {
+    let text = std::fs::read_to_string("/proc/stat")
+        .map_err(|err| error(format!("/proc/stat: {}", crate::config::io_reason(&err))))?;
+    parse_proc_stat(&text).ok_or_else(|| error("/proc/stat: no aggregate cpu line"))
+}
+
+#[cfg(windows)]
+pub fn read() -> Result<Counters, MetricError> {
+    use windows_sys::Win32::Foundation::FILETIME;
+    use windows_sys::Win32::System::Threading::GetSystemTimes;
+    let zero = FILETIME {
+        dwLowDateTime: 0,
+        dwHighDateTime: 0,
+    };
+    let (mut idle, mut kernel, mut user) = (zero, zero, zero);
+    // SAFETY: the three pointers are to live, writable FILETIMEs.
+    let ok = unsafe { GetSystemTimes(&mut idle, &mut kernel, &mut user) };
+    if ok == 0 {
+        return Err(error(format!(
+            "GetSystemTimes failed: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    let ticks = |t: FILETIME| (u64::from(t.dwHighDateTime) << 32) | u64::from(t.dwLowDateTime);
+    // Kernel time includes idle time.
+    let total = ticks(kernel) + ticks(user);
+    Ok(Counters {
+        busy: total.saturating_sub(ticks(idle)),
+        total,
+    })
+}
+
+/// A CPU sample in progress: started before the window, finished after it.
+#[cfg(any(target_os = "linux", windows))]
+pub struct Sampler {
+    start: Counters,
+}
+
+#[cfg(any(target_os = "linux", windows))]
+impl Sampler {
+    pub fn start() -> Result<Sampler, MetricError> {
+        Ok(Sampler { start: read()? })
+    }
+
+    /// The busy share since `start`, in percent.
+    pub fn finish(self) -> Result<f64, MetricError> {
+        read()?
+            .busy_percent_since(&self.start)
+            .ok_or_else(|| error("the CPU counters did not advance during the sample"))
+    }
+}
+
+/// Elsewhere sysinfo keeps the counters between its two refreshes.
+#[cfg(not(any(target_os = "linux", windows)))]
+pub struct Sampler {
+    system: sysinfo::System,
+}
+
+#[cfg(not(any(target_os = "linux", windows)))]
+impl Sampler {
+    pub fn start() -> Result<Sampler, MetricError> {
+        let mut system = sysinfo::System::new().map_err(|err| error(err.to_string()))?;
+        system.refresh_cpu_usage();
+        if system.cpus().is_empty() {
+            return Err(error("the OS reported no CPUs"));
+        }
+        Ok(Sampler { system })
+    }
+
+    pub fn finish(mut self) -> Result<f64, MetricError> {
+        self.system.refresh_cpu_usage();
+        Ok(f64::from(self.system.global_cpu_usage()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_aggregate_line() {
+        let text = "cpu  100 5 50 800 20 3 2 1 7 0\ncpu0 50 2 25 400 10 1 1 0 3 0\nintr 1\n";
+        let c = parse_proc_stat(text).unwrap();
+        assert_eq!(c.total, 100 + 5 + 50 + 800 + 20 + 3 + 2 + 1);
+        assert_eq!(c.busy, c.total - 820);
+    }
+
+    #[test]
+    fn proc_stat_rejects_garbage() {
+        assert_eq!(parse_proc_stat("intr 1\n"), None);
+        assert_eq!(parse_proc_stat("cpu  1 x 3 4\n"), None);
+        assert_eq!(parse_proc_stat("cpu  1 2\n"), None);
+    }
+
+    #[test]
+    fn busy_share_between_readings() {
+        let a = Counters {
+            busy: 100,
+            total: 1000,
+        };
+        let b = Counters {
+            busy: 150,
+            total: 1200,
+        };
+        assert_eq!(b.busy_percent_since(&a), Some(25.0));
+        assert_eq!(a.busy_percent_since(&a), None);
+        assert_eq!(a.busy_percent_since(&b), None);
+    }
+
+    #[cfg(any(target_os = "linux", windows))]
+    #[test]
+    fn live_counters_move_forward() {
+        let a = read().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let b = read().unwrap();
+        assert!(b.total >= a.total && b.busy >= a.busy);
+    }
+}

@@ -1,0 +1,236 @@
+//! The inetd side of a probe: is stdio a socket, the bounded read of HAProxy's `agent-send`,
+//! and the clean ending (write, half-close, drain) that lets HAProxy see a FIN, not a reset.
+
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+/// At most this much of `agent-send` is read; HAProxy sends a short fixed string.
+pub const REQUEST_LIMIT: usize = 1024;
+/// After the reply, unread input is drained for at most this long and this much.
+const DRAIN_TIME: Duration = Duration::from_millis(500);
+const DRAIN_LIMIT: usize = 64 * 1024;
+
+#[cfg(unix)]
+mod os {
+    use std::fs::File;
+    use std::mem::ManuallyDrop;
+    use std::net::TcpStream;
+    use std::os::fd::{FromRawFd, RawFd};
+    use std::os::unix::fs::FileTypeExt;
+
+    pub fn is_socket(fd: RawFd) -> bool {
+        // SAFETY: the File is never dropped, so the descriptor is only looked at, not closed.
+        let file = ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });
+        file.metadata().is_ok_and(|m| m.file_type().is_socket())
+    }
+
+    /// Socket calls on a descriptor we do not own; `TcpStream` only issues generic socket
+    /// calls (read, write, shutdown, SO_RCVTIMEO), which work for any stream socket.
+    pub fn borrow(fd: RawFd) -> ManuallyDrop<TcpStream> {
+        // SAFETY: as above, ManuallyDrop keeps the descriptor open for the process.
+        ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(fd) })
+    }
+}
+
+/// True when stdin, stdout or stderr is a socket: xinetd and systemd hand the connection over
+/// as stdio, and then a byte on stderr would reach HAProxy ahead of the reply.
+pub fn stdio_is_socket() -> bool {
+    #[cfg(unix)]
+    {
+        (0..=2).any(os::is_socket)
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
+}
+
+/// The connection handed over on stdin/stdout.
+#[cfg(unix)]
+pub struct Inetd {
+    input: std::mem::ManuallyDrop<std::net::TcpStream>,
+    output: std::mem::ManuallyDrop<std::net::TcpStream>,
+    request: Vec<u8>,
+    request_done: bool,
+}
+
+#[cfg(unix)]
+impl Inetd {
+    /// The connection, when stdin is a socket.
+    pub fn from_stdio() -> Option<Inetd> {
+        if !os::is_socket(0) {
+            return None;
+        }
+        let output_fd = if os::is_socket(1) { 1 } else { 0 };
+        Some(Inetd {
+            input: os::borrow(0),
+            output: os::borrow(output_fd),
+            request: Vec::new(),
+            request_done: false,
+        })
+    }
+
+    /// Reads `agent-send` until a newline, end of input, the size limit or `deadline`,
+    /// whichever comes first; later calls return what was read. Never waits past `deadline`.
+    pub fn read_request(&mut self, deadline: Instant) -> &[u8] {
+        read_line(
+            &mut self.input,
+            &mut self.request,
+            &mut self.request_done,
+            deadline,
+        );
+        &self.request
+    }
+
+    /// Writes the reply, half-closes so HAProxy sees the end, then drains what it still
+    /// sends so the close does not turn into a reset.
+    pub fn finish(mut self, reply: &[u8]) -> io::Result<()> {
+        let written = self
+            .output
+            .write_all(reply)
+            .and_then(|()| self.output.flush());
+        let _ = self.output.shutdown(std::net::Shutdown::Write);
+        drain(&mut self.input, Instant::now() + DRAIN_TIME);
+        written
+    }
+}
+
+/// Waits for the reply's time: reads `agent-send` from `input` into `request` while waiting.
+fn read_line(
+    input: &mut std::net::TcpStream,
+    request: &mut Vec<u8>,
+    done: &mut bool,
+    deadline: Instant,
+) {
+    let mut chunk = [0u8; REQUEST_LIMIT];
+    while !*done {
+        let Some(left) = remaining(deadline) else {
+            return;
+        };
+        if input.set_read_timeout(Some(left)).is_err() {
+            *done = true;
+            return;
+        }
+        let room = REQUEST_LIMIT - request.len();
+        match input.read(&mut chunk[..room]) {
+            Ok(0) => *done = true,
+            Ok(n) => {
+                request.extend_from_slice(&chunk[..n]);
+                *done = request.contains(&b'\n') || request.len() >= REQUEST_LIMIT;
+            }
+            Err(err) if is_timeout(&err) => return,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => *done = true,
+        }
+    }
+}
+
+fn drain(input: &mut std::net::TcpStream, deadline: Instant) {
+    let mut chunk = [0u8; 4096];
+    let mut total = 0;
+    while total < DRAIN_LIMIT {
+        let Some(left) = remaining(deadline) else {
+            return;
+        };
+        if input.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match input.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(n) => total += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Time left before `deadline`, or `None` when it has passed (a zero timeout would block).
+fn remaining(deadline: Instant) -> Option<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    (left >= Duration::from_micros(1)).then_some(left)
+}
+
+fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// The first line of `agent-send`, trimmed: what selects a profile.
+pub fn request_line(request: &[u8]) -> Option<String> {
+    let line = request.split(|b| *b == b'\n').next().unwrap_or_default();
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn request_line_takes_the_first_trimmed_line() {
+        assert_eq!(request_line(b"rdp\n"), Some("rdp".into()));
+        assert_eq!(request_line(b" web \r\nmore\n"), Some("web".into()));
+        assert_eq!(request_line(b""), None);
+        assert_eq!(request_line(b"\n"), None);
+    }
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (client, server)
+    }
+
+    #[test]
+    fn read_line_stops_at_newline_without_waiting_for_the_deadline() {
+        let (mut client, mut server) = pair();
+        client.write_all(b"rdp\nignored").unwrap();
+        let (mut request, mut done) = (Vec::new(), false);
+        let start = Instant::now();
+        read_line(
+            &mut server,
+            &mut request,
+            &mut done,
+            start + Duration::from_secs(5),
+        );
+        assert!(done);
+        assert!(request.starts_with(b"rdp\n"));
+        assert!(start.elapsed() < Duration::from_secs(4));
+    }
+
+    #[test]
+    fn read_line_gives_up_at_the_deadline_when_nothing_comes() {
+        let (_client, mut server) = pair();
+        let (mut request, mut done) = (Vec::new(), false);
+        let start = Instant::now();
+        read_line(
+            &mut server,
+            &mut request,
+            &mut done,
+            start + Duration::from_millis(100),
+        );
+        assert!(!done);
+        assert!(request.is_empty());
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(90) && waited < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn read_line_is_bounded() {
+        let (mut client, mut server) = pair();
+        client.write_all(&[b'x'; 3000]).unwrap();
+        let (mut request, mut done) = (Vec::new(), false);
+        read_line(
+            &mut server,
+            &mut request,
+            &mut done,
+            Instant::now() + Duration::from_secs(5),
+        );
+        assert!(done);
+        assert_eq!(request.len(), REQUEST_LIMIT);
+    }
+}

@@ -1,0 +1,332 @@
+//! The state directory: the runtime mode set by `lb-feedback mode`, and the time of the last
+//! non-normal reply that opens the recovery window. Every write is a temp file and a rename, so
+//! a reader sees the old file or the new one, never half of one.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Mode, Recovery, io_reason};
+
+const MODE_FILE: &str = "mode.json";
+const LAST_FILE: &str = "last-non-normal";
+
+/// Milliseconds since the Unix epoch, the clock all state is written in.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A mode set with `lb-feedback mode`, winning over the config until changed or expired.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeMode {
+    pub mode: Mode,
+    pub set_at_ms: u64,
+    /// When set (`--for`), the mode stops counting at this time.
+    pub until_ms: Option<u64>,
+}
+
+impl RuntimeMode {
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.until_ms.is_some_and(|until| now_ms >= until)
+    }
+}
+
+#[derive(Debug)]
+pub struct StateError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl std::fmt::Display for StateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.message)
+    }
+}
+
+impl std::error::Error for StateError {}
+
+fn io_error(path: &Path, err: &io::Error) -> StateError {
+    StateError {
+        path: path.to_path_buf(),
+        message: io_reason(err),
+    }
+}
+
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(dir: &Path) -> StateDir {
+        StateDir {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The stored runtime mode, whether or not it has expired; `None` when none is set.
+    pub fn runtime_mode(&self) -> Result<Option<RuntimeMode>, StateError> {
+        let path = self.dir.join(MODE_FILE);
+        match read_optional(&path)? {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|err| StateError {
+                    path,
+                    message: format!("not a mode file written by lb-feedback: {err}"),
+                }),
+        }
+    }
+
+    /// Stores a runtime mode, or removes it (`None`) so the config's mode counts again.
+    pub fn set_runtime_mode(&self, mode: Option<&RuntimeMode>) -> Result<(), StateError> {
+        let path = self.dir.join(MODE_FILE);
+        match mode {
+            Some(mode) => {
+                let text = serde_json::to_string(mode).map_err(|err| StateError {
+                    path: path.clone(),
+                    message: err.to_string(),
+                })?;
+                self.write_atomic(MODE_FILE, &text, true)
+            }
+            None => match fs::remove_file(&path) {
+                Err(err) if err.kind() != io::ErrorKind::NotFound => Err(io_error(&path, &err)),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// When the last non-normal reply was given; `None` when no probe has recorded one.
+    pub fn last_non_normal(&self) -> Result<Option<u64>, StateError> {
+        let path = self.dir.join(LAST_FILE);
+        match read_optional(&path)? {
+            None => Ok(None),
+            Some(text) => text.trim().parse().map(Some).map_err(|_| StateError {
+                path,
+                message: format!("expected milliseconds since the epoch, found {text:?}"),
+            }),
+        }
+    }
+
+    pub fn mark_non_normal(&self, now_ms: u64) -> Result<(), StateError> {
+        // The stamp is rewritten every poll while non-normal; losing one on a crash only
+        // shortens a window by one poll, so it is not worth an fsync on the hot path.
+        self.write_atomic(LAST_FILE, &now_ms.to_string(), false)
+    }
+
+    fn write_atomic(&self, name: &str, text: &str, durable: bool) -> Result<(), StateError> {
+        fs::create_dir_all(&self.dir).map_err(|err| io_error(&self.dir, &err))?;
+        let path = self.dir.join(name);
+        let temp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let written = (|| {
+            let mut file = fs::File::create(&temp)?;
+            file.write_all(text.as_bytes())?;
+            if durable {
+                file.sync_all()?;
+            }
+            fs::rename(&temp, &path)
+        })();
+        written.map_err(|err| {
+            let _ = fs::remove_file(&temp);
+            io_error(&path, &err)
+        })
+    }
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>, StateError> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(io_error(path, &err)),
+    }
+}
+
+/// Whether this reply carries `up ready`, and why, for `--explain`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryDecision {
+    pub recover: bool,
+    pub why: String,
+}
+
+/// Decides the recovery words and records what the next probe needs to know.
+///
+/// `first_run_opens`: whether a missing stamp opens a window (a probe HAProxy made) or not
+/// (a person at a shell, who must not use up the window HAProxy's first poll needs).
+pub fn recovery(
+    policy: Recovery,
+    seconds: u64,
+    normal: bool,
+    state: &StateDir,
+    now_ms: u64,
+    first_run_opens: bool,
+) -> RecoveryDecision {
+    let decision = |recover, why: String| RecoveryDecision { recover, why };
+    if !normal {
+        return match state.mark_non_normal(now_ms) {
+            Ok(()) => decision(
+                false,
+                "non-normal reply recorded; the window opens when it ends".into(),
+            ),
+            Err(err) => decision(
+                false,
+                format!(
+                    "could not record this non-normal reply ({err}); later replies will carry `up ready` always"
+                ),
+            ),
+        };
+    }
+    match policy {
+        Recovery::Always => return decision(true, "recovery = always".into()),
+        Recovery::Never => return decision(false, "recovery = never".into()),
+        Recovery::Window => {}
+    }
+    let window_ms = seconds * 1000;
+    match state.last_non_normal() {
+        Err(err) => decision(
+            true,
+            format!(
+                "state directory unusable ({err}); sending `up ready` always, availability first"
+            ),
+        ),
+        Ok(None) if first_run_opens => match state.mark_non_normal(now_ms) {
+            Ok(()) => decision(
+                true,
+                format!("first run (no state yet): window of {seconds} s opened"),
+            ),
+            Err(err) => decision(
+                true,
+                format!(
+                    "state directory unusable ({err}); sending `up ready` always, availability first"
+                ),
+            ),
+        },
+        Ok(None) => decision(false, "no non-normal reply recorded yet".into()),
+        Ok(Some(last)) => {
+            let elapsed = now_ms.saturating_sub(last);
+            if last > now_ms {
+                // The clock went back: we cannot tell how long ago it was, so recover.
+                decision(
+                    true,
+                    "last non-normal reply is in the future (clock changed); in window".into(),
+                )
+            } else if elapsed < window_ms {
+                decision(
+                    true,
+                    format!(
+                        "in window: last non-normal reply {:.1} s ago, window {seconds} s",
+                        elapsed as f64 / 1000.0
+                    ),
+                )
+            } else {
+                decision(
+                    false,
+                    format!(
+                        "window closed: last non-normal reply {:.1} s ago, window {seconds} s",
+                        elapsed as f64 / 1000.0
+                    ),
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_state(name: &str) -> StateDir {
+        let dir = std::env::temp_dir().join(format!("lbf-state-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        StateDir::new(&dir)
+    }
+
+    #[test]
+    fn runtime_mode_round_trip_and_clear() {
+        let state = temp_state("mode");
+        assert_eq!(state.runtime_mode().unwrap(), None);
+        let mode = RuntimeMode {
+            mode: Mode::Drain,
+            set_at_ms: 1000,
+            until_ms: Some(5000),
+        };
+        state.set_runtime_mode(Some(&mode)).unwrap();
+        let read = state.runtime_mode().unwrap().unwrap();
+        assert_eq!(read, mode);
+        assert!(!read.expired(4999));
+        assert!(read.expired(5000));
+        state.set_runtime_mode(None).unwrap();
+        assert_eq!(state.runtime_mode().unwrap(), None);
+        state.set_runtime_mode(None).unwrap();
+        let leftovers: Vec<_> = fs::read_dir(state.path()).unwrap().collect();
+        assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+        fs::remove_dir_all(state.path()).unwrap();
+    }
+
+    #[test]
+    fn corrupt_mode_file_is_an_error_not_a_guess() {
+        let state = temp_state("corrupt");
+        fs::create_dir_all(state.path()).unwrap();
+        fs::write(state.path().join(MODE_FILE), "{\"mode\":").unwrap();
+        let err = state.runtime_mode().unwrap_err();
+        assert!(err.message.contains("not a mode file"), "{err}");
+        fs::remove_dir_all(state.path()).unwrap();
+    }
+
+    #[test]
+    fn window_follows_a_non_normal_reply() {
+        let state = temp_state("window");
+        let d = recovery(Recovery::Window, 10, false, &state, 1_000, true);
+        assert!(!d.recover);
+        assert_eq!(state.last_non_normal().unwrap(), Some(1_000));
+        assert!(recovery(Recovery::Window, 10, true, &state, 10_999, true).recover);
+        assert!(!recovery(Recovery::Window, 10, true, &state, 11_000, true).recover);
+        // A clock that went back still recovers.
+        assert!(recovery(Recovery::Window, 10, true, &state, 500, true).recover);
+        fs::remove_dir_all(state.path()).unwrap();
+    }
+
+    #[test]
+    fn first_run_opens_a_window_only_for_probes_from_haproxy() {
+        let state = temp_state("first");
+        let by_hand = recovery(Recovery::Window, 10, true, &state, 1_000, false);
+        assert!(!by_hand.recover);
+        assert_eq!(state.last_non_normal().unwrap(), None);
+        let probe = recovery(Recovery::Window, 10, true, &state, 1_000, true);
+        assert!(probe.recover, "{probe:?}");
+        assert!(recovery(Recovery::Window, 10, true, &state, 5_000, true).recover);
+        assert!(!recovery(Recovery::Window, 10, true, &state, 12_000, true).recover);
+        fs::remove_dir_all(state.path()).unwrap();
+    }
+
+    #[test]
+    fn always_and_never() {
+        let state = temp_state("policy");
+        assert!(recovery(Recovery::Always, 10, true, &state, 1, true).recover);
+        assert!(!recovery(Recovery::Never, 10, true, &state, 1, true).recover);
+        assert!(!recovery(Recovery::Always, 10, false, &state, 1, true).recover);
+        let _ = fs::remove_dir_all(state.path());
+    }
+
+    #[test]
+    fn unusable_state_dir_behaves_as_always() {
+        let file = std::env::temp_dir().join(format!("lbf-state-file-{}", std::process::id()));
+        fs::write(&file, "not a dir").unwrap();
+        let state = StateDir::new(&file.join("sub"));
+        let d = recovery(Recovery::Window, 10, true, &state, 1, true);
+        assert!(d.recover);
+        assert!(d.why.contains("unusable"), "{}", d.why);
+        let d = recovery(Recovery::Window, 10, false, &state, 1, true);
+        assert!(d.why.contains("could not record"), "{}", d.why);
+        fs::remove_file(&file).unwrap();
+    }
+}
