@@ -51,8 +51,9 @@ fn main() -> ExitCode {
     let result = match cli::parse_args() {
         Ok(args) => run(args),
         Err(err) => {
-            if quiet {
-                answer(&reply::error_line("config"));
+            // Over a socket HAProxy still gets its one line; by hand the message says it all.
+            if let Some(connection) = connection() {
+                deliver(&reply::error_line("config"), Some(connection));
             }
             Err(Failure::Usage(err.to_string()))
         }
@@ -93,39 +94,19 @@ fn load_config(args: &Args) -> Result<Config, ConfigError> {
 }
 
 fn run_probe(args: &Args) -> Result<(), Failure> {
-    #[cfg(unix)]
-    let mut connection = socket::Inetd::from_stdio();
-    #[cfg(unix)]
+    let mut connection = connection();
     let caller = match connection {
         Some(_) => Caller::Haproxy,
         None => Caller::Person,
     };
-    #[cfg(not(unix))]
-    let caller = Caller::Person;
-
-    let finish = |line: &str, connection| {
-        #[cfg(unix)]
-        if let Some(connection) = connection {
-            let _ = socket::Inetd::finish(connection, line.as_bytes());
-            return;
-        }
-        #[cfg(not(unix))]
-        let () = connection;
-        answer(line);
-    };
-
     let config = match load_config(args) {
         Ok(config) => config,
         Err(err) => {
-            #[cfg(unix)]
-            finish(&reply::error_line("config"), connection);
-            #[cfg(not(unix))]
-            finish(&reply::error_line("config"), ());
+            deliver(&reply::error_line("config"), connection);
             return Err(Failure::Config(err));
         }
     };
     let mut wait = |deadline: Instant| {
-        #[cfg(unix)]
         if let Some(connection) = connection.as_mut() {
             connection.read_request(deadline);
         }
@@ -139,13 +120,30 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
         Ok(report) => report.line.clone(),
         Err(err) => err.line(),
     };
-    #[cfg(unix)]
-    finish(&line, connection);
-    #[cfg(not(unix))]
-    finish(&line, ());
+    deliver(&line, connection);
     outcome
         .map(drop)
         .map_err(|err| Failure::Runtime(err.to_string()))
+}
+
+/// The poll's connection, when xinetd or systemd handed one over as stdin.
+#[cfg(unix)]
+fn connection() -> Option<socket::Inetd> {
+    socket::Inetd::from_stdio()
+}
+
+/// Elsewhere the wrapper service owns the sockets; this binary only runs by hand.
+#[cfg(not(unix))]
+fn connection() -> Option<socket::Inetd> {
+    None
+}
+
+/// The reply: on the connection with a clean close, or on plain stdout.
+fn deliver(line: &str, connection: Option<socket::Inetd>) {
+    match connection {
+        Some(connection) => drop(connection.finish(line.as_bytes())),
+        None => drop(print(line)),
+    }
 }
 
 fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
@@ -197,9 +195,4 @@ fn print(text: &str) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     Ok(())
-}
-
-/// The reply on plain stdout (by hand, or a pipe), or on a socket we could not borrow.
-fn answer(line: &str) {
-    let _ = print(line);
 }

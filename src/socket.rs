@@ -54,6 +54,21 @@ pub struct Inetd {
     request_done: bool,
 }
 
+/// Off Unix no inetd hands over stdio; the type exists so callers need no `cfg`.
+#[cfg(not(unix))]
+pub enum Inetd {}
+
+#[cfg(not(unix))]
+impl Inetd {
+    pub fn read_request(&mut self, _deadline: Instant) -> &[u8] {
+        match *self {}
+    }
+
+    pub fn finish(self, _reply: &[u8]) -> io::Result<()> {
+        match self {}
+    }
+}
+
 #[cfg(unix)]
 impl Inetd {
     /// The connection, when stdin is a socket.
@@ -95,8 +110,9 @@ impl Inetd {
     }
 }
 
-/// Waits for the reply's time: reads `agent-send` from `input` into `request` while waiting.
-fn read_line(
+/// Reads `agent-send` from `input` into `request` until a newline, end of input, the size
+/// limit or `deadline`; sets `done` when no more is worth reading.
+pub fn read_line(
     input: &mut std::net::TcpStream,
     request: &mut Vec<u8>,
     done: &mut bool,
@@ -125,7 +141,9 @@ fn read_line(
     }
 }
 
-fn drain(input: &mut std::net::TcpStream, deadline: Instant) {
+/// After the reply: reads and drops what the peer still sends, bounded in time and size, so
+/// the close is a FIN and not a reset.
+pub fn drain(input: &mut std::net::TcpStream, deadline: Instant) {
     let mut chunk = [0u8; 4096];
     let mut total = 0;
     while total < DRAIN_LIMIT {

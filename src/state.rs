@@ -77,7 +77,13 @@ impl StateDir {
     /// The stored runtime mode, whether or not it has expired; `None` when none is set.
     pub fn runtime_mode(&self) -> Result<Option<RuntimeMode>, StateError> {
         let path = self.dir.join(MODE_FILE);
-        match read_optional(&path)? {
+        // A state path that is not a directory holds no mode; the recovery state reports it
+        // as unusable, and the probe answers (availability first).
+        let text = match fs::read_to_string(&path) {
+            Err(err) if err.kind() == io::ErrorKind::NotADirectory => return Ok(None),
+            other => other,
+        };
+        match optional(text, &path)? {
             None => Ok(None),
             Some(text) => serde_json::from_str(&text)
                 .map(Some)
@@ -144,7 +150,11 @@ impl StateDir {
 }
 
 fn read_optional(path: &Path) -> Result<Option<String>, StateError> {
-    match fs::read_to_string(path) {
+    optional(fs::read_to_string(path), path)
+}
+
+fn optional(read: io::Result<String>, path: &Path) -> Result<Option<String>, StateError> {
+    match read {
         Ok(text) => Ok(Some(text)),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(io_error(path, &err)),

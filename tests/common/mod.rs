@@ -1,0 +1,109 @@
+//! Shared by the integration tests: temporary directories, running the built binary with a
+//! clean environment, and holding real established connections on a loopback port.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_lb-feedback");
+
+/// A directory under the system temp dir, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "lbf-test-{name}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The binary with an empty environment, its own config file (`{}` unless written over)
+/// and state directory, and a short sample so tests stay quick.
+pub fn agent(dir: &TempDir) -> Command {
+    let config = dir.path().join("config.json");
+    if !config.exists() {
+        std::fs::write(&config, "{}").unwrap();
+    }
+    let mut command = Command::new(BIN);
+    command
+        .env_clear()
+        .env("LB_FEEDBACK_CONFIG", &config)
+        .env("LB_FEEDBACK_STATE_DIR", dir.path().join("state"))
+        .env("LB_FEEDBACK_SAMPLE_MS", "100");
+    command
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A loopback listener and `n` established connections to it, held until dropped.
+pub struct Connections {
+    pub listener: TcpListener,
+    clients: Vec<TcpStream>,
+    servers: Vec<TcpStream>,
+}
+
+impl Connections {
+    pub fn open(n: usize) -> Connections {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut held = Connections {
+            listener,
+            clients: Vec::new(),
+            servers: Vec::new(),
+        };
+        held.add(n);
+        held
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().unwrap().port()
+    }
+
+    pub fn add(&mut self, n: usize) {
+        for _ in 0..n {
+            self.clients
+                .push(TcpStream::connect(self.listener.local_addr().unwrap()).unwrap());
+            self.servers.push(self.listener.accept().unwrap().0);
+        }
+    }
+
+    pub fn close_all(&mut self) {
+        self.clients.clear();
+        self.servers.clear();
+    }
+}
+
+/// Whether the end-to-end tools must be present (CI) or may be skipped (a newcomer's machine).
+pub fn e2e_required() -> bool {
+    std::env::var_os("LB_FEEDBACK_E2E").is_some_and(|v| v == "1")
+}

@@ -1,0 +1,123 @@
+//! The binary with a real loopback TCP connection as its stdin, stdout and stderr, the way
+//! xinetd and systemd's `Accept=yes` hand it over: one line, no stderr bytes, a clean FIN.
+#![cfg(unix)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{TempDir, agent};
+
+/// Starts `command` on the server end of a fresh connection; returns the client end.
+fn serve(mut command: Command) -> (TcpStream, Child) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let fd: OwnedFd = server.into();
+    let child = command
+        .stdin(Stdio::from(fd.try_clone().unwrap()))
+        .stdout(Stdio::from(fd.try_clone().unwrap()))
+        .stderr(Stdio::from(fd))
+        .spawn()
+        .unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    (client, child)
+}
+
+/// Everything the agent sent, up to its FIN; an error (a reset) fails the test.
+fn reply(client: &mut TcpStream, child: &mut Child) -> String {
+    let mut bytes = Vec::new();
+    client
+        .read_to_end(&mut bytes)
+        .expect("the agent must close with a FIN, not a reset");
+    drop(client.shutdown(Shutdown::Both));
+    assert!(child.wait().is_ok());
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn one_line_after_agent_send_and_a_clean_close() {
+    let dir = TempDir::new("sock-send");
+    let mut command = agent(&dir);
+    command.env("LB_FEEDBACK_RECOVERY", "never");
+    let (mut client, mut child) = serve(command);
+    client.write_all(b"rdp\n").unwrap();
+    let text = reply(&mut client, &mut child);
+    assert!(
+        text.ends_with("%\n") && text.lines().count() == 1,
+        "{text:?}"
+    );
+    text.trim_end_matches("%\n").parse::<u8>().unwrap();
+}
+
+#[test]
+fn nothing_sent_still_answers_after_the_sample() {
+    let dir = TempDir::new("sock-silent");
+    let mut command = agent(&dir);
+    command.env("LB_FEEDBACK_RECOVERY", "never");
+    let start = Instant::now();
+    let (mut client, mut child) = serve(command);
+    let text = reply(&mut client, &mut child);
+    assert!(text.ends_with("%\n"), "{text:?}");
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn oversized_agent_send_is_drained_so_the_close_is_not_a_reset() {
+    let dir = TempDir::new("sock-big");
+    let mut command = agent(&dir);
+    command.env("LB_FEEDBACK_RECOVERY", "never");
+    let (mut client, mut child) = serve(command);
+    client.write_all(&[b'x'; 8000]).unwrap();
+    // Had the agent closed with unread input, its kernel would have sent a reset, which
+    // shows as a pending error on our side once the agent has gone.
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        client.take_error().unwrap().is_none(),
+        "the agent reset the connection"
+    );
+    let text = reply(&mut client, &mut child);
+    assert!(text.ends_with("%\n"), "{text:?}");
+}
+
+#[test]
+fn first_poll_opens_the_recovery_window() {
+    let dir = TempDir::new("sock-first");
+    let (mut client, mut child) = serve(agent(&dir));
+    let text = reply(&mut client, &mut child);
+    assert!(text.starts_with("up ready "), "{text:?}");
+    assert!(dir.path().join("state/last-non-normal").exists());
+}
+
+#[test]
+fn broken_config_sends_only_error_config() {
+    let dir = TempDir::new("sock-broken");
+    dir.file("config.json", "{ not json");
+    let (mut client, mut child) = serve(agent(&dir));
+    assert_eq!(reply(&mut client, &mut child), "error:config\n");
+}
+
+#[test]
+fn bad_arguments_send_only_error_config() {
+    let dir = TempDir::new("sock-args");
+    let mut command = agent(&dir);
+    command.arg("--no-such-flag");
+    let (mut client, mut child) = serve(command);
+    assert_eq!(reply(&mut client, &mut child), "error:config\n");
+}
+
+#[test]
+fn explain_is_ignored_on_a_socket() {
+    let dir = TempDir::new("sock-explain");
+    let mut command = agent(&dir);
+    command.args(["--explain", "--mode", "drain"]);
+    let (mut client, mut child) = serve(command);
+    assert_eq!(reply(&mut client, &mut child), "drain #mode\n");
+}
