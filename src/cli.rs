@@ -177,6 +177,13 @@ OPTIONS
         --recovery WHEN        window | always | never                         [window]
         --recovery-seconds N   length of the recovery window, 0..86400         [10]
         --state-dir PATH       runtime mode and recovery state   [/var/lib/lb-feedback]
+        --cpu-mode MODE        sample | since-last (answer at once from the CPU counters the
+                               previous probe saved, if at most since_last_max_seconds
+                               old, 30 by default; else sample)                [sample]
+        --allow LIST           lb-feedback-service: addresses or ranges that may connect,
+                               e.g. 10.0.0.0/8,::1; empty allows all            []
+        --max-in-flight N      lb-feedback-service: connections answered at once, 1..10000;
+                               more are closed without a reply                 [64]
         --explain              print the breakdown: figures, rule, mode, recovery, reply
         --for DURATION         with `mode MODE`: the mode expires by itself (90s, 10m, 2h, 1d)
     -h, --help                 this text
@@ -186,7 +193,8 @@ OPTIONS
     env =: LB_FEEDBACK_MODE, LB_FEEDBACK_SAMPLE_MS, LB_FEEDBACK_CPU_IMPORTANCE,
     LB_FEEDBACK_CPU_THRESHOLD, LB_FEEDBACK_RAM_IMPORTANCE, LB_FEEDBACK_RAM_THRESHOLD,
     LB_FEEDBACK_TCP, LB_FEEDBACK_MAXCONN, LB_FEEDBACK_RECOVERY,
-    LB_FEEDBACK_RECOVERY_SECONDS, LB_FEEDBACK_STATE_DIR, LB_FEEDBACK_CONFIG.
+    LB_FEEDBACK_RECOVERY_SECONDS, LB_FEEDBACK_STATE_DIR, LB_FEEDBACK_CPU_MODE,
+    LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT, LB_FEEDBACK_CONFIG.
     Precedence: built-in defaults < config file < environment < flags.
 
 SOCKET MODE

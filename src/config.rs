@@ -2,11 +2,14 @@
 //! command-line flags laid over them in that order, every value range-checked where it is read
 //! and every error naming where the bad value came from.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::cidr::Cidr;
 
 /// The file read when neither `--config` nor `LB_FEEDBACK_CONFIG` names one.
 #[cfg(not(windows))]
@@ -88,6 +91,29 @@ impl Recovery {
             "never" => Ok(Recovery::Never),
             _ => Err(format!(
                 "unknown recovery {text:?}; allowed: window, always, never"
+            )),
+        }
+    }
+}
+
+/// How the CPU load is measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CpuMode {
+    /// Two readings `sample_ms` apart: the reply waits for the window.
+    Sample,
+    /// The difference to the counters the previous probe saved: an instant reply covering the
+    /// whole interval between polls. Falls back to sampling when they are missing or too old.
+    SinceLast,
+}
+
+impl CpuMode {
+    fn parse(text: &str) -> Result<CpuMode, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "sample" => Ok(CpuMode::Sample),
+            "since-last" => Ok(CpuMode::SinceLast),
+            _ => Err(format!(
+                "unknown cpu mode {text:?}; allowed: sample, since-last"
             )),
         }
     }
@@ -178,6 +204,8 @@ pub type Port = Int<1, 65_535>;
 pub type MaxConnections = Int<1, 1_000_000>;
 pub type MaxConn = Int<1, 1_000_000>;
 pub type RecoverySeconds = Int<0, 86_400>;
+pub type SinceLastMaxSeconds = Int<1, 3_600>;
+pub type MaxInFlight = Int<1, 10_000>;
 /// Weight of a monitor in the utilization average; 0 leaves it out.
 pub type Importance = Real<100>;
 /// Load in percent at which CPU or RAM drains the server; 0 is off.
@@ -275,6 +303,15 @@ pub struct Config {
     pub recovery: Recovery,
     pub recovery_seconds: RecoverySeconds,
     pub state_dir: PathBuf,
+    pub cpu_mode: CpuMode,
+    /// since-last mode: saved counters older than this are not used.
+    pub since_last_max_seconds: SinceLastMaxSeconds,
+    /// Selected by the first line HAProxy's `agent-send` sends.
+    pub profiles: BTreeMap<ProfileName, Profile>,
+    /// lb-feedback-service: who may connect (empty: everybody).
+    pub allow: Vec<Cidr>,
+    /// lb-feedback-service: connections answered at once; more are closed without a reply.
+    pub max_in_flight: MaxInFlight,
     /// Where `mode` was last set; shown by `--explain` and `lb-feedback mode`.
     #[serde(skip)]
     pub mode_origin: Origin,
@@ -296,6 +333,11 @@ impl Default for Config {
             recovery: Recovery::Window,
             recovery_seconds: RecoverySeconds::new_const(10),
             state_dir: default_state_dir(),
+            cpu_mode: CpuMode::Sample,
+            since_last_max_seconds: SinceLastMaxSeconds::new_const(30),
+            profiles: BTreeMap::new(),
+            allow: Vec::new(),
+            max_in_flight: MaxInFlight::new_const(64),
             mode_origin: Origin::Default,
         }
     }
@@ -368,11 +410,14 @@ pub enum Key {
     Recovery,
     RecoverySeconds,
     StateDir,
+    CpuMode,
+    Allow,
+    MaxInFlight,
 }
 
 impl Key {
     /// Every key, in the order the environment layer reads them.
-    pub const ALL: [Key; 11] = [
+    pub const ALL: [Key; 14] = [
         Key::Mode,
         Key::SampleMs,
         Key::CpuImportance,
@@ -384,6 +429,9 @@ impl Key {
         Key::Recovery,
         Key::RecoverySeconds,
         Key::StateDir,
+        Key::CpuMode,
+        Key::Allow,
+        Key::MaxInFlight,
     ];
 
     pub fn env_var(self) -> &'static str {
@@ -399,6 +447,9 @@ impl Key {
             Key::Recovery => "LB_FEEDBACK_RECOVERY",
             Key::RecoverySeconds => "LB_FEEDBACK_RECOVERY_SECONDS",
             Key::StateDir => "LB_FEEDBACK_STATE_DIR",
+            Key::CpuMode => "LB_FEEDBACK_CPU_MODE",
+            Key::Allow => "LB_FEEDBACK_ALLOW",
+            Key::MaxInFlight => "LB_FEEDBACK_MAX_IN_FLIGHT",
         }
     }
 
@@ -415,6 +466,9 @@ impl Key {
             Key::Recovery => "recovery",
             Key::RecoverySeconds => "recovery-seconds",
             Key::StateDir => "state-dir",
+            Key::CpuMode => "cpu-mode",
+            Key::Allow => "allow",
+            Key::MaxInFlight => "max-in-flight",
         }
     }
 
@@ -437,13 +491,69 @@ struct Layer {
     recovery: Option<Recovery>,
     recovery_seconds: Option<RecoverySeconds>,
     state_dir: Option<PathBuf>,
+    cpu_mode: Option<CpuMode>,
+    since_last_max_seconds: Option<SinceLastMaxSeconds>,
+    profiles: Option<BTreeMap<ProfileName, Profile>>,
+    allow: Option<Vec<Cidr>>,
+    max_in_flight: Option<MaxInFlight>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MonitorLayer {
+pub struct MonitorLayer {
+    #[serde(skip_serializing_if = "Option::is_none")]
     importance: Option<Importance>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     threshold: Option<Threshold>,
+}
+
+/// What an `agent-send` profile may change over the base config: the monitors and maxconn.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu: Option<MonitorLayer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ram: Option<MonitorLayer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcp: Option<Vec<TcpMonitor>>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    maxconn: Option<Option<MaxConn>>,
+}
+
+/// A profile's name, as HAProxy's `agent-send` sends it (without the newline).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ProfileName(String);
+
+impl ProfileName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ProfileName {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        let fine = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        if (1..=64).contains(&name.len()) && name.chars().all(fine) {
+            Ok(ProfileName(name))
+        } else {
+            Err(format!(
+                "profile name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
+            ))
+        }
+    }
+}
+
+impl From<ProfileName> for String {
+    fn from(name: ProfileName) -> String {
+        name.0
+    }
 }
 
 /// Tells `"maxconn": null` (clear it) from a missing key (leave it).
@@ -497,7 +607,52 @@ impl Config {
             }
             self.state_dir = state_dir;
         }
+        if let Some(cpu_mode) = layer.cpu_mode {
+            self.cpu_mode = cpu_mode;
+        }
+        if let Some(seconds) = layer.since_last_max_seconds {
+            self.since_last_max_seconds = seconds;
+        }
+        if let Some(profiles) = layer.profiles {
+            self.profiles = profiles;
+        }
+        if let Some(allow) = layer.allow {
+            self.allow = allow;
+        }
+        if let Some(max_in_flight) = layer.max_in_flight {
+            self.max_in_flight = max_in_flight;
+        }
         Ok(())
+    }
+
+    /// This config with the named profile laid over it, or `None` for an unknown name.
+    pub fn with_profile(&self, name: &str) -> Option<Config> {
+        let (_, profile) = self.profiles.iter().find(|(key, _)| key.as_str() == name)?;
+        let mut config = self.clone();
+        if let Some(cpu) = profile.cpu.clone() {
+            cpu.apply(&mut config.cpu);
+        }
+        if let Some(ram) = profile.ram.clone() {
+            ram.apply(&mut config.ram);
+        }
+        if let Some(tcp) = &profile.tcp {
+            config.tcp = tcp.clone();
+        }
+        if let Some(maxconn) = profile.maxconn {
+            config.maxconn = maxconn;
+        }
+        Some(config)
+    }
+
+    /// The base config and every profile: what one probe may be asked to answer for.
+    pub fn variants(&self) -> Vec<Config> {
+        let mut all = vec![self.clone()];
+        all.extend(
+            self.profiles
+                .keys()
+                .filter_map(|name| self.with_profile(name.as_str())),
+        );
+        all
     }
 
     /// Sets one key from its text form, as the environment and the flags carry it.
@@ -527,6 +682,16 @@ impl Config {
                 }
                 self.state_dir = PathBuf::from(text);
             }
+            Key::CpuMode => self.cpu_mode = CpuMode::parse(text)?,
+            Key::Allow => {
+                self.allow = text
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|entry| !entry.is_empty())
+                    .map(Cidr::parse)
+                    .collect::<Result<_, _>>()?
+            }
+            Key::MaxInFlight => self.max_in_flight = MaxInFlight::parse(text)?,
         }
         Ok(())
     }
@@ -922,6 +1087,69 @@ mod tests {
         let chosen = ConfigFile::choose(Some(Path::new("/f.json")), &env);
         assert_eq!(chosen.path, PathBuf::from("/f.json"));
         assert!(chosen.explicit);
+    }
+
+    #[test]
+    fn profiles_lay_over_the_base() {
+        let config = json(
+            r#"{"cpu": {"importance": 1}, "maxconn": 10,
+                "tcp": [{"port": 80, "max_connections": 10}],
+                "profiles": {
+                  "rdp": {"cpu": {"importance": 0}, "tcp": [{"port": 3389, "max_connections": 50}]},
+                  "web": {"ram": {"threshold": 90}, "maxconn": null}}}"#,
+        )
+        .unwrap();
+        let rdp = config.with_profile("rdp").unwrap();
+        assert_eq!(rdp.cpu.importance.get(), 0.0);
+        assert_eq!(rdp.tcp[0].port.get(), 3389);
+        assert_eq!(rdp.maxconn.map(Int::get), Some(10));
+        let web = config.with_profile("web").unwrap();
+        assert_eq!(web.ram.threshold.get(), 90.0);
+        assert_eq!(web.tcp[0].port.get(), 80);
+        assert_eq!(web.maxconn, None);
+        assert!(config.with_profile("db").is_none());
+        assert_eq!(config.variants().len(), 3);
+    }
+
+    #[test]
+    fn profile_errors() {
+        assert!(
+            json_err(r#"{"profiles": {"rdp": {"mode": "drain"}}}"#)
+                .contains("unknown field `mode`")
+        );
+        assert!(json_err(r#"{"profiles": {"a b": {}}}"#).contains("profile name \"a b\""));
+        assert!(
+            json_err(r#"{"profiles": {"x": {"cpu": {"importance": 200}}}}"#)
+                .contains("200 is out of range")
+        );
+    }
+
+    #[test]
+    fn cpu_mode_allow_and_in_flight() {
+        let config = json(
+            r#"{"cpu_mode": "since-last", "since_last_max_seconds": 60,
+                "allow": ["10.0.0.0/8", "::1"], "max_in_flight": 8}"#,
+        )
+        .unwrap();
+        assert_eq!(config.cpu_mode, CpuMode::SinceLast);
+        assert_eq!(config.since_last_max_seconds.get(), 60);
+        assert_eq!(config.allow.len(), 2);
+        assert_eq!(config.max_in_flight.get(), 8);
+        assert!(json_err(r#"{"allow": ["10.0.0.0/40"]}"#).contains("prefix length"));
+        assert!(json_err(r#"{"cpu_mode": "guess"}"#).contains("unknown variant `guess`"));
+        let mut config = Config::default();
+        config
+            .apply_text(
+                Key::Allow,
+                "127.0.0.1, ::1",
+                Origin::Env("LB_FEEDBACK_ALLOW"),
+            )
+            .unwrap();
+        assert_eq!(config.allow.len(), 2);
+        config
+            .apply_text(Key::CpuMode, "since-last", Origin::Flag("cpu-mode"))
+            .unwrap();
+        assert_eq!(config.cpu_mode, CpuMode::SinceLast);
     }
 
     #[test]

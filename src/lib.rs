@@ -5,6 +5,7 @@
 //! `cli` → `config` → `state` (runtime mode) → `socket` (agent-send) → `metrics` → `rules`
 //! → `reply`, orchestrated by `probe`, and shown to people by `explain`.
 
+pub mod cidr;
 pub mod cli;
 pub mod config;
 pub mod explain;

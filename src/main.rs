@@ -107,10 +107,11 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
         }
     };
     let mut wait = |deadline: Instant| {
-        if let Some(connection) = connection.as_mut() {
-            connection.read_request(deadline);
-        }
+        let request = connection
+            .as_mut()
+            .and_then(|connection| socket::request_line(connection.read_request(deadline)));
         std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+        request
     };
     let outcome = probe::run(&config, caller, &mut wait);
     let line = match &outcome {

@@ -1,14 +1,22 @@
-//! One probe, from the effective config to the reply line: pick the mode, sample only the
-//! monitors that count, apply the rules, decide the recovery words. The binaries gather the
-//! inputs and write the line; everything they agree on is decided here.
+//! One probe, from the effective config to the reply line: pick the mode, sample only what
+//! counts, pick the `agent-send` profile, apply the rules, decide the recovery words. The
+//! binaries gather inputs and write the line; everything they agree on is decided here.
+//!
+//! `sample` and `answer` are separate so the wrapper service can share one sample between
+//! probes that arrive together; `run` is the one-shot path that chains them.
 
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, Mode};
-use crate::metrics::{MetricError, cpu, memory, tcp};
+use crate::config::{Config, CpuMode, Mode};
+use crate::metrics::memory::{self, Memory};
+use crate::metrics::{MetricError, cpu, tcp};
 use crate::reply::{self, Status};
 use crate::rules::{self, Load, Verdict};
 use crate::state::{self, RecoveryDecision, StateDir, StateError};
+
+/// Without a sample window, how long to wait for `agent-send` when profiles depend on it.
+/// HAProxy sends it right after connecting, so it is normally there already.
+pub const REQUEST_GRACE: Duration = Duration::from_millis(200);
 
 /// Everything a probe found, for the reply and for `--explain`.
 #[derive(Clone, Debug)]
@@ -16,7 +24,8 @@ pub struct Report {
     pub mode: Mode,
     /// Where the mode came from, in words.
     pub mode_from: String,
-    pub sample_ms: u64,
+    /// The `agent-send` profile that applied.
+    pub profile: Option<String>,
     /// The monitors sampled, each with its raw figure in words.
     pub loads: Vec<(Load, String)>,
     pub verdict: Verdict,
@@ -31,6 +40,8 @@ pub struct Report {
 pub enum ProbeError {
     Metric(MetricError),
     State(StateError),
+    /// `agent-send` named a profile the config does not have.
+    Profile(String),
 }
 
 impl ProbeError {
@@ -38,6 +49,7 @@ impl ProbeError {
         match self {
             ProbeError::Metric(err) => err.monitor,
             ProbeError::State(_) => "state",
+            ProbeError::Profile(_) => "profile",
         }
     }
 
@@ -51,6 +63,7 @@ impl std::fmt::Display for ProbeError {
         match self {
             ProbeError::Metric(err) => err.fmt(f),
             ProbeError::State(err) => write!(f, "state directory: {err}"),
+            ProbeError::Profile(name) => write!(f, "agent-send asked for unknown profile {name:?}"),
         }
     }
 }
@@ -105,35 +118,153 @@ pub fn effective_mode(
     }
 }
 
-/// Runs one probe. `wait(deadline)` is called once, to pass the sample window; the inetd
-/// path reads `agent-send` while it waits.
-pub fn run(
+/// What has to be read to answer for a config and any of its profiles.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub cpu: bool,
+    pub ram: bool,
+    pub ports: Vec<u16>,
+}
+
+impl Needs {
+    pub fn of(config: &Config) -> Needs {
+        let mut needs = Needs::default();
+        for variant in config.variants() {
+            needs.cpu |= variant.cpu.enabled();
+            needs.ram |= variant.ram.enabled();
+            for monitor in variant.tcp.iter().filter(|t| t.enabled()) {
+                let port = monitor.port.get() as u16;
+                if !needs.ports.contains(&port) {
+                    needs.ports.push(port);
+                }
+            }
+        }
+        needs
+    }
+}
+
+/// The CPU busy share and how it was measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CpuFigure {
+    pub busy: f64,
+    pub how: String,
+}
+
+/// The raw figures one sample produced.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Readings {
+    pub cpu: Option<CpuFigure>,
+    pub memory: Option<Memory>,
+    /// Established connections per watched port.
+    pub tcp: Vec<(u16, u64)>,
+}
+
+/// Takes the readings `needs` asks for. `wait(deadline)` is called once to pass the sample
+/// window (with `deadline` now, or a short grace, when no window is needed).
+pub fn sample(
+    needs: &Needs,
     config: &Config,
-    caller: Caller,
+    state: &StateDir,
     wait: &mut dyn FnMut(Instant),
-) -> Result<Report, ProbeError> {
-    let state = StateDir::new(&config.state_dir);
-    let (mode, mode_from) = effective_mode(config, &state, state::now_ms())?;
+) -> Result<Readings, MetricError> {
+    let mut readings = Readings::default();
+    let grace = match config.profiles.is_empty() {
+        true => Duration::ZERO,
+        false => REQUEST_GRACE,
+    };
+    if needs.cpu {
+        readings.cpu = Some(sample_cpu(config, state, grace, wait)?);
+    } else {
+        wait(Instant::now() + grace);
+    }
+    if needs.ram {
+        readings.memory = Some(memory::read()?);
+    }
+    if !needs.ports.is_empty() {
+        let counts = tcp::count_established(&needs.ports)?;
+        readings.tcp = needs.ports.iter().copied().zip(counts).collect();
+    }
+    Ok(readings)
+}
+
+fn sample_cpu(
+    config: &Config,
+    state: &StateDir,
+    grace: Duration,
+    wait: &mut dyn FnMut(Instant),
+) -> Result<CpuFigure, MetricError> {
+    let window = config.sample_ms.get();
+    if config.cpu_mode == CpuMode::SinceLast {
+        let max_age_ms = config.since_last_max_seconds.get() * 1000;
+        let now = state::now_ms();
+        let counters = cpu::read()?;
+        let previous = state.cpu_counters().ok().flatten();
+        // A failed save only means the next probe samples; this one still answers.
+        let _ = state.save_cpu_counters(now, &counters);
+        let fresh = previous.filter(|(at, _)| *at <= now && now - at <= max_age_ms);
+        if let Some((at, earlier)) = fresh
+            && let Some(busy) = counters.busy_percent_since(&earlier)
+        {
+            wait(Instant::now() + grace);
+            let how = format!(
+                "busy {busy:.1}% since the previous probe {:.1} s ago",
+                (now - at) as f64 / 1000.0
+            );
+            return Ok(CpuFigure { busy, how });
+        }
+        let busy = window_sample(window, wait)?;
+        if let Ok(counters) = cpu::read() {
+            let _ = state.save_cpu_counters(state::now_ms(), &counters);
+        }
+        let how = format!("busy {busy:.1}% over {window} ms (no fresh counters to compare)");
+        return Ok(CpuFigure { busy, how });
+    }
+    let busy = window_sample(window, wait)?;
+    let how = format!("busy {busy:.1}% over {window} ms");
+    Ok(CpuFigure { busy, how })
+}
+
+fn window_sample(window_ms: u64, wait: &mut dyn FnMut(Instant)) -> Result<f64, MetricError> {
+    let sampler = cpu::Sampler::start()?;
+    wait(Instant::now() + Duration::from_millis(window_ms));
+    sampler.finish()
+}
+
+/// The config to answer with: the base, or the profile the first line of `agent-send` names.
+pub fn select(
+    config: &Config,
+    request: Option<&str>,
+) -> Result<(Config, Option<String>), ProbeError> {
+    match request {
+        None => Ok((config.clone(), None)),
+        Some(name) => config
+            .with_profile(name)
+            .map(|profiled| (profiled, Some(name.to_string())))
+            .ok_or_else(|| ProbeError::Profile(name.chars().take(64).collect())),
+    }
+}
+
+/// Turns readings into the reply for one config (a profile already applied).
+pub fn answer(
+    config: &Config,
+    profile: Option<&str>,
+    readings: &Readings,
+    (mode, mode_from): (Mode, String),
+    caller: Caller,
+    state: &StateDir,
+) -> Report {
     let mut loads = Vec::new();
-    // A server told to drain, stop or go to maintenance needs no figures: skip the sample.
     if mode == Mode::Normal {
-        let cpu_sampler = match config.cpu.enabled() {
-            true => Some(cpu::Sampler::start()?),
-            false => None,
-        };
-        wait(Instant::now() + Duration::from_millis(config.sample_ms.get()));
-        if let Some(sampler) = cpu_sampler {
-            let busy = sampler.finish()?;
+        if let Some(cpu) = readings.cpu.as_ref().filter(|_| config.cpu.enabled()) {
             loads.push(load(
                 "cpu",
-                busy,
+                cpu.busy,
                 config.cpu.importance.get(),
                 config.cpu.threshold.get(),
-                format!("busy {busy:.1}% over {} ms", config.sample_ms.get()),
+                cpu.how.clone(),
             ));
         }
-        if config.ram.enabled() {
-            let ram = memory::read()?;
+        if let Some(ram) = readings.memory.filter(|_| config.ram.enabled()) {
             loads.push(load(
                 "ram",
                 ram.load(),
@@ -142,23 +273,22 @@ pub fn run(
                 format!("{} of {} in use", bytes(ram.used()), bytes(ram.total)),
             ));
         }
-        let watched: Vec<_> = config.tcp.iter().filter(|t| t.enabled()).collect();
-        if !watched.is_empty() {
-            let ports: Vec<u16> = watched.iter().map(|t| t.port.get() as u16).collect();
-            let counts = tcp::count_established(&ports)?;
-            for (monitor, count) in watched.iter().zip(counts) {
-                let max = monitor.max_connections.get();
-                loads.push(load(
-                    &format!("tcp:{}", monitor.port.get()),
-                    rules::tcp_load(count, max),
-                    monitor.importance.get(),
-                    monitor.threshold.get(),
-                    format!("{count} of {max} established"),
-                ));
-            }
+        for monitor in config.tcp.iter().filter(|t| t.enabled()) {
+            let port = monitor.port.get() as u16;
+            let count = readings
+                .tcp
+                .iter()
+                .find(|(p, _)| *p == port)
+                .map_or(0, |(_, count)| *count);
+            let max = monitor.max_connections.get();
+            loads.push(load(
+                &format!("tcp:{port}"),
+                rules::tcp_load(count, max),
+                monitor.importance.get(),
+                monitor.threshold.get(),
+                format!("{count} of {max} established"),
+            ));
         }
-    } else {
-        wait(Instant::now());
     }
     let plain: Vec<Load> = loads.iter().map(|(l, _)| l.clone()).collect();
     let verdict = rules::judge(&plain);
@@ -167,23 +297,55 @@ pub fn run(
         config.recovery,
         config.recovery_seconds.get(),
         status.is_normal(),
-        &state,
+        state,
+        profile,
         state::now_ms(),
         caller == Caller::Haproxy,
     );
     let maxconn = config.maxconn.map(|m| m.get());
     let line = status.line(recovery.recover, maxconn);
-    Ok(Report {
+    Report {
         mode,
         mode_from,
-        sample_ms: config.sample_ms.get(),
+        profile: profile.map(str::to_string),
         loads,
         verdict,
         status,
         recovery,
         maxconn,
         line,
-    })
+    }
+}
+
+/// Runs one probe. `wait(deadline)` passes the sample window and returns the first line of
+/// `agent-send` read by then, if any.
+pub fn run(
+    config: &Config,
+    caller: Caller,
+    wait: &mut dyn FnMut(Instant) -> Option<String>,
+) -> Result<Report, ProbeError> {
+    let state = StateDir::new(&config.state_dir);
+    let (mode, mode_from) = effective_mode(config, &state, state::now_ms())?;
+    let mut request = None;
+    // A server told to drain, stop or go to maintenance needs no figures: skip the sample.
+    let readings = match mode {
+        Mode::Normal => sample(&Needs::of(config), config, &state, &mut |deadline| {
+            request = wait(deadline)
+        })?,
+        _ => Readings::default(),
+    };
+    let (config, profile) = match mode {
+        Mode::Normal => select(config, request.as_deref())?,
+        _ => (config.clone(), None),
+    };
+    Ok(answer(
+        &config,
+        profile.as_deref(),
+        &readings,
+        (mode, mode_from),
+        caller,
+        &state,
+    ))
 }
 
 fn load(name: &str, load: f64, importance: f64, threshold: f64, raw: String) -> (Load, String) {
@@ -215,6 +377,19 @@ pub fn human_duration(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
+    fn config(json: &str) -> Config {
+        let mut config = Config::default();
+        config.apply_json(json, Path::new("t.json")).unwrap();
+        config
+    }
+
+    fn temp_state(name: &str) -> StateDir {
+        let dir = std::env::temp_dir().join(format!("lbf-probe-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        StateDir::new(&dir)
+    }
 
     #[test]
     fn human_durations() {
@@ -222,5 +397,93 @@ mod tests {
         assert_eq!(human_duration(1500), "2s");
         assert_eq!(human_duration(600_000), "10m 0s");
         assert_eq!(human_duration(3_723_000), "1h 2m");
+    }
+
+    #[test]
+    fn needs_cover_the_base_and_every_profile() {
+        let config = config(
+            r#"{"cpu": {"importance": 0}, "ram": {"importance": 0},
+                "tcp": [{"port": 80, "max_connections": 5}],
+                "profiles": {"rdp": {"tcp": [{"port": 3389, "max_connections": 5}, {"port": 80, "max_connections": 9}]},
+                             "cpu": {"cpu": {"threshold": 90}}}}"#,
+        );
+        let needs = Needs::of(&config);
+        assert!(needs.cpu);
+        assert!(!needs.ram);
+        assert_eq!(needs.ports, vec![80, 3389]);
+    }
+
+    #[test]
+    fn answer_uses_only_the_monitors_of_the_selected_config() {
+        let config = config(
+            r#"{"ram": {"importance": 0}, "tcp": [{"port": 80, "max_connections": 10}],
+                "recovery": "never",
+                "profiles": {"web": {"cpu": {"importance": 0}}}}"#,
+        );
+        let readings = Readings {
+            cpu: Some(CpuFigure {
+                busy: 30.0,
+                how: "test".into(),
+            }),
+            memory: Some(Memory {
+                total: 100,
+                available: 10,
+            }),
+            tcp: vec![(80, 5)],
+        };
+        let state = temp_state("answer");
+        let mode = || (Mode::Normal, "test".to_string());
+        let base = answer(&config, None, &readings, mode(), Caller::Person, &state);
+        // (30 + 50) / 2 = 40 → 60%
+        assert_eq!(base.line, "60%\n");
+        let (web, name) = select(&config, Some("web")).unwrap();
+        let web = answer(
+            &web,
+            name.as_deref(),
+            &readings,
+            mode(),
+            Caller::Person,
+            &state,
+        );
+        assert_eq!(web.line, "50%\n");
+        assert_eq!(web.profile.as_deref(), Some("web"));
+        assert!(matches!(
+            select(&config, Some("db")),
+            Err(ProbeError::Profile(_))
+        ));
+        assert_eq!(ProbeError::Profile("db".into()).line(), "error:profile\n");
+        let _ = std::fs::remove_dir_all(state.path());
+    }
+
+    #[test]
+    fn since_last_answers_from_the_saved_counters() {
+        let state = temp_state("since");
+        let config =
+            config(r#"{"cpu_mode": "since-last", "sample_ms": 100, "ram": {"importance": 0}}"#);
+        let waited = std::cell::RefCell::new(Vec::new());
+        let mut wait = |deadline: Instant| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            waited.borrow_mut().push(left);
+            std::thread::sleep(left);
+        };
+        let needs = Needs::of(&config);
+        // No counters yet: it samples and saves them.
+        let first = sample(&needs, &config, &state, &mut wait).unwrap();
+        assert!(first.cpu.unwrap().how.contains("no fresh counters"));
+        assert!(state.cpu_counters().unwrap().is_some());
+        // Now it answers at once from the difference.
+        std::thread::sleep(Duration::from_millis(50));
+        let second = sample(&needs, &config, &state, &mut wait).unwrap();
+        assert!(second.cpu.unwrap().how.contains("since the previous probe"));
+        assert!(waited.borrow()[0] >= Duration::from_millis(50));
+        assert_eq!(waited.borrow()[1], Duration::ZERO);
+        // Counters older than the bound are not used.
+        let (_, counters) = state.cpu_counters().unwrap().unwrap();
+        state
+            .save_cpu_counters(state::now_ms() - 31_000, &counters)
+            .unwrap();
+        let third = sample(&needs, &config, &state, &mut wait).unwrap();
+        assert!(third.cpu.unwrap().how.contains("no fresh counters"));
+        let _ = std::fs::remove_dir_all(state.path());
     }
 }

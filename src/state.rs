@@ -10,9 +10,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Mode, Recovery, io_reason};
+use crate::metrics::cpu::Counters;
 
 const MODE_FILE: &str = "mode.json";
 const LAST_FILE: &str = "last-non-normal";
+const CPU_FILE: &str = "cpu-counters";
 
 /// Milliseconds since the Unix epoch, the clock all state is written in.
 pub fn now_ms() -> u64 {
@@ -113,8 +115,9 @@ impl StateDir {
     }
 
     /// When the last non-normal reply was given; `None` when no probe has recorded one.
-    pub fn last_non_normal(&self) -> Result<Option<u64>, StateError> {
-        let path = self.dir.join(LAST_FILE);
+    /// Each `agent-send` profile (`scope`) serves its own HAProxy server, so has its own.
+    pub fn last_non_normal(&self, scope: Option<&str>) -> Result<Option<u64>, StateError> {
+        let path = self.dir.join(last_file(scope));
         match read_optional(&path)? {
             None => Ok(None),
             Some(text) => text.trim().parse().map(Some).map_err(|_| StateError {
@@ -124,10 +127,30 @@ impl StateDir {
         }
     }
 
-    pub fn mark_non_normal(&self, now_ms: u64) -> Result<(), StateError> {
+    pub fn mark_non_normal(&self, scope: Option<&str>, now_ms: u64) -> Result<(), StateError> {
         // The stamp is rewritten every poll while non-normal; losing one on a crash only
         // shortens a window by one poll, so it is not worth an fsync on the hot path.
-        self.write_atomic(LAST_FILE, &now_ms.to_string(), false)
+        self.write_atomic(&last_file(scope), &now_ms.to_string(), false)
+    }
+
+    /// The CPU counters the previous probe saved, and when; `None` when there are none or
+    /// they do not parse (since-last mode then samples).
+    pub fn cpu_counters(&self) -> Result<Option<(u64, Counters)>, StateError> {
+        let text = read_optional(&self.dir.join(CPU_FILE))?;
+        Ok(text.and_then(|text| {
+            let mut fields = text.split_ascii_whitespace().map(str::parse::<u64>);
+            match (fields.next(), fields.next(), fields.next()) {
+                (Some(Ok(at)), Some(Ok(busy)), Some(Ok(total))) => {
+                    Some((at, Counters { busy, total }))
+                }
+                _ => None,
+            }
+        }))
+    }
+
+    pub fn save_cpu_counters(&self, at_ms: u64, counters: &Counters) -> Result<(), StateError> {
+        let text = format!("{at_ms} {} {}\n", counters.busy, counters.total);
+        self.write_atomic(CPU_FILE, &text, false)
     }
 
     fn write_atomic(&self, name: &str, text: &str, durable: bool) -> Result<(), StateError> {
@@ -146,6 +169,13 @@ impl StateDir {
             let _ = fs::remove_file(&temp);
             io_error(&path, &err)
         })
+    }
+}
+
+fn last_file(scope: Option<&str>) -> String {
+    match scope {
+        Some(profile) => format!("{LAST_FILE}.{profile}"),
+        None => LAST_FILE.to_string(),
     }
 }
 
@@ -177,12 +207,13 @@ pub fn recovery(
     seconds: u64,
     normal: bool,
     state: &StateDir,
+    scope: Option<&str>,
     now_ms: u64,
     first_run_opens: bool,
 ) -> RecoveryDecision {
     let decision = |recover, why: String| RecoveryDecision { recover, why };
     if !normal {
-        return match state.mark_non_normal(now_ms) {
+        return match state.mark_non_normal(scope, now_ms) {
             Ok(()) => decision(
                 false,
                 "non-normal reply recorded; the window opens when it ends".into(),
@@ -201,14 +232,14 @@ pub fn recovery(
         Recovery::Window => {}
     }
     let window_ms = seconds * 1000;
-    match state.last_non_normal() {
+    match state.last_non_normal(scope) {
         Err(err) => decision(
             true,
             format!(
                 "state directory unusable ({err}); sending `up ready` always, availability first"
             ),
         ),
-        Ok(None) if first_run_opens => match state.mark_non_normal(now_ms) {
+        Ok(None) if first_run_opens => match state.mark_non_normal(scope, now_ms) {
             Ok(()) => decision(
                 true,
                 format!("first run (no state yet): window of {seconds} s opened"),
@@ -295,35 +326,87 @@ mod tests {
     #[test]
     fn window_follows_a_non_normal_reply() {
         let state = temp_state("window");
-        let d = recovery(Recovery::Window, 10, false, &state, 1_000, true);
+        let d = recovery(Recovery::Window, 10, false, &state, None, 1_000, true);
         assert!(!d.recover);
-        assert_eq!(state.last_non_normal().unwrap(), Some(1_000));
-        assert!(recovery(Recovery::Window, 10, true, &state, 10_999, true).recover);
-        assert!(!recovery(Recovery::Window, 10, true, &state, 11_000, true).recover);
+        assert_eq!(state.last_non_normal(None).unwrap(), Some(1_000));
+        assert!(recovery(Recovery::Window, 10, true, &state, None, 10_999, true).recover);
+        assert!(!recovery(Recovery::Window, 10, true, &state, None, 11_000, true).recover);
         // A clock that went back still recovers.
-        assert!(recovery(Recovery::Window, 10, true, &state, 500, true).recover);
+        assert!(recovery(Recovery::Window, 10, true, &state, None, 500, true).recover);
         fs::remove_dir_all(state.path()).unwrap();
     }
 
     #[test]
     fn first_run_opens_a_window_only_for_probes_from_haproxy() {
         let state = temp_state("first");
-        let by_hand = recovery(Recovery::Window, 10, true, &state, 1_000, false);
+        let by_hand = recovery(Recovery::Window, 10, true, &state, None, 1_000, false);
         assert!(!by_hand.recover);
-        assert_eq!(state.last_non_normal().unwrap(), None);
-        let probe = recovery(Recovery::Window, 10, true, &state, 1_000, true);
+        assert_eq!(state.last_non_normal(None).unwrap(), None);
+        let probe = recovery(Recovery::Window, 10, true, &state, None, 1_000, true);
         assert!(probe.recover, "{probe:?}");
-        assert!(recovery(Recovery::Window, 10, true, &state, 5_000, true).recover);
-        assert!(!recovery(Recovery::Window, 10, true, &state, 12_000, true).recover);
+        assert!(recovery(Recovery::Window, 10, true, &state, None, 5_000, true).recover);
+        assert!(!recovery(Recovery::Window, 10, true, &state, None, 12_000, true).recover);
+        fs::remove_dir_all(state.path()).unwrap();
+    }
+
+    #[test]
+    fn profiles_keep_their_own_window() {
+        let state = temp_state("scopes");
+        recovery(
+            Recovery::Window,
+            10,
+            false,
+            &state,
+            Some("rdp"),
+            1_000,
+            true,
+        );
+        assert!(
+            recovery(
+                Recovery::Window,
+                10,
+                true,
+                &state,
+                Some("rdp"),
+                2_000,
+                false
+            )
+            .recover
+        );
+        assert!(
+            !recovery(
+                Recovery::Window,
+                10,
+                true,
+                &state,
+                Some("web"),
+                2_000,
+                false
+            )
+            .recover
+        );
+        assert!(!recovery(Recovery::Window, 10, true, &state, None, 2_000, false).recover);
+        fs::remove_dir_all(state.path()).unwrap();
+    }
+
+    #[test]
+    fn cpu_counters_round_trip() {
+        let state = temp_state("cpu");
+        assert_eq!(state.cpu_counters().unwrap(), None);
+        let counters = Counters { busy: 5, total: 50 };
+        state.save_cpu_counters(1234, &counters).unwrap();
+        assert_eq!(state.cpu_counters().unwrap(), Some((1234, counters)));
+        fs::write(state.path().join(CPU_FILE), "garbage").unwrap();
+        assert_eq!(state.cpu_counters().unwrap(), None);
         fs::remove_dir_all(state.path()).unwrap();
     }
 
     #[test]
     fn always_and_never() {
         let state = temp_state("policy");
-        assert!(recovery(Recovery::Always, 10, true, &state, 1, true).recover);
-        assert!(!recovery(Recovery::Never, 10, true, &state, 1, true).recover);
-        assert!(!recovery(Recovery::Always, 10, false, &state, 1, true).recover);
+        assert!(recovery(Recovery::Always, 10, true, &state, None, 1, true).recover);
+        assert!(!recovery(Recovery::Never, 10, true, &state, None, 1, true).recover);
+        assert!(!recovery(Recovery::Always, 10, false, &state, None, 1, true).recover);
         let _ = fs::remove_dir_all(state.path());
     }
 
@@ -332,10 +415,10 @@ mod tests {
         let file = std::env::temp_dir().join(format!("lbf-state-file-{}", std::process::id()));
         fs::write(&file, "not a dir").unwrap();
         let state = StateDir::new(&file.join("sub"));
-        let d = recovery(Recovery::Window, 10, true, &state, 1, true);
+        let d = recovery(Recovery::Window, 10, true, &state, None, 1, true);
         assert!(d.recover);
         assert!(d.why.contains("unusable"), "{}", d.why);
-        let d = recovery(Recovery::Window, 10, false, &state, 1, true);
+        let d = recovery(Recovery::Window, 10, false, &state, None, 1, true);
         assert!(d.why.contains("could not record"), "{}", d.why);
         fs::remove_file(&file).unwrap();
     }

@@ -103,6 +103,12 @@ impl Sampler {
     }
 }
 
+/// Elsewhere there are no cumulative counters to keep between probes.
+#[cfg(not(any(target_os = "linux", windows)))]
+pub fn read() -> Result<Counters, MetricError> {
+    Err(error("reading CPU counters is not supported on this OS"))
+}
+
 /// Elsewhere sysinfo keeps the counters between its two refreshes.
 #[cfg(not(any(target_os = "linux", windows)))]
 pub struct Sampler {
