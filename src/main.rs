@@ -170,6 +170,7 @@ fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
                 until_ms: lasting.map(|d| now + d.as_millis() as u64),
             };
             stored(state.set_runtime_mode(Some(&runtime)))?;
+            open_windows(config, &state, now);
             let until = match lasting {
                 Some(d) => format!(" for {}", probe::human_duration(d.as_millis() as u64)),
                 None => " until changed".into(),
@@ -182,12 +183,23 @@ fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
         }
         ModeCommand::Reset => {
             stored(state.set_runtime_mode(None))?;
+            open_windows(config, &state, now);
             print(&format!(
                 "runtime mode cleared; {} ({}) counts again\n",
                 config.mode.name(),
                 config.mode_origin
             ))
         }
+    }
+}
+
+/// A mode change may have to be undone in HAProxy (`ready`, `up`): start the recovery window
+/// of the base config and of every profile now, as a non-normal reply would. Best effort: a
+/// state directory that cannot take it already makes the agent send `up ready` always.
+fn open_windows(config: &Config, state: &StateDir, now: u64) {
+    let _ = state.mark_non_normal(None, now);
+    for name in config.profiles.keys() {
+        let _ = state.mark_non_normal(Some(name.as_str()), now);
     }
 }
 

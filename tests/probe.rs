@@ -189,6 +189,16 @@ fn mode_round_trip() {
 }
 
 #[test]
+fn a_mode_change_opens_the_recovery_window_even_without_a_probe_between() {
+    let dir = TempDir::new("mode-window");
+    let run = |args: &[&str]| stdout(&agent(&dir).args(args).output().unwrap());
+    run(&["mode", "drain"]);
+    run(&["mode", "normal"]);
+    let line = run(&[]);
+    assert!(line.starts_with("up ready "), "{line:?}");
+}
+
+#[test]
 fn runtime_mode_expires_by_itself() {
     let dir = TempDir::new("expire");
     let output = agent(&dir)
