@@ -60,8 +60,10 @@ pub fn parse_from<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, lex
             Long("explain") => explain = true,
             Long("for") => lasting = Some(parse_duration(&parser.value()?.string()?)?),
             Long(flag) if Key::from_flag(flag).is_some() => {
-                let key = Key::from_flag(flag).unwrap_or(Key::Mode);
-                settings.push((key, parser.value()?.string()?));
+                // Settings flags share their names with the config keys (config::Key).
+                if let Some(key) = Key::from_flag(flag) {
+                    settings.push((key, parser.value()?.string()?));
+                }
             }
             Value(value) if command.is_none() => {
                 command = Some(match value.string()?.as_str() {
