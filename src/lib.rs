@@ -3,7 +3,8 @@
 //!
 //! The modules, in the order a probe uses them:
 //! `cli` → `config` → `state` (runtime mode) → `socket` (agent-send) → `metrics` → `rules`
-//! → `reply`, orchestrated by `probe`, and shown to people by `explain`.
+//! → `reply`, orchestrated by `probe`, and shown to people by `explain`. `service` is the
+//! listener of the `lb-feedback-service` binary, which shares one sample between probes.
 
 pub mod cidr;
 pub mod cli;
@@ -13,5 +14,6 @@ pub mod metrics;
 pub mod probe;
 pub mod reply;
 pub mod rules;
+pub mod service;
 pub mod socket;
 pub mod state;

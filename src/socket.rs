@@ -1,13 +1,13 @@
 //! The inetd side of a probe: is stdio a socket, the bounded read of HAProxy's `agent-send`,
 //! and the clean ending (write, half-close, drain) that lets HAProxy see a FIN, not a reset.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 /// At most this much of `agent-send` is read; HAProxy sends a short fixed string.
 pub const REQUEST_LIMIT: usize = 1024;
 /// After the reply, unread input is drained for at most this long and this much.
-const DRAIN_TIME: Duration = Duration::from_millis(500);
+pub const DRAIN_TIME: Duration = Duration::from_millis(500);
 const DRAIN_LIMIT: usize = 64 * 1024;
 
 #[cfg(unix)]
@@ -100,6 +100,7 @@ impl Inetd {
     /// Writes the reply, half-closes so HAProxy sees the end, then drains what it still
     /// sends so the close does not turn into a reset.
     pub fn finish(mut self, reply: &[u8]) -> io::Result<()> {
+        use std::io::Write;
         let written = self
             .output
             .write_all(reply)
@@ -186,6 +187,7 @@ pub fn request_line(request: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::net::{TcpListener, TcpStream};
 
     #[test]

@@ -1,0 +1,351 @@
+//! `lb-feedback-service`'s command line: the command, `--listen`, `--verbose`, and the same
+//! `--config` and settings flags as `lb-feedback` (parsed into the same `config::Key`s, so the
+//! environment and the config file layer exactly as they do for the one-shot binary).
+
+use std::ffi::OsString;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+
+use crate::config::Key;
+
+/// HAProxy's examples and the agent this project replaces use port 3333.
+pub const DEFAULT_PORT: u16 = 3333;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// The listener in the foreground, on any OS.
+    Run,
+    /// Windows: register with the Service Control Manager.
+    Install,
+    Uninstall,
+    Start,
+    Stop,
+    /// Windows: the entry point the Service Control Manager starts (what `install` registers).
+    Scm,
+    Help,
+    Version,
+}
+
+impl Command {
+    const NAMES: &'static str = "run, install, uninstall, start, stop, help";
+
+    fn parse(word: &str) -> Result<Command, String> {
+        Ok(match word {
+            "run" => Command::Run,
+            "install" => Command::Install,
+            "uninstall" => Command::Uninstall,
+            "start" => Command::Start,
+            "stop" => Command::Stop,
+            "scm" => Command::Scm,
+            "help" => Command::Help,
+            other => {
+                return Err(format!(
+                    "unknown command {other:?}; commands: {}",
+                    Command::NAMES
+                ));
+            }
+        })
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Args {
+    pub command: Command,
+    pub config: Option<PathBuf>,
+    /// Settings given as flags, in order; they win over the file and the environment.
+    pub settings: Vec<(Key, String)>,
+    /// Empty: the defaults, see [`default_listen`].
+    pub listen: Vec<SocketAddr>,
+    pub verbose: bool,
+}
+
+/// `0.0.0.0:3333` and `[::]:3333`: every IPv4 and every IPv6 address.
+pub fn default_listen() -> Vec<SocketAddr> {
+    vec![
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, DEFAULT_PORT)),
+        SocketAddr::from((Ipv6Addr::UNSPECIFIED, DEFAULT_PORT)),
+    ]
+}
+
+pub fn parse_args() -> Result<Args, lexopt::Error> {
+    parse_from(std::env::args_os().skip(1))
+}
+
+pub fn parse_from<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, lexopt::Error> {
+    use lexopt::prelude::*;
+
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut command = None;
+    let mut asked = None;
+    let mut config = None;
+    let mut settings = Vec::new();
+    let mut listen = Vec::new();
+    let mut verbose = false;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => asked = Some(Command::Help),
+            Short('V') | Long("version") => asked = Some(Command::Version),
+            Short('c') | Long("config") => config = Some(PathBuf::from(parser.value()?)),
+            Short('l') | Long("listen") => listen.push(parse_listen(&parser.value()?.string()?)?),
+            Short('v') | Long("verbose") => verbose = true,
+            Long(flag) if Key::from_flag(flag).is_some() => {
+                // Settings flags share their names with the config keys (config::Key).
+                if let Some(key) = Key::from_flag(flag) {
+                    settings.push((key, parser.value()?.string()?));
+                }
+            }
+            Value(value) if command.is_none() => {
+                command = Some(Command::parse(&value.string()?)?);
+            }
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    let command = match (asked, command) {
+        (Some(asked), _) => asked,
+        (None, Some(command)) => command,
+        (None, None) => {
+            return Err(format!("a command is needed: {}", Command::NAMES).into());
+        }
+    };
+    Ok(Args {
+        command,
+        config,
+        settings,
+        listen,
+        verbose,
+    })
+}
+
+/// `ADDR:PORT`, IPv6 in brackets: `127.0.0.1:3333`, `[::]:3333`.
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!(
+            "--listen {text:?}: expected ADDR:PORT, e.g. 0.0.0.0:3333, 10.0.0.5:3333 or [::]:3333"
+        )
+    })
+}
+
+impl Args {
+    /// The addresses to listen on: the ones given, else [`default_listen`].
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        match self.listen.is_empty() {
+            true => default_listen(),
+            false => self.listen.clone(),
+        }
+    }
+
+    /// The options again as arguments, for the command line `install` registers. The config
+    /// path is made absolute against `cwd`: a service starts in `C:\Windows\System32`.
+    pub fn options(&self, cwd: &std::path::Path) -> Vec<OsString> {
+        let mut out = Vec::new();
+        if let Some(config) = &self.config {
+            out.push(OsString::from("--config"));
+            out.push(cwd.join(config).into_os_string());
+        }
+        for (key, value) in &self.settings {
+            out.push(OsString::from(format!("--{}={value}", key.flag())));
+        }
+        for addr in &self.listen {
+            out.push(OsString::from(format!("--listen={addr}")));
+        }
+        if self.verbose {
+            out.push(OsString::from("--verbose"));
+        }
+        out
+    }
+}
+
+pub const HELP: &str = "\
+lb-feedback-service - answer HAProxy's agent-check on a TCP port, without xinetd
+
+USAGE
+    lb-feedback-service run [OPTIONS]      listen in the foreground (any OS)
+    lb-feedback-service install [OPTIONS]  Windows: register the service (run as administrator)
+    lb-feedback-service start | stop       Windows: start or stop the installed service
+    lb-feedback-service uninstall          Windows: stop and remove the service
+    lb-feedback-service --help | --version
+
+DESCRIPTION
+    The same replies as lb-feedback (same config file, environment, flags and rules), served
+    from one long-running process. Each connection, in order:
+      1. a peer outside `allow` is closed without a reply (and logged);
+      2. beyond `max_in_flight` connections at once, closed without a reply (and logged);
+      3. drain, maint or stop answer at once, without sampling;
+      4. the probe joins the CPU/RAM/TCP sample being taken, or starts one: probes arriving
+         while a sample runs share it, so N load balancers polling at once cost one sample;
+         meanwhile it reads what agent-send sends (at most 1 KiB, until the sample's window
+         ends, and at least 200 ms when the config has profiles);
+      5. it answers one line, half-closes, drains what the peer still sends (at most 0.5 s)
+         and closes, so HAProxy sees a FIN, never a reset.
+    Each connection has a deadline of sample_ms + 2 s: a client that sends nothing or never
+    reads cannot hold a slot past it.
+
+    The config file is read once, at start: restart the service after editing it. The runtime
+    mode (`lb-feedback mode drain`) is read on every connection: no restart needed.
+
+COMMANDS
+    run          listen until SIGTERM or Ctrl-C, then finish the replies in flight (at most
+                 sample_ms + 2.5 s) and exit 0
+    install      Windows: create the service `lb-feedback`: automatic start, running as
+                 NT AUTHORITY\\LocalService, restarted by the Service Control Manager 5 s,
+                 30 s and 60 s after a failure. The options given here (--listen, --config,
+                 settings flags, --verbose) become the service's command line; the config
+                 file is checked now. Gives LocalService write access to the state directory.
+    start, stop  Windows: start or stop the installed service and wait until it has
+    uninstall    Windows: stop the service if it runs, then remove it
+    scm          Windows: the entry point the Service Control Manager starts; not for a prompt
+
+OPTIONS
+    -l, --listen ADDR:PORT     listen here; repeatable. IPv6 in brackets: [::1]:3333.
+                               [0.0.0.0:3333 and [::]:3333; an IPv6 listener serves IPv6
+                               only. Of the two defaults, one that cannot be bound (a host
+                               without IPv6) is logged and skipped; a given address that
+                               cannot be bound is an error]
+    -v, --verbose              also log the listening addresses, one line per sample (its
+                               number, duration and how many probes shared it) and the stop
+    -c, --config PATH          JSON config file (default /etc/lb-feedback/config.json, on
+                               Windows %ProgramData%\\lb-feedback\\config.json, or
+                               LB_FEEDBACK_CONFIG)
+        --allow LIST           addresses or ranges that may connect, e.g. 10.0.0.0/8,::1;
+                               IPv4 ranges also match IPv4-mapped IPv6 peers   [empty: all]
+        --max-in-flight N      connections answered at once, 1..10000          [64]
+        --mode MODE            normal | drain | maint | stop                   [normal]
+        --sample-ms N          CPU sample window, 100..10000 ms                [1000]
+        --cpu-importance X     --cpu-threshold X  --ram-importance X  --ram-threshold X
+        --tcp LIST             port:max_connections[:importance[:threshold]],...
+        --maxconn N            --recovery WHEN  --recovery-seconds N  --state-dir PATH
+        --cpu-mode MODE        sample | since-last
+                               Meanings and defaults as in `lb-feedback --help`.
+    -h, --help                 this text
+    -V, --version              the version
+
+    Every setting can also come from the environment: LB_FEEDBACK_MODE,
+    LB_FEEDBACK_SAMPLE_MS, LB_FEEDBACK_CPU_IMPORTANCE, LB_FEEDBACK_CPU_THRESHOLD,
+    LB_FEEDBACK_RAM_IMPORTANCE, LB_FEEDBACK_RAM_THRESHOLD, LB_FEEDBACK_TCP,
+    LB_FEEDBACK_MAXCONN, LB_FEEDBACK_RECOVERY, LB_FEEDBACK_RECOVERY_SECONDS,
+    LB_FEEDBACK_STATE_DIR, LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW,
+    LB_FEEDBACK_MAX_IN_FLIGHT, LB_FEEDBACK_CONFIG.
+    Precedence: built-in defaults < config file < environment < flags.
+
+LOGS
+    One line per problem (a refused or over-limit peer, a failed sample, a reply that could
+    not be delivered, a bad runtime-mode file) on stderr; under the Windows Service Control
+    Manager in %ProgramData%\\lb-feedback\\service.log (moved to service.log.old at 1 MiB).
+    Never on the socket.
+
+EXIT STATUS
+    0   stopped cleanly (or the command succeeded)
+    1   could not listen, or a Service Control Manager call failed
+    2   bad config or usage
+
+EXAMPLES
+    lb-feedback-service run --listen 127.0.0.1:3333 --verbose
+    socat - TCP:127.0.0.1:3333                          what HAProxy gets
+    lb-feedback-service run --allow 10.0.0.0/8,::1 --tcp 3389:50
+    lb-feedback-service install --tcp 3389:50            (Windows, elevated prompt)
+    lb-feedback-service start
+    netsh advfirewall firewall add rule name=\"lb-feedback\" dir=in action=allow protocol=TCP localport=3333
+    lb-feedback mode drain --for 15m                    drain this server, no restart
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        parse_from(args.iter().map(OsString::from)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn run_with_listen_settings_and_config() {
+        let args = parse(&[
+            "run",
+            "--listen",
+            "127.0.0.1:3333",
+            "-l",
+            "[::1]:4444",
+            "--sample-ms=200",
+            "-c",
+            "x.json",
+            "-v",
+        ])
+        .unwrap();
+        assert_eq!(args.command, Command::Run);
+        assert_eq!(
+            args.listen,
+            vec![
+                "127.0.0.1:3333".parse().unwrap(),
+                "[::1]:4444".parse().unwrap()
+            ]
+        );
+        assert_eq!(args.settings, vec![(Key::SampleMs, "200".into())]);
+        assert_eq!(args.config, Some(PathBuf::from("x.json")));
+        assert!(args.verbose);
+        assert_eq!(args.listen_addrs(), args.listen);
+    }
+
+    #[test]
+    fn defaults_are_both_families_on_3333() {
+        let args = parse(&["run"]).unwrap();
+        assert_eq!(
+            args.listen_addrs(),
+            vec![
+                "0.0.0.0:3333".parse().unwrap(),
+                "[::]:3333".parse().unwrap()
+            ]
+        );
+    }
+
+    #[test]
+    fn mistakes_are_errors() {
+        assert!(parse(&[]).unwrap_err().contains("a command is needed"));
+        assert!(parse(&["serve"]).unwrap_err().contains("unknown command"));
+        assert!(
+            parse(&["run", "--listen", "3333"])
+                .unwrap_err()
+                .contains("expected ADDR:PORT")
+        );
+        assert!(parse(&["run", "--listen", "::1:3333"]).is_err());
+        assert!(parse(&["run", "--explain"]).is_err());
+        assert!(parse(&["run", "extra"]).is_err());
+        assert_eq!(parse(&["--help"]).unwrap().command, Command::Help);
+        assert_eq!(parse(&["run", "-V"]).unwrap().command, Command::Version);
+    }
+
+    #[test]
+    fn options_round_trip_for_the_registered_command_line() {
+        let args = parse(&[
+            "install",
+            "--config",
+            "conf/lb.json",
+            "--tcp",
+            "3389:50",
+            "--listen",
+            "[::]:3333",
+            "--verbose",
+        ])
+        .unwrap();
+        let cwd = std::env::temp_dir();
+        let options = args.options(&cwd);
+        let mut again = vec![OsString::from("scm")];
+        again.extend(options);
+        let parsed = parse_from(again).unwrap();
+        assert_eq!(parsed.command, Command::Scm);
+        assert_eq!(parsed.config, Some(cwd.join("conf/lb.json")));
+        assert_eq!(parsed.settings, args.settings);
+        assert_eq!(parsed.listen, args.listen);
+        assert!(parsed.verbose);
+    }
+
+    #[test]
+    fn help_mentions_every_setting() {
+        for key in Key::ALL {
+            assert!(
+                HELP.contains(&format!("--{}", key.flag())),
+                "{}",
+                key.flag()
+            );
+            assert!(HELP.contains(key.env_var()), "{}", key.env_var());
+        }
+    }
+}

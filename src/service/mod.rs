@@ -1,0 +1,685 @@
+//! `lb-feedback-service`: the listener that answers HAProxy's agent-check itself, for hosts
+//! without xinetd or systemd socket activation (Windows above all; also containers). It gives
+//! the same replies as `lb-feedback`: the same config layers, `probe::select` and
+//! `probe::answer`, as HAProxy's caller.
+//!
+//! Threads, no async runtime: one per listening address accepting, one taking samples
+//! ([`sampler`]), one per connection in flight (a small stack each; at most `max_in_flight`).
+//! A poll is a few bytes each way and most of its time is the CPU window, which the probes
+//! share, so a thread per connection costs little and keeps every step a plain blocking call
+//! with a timeout.
+//!
+//! A connection, in order (see [`Service::serve`]):
+//! 1. peer outside `allow`: closed without a reply, logged;
+//! 2. `max_in_flight` connections already in flight: closed without a reply, logged;
+//! 3. the mode (runtime mode file, then config): not normal answers at once, no sample;
+//! 4. joins the running sample or starts one; reads `agent-send` (bounded, 1 KiB) until the
+//!    sample's window ends, and for at least [`probe::REQUEST_GRACE`] when there are profiles;
+//! 5. answers one line, half-closes, drains for at most [`socket::DRAIN_TIME`], closes.
+//!
+//! Every connection has a deadline, `sample_ms` + [`CONNECTION_SLACK`]: reads, the write and
+//! the wait for the sample all stop there, so a client that sends nothing or never reads
+//! cannot hold a slot longer.
+//!
+//! Stopping ([`Stop`], triggered by SIGTERM/Ctrl-C or the Windows Service Control Manager):
+//! the listeners stop accepting (each blocked `accept` is woken by one connection to itself,
+//! which is closed unanswered), the connections in flight get their replies, then `serve`
+//! returns.
+
+pub mod args;
+pub mod log;
+pub mod sampler;
+pub mod signals;
+#[cfg(windows)]
+pub mod windows;
+
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::cidr;
+use crate::config::{self, Config, ConfigError, ConfigFile, Mode};
+use crate::probe::{self, Caller, Needs, ProbeError, Readings};
+use crate::reply;
+use crate::socket;
+use crate::state::{self, StateDir};
+use args::{Args, Command};
+use log::Log;
+use sampler::Sampler;
+
+/// Added to `sample_ms` for a connection's deadline: room for `agent-send`, the reply and a
+/// loaded machine, yet short enough that a stuck client frees its slot within one poll or two.
+pub const CONNECTION_SLACK: Duration = Duration::from_secs(2);
+/// Pending connections the kernel queues per listener while the accept thread catches up
+/// (many load balancers connect in the same instant).
+const BACKLOG: i32 = 1024;
+/// Handler threads do a few small reads and writes; the default 2 MiB stack is reserved for
+/// nothing, and with `max_in_flight` up to 10,000 that adds up.
+const HANDLER_STACK: usize = 256 * 1024;
+/// After a failed `accept` (out of descriptors, say) the connection stays queued: pause
+/// instead of spinning on it.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// How long waking a listener by connecting to it may take.
+const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Why a command failed; rendered once by the binary, with the exit code.
+#[derive(Debug)]
+pub enum Failure {
+    Usage(String),
+    Config(ConfigError),
+    Runtime(String),
+}
+
+impl Failure {
+    pub fn code(&self) -> u8 {
+        match self {
+            Failure::Runtime(_) => 1,
+            Failure::Usage(_) | Failure::Config(_) => 2,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Failure::Usage(message) => {
+                format!("{message}\nTry 'lb-feedback-service --help'.")
+            }
+            Failure::Config(err) => err.to_string(),
+            Failure::Runtime(message) => message.clone(),
+        }
+    }
+}
+
+/// Runs one parsed command line.
+pub fn execute(args: Args) -> Result<(), Failure> {
+    match args.command {
+        Command::Help => print(args::HELP),
+        Command::Version => print(&format!(
+            "lb-feedback-service {}\n",
+            env!("CARGO_PKG_VERSION")
+        )),
+        Command::Run => run_foreground(&args),
+        #[cfg(windows)]
+        Command::Install => windows::install(&args),
+        #[cfg(windows)]
+        Command::Uninstall => windows::uninstall(),
+        #[cfg(windows)]
+        Command::Start => windows::start(),
+        #[cfg(windows)]
+        Command::Stop => windows::stop(),
+        #[cfg(windows)]
+        Command::Scm => windows::dispatch(),
+        #[cfg(not(windows))]
+        Command::Install | Command::Uninstall | Command::Start | Command::Stop | Command::Scm => {
+            Err(Failure::Usage(
+                "install, uninstall, start, stop and scm are for Windows. Here, run \
+                 `lb-feedback-service run` from systemd or a container, or let xinetd or a \
+                 systemd socket start `lb-feedback` (see contrib/)"
+                    .into(),
+            ))
+        }
+    }
+}
+
+/// The effective config, from the same layers as `lb-feedback`'s.
+pub fn load_config(args: &Args) -> Result<Config, ConfigError> {
+    let env = |name: &str| std::env::var_os(name);
+    let file = ConfigFile::choose(args.config.as_deref(), &env);
+    config::load(&file, &env, &args.settings)
+}
+
+/// `run`: listen until SIGTERM or Ctrl-C, logging to stderr.
+fn run_foreground(args: &Args) -> Result<(), Failure> {
+    let config = load_config(args).map_err(Failure::Config)?;
+    let log = Arc::new(Log::stderr(args.verbose));
+    let service = Service::bind(config, &args.listen, log).map_err(Failure::Runtime)?;
+    let stop = Stop::new();
+    // Installed before the listening addresses are logged, so a SIGTERM right after them
+    // already means a clean stop.
+    let signals = signals::install(&stop)
+        .map_err(|err| Failure::Runtime(format!("cannot handle SIGTERM/Ctrl-C: {err}")))?;
+    let served = service.serve(&stop).map_err(Failure::Runtime);
+    drop(signals);
+    served
+}
+
+/// Writes to stdout; a closed stdout (a person piping to `head`) is not worth a message.
+fn print(text: &str) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    Ok(())
+}
+
+/// A mutex's guard even if a thread panicked while holding it: the data here (counters,
+/// flags) stays meaningful, and the service must keep answering.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A stop request, shared by whoever asks (signal thread, console handler, the Service
+/// Control Manager's handler, a test) and the listener that waits for it.
+#[derive(Clone, Default)]
+pub struct Stop(Arc<(Mutex<bool>, Condvar)>);
+
+impl Stop {
+    pub fn new() -> Stop {
+        Stop::default()
+    }
+
+    pub fn trigger(&self) {
+        let (flag, changed) = &*self.0;
+        *lock(flag) = true;
+        changed.notify_all();
+    }
+
+    pub fn is_set(&self) -> bool {
+        *lock(&self.0.0)
+    }
+
+    /// Blocks until [`Stop::trigger`].
+    pub fn wait(&self) {
+        let (flag, changed) = &*self.0;
+        let mut stopped = lock(flag);
+        while !*stopped {
+            stopped = changed
+                .wait(stopped)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// The in-flight limit: a slot per connection being answered.
+struct Slots {
+    max: usize,
+    used: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// A taken slot; dropping it (the connection's thread ending, or failing to start) frees it.
+struct Slot(Arc<Slots>);
+
+impl Slots {
+    fn take(slots: &Arc<Slots>) -> Option<Slot> {
+        let mut used = lock(&slots.used);
+        if *used >= slots.max {
+            return None;
+        }
+        *used += 1;
+        Some(Slot(slots.clone()))
+    }
+
+    /// Waits until no connection is in flight, or `until`; returns how many still are.
+    fn wait_idle(&self, until: Instant) -> usize {
+        let mut used = lock(&self.used);
+        while *used > 0 {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            used = match self.freed.wait_timeout(used, left) {
+                Ok((used, _)) => used,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        *used
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        *lock(&self.0.used) -= 1;
+        self.0.freed.notify_all();
+    }
+}
+
+/// Bound listeners and the config they answer for; [`Service::serve`] runs them.
+pub struct Service {
+    config: Config,
+    listeners: Vec<(SocketAddr, TcpListener)>,
+    log: Arc<Log>,
+}
+
+impl Service {
+    /// Binds every address in `listen`, or the defaults (`0.0.0.0:3333`, `[::]:3333`) when it
+    /// is empty. A given address that cannot be bound is an error; of the defaults, one that
+    /// cannot be bound (no IPv6 on the host, say) is logged and skipped, as long as one is left.
+    pub fn bind(config: Config, listen: &[SocketAddr], log: Arc<Log>) -> Result<Service, String> {
+        let defaults = listen.is_empty();
+        let addrs = match defaults {
+            true => args::default_listen(),
+            false => listen.to_vec(),
+        };
+        let mut listeners = Vec::new();
+        let mut failures = Vec::new();
+        for addr in addrs {
+            match bind(addr) {
+                Ok(listener) => {
+                    let bound = listener.local_addr().unwrap_or(addr);
+                    listeners.push((bound, listener));
+                }
+                Err(err) if defaults => failures.push(format!("cannot listen on {addr}: {err}")),
+                Err(err) => return Err(format!("cannot listen on {addr}: {err}")),
+            }
+        }
+        if listeners.is_empty() {
+            return Err(failures.join("; "));
+        }
+        for failure in failures {
+            log.problem(format!("{failure}; going on without it"));
+        }
+        Ok(Service {
+            config,
+            listeners,
+            log,
+        })
+    }
+
+    /// Where it listens, with the ports the OS chose for `:0`.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().map(|(addr, _)| *addr).collect()
+    }
+
+    /// Answers connections until `stop` is triggered, then finishes the replies in flight.
+    pub fn serve(self, stop: &Stop) -> Result<(), String> {
+        let running = self.start(stop)?;
+        stop.wait();
+        running.finish()
+    }
+
+    /// Starts answering; the listeners accept until `stop` is triggered, after which
+    /// [`Running::finish`] completes the stop. (`serve` in two halves, so the Windows service
+    /// can report "stop pending" in between.)
+    pub fn start(self, stop: &Stop) -> Result<Running, String> {
+        let shared = Arc::new(Shared::new(self.config, self.log));
+        let sampler = {
+            let shared = shared.clone();
+            thread::Builder::new()
+                .name("lbf-sampler".into())
+                .spawn(move || shared.take_samples())
+                .map_err(|err| format!("cannot start the sampler thread: {err}"))?
+        };
+        let mut running = Running {
+            shared,
+            sampler,
+            acceptors: Vec::new(),
+        };
+        for (addr, listener) in self.listeners {
+            let (shared, stop_for_thread) = (running.shared.clone(), stop.clone());
+            let spawned = thread::Builder::new()
+                .name("lbf-accept".into())
+                .spawn(move || accept_loop(addr, listener, &shared, &stop_for_thread));
+            match spawned {
+                Ok(thread) => running.acceptors.push((addr, thread)),
+                Err(err) => {
+                    stop.trigger();
+                    let _ = running.finish();
+                    return Err(format!("cannot start a thread for {addr}: {err}"));
+                }
+            }
+        }
+        for (addr, _) in &running.acceptors {
+            running.shared.log.note(format!("listening on {addr}"));
+        }
+        Ok(running)
+    }
+}
+
+/// A started [`Service`]: its sampler and accept threads.
+pub struct Running {
+    shared: Arc<Shared>,
+    sampler: JoinHandle<()>,
+    acceptors: Vec<(SocketAddr, JoinHandle<()>)>,
+}
+
+impl Running {
+    /// How long [`Running::finish`] may take: the replies in flight have this long at most.
+    pub fn stop_time(&self) -> Duration {
+        self.shared.connection_time + socket::DRAIN_TIME
+    }
+
+    /// Once the stop was triggered: closes the listeners, waits for the replies in flight
+    /// (at most [`Running::stop_time`]), ends the sampler.
+    pub fn finish(self) -> Result<(), String> {
+        let until = Instant::now() + self.stop_time();
+        let log = &self.shared.log;
+        log.note("stopping: finishing the replies in flight");
+        let addrs: Vec<String> = self.acceptors.iter().map(|(a, _)| a.to_string()).collect();
+        stop_acceptors(self.acceptors, log);
+        let left = self.shared.slots.wait_idle(until);
+        self.shared.sampler.stop();
+        let _ = self.sampler.join();
+        if left > 0 {
+            return Err(format!(
+                "stopped with {left} connections still in flight past their deadline"
+            ));
+        }
+        log.note(format!("stopped (listened on {})", addrs.join(", ")));
+        Ok(())
+    }
+}
+
+/// A listening socket. IPv6 sockets are IPv6-only, so `0.0.0.0:P` and `[::]:P` bind side by
+/// side on every OS (Linux would otherwise let `[::]` take IPv4 too, and the second bind fail
+/// with "address in use"); std cannot set that before binding, socket2 can.
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // As std does on Unix: a restarted service binds again while the previous one's
+    // connections sit in TIME_WAIT. (On Windows the option would let another program take
+    // the port, so it stays off there.)
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Wakes each listener's blocked `accept` with a connection to itself, then waits for its
+/// thread. A listener that cannot be woken (its address unreachable from here) keeps its
+/// thread until the process exits; it accepts nothing more meanwhile.
+fn stop_acceptors(acceptors: Vec<(SocketAddr, JoinHandle<()>)>, log: &Log) {
+    for (addr, thread) in acceptors {
+        let ip = match addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        match TcpStream::connect_timeout(&SocketAddr::new(ip, addr.port()), WAKE_TIMEOUT) {
+            Ok(_) => {
+                let _ = thread.join();
+            }
+            Err(err) => log.problem(format!(
+                "cannot wake the listener on {addr} to stop it ({err}); it ends with the process"
+            )),
+        }
+    }
+}
+
+/// What every connection's thread shares.
+struct Shared {
+    config: Config,
+    needs: Needs,
+    log: Arc<Log>,
+    sampler: Sampler,
+    slots: Arc<Slots>,
+    /// `probe::answer` reads and writes the recovery stamp in the state directory, whose
+    /// temporary file names are unique per process, not per thread: one answer at a time.
+    /// (It takes microseconds; the sample is what takes time, and it is shared.)
+    answering: Mutex<()>,
+    connection_time: Duration,
+}
+
+impl Shared {
+    fn new(config: Config, log: Arc<Log>) -> Shared {
+        Shared {
+            needs: Needs::of(&config),
+            slots: Arc::new(Slots {
+                max: config.max_in_flight.get() as usize,
+                used: Mutex::new(0),
+                freed: Condvar::new(),
+            }),
+            connection_time: Duration::from_millis(config.sample_ms.get()) + CONNECTION_SLACK,
+            config,
+            log,
+            sampler: Sampler::new(),
+            answering: Mutex::new(()),
+        }
+    }
+
+    fn take_samples(&self) {
+        let state = StateDir::new(&self.config.state_dir);
+        let mut take =
+            |wait: &mut dyn FnMut(Instant)| probe::sample(&self.needs, &self.config, &state, wait);
+        self.sampler.run(&mut take, &self.log);
+    }
+
+    /// One connection, from the mode to the clean close.
+    fn serve(&self, mut stream: TcpStream, peer: SocketAddr) {
+        let accepted = Instant::now();
+        let deadline = accepted + self.connection_time;
+        let Some(line) = self.reply(&mut stream, peer, accepted, deadline) else {
+            return;
+        };
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        let written = stream
+            .set_write_timeout(Some(left))
+            .and_then(|()| stream.write_all(line.as_bytes()));
+        if let Err(err) = written {
+            self.log
+                .problem(format!("{peer}: the reply was not delivered: {err}"));
+        }
+        let _ = stream.shutdown(Shutdown::Write);
+        socket::drain(
+            &mut stream,
+            deadline.min(Instant::now() + socket::DRAIN_TIME),
+        );
+    }
+
+    /// The reply line, or `None` to close without one.
+    fn reply(
+        &self,
+        stream: &mut TcpStream,
+        peer: SocketAddr,
+        accepted: Instant,
+        deadline: Instant,
+    ) -> Option<String> {
+        let state = StateDir::new(&self.config.state_dir);
+        let (mode, mode_from) = match probe::effective_mode(&self.config, &state, state::now_ms()) {
+            Ok(mode) => mode,
+            Err(err) => {
+                let err = ProbeError::State(err);
+                self.log.problem(format!("{peer}: {err}"));
+                return Some(err.line());
+            }
+        };
+        if mode != Mode::Normal {
+            // As the one-shot: the mode decides, nothing is sampled.
+            return Some(self.answer(
+                &self.config,
+                None,
+                &Readings::default(),
+                (mode, mode_from),
+                &state,
+            ));
+        }
+        let ticket = self.sampler.join();
+        let mut read_until = self.sampler.window_end(ticket, deadline);
+        if !self.config.profiles.is_empty() {
+            read_until = read_until.max(accepted + probe::REQUEST_GRACE);
+        }
+        let (mut request, mut done) = (Vec::new(), false);
+        socket::read_line(stream, &mut request, &mut done, read_until.min(deadline));
+        let Some(sampled) = self.sampler.readings(ticket, deadline) else {
+            self.log.problem(format!(
+                "{peer}: no sample within the connection's deadline; closed without a reply"
+            ));
+            return None;
+        };
+        let readings = match sampled.as_ref() {
+            Ok(readings) => readings,
+            // The sampler logged it once for every probe that shares it.
+            Err(err) => return Some(reply::error_line(err.monitor)),
+        };
+        let (config, profile) =
+            match probe::select(&self.config, socket::request_line(&request).as_deref()) {
+                Ok(selected) => selected,
+                Err(err) => {
+                    self.log.problem(format!("{peer}: {err}"));
+                    return Some(err.line());
+                }
+            };
+        Some(self.answer(
+            &config,
+            profile.as_deref(),
+            readings,
+            (mode, mode_from),
+            &state,
+        ))
+    }
+
+    fn answer(
+        &self,
+        config: &Config,
+        profile: Option<&str>,
+        readings: &Readings,
+        mode: (Mode, String),
+        state: &StateDir,
+    ) -> String {
+        let _one_at_a_time = lock(&self.answering);
+        probe::answer(config, profile, readings, mode, Caller::Haproxy, state).line
+    }
+}
+
+/// Accepts until `stop`: checks the allowlist and the in-flight limit, then hands the
+/// connection to a thread of its own.
+fn accept_loop(addr: SocketAddr, listener: TcpListener, shared: &Arc<Shared>, stop: &Stop) {
+    loop {
+        let accepted = listener.accept();
+        if stop.is_set() {
+            // The wake-up connection, or one that came in as the stop began: no reply.
+            return;
+        }
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            // The peer gave up before it was accepted, or a signal interrupted the call.
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(err) => {
+                shared
+                    .log
+                    .problem(format!("accepting on {addr} failed: {err}"));
+                thread::sleep(ACCEPT_PAUSE);
+                continue;
+            }
+        };
+        if !cidr::allowed(&shared.config.allow, peer.ip()) {
+            shared
+                .log
+                .problem(format!("{peer}: not in allow; closed without a reply"));
+            continue;
+        }
+        let Some(slot) = Slots::take(&shared.slots) else {
+            shared.log.problem(format!(
+                "{peer}: {} connections already in flight (max_in_flight); closed without a reply",
+                shared.slots.max
+            ));
+            continue;
+        };
+        let for_thread = shared.clone();
+        let spawned = thread::Builder::new()
+            .name("lbf-probe".into())
+            .stack_size(HANDLER_STACK)
+            .spawn(move || {
+                let _slot = slot;
+                for_thread.serve(stream, peer);
+            });
+        // On failure the closure is dropped: the slot is freed and the connection closed.
+        if let Err(err) = spawned {
+            shared.log.problem(format!(
+                "{peer}: cannot start a thread ({err}); closed without a reply"
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn quiet() -> Arc<Log> {
+        Arc::new(Log::stderr(false))
+    }
+
+    fn config(json: &str) -> Config {
+        let mut config = Config::default();
+        config
+            .apply_json(json, std::path::Path::new("t.json"))
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("lbf-service-{}", std::process::id()));
+        config.state_dir = dir;
+        config
+    }
+
+    #[test]
+    fn slots_are_limited_and_freed() {
+        let slots = Arc::new(Slots {
+            max: 2,
+            used: Mutex::new(0),
+            freed: Condvar::new(),
+        });
+        let a = Slots::take(&slots).unwrap();
+        let _b = Slots::take(&slots).unwrap();
+        assert!(Slots::take(&slots).is_none());
+        drop(a);
+        assert!(Slots::take(&slots).is_some());
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert_eq!(slots.wait_idle(soon), 1);
+    }
+
+    #[test]
+    fn stop_wakes_waiters() {
+        let stop = Stop::new();
+        let waiter = {
+            let stop = stop.clone();
+            thread::spawn(move || stop.wait())
+        };
+        assert!(!stop.is_set());
+        stop.trigger();
+        waiter.join().unwrap();
+        assert!(stop.is_set());
+    }
+
+    #[test]
+    fn a_given_address_that_cannot_be_bound_is_an_error() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let err = Service::bind(Config::default(), &[addr], quiet())
+            .err()
+            .unwrap();
+        assert!(
+            err.starts_with(&format!("cannot listen on {addr}")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn serves_in_process_and_stops_cleanly() {
+        let config =
+            config(r#"{"cpu": {"importance": 0}, "ram": {"importance": 0}, "mode": "drain"}"#);
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let state_dir = config.state_dir.clone();
+        let service = Service::bind(config, &[any], quiet()).unwrap();
+        let addr = service.local_addrs()[0];
+        let stop = Stop::new();
+        let server = {
+            let stop = stop.clone();
+            thread::spawn(move || service.serve(&stop))
+        };
+        let mut client = TcpStream::connect(addr).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut reply = String::new();
+        client.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("drain"), "{reply:?}");
+        stop.trigger();
+        server.join().unwrap().unwrap();
+        // The listener is gone with its thread.
+        assert!(TcpStream::connect(addr).is_err());
+        let _ = std::fs::remove_dir_all(state_dir);
+    }
+}
