@@ -54,13 +54,7 @@ impl Mode {
     pub const ALLOWED: &'static str = "normal, drain, maint (or maintenance), stop";
 
     pub fn parse(text: &str) -> Result<Mode, String> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "normal" => Ok(Mode::Normal),
-            "drain" => Ok(Mode::Drain),
-            "maint" | "maintenance" => Ok(Mode::Maint),
-            "stop" => Ok(Mode::Stop),
-            _ => Err(format!("unknown mode {text:?}; allowed: {}", Mode::ALLOWED)),
-        }
+        word("mode", text, Mode::ALLOWED)
     }
 
     pub fn name(self) -> &'static str {
@@ -83,17 +77,16 @@ pub enum Recovery {
     Never,
 }
 
-impl Recovery {
-    fn parse(text: &str) -> Result<Recovery, String> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "window" => Ok(Recovery::Window),
-            "always" => Ok(Recovery::Always),
-            "never" => Ok(Recovery::Never),
-            _ => Err(format!(
-                "unknown recovery {text:?}; allowed: window, always, never"
-            )),
-        }
-    }
+/// One of an enum's words, case-insensitive, as the environment and flags carry it; the same
+/// serde names the JSON file uses, so the two can never disagree.
+fn word<T: serde::de::DeserializeOwned>(
+    what: &str,
+    text: &str,
+    allowed: &str,
+) -> Result<T, String> {
+    let value = serde_json::Value::String(text.trim().to_ascii_lowercase());
+    serde_json::from_value(value)
+        .map_err(|_| format!("unknown {what} {text:?}; allowed: {allowed}"))
 }
 
 /// How the CPU load is measured.
@@ -105,18 +98,6 @@ pub enum CpuMode {
     /// The difference to the counters the previous probe saved: an instant reply covering the
     /// whole interval between polls. Falls back to sampling when they are missing or too old.
     SinceLast,
-}
-
-impl CpuMode {
-    fn parse(text: &str) -> Result<CpuMode, String> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "sample" => Ok(CpuMode::Sample),
-            "since-last" => Ok(CpuMode::SinceLast),
-            _ => Err(format!(
-                "unknown cpu mode {text:?}; allowed: sample, since-last"
-            )),
-        }
-    }
 }
 
 /// An integer checked against `MIN..=MAX` as it is read, so a JSON error carries its position.
@@ -674,7 +655,7 @@ impl Config {
                     text => Some(MaxConn::parse(text)?),
                 }
             }
-            Key::Recovery => self.recovery = Recovery::parse(text)?,
+            Key::Recovery => self.recovery = word("recovery", text, "window, always, never")?,
             Key::RecoverySeconds => self.recovery_seconds = RecoverySeconds::parse(text)?,
             Key::StateDir => {
                 if text.is_empty() {
@@ -682,7 +663,7 @@ impl Config {
                 }
                 self.state_dir = PathBuf::from(text);
             }
-            Key::CpuMode => self.cpu_mode = CpuMode::parse(text)?,
+            Key::CpuMode => self.cpu_mode = word("cpu mode", text, "sample, since-last")?,
             Key::Allow => {
                 self.allow = text
                     .split(',')
