@@ -1,0 +1,332 @@
+//! End to end: a real HAProxy polls lb-feedback served the two ways users run it —
+//! `systemd-socket-activate --inetd` (the model of the `Accept=yes` socket unit) and real xinetd
+//! with the contrib entry — and the tests read what HAProxy made of the replies from its admin
+//! stats socket and its log.
+//!
+//! Needs haproxy, systemd-socket-activate and xinetd. Without them each test prints a SKIPPED
+//! line and passes, unless LB_FEEDBACK_E2E=1 (CI), where it fails.
+#![cfg(target_os = "linux")]
+
+mod common;
+#[path = "common/e2e.rs"]
+mod e2e;
+
+use std::time::Duration;
+
+use common::{Connections, TempDir, agent};
+use e2e::{Agent, Backend, Haproxy, Server, poll, wait_for};
+
+/// Short, so a state change shows within a fraction of a second.
+const INTER: &str = "200ms";
+
+/// A server line of backend `b`: HAProxy's own check on `backend`, the agent on its port.
+fn server_line(name: &str, backend: &Backend, agent: &Agent, extra: &str) -> String {
+    format!(
+        "server {name} {} weight 100 check inter 1s agent-check agent-port {} agent-inter {INTER} {extra}",
+        backend.addr(),
+        agent.port
+    )
+}
+
+/// Only the TCP monitor counts: `port` against 10 connections, with a threshold (0 is off),
+/// and maxconn 40 so the reply carries `maxconn:40`.
+fn tcp_config(port: u16, threshold: u32, extra: &str) -> String {
+    format!(
+        r#"{{"cpu": {{"importance": 0}}, "ram": {{"importance": 0}},
+            "tcp": [{{"port": {port}, "max_connections": 10, "threshold": {threshold}}}],
+            "maxconn": 40 {extra}}}"#
+    )
+}
+
+/// `lb-feedback mode MODE` with the served agent's config and state directory.
+fn set_mode(dir: &TempDir, mode: &str) {
+    let output = agent(dir).args(["mode", mode]).output().unwrap();
+    assert!(output.status.success(), "mode {mode}: {output:?}");
+}
+
+/// Nothing in HAProxy's log says an agent reply failed or was not understood.
+fn assert_clean(haproxy: &Haproxy) {
+    let log = haproxy.log();
+    for trouble in [
+        "agent reports an error",
+        "agent warns",
+        "Layer7 timeout",
+        "Layer7 invalid",
+        "reset",
+    ] {
+        assert!(
+            !log.contains(trouble),
+            "{trouble:?} in HAProxy's log:\n{log}"
+        );
+    }
+    let failed = log
+        .lines()
+        .find(|line| line.starts_with("Agent check for server") && line.contains(" failed"));
+    assert!(failed.is_none(), "{failed:?}\n{log}");
+}
+
+#[test]
+fn socket_activate_weight_follows_tcp_load_threshold_drains_and_maxconn_applies() {
+    if !e2e::available(
+        "socket_activate_weight_follows_tcp_load",
+        &["haproxy", "systemd-socket-activate"],
+    ) {
+        return;
+    }
+    let dir = TempDir::new("e2e-load");
+    let mut held = Connections::open(5);
+    let port = held.port();
+    dir.file("config.json", &tcp_config(port, 0, ""));
+    let agent = Agent::socket_activate(&dir, &[]);
+    let backend = Backend::start();
+    let haproxy = Haproxy::start(&dir, &[server_line("s1", &backend, &agent, "")]);
+
+    // 5 of 10 connections: 50% of the configured 100, and `maxconn:40` sets the limit.
+    let s1 = haproxy.wait_server("s1", "weight 50", &agent, |s| s.weight == 50);
+    assert!(s1.up() && s1.ready(), "{s1:#?}");
+    assert_eq!(s1.initial_weight, 100);
+    assert_eq!(s1.maxconn, "40", "{s1:#?}");
+
+    // 10 of 10: `0%` is weight 0, not DRAIN.
+    held.add(5);
+    let s1 = haproxy.wait_server("s1", "weight 0", &agent, |s| s.weight == 0);
+    assert!(s1.up() && s1.ready(), "{s1:#?}");
+
+    // A threshold of 60%: the reply is drain with its reason after maxconn, and HAProxy
+    // takes it without complaint.
+    dir.file("config.json", &tcp_config(port, 60, ""));
+    let s1 = haproxy.wait_server("s1", "DRAIN", &agent, Server::drain);
+    assert!(s1.up(), "{s1:#?}");
+    assert_eq!(s1.status, "DRAIN (agent)", "{s1:#?}");
+    assert_eq!(
+        poll(agent.port),
+        format!("drain maxconn:40 #tcp:{port}:100>=60\n")
+    );
+
+    // Load back down to 2 of 10: `up ready 80%` leaves DRAIN with the new weight.
+    held.close_all();
+    held.add(2);
+    let s1 = haproxy.wait_server("s1", "READY, weight 80", &agent, |s| {
+        s.ready() && s.up() && s.weight == 80
+    });
+    assert_eq!(s1.status, "UP", "{s1:#?}");
+    assert_clean(&haproxy);
+}
+
+#[test]
+fn socket_activate_modes_maint_stop_and_back() {
+    if !e2e::available(
+        "socket_activate_modes_maint_stop_and_back",
+        &["haproxy", "systemd-socket-activate"],
+    ) {
+        return;
+    }
+    let dir = TempDir::new("e2e-modes");
+    let held = Connections::open(5);
+    dir.file("config.json", &tcp_config(held.port(), 0, ""));
+    let agent = Agent::socket_activate(&dir, &[]);
+    let backend = Backend::start();
+    let haproxy = Haproxy::start(&dir, &[server_line("s1", &backend, &agent, "")]);
+    haproxy.wait_server("s1", "weight 50", &agent, |s| s.weight == 50);
+
+    set_mode(&dir, "maint");
+    let s1 = haproxy.wait_server("s1", "MAINT", &agent, Server::maint);
+    assert!(s1.status.starts_with("MAINT"), "{s1:#?}");
+
+    set_mode(&dir, "normal");
+    haproxy.wait_server("s1", "UP and READY, weight 50", &agent, |s| {
+        s.up() && s.ready() && s.weight == 50
+    });
+
+    // From normal, `stopped` is plain DOWN (from maint, see the xinetd test).
+    set_mode(&dir, "stop");
+    let s1 = haproxy.wait_server("s1", "DOWN", &agent, |s| s.down() && s.ready());
+    assert_eq!(s1.status, "DOWN (agent)", "{s1:#?}");
+    assert!(
+        haproxy.log().contains("via agent : stopped (mode)"),
+        "{}",
+        haproxy.log()
+    );
+
+    set_mode(&dir, "normal");
+    let s1 = haproxy.wait_server("s1", "UP and READY again, weight 50", &agent, |s| {
+        s.up() && s.ready() && s.weight == 50
+    });
+    assert_eq!(s1.agent_status, "L7OK", "{s1:#?}");
+}
+
+#[test]
+fn broken_config_is_reported_by_haproxy_and_changes_nothing() {
+    if !e2e::available(
+        "broken_config_is_reported_by_haproxy_and_changes_nothing",
+        &["haproxy", "systemd-socket-activate"],
+    ) {
+        return;
+    }
+    let dir = TempDir::new("e2e-broken");
+    let held = Connections::open(5);
+    dir.file("config.json", &tcp_config(held.port(), 0, ""));
+    let agent = Agent::socket_activate(&dir, &[]);
+    let backend = Backend::start();
+    let haproxy = Haproxy::start(&dir, &[server_line("s1", &backend, &agent, "")]);
+    let before = haproxy.wait_server("s1", "weight 50", &agent, |s| s.weight == 50);
+
+    // HAProxy 2.6 shows an agent's unknown word in its stats (last_agt) and does not log it:
+    // a reply that changes nothing is "neutral" and set_server_check_status() returns before
+    // its log line.
+    dir.file("config.json", "{ \"cpu\": ");
+    let after = haproxy.wait_server("s1", "the agent's error in HAProxy's stats", &agent, |s| {
+        s.last_agent == "agent reports an error : error:config"
+    });
+    // A few more polls of the broken config: still as before. (HAProxy clears last_agt while
+    // a check is in progress, hence the wait for it.)
+    std::thread::sleep(Duration::from_secs(1));
+    let later = haproxy.wait_server("s1", "the error still reported", &agent, |s| {
+        s.last_agent == "agent reports an error : error:config"
+    });
+    for server in [&after, &later] {
+        assert_eq!(
+            (server.op_state, server.admin_state, server.weight),
+            (before.op_state, before.admin_state, before.weight),
+            "{server:#?}"
+        );
+    }
+    assert!(later.up() && later.ready() && later.weight == 50);
+    assert!(!haproxy.log().contains("error:config"), "{}", haproxy.log());
+}
+
+#[test]
+fn agent_send_profiles_give_servers_their_own_weights() {
+    if !e2e::available(
+        "agent_send_profiles_give_servers_their_own_weights",
+        &["haproxy", "systemd-socket-activate"],
+    ) {
+        return;
+    }
+    let dir = TempDir::new("e2e-profiles");
+    let held = Connections::open(5);
+    let port = held.port();
+    // 5 connections: the base counts them against 50 (90%), rdp against 20 (75%), web against
+    // 10 (50%).
+    dir.file(
+        "config.json",
+        &format!(
+            r#"{{"cpu": {{"importance": 0}}, "ram": {{"importance": 0}},
+                "tcp": [{{"port": {port}, "max_connections": 50}}],
+                "profiles": {{
+                    "rdp": {{"tcp": [{{"port": {port}, "max_connections": 20}}]}},
+                    "web": {{"tcp": [{{"port": {port}, "max_connections": 10}}]}}}}}}"#
+        ),
+    );
+    let agent = Agent::socket_activate(&dir, &[]);
+    let backend = Backend::start();
+    let haproxy = Haproxy::start(
+        &dir,
+        &[
+            server_line("rdp1", &backend, &agent, r#"agent-send "rdp\n""#),
+            server_line("web1", &backend, &agent, r#"agent-send "web\n""#),
+            server_line("base1", &backend, &agent, ""),
+            server_line("other1", &backend, &agent, r#"agent-send "nope\n""#),
+        ],
+    );
+    for (name, weight) in [("rdp1", 75), ("web1", 50), ("base1", 90)] {
+        let server = haproxy.wait_server(name, &format!("weight {weight}"), &agent, |s| {
+            s.weight == weight
+        });
+        assert!(server.up() && server.ready(), "{server:#?}");
+    }
+    // A profile the config does not have: an error HAProxy reports, the server as it was.
+    let other = haproxy.wait_server("other1", "the profile error", &agent, |s| {
+        s.last_agent.contains("error:profile")
+    });
+    assert!(
+        other.up() && other.ready() && other.weight == 100,
+        "{other:#?}"
+    );
+}
+
+#[test]
+fn fifty_polls_at_100ms_without_timeout_reset_or_error() {
+    if !e2e::available(
+        "fifty_polls_at_100ms_without_timeout_reset_or_error",
+        &["haproxy", "systemd-socket-activate"],
+    ) {
+        return;
+    }
+    let dir = TempDir::new("e2e-soak");
+    // The default monitors (a 100 ms CPU sample, RAM) and an agent-send profile: every probe
+    // reads HAProxy's bytes while it samples, then answers and closes.
+    dir.file("config.json", r#"{"profiles": {"rdp": {}}}"#);
+    let agent = Agent::socket_activate(&dir, &[]);
+    let backend = Backend::start();
+    let line = format!(
+        "server s1 {} weight 100 check inter 1s agent-check agent-port {} agent-inter 100ms agent-send \"rdp\\n\"",
+        backend.addr(),
+        agent.port
+    );
+    let haproxy = Haproxy::start(&dir, &[line]);
+    // HAProxy logs failed agent checks (timeouts, resets) but not error words, which only
+    // show in its stats: look at those at every turn.
+    let mut seen = Vec::new();
+    wait_for(
+        "50 polls",
+        Duration::from_secs(60),
+        || {
+            let s1 = haproxy.server("s1")?;
+            // INI: before the first poll; L7OK: a reply with `up`; CHECKED: one without.
+            if !["INI", "L7OK", "CHECKED"].contains(&s1.agent_status.as_str())
+                || s1.last_agent.contains("error")
+                || s1.last_agent.contains("warns")
+            {
+                seen.push(s1);
+            }
+            (agent.connections() >= 50).then_some(())
+        },
+        || format!("{}\n{}", haproxy.describe(), agent.describe()),
+    );
+    assert!(seen.is_empty(), "{seen:#?}");
+    let s1 = haproxy.server("s1").unwrap();
+    assert!(s1.up() && s1.ready() && s1.weight <= 100, "{s1:#?}");
+    assert_clean(&haproxy);
+}
+
+#[test]
+fn xinetd_with_the_contrib_entry_sets_weight_and_modes() {
+    if !e2e::available(
+        "xinetd_with_the_contrib_entry_sets_weight_and_modes",
+        &["haproxy", "xinetd"],
+    ) {
+        return;
+    }
+    let dir = TempDir::new("e2e-xinetd");
+    let mut held = Connections::open(5);
+    dir.file("config.json", &tcp_config(held.port(), 0, ""));
+    let agent = Agent::xinetd(&dir, &[]);
+    let backend = Backend::start();
+    let haproxy = Haproxy::start(&dir, &[server_line("s1", &backend, &agent, "")]);
+
+    let s1 = haproxy.wait_server("s1", "weight 50", &agent, |s| s.weight == 50);
+    assert_eq!(s1.maxconn, "40", "{s1:#?}");
+    held.add(5);
+    haproxy.wait_server("s1", "weight 0", &agent, |s| s.weight == 0 && s.up());
+    held.close_all();
+    held.add(5);
+    // Any non-zero percentage undoes `0%`.
+    haproxy.wait_server("s1", "weight 50 again", &agent, |s| s.weight == 50);
+    // The state directory works under xinetd: the recovery window has its stamp.
+    assert!(dir.path().join("state/last-non-normal").exists());
+
+    set_mode(&dir, "maint");
+    haproxy.wait_server("s1", "MAINT", &agent, Server::maint);
+    // From maint, `stopped` takes the server DOWN; HAProxy keeps the maint flag too, since
+    // only `ready` clears it.
+    set_mode(&dir, "stop");
+    let s1 = haproxy.wait_server("s1", "DOWN", &agent, |s| {
+        s.down() && s.agent_status == "L7STS"
+    });
+    assert!(s1.maint(), "{s1:#?}");
+    set_mode(&dir, "normal");
+    haproxy.wait_server("s1", "UP and READY, weight 50", &agent, |s| {
+        s.up() && s.ready() && s.weight == 50
+    });
+}
