@@ -1,0 +1,496 @@
+//! `lb-feedback-service run` against real loopback connections: the same line as the one-shot
+//! binary, 200 probes sharing one sample, clients that send nothing or never read, the
+//! allowlist, the in-flight limit, a clean stop on SIGTERM, both address families.
+//!
+//! Each test starts its own service on an ephemeral 127.0.0.1 port with `--verbose`: the
+//! service logs the addresses it listens on and one line per sample, which is how the tests
+//! find the port and count samples. The tests take turns (`SERIAL`): several of them measure
+//! time on a two-core machine. Every wait is bounded; every child is killed and reaped.
+#![cfg(unix)]
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{Connections, TempDir, agent, stdout};
+
+const SERVICE: &str = env!("CARGO_BIN_EXE_lb-feedback-service");
+/// The longest any single step may take before the test fails instead of hanging.
+const BOUND: Duration = Duration::from_secs(10);
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A running service, killed and reaped when dropped.
+struct Service {
+    child: Child,
+    addrs: Vec<SocketAddr>,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+/// The service's command: empty environment, the test's config and state directory, a short
+/// sample unless `env` says otherwise.
+fn command(dir: &TempDir, env: &[(&str, &str)], args: &[&str]) -> Command {
+    let config = dir.path().join("config.json");
+    if !config.exists() {
+        std::fs::write(&config, "{}").unwrap();
+    }
+    let mut command = Command::new(SERVICE);
+    command
+        .env_clear()
+        .env("LB_FEEDBACK_CONFIG", &config)
+        .env("LB_FEEDBACK_STATE_DIR", dir.path().join("state"))
+        .env("LB_FEEDBACK_SAMPLE_MS", "100")
+        .envs(env.iter().copied())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    command
+}
+
+/// Starts `run --verbose` with `args` (default `--listen 127.0.0.1:0`) and waits until every
+/// listener is up.
+fn start(dir: &TempDir, env: &[(&str, &str)], args: &[&str]) -> Service {
+    let mut all = vec!["run", "--verbose"];
+    if !args.iter().any(|a| a.starts_with("--listen")) {
+        all.extend(["--listen", "127.0.0.1:0"]);
+    }
+    all.extend(args);
+    let listeners = all.iter().filter(|a| a.starts_with("--listen")).count();
+    let mut child = command(dir, env, &all)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let (sender, receiver) = mpsc::channel();
+    let reader = {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                lines.lock().unwrap().push(line.clone());
+                let _ = sender.send(line);
+            }
+        })
+    };
+    let mut service = Service {
+        child,
+        addrs: Vec::new(),
+        lines,
+        reader: Some(reader),
+    };
+    service.addrs = listening(&receiver, listeners, &service);
+    service
+}
+
+fn listening(receiver: &Receiver<String>, n: usize, service: &Service) -> Vec<SocketAddr> {
+    let until = Instant::now() + BOUND;
+    let mut addrs = Vec::new();
+    while addrs.len() < n {
+        let left = until.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(addr) = line.strip_prefix("lb-feedback-service: listening on ") {
+                    addrs.push(addr.parse().unwrap());
+                }
+            }
+            Err(_) => panic!("the service did not start listening: {:?}", service.log()),
+        }
+    }
+    addrs
+}
+
+impl Service {
+    fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Waits until a log line contains `text`.
+    fn wait_for_log(&self, text: &str) -> Vec<String> {
+        let until = Instant::now() + BOUND;
+        loop {
+            let log = self.log();
+            if log.iter().any(|line| line.contains(text)) {
+                return log;
+            }
+            assert!(Instant::now() < until, "no {text:?} in the log: {log:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The sample lines of the log.
+    fn samples(&self) -> Vec<String> {
+        self.log()
+            .into_iter()
+            .filter(|line| line.starts_with("lb-feedback-service: sample "))
+            .collect()
+    }
+
+    fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+    }
+
+    /// The exit status, within `BOUND`.
+    fn wait(&mut self) -> ExitStatus {
+        let until = Instant::now() + BOUND;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                if let Some(reader) = self.reader.take() {
+                    reader.join().unwrap();
+                }
+                return status;
+            }
+            assert!(Instant::now() < until, "the service did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, BOUND).unwrap();
+    stream.set_read_timeout(Some(BOUND)).unwrap();
+    stream.set_write_timeout(Some(BOUND)).unwrap();
+    stream
+}
+
+/// Everything the service sent up to its FIN; a reset fails the test.
+fn read_all(stream: &mut TcpStream) -> String {
+    let mut text = String::new();
+    stream
+        .read_to_string(&mut text)
+        .expect("the service must close with a FIN, not a reset");
+    text
+}
+
+/// One poll without agent-send, the way HAProxy makes it: connect and read.
+fn probe(addr: SocketAddr) -> String {
+    read_all(&mut connect(addr))
+}
+
+/// What a client gets when the service closes without a reply: no byte before the end,
+/// whether the end is a FIN or a reset.
+fn nothing_comes(stream: &mut TcpStream) -> bool {
+    let mut bytes = Vec::new();
+    match stream.read_to_end(&mut bytes) {
+        Ok(_) => bytes.is_empty(),
+        Err(err) => err.kind() == ErrorKind::ConnectionReset && bytes.is_empty(),
+    }
+}
+
+fn is_percent_line(text: &str) -> bool {
+    text.strip_suffix("%\n")
+        .and_then(|n| n.parse::<u8>().ok())
+        .is_some_and(|n| n <= 100)
+}
+
+fn tcp_only(port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("LB_FEEDBACK_CPU_IMPORTANCE", "0".into()),
+        ("LB_FEEDBACK_RAM_IMPORTANCE", "0".into()),
+        ("LB_FEEDBACK_TCP", format!("{port}:10")),
+    ]
+}
+
+fn pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// The one-shot binary with a fresh connection as its stdin, stdout and stderr, the way
+/// xinetd starts it: what it answers HAProxy.
+fn one_shot_over_a_socket(dir: &TempDir, env: &[(&str, &str)]) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = connect(listener.local_addr().unwrap());
+    let (server, _) = listener.accept().unwrap();
+    let fd: OwnedFd = server.into();
+    let mut child = agent(dir)
+        .envs(env.iter().copied())
+        .stdin(Stdio::from(fd.try_clone().unwrap()))
+        .stdout(Stdio::from(fd.try_clone().unwrap()))
+        .stderr(Stdio::from(fd))
+        .spawn()
+        .unwrap();
+    let text = read_all(&mut client);
+    drop(client.shutdown(Shutdown::Both));
+    child.wait().unwrap();
+    text
+}
+
+#[test]
+fn one_probe_gives_the_same_line_as_the_one_shot_binary() {
+    let _turn = serial();
+    let held = Connections::open(5);
+    let mut env = tcp_only(held.port());
+    env.push(("LB_FEEDBACK_RECOVERY", "never".into()));
+
+    // By hand.
+    let dir = TempDir::new("svc-same");
+    let service = start(&dir, &pairs(&env), &[]);
+    let one_shot = stdout(&agent(&dir).envs(pairs(&env)).output().unwrap());
+    assert_eq!(probe(service.addr()), one_shot);
+    assert_eq!(one_shot, "50%\n");
+    drop(service);
+
+    // HAProxy's first poll with the default recovery window, each with fresh state: both
+    // open the window.
+    env.pop();
+    let (service_dir, inetd_dir) = (TempDir::new("svc-window"), TempDir::new("inetd-window"));
+    let service = start(&service_dir, &pairs(&env), &[]);
+    let from_service = probe(service.addr());
+    assert_eq!(
+        from_service,
+        one_shot_over_a_socket(&inetd_dir, &pairs(&env))
+    );
+    assert_eq!(from_service, "up ready 50%\n");
+}
+
+#[test]
+fn two_hundred_concurrent_probes_share_one_sample() {
+    let _turn = serial();
+    let dir = TempDir::new("svc-200");
+    let sample = Duration::from_millis(1000);
+    let service = start(
+        &dir,
+        &[
+            ("LB_FEEDBACK_SAMPLE_MS", "1000"),
+            ("LB_FEEDBACK_RECOVERY", "never"),
+        ],
+        &["--max-in-flight", "300"],
+    );
+    let began = Instant::now();
+    let mut clients: Vec<TcpStream> = (0..200).map(|_| connect(service.addr())).collect();
+    let connected = began.elapsed();
+    let replies: Vec<String> = clients.iter_mut().map(read_all).collect();
+    let all_answered = began.elapsed();
+    for reply in &replies {
+        assert!(is_percent_line(reply), "{reply:?}");
+    }
+    assert!(
+        all_answered <= sample + Duration::from_millis(200),
+        "200 replies took {all_answered:?} (connecting {connected:?})"
+    );
+    let log = service.wait_for_log("sample 1:");
+    let samples = service.samples();
+    assert_eq!(samples.len(), 1, "{log:?}");
+    assert!(
+        samples[0].ends_with("shared by 200 probes"),
+        "{}",
+        samples[0]
+    );
+    eprintln!("200 probes: connected in {connected:?}, all answered after {all_answered:?}");
+}
+
+#[test]
+fn clients_that_send_nothing_or_never_read_do_not_delay_others() {
+    let _turn = serial();
+    let dir = TempDir::new("svc-stuck");
+    let sample = Duration::from_millis(500);
+    let service = start(
+        &dir,
+        &[
+            ("LB_FEEDBACK_SAMPLE_MS", "500"),
+            ("LB_FEEDBACK_RECOVERY", "never"),
+        ],
+        &[],
+    );
+    let silent_since = Instant::now();
+    let mut silent = connect(service.addr());
+    // Sends more than the service ever reads and never reads itself.
+    let mut unread = connect(service.addr());
+    let flood = vec![b'x'; 200 * 1024];
+    let _ = unread.write_all(&flood);
+    std::thread::sleep(Duration::from_millis(50));
+
+    let asked = Instant::now();
+    let line = probe(service.addr());
+    assert!(is_percent_line(&line), "{line:?}");
+    assert!(asked.elapsed() <= sample + Duration::from_millis(200));
+
+    // The stuck clients are still connected (the service drains them): a new probe starts
+    // the next sample at once.
+    let asked = Instant::now();
+    let line = probe(service.addr());
+    assert!(is_percent_line(&line), "{line:?}");
+    assert!(asked.elapsed() <= sample + Duration::from_millis(200));
+    assert_eq!(service.samples().len(), 2, "{:?}", service.log());
+
+    // The silent client had its reply at the first window's end, and the service let go of
+    // it within the connection's deadline (sample + 2 s).
+    let reply = read_all(&mut silent);
+    assert!(is_percent_line(&reply), "{reply:?}");
+    assert!(silent_since.elapsed() <= sample + Duration::from_millis(2500));
+    drop(unread);
+}
+
+#[test]
+fn an_address_outside_the_allowlist_gets_no_reply() {
+    let _turn = serial();
+    let dir = TempDir::new("svc-allow");
+    let service = start(&dir, &[], &["--allow", "127.0.0.2/32,::1"]);
+    let asked = Instant::now();
+    let mut refused = connect(service.addr());
+    assert!(nothing_comes(&mut refused));
+    assert!(asked.elapsed() < Duration::from_secs(1));
+    service.wait_for_log("not in allow; closed without a reply");
+
+    // The same listener answers 127.0.0.2.
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let from: SocketAddr = "127.0.0.2:0".parse().unwrap();
+    socket.bind(&from.into()).unwrap();
+    socket
+        .connect_timeout(&service.addr().into(), BOUND)
+        .unwrap();
+    let mut allowed: TcpStream = socket.into();
+    allowed.set_read_timeout(Some(BOUND)).unwrap();
+    let line = read_all(&mut allowed);
+    assert!(line.ends_with("%\n"), "{line:?}");
+}
+
+#[test]
+fn the_in_flight_limit_holds() {
+    let _turn = serial();
+    let dir = TempDir::new("svc-limit");
+    let service = start(
+        &dir,
+        &[
+            ("LB_FEEDBACK_SAMPLE_MS", "1000"),
+            ("LB_FEEDBACK_RECOVERY", "never"),
+        ],
+        &["--max-in-flight", "2"],
+    );
+    let mut first = connect(service.addr());
+    let mut second = connect(service.addr());
+    std::thread::sleep(Duration::from_millis(100));
+    let asked = Instant::now();
+    let mut third = connect(service.addr());
+    assert!(nothing_comes(&mut third));
+    assert!(asked.elapsed() < Duration::from_millis(500));
+    service.wait_for_log("2 connections already in flight (max_in_flight)");
+
+    assert!(is_percent_line(&read_all(&mut first)));
+    assert!(is_percent_line(&read_all(&mut second)));
+    drop((first, second));
+    // Their slots come back once the service has seen them close.
+    let until = Instant::now() + BOUND;
+    loop {
+        let line = probe(service.addr());
+        if is_percent_line(&line) {
+            break;
+        }
+        assert!(line.is_empty() && Instant::now() < until, "{line:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_during_a_probe_still_delivers_the_reply_and_exits_zero() {
+    let _turn = serial();
+    let dir = TempDir::new("svc-term");
+    let mut service = start(
+        &dir,
+        &[
+            ("LB_FEEDBACK_SAMPLE_MS", "1000"),
+            ("LB_FEEDBACK_RECOVERY", "never"),
+        ],
+        &[],
+    );
+    let mut client = connect(service.addr());
+    service.wait_for_log("listening on");
+    std::thread::sleep(Duration::from_millis(200));
+    service.terminate();
+    let line = read_all(&mut client);
+    assert!(is_percent_line(&line), "{line:?}");
+    let status = service.wait();
+    assert!(status.success(), "{status:?}: {:?}", service.log());
+    let log = service.log();
+    assert!(log.iter().any(|l| l.contains("stopping")), "{log:?}");
+    assert!(log.iter().any(|l| l.contains("stopped")), "{log:?}");
+    assert!(TcpStream::connect(service.addr()).is_err());
+}
+
+#[test]
+fn ipv4_and_ipv6_on_one_port_as_the_defaults_do() {
+    let _turn = serial();
+    if TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback here");
+        return;
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = TempDir::new("svc-dual");
+    let (v4, v6) = (format!("0.0.0.0:{port}"), format!("[::]:{port}"));
+    // Only loopback peers, should anything else find the port meanwhile.
+    let service = start(
+        &dir,
+        &[],
+        &["--listen", &v4, "--listen", &v6, "--allow", "127.0.0.1,::1"],
+    );
+    assert_eq!(service.addrs.len(), 2);
+    for addr in [format!("127.0.0.1:{port}"), format!("[::1]:{port}")] {
+        let line = probe(addr.parse().unwrap());
+        assert!(line.ends_with("%\n"), "{addr}: {line:?}");
+    }
+}
+
+#[test]
+fn usage_and_config_errors_exit_2_and_a_busy_port_exits_1() {
+    let _turn = serial();
+    let dir = TempDir::new("svc-usage");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = command(&dir, env, args);
+        let output = command.stderr(Stdio::piped()).output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&[], &[]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("a command is needed"), "{err}");
+    let (code, err) = run(&["install"], &[]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("are for Windows"), "{err}");
+    let (code, err) = run(
+        &["run", "--listen", "127.0.0.1:0"],
+        &[("LB_FEEDBACK_SAMPLE_MS", "5")],
+    );
+    assert_eq!(code, Some(2));
+    assert!(err.contains("LB_FEEDBACK_SAMPLE_MS"), "{err}");
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().to_string();
+    let (code, err) = run(&["run", "--listen", &busy], &[]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains(&format!("cannot listen on {busy}")), "{err}");
+    let help = Command::new(SERVICE).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    assert!(stdout(&help).contains("lb-feedback-service run"));
+}
