@@ -1,0 +1,183 @@
+//! Established connections counted on Linux against real loopback sockets: sock_diag netlink,
+//! the `/proc/net/tcp*` fallback and the two combined must all be exact, for IPv4, IPv6 and
+//! v4-mapped connections, with thousands of sockets, and with more watched ports than one
+//! netlink request holds.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use lb_feedback::metrics::tcp::{
+    count_established, count_established_netlink, count_established_proc,
+};
+
+/// Whether this host has sock_diag netlink at all (gVisor and some seccomp profiles do not).
+/// Where it is missing the netlink figures are skipped, unless `LB_FEEDBACK_E2E=1` says
+/// they must be there.
+fn netlink_available() -> bool {
+    // SAFETY: a plain syscall; a descriptor it returns is owned (and closed) right away.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            libc::NETLINK_SOCK_DIAG,
+        )
+    };
+    if fd < 0 {
+        let err = std::io::Error::last_os_error();
+        assert!(!common::e2e_required(), "no sock_diag netlink here: {err}");
+        eprintln!("note: no sock_diag netlink here ({err}); checking /proc only");
+        return false;
+    }
+    // SAFETY: `fd` is a fresh descriptor owned by nobody else.
+    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    true
+}
+
+/// Every way of counting gives `expected` for `ports`.
+fn assert_counts(ports: &[u16], expected: &[u64]) {
+    assert_eq!(count_established_proc(ports).unwrap(), expected, "/proc");
+    assert_eq!(count_established(ports).unwrap(), expected, "combined");
+    if netlink_available() {
+        assert_eq!(
+            count_established_netlink(ports).unwrap(),
+            expected,
+            "netlink"
+        );
+    }
+}
+
+/// Whether `[::1]` works here, and whether a listener on `[::]` also takes IPv4 (v4-mapped).
+fn ipv6() -> (bool, bool) {
+    let loopback = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok();
+    let dual = std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only")
+        .is_ok_and(|text| text.trim() == "0");
+    (loopback, loopback && dual)
+}
+
+/// A listener and the addresses that reach it: IPv4 and IPv6 when it is dual-stack.
+fn listener() -> (TcpListener, Vec<SocketAddr>) {
+    let (_, dual) = ipv6();
+    let listener = match dual {
+        true => TcpListener::bind((Ipv6Addr::UNSPECIFIED, 0)).unwrap(),
+        false => TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap(),
+    };
+    let port = listener.local_addr().unwrap().port();
+    let mut addresses = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, port))];
+    if dual {
+        addresses.push(SocketAddr::from((Ipv6Addr::LOCALHOST, port)));
+    }
+    (listener, addresses)
+}
+
+/// Opens `n` connections to `listener` through `to` and returns both ends of each.
+fn connect(listener: &TcpListener, to: SocketAddr, n: usize) -> Vec<(TcpStream, TcpStream)> {
+    (0..n)
+        .map(|_| {
+            let client = TcpStream::connect(to).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            (client, server)
+        })
+        .collect()
+}
+
+fn port(listener: &TcpListener) -> u16 {
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn ipv4_ipv6_and_v4_mapped_are_each_counted_once() {
+    let (loopback6, dual) = ipv6();
+    let v4 = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let mut held = connect(&v4, v4.local_addr().unwrap(), 3);
+    let idle = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let mut ports = vec![port(&v4), port(&idle)];
+    let mut expected = vec![3, 0];
+    let v6 = loopback6.then(|| TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).unwrap());
+    if let Some(v6) = &v6 {
+        held.extend(connect(v6, v6.local_addr().unwrap(), 4));
+        ports.push(port(v6));
+        expected.push(4);
+    }
+    let any = dual.then(|| TcpListener::bind((Ipv6Addr::UNSPECIFIED, 0)).unwrap());
+    if let Some(any) = &any {
+        // IPv4 clients of an IPv6 listener: v4-mapped sockets, in the IPv6 tables.
+        let p = port(any);
+        held.extend(connect(any, (Ipv4Addr::LOCALHOST, p).into(), 2));
+        held.extend(connect(any, (Ipv6Addr::LOCALHOST, p).into(), 5));
+        ports.push(p);
+        expected.push(7);
+    } else {
+        eprintln!("note: no dual-stack listener here (IPv6 or bindv6only); v4-mapped skipped");
+    }
+    // The same port twice counts for both; the clients' own ends never count.
+    ports.push(port(&v4));
+    expected.push(3);
+    assert_counts(&ports, &expected);
+
+    // A connection the client closed leaves the server end in CLOSE_WAIT: not established.
+    let (client, server) = held.remove(0);
+    client.shutdown(Shutdown::Both).unwrap();
+    drop(client);
+    let mut server = server;
+    // Reading the FIN makes sure the server end has left ESTABLISHED before counting.
+    std::io::Read::read(&mut server, &mut [0; 1]).unwrap();
+    expected[0] -= 1;
+    *expected.last_mut().unwrap() -= 1;
+    assert_counts(&ports, &expected);
+}
+
+#[test]
+fn thousands_of_connections_spread_over_threads_are_counted_exactly() {
+    // 3,400 connections, 6,800 descriptors: within the 20,000 open files allowed per process.
+    const WATCHED: usize = 2400;
+    const OTHER: usize = 1000;
+    let (watched, watched_at) = listener();
+    let (other, other_at) = listener();
+    let held: Vec<Vec<(TcpStream, TcpStream)>> = std::thread::scope(|scope| {
+        let mut threads = Vec::new();
+        for (listener, addresses, total, threads_for) in [
+            (&watched, &watched_at, WATCHED, 3),
+            (&other, &other_at, OTHER, 2),
+        ] {
+            for thread in 0..threads_for {
+                // Alternate the families when the listener takes both.
+                let to = addresses[thread % addresses.len()];
+                let n = total / threads_for;
+                threads.push(scope.spawn(move || connect(listener, to, n)));
+            }
+        }
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(held.iter().map(Vec::len).sum::<usize>(), WATCHED + OTHER);
+    let unused = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    assert_counts(
+        &[port(&watched), port(&other), port(&unused)],
+        &[WATCHED as u64, OTHER as u64, 0],
+    );
+}
+
+#[test]
+fn more_ports_than_one_request_holds() {
+    let (listener, addresses) = listener();
+    let _held = connect(&listener, addresses[addresses.len() - 1], 6);
+    // 1,500 watched ports need two netlink requests per family; the listener's port is last
+    // and also in the middle.
+    let mut ports: Vec<u16> = (2000..3500).collect();
+    ports.insert(700, port(&listener));
+    ports.push(port(&listener));
+    let proc = count_established_proc(&ports).unwrap();
+    assert_eq!(proc[700], 6);
+    assert_eq!(proc[ports.len() - 1], 6);
+    assert_eq!(count_established(&ports).unwrap(), proc);
+    if netlink_available() {
+        assert_eq!(count_established_netlink(&ports).unwrap(), proc);
+    }
+}
+
+#[test]
+fn no_ports_no_counts() {
+    assert_counts(&[], &[]);
+}
