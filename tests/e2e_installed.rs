@@ -26,10 +26,7 @@ const PACKAGED_XINETD: &str = concat!(
 );
 const INSTALLED_BIN: &str = "/usr/bin/lb-feedback";
 const STATE_DIR: &str = "/var/lib/lb-feedback";
-const SERVICES_LINE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/contrib/xinetd/services"
-);
+const CONTRIB_SERVICES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/xinetd/services");
 
 /// The service block of an xinetd entry, without the header comment.
 fn service_block(text: &str) -> &str {
@@ -103,7 +100,7 @@ fn installed_package_answers_on_3333_through_xinetd_and_haproxy_follows() {
     let entry = fs::read_to_string("/etc/xinetd.d/lb-feedback").unwrap();
     assert!(entry.contains("\tdisable\t\t= yes\n"), "installed enabled");
     let services = fs::read_to_string("/etc/services").unwrap();
-    let line = fs::read_to_string(SERVICES_LINE).unwrap();
+    let line = fs::read_to_string(CONTRIB_SERVICES).unwrap();
     assert_eq!(services.matches(line.as_str()).count(), 1, "{services}");
     assert_eq!(owner(STATE_DIR), "nobody:nogroup");
     for path in [
