@@ -9,8 +9,18 @@
 //!
 //! When stdio is a socket nothing is written to stderr: xinetd connects stderr to the socket,
 //! and a stray byte there would reach HAProxy ahead of the reply.
+//!
+//! On Linux the process starts at the C `main` below (`#![no_main]`), not at std's runtime
+//! set-up: that set-up locates the main thread's stack guard with `pthread_getattr_np`, which
+//! parses `/proc/self/maps` and costs a probe 40 to 95 k instructions, a third of all it does
+//! (docs/BENCHMARKS.md). Two things it did are kept by hand: closed standard descriptors are
+//! pointed at /dev/null and SIGPIPE is ignored. Dropped: the "has overflowed its stack"
+//! message (an overflow is still stopped by the guard page, as a plain SIGSEGV) and the
+//! final flush of stdout (`print` flushes each write itself).
+#![cfg_attr(target_os = "linux", no_main)]
 
 use std::io::Write;
+#[cfg(not(target_os = "linux"))]
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -46,7 +56,36 @@ impl Failure {
     }
 }
 
+/// The Linux entry point, called by the C runtime in place of std's.
+#[cfg(target_os = "linux")]
+#[unsafe(no_mangle)]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    for fd in 0..=2 {
+        // SAFETY: fcntl(F_GETFD) only asks about a descriptor; open gets a constant path.
+        unsafe {
+            // A descriptor inetd or a parent left closed would otherwise be reused by the
+            // first file opened, and a reply meant for stdout could land in a state file.
+            // open() takes the lowest free descriptor, so this one. Best effort: without
+            // /dev/null there is nothing better to point it at.
+            if libc::fcntl(fd, libc::F_GETFD) == -1 {
+                libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            }
+        }
+    }
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
+    // A peer gone before the reply then makes the write fail (and be ignored), as under std,
+    // instead of killing the process.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    libc::c_int::from(run_main())
+}
+
+#[cfg(not(target_os = "linux"))]
 fn main() -> ExitCode {
+    ExitCode::from(run_main())
+}
+
+/// Everything a run does; returns the exit code.
+fn run_main() -> u8 {
     let quiet = socket::stdio_is_socket();
     let result = match cli::parse_args() {
         Ok(args) => run(args),
@@ -59,12 +98,12 @@ fn main() -> ExitCode {
         }
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(failure) => {
             if !quiet {
                 eprintln!("lb-feedback: {}", failure.message());
             }
-            ExitCode::from(failure.code())
+            failure.code()
         }
     }
 }
@@ -94,7 +133,7 @@ fn load_config(args: &Args) -> Result<Config, ConfigError> {
 }
 
 fn run_probe(args: &Args) -> Result<(), Failure> {
-    let mut connection = connection();
+    let connection = connection();
     let caller = match connection {
         Some(_) => Caller::Haproxy,
         None => Caller::Person,
@@ -106,14 +145,21 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
             return Err(Failure::Config(err));
         }
     };
+    // The connection lives in a cell because both closures read from it, one at a time.
+    let connection = std::cell::RefCell::new(connection);
     let mut wait = |deadline: Instant| {
-        let request = connection
-            .as_mut()
-            .and_then(|connection| socket::request_line(connection.read_request(deadline)));
+        if let Some(connection) = connection.borrow_mut().as_mut() {
+            connection.read_request(deadline);
+        }
         std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-        request
     };
-    let outcome = probe::run(&config, caller, &mut wait);
+    let mut request = |deadline: Instant| {
+        let mut connection = connection.borrow_mut();
+        let bytes = connection.as_mut()?.read_request(deadline);
+        socket::request_line(bytes)
+    };
+    let outcome = probe::run(&config, caller, &mut wait, &mut request);
+    let connection = connection.into_inner();
     let line = match &outcome {
         Ok(report) if args.explain && caller == Caller::Person => {
             return print(&explain::render(report));

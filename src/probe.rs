@@ -14,8 +14,8 @@ use crate::reply::{self, Status};
 use crate::rules::{self, Load, Verdict};
 use crate::state::{self, RecoveryDecision, StateDir, StateError};
 
-/// Without a sample window, how long to wait for `agent-send` when profiles depend on it.
-/// HAProxy sends it right after connecting, so it is normally there already.
+/// How long after the probe starts `agent-send` is waited for when profiles depend on it
+/// (only when it has not arrived: HAProxy sends it right after connecting).
 pub const REQUEST_GRACE: Duration = Duration::from_millis(200);
 
 /// Everything a probe found, for the reply and for `--explain`.
@@ -159,8 +159,8 @@ pub struct Readings {
     pub tcp: Vec<(u16, u64)>,
 }
 
-/// Takes the readings `needs` asks for. `wait(deadline)` is called once to pass the sample
-/// window (with `deadline` now, or a short grace, when no window is needed).
+/// Takes the readings `needs` asks for. `wait(deadline)` is called to pass the sample window,
+/// and not at all when no window is needed (since-last mode, or no CPU monitor).
 pub fn sample(
     needs: &Needs,
     config: &Config,
@@ -168,14 +168,8 @@ pub fn sample(
     wait: &mut dyn FnMut(Instant),
 ) -> Result<Readings, MetricError> {
     let mut readings = Readings::default();
-    let grace = match config.profiles.is_empty() {
-        true => Duration::ZERO,
-        false => REQUEST_GRACE,
-    };
     if needs.cpu {
-        readings.cpu = Some(sample_cpu(config, state, grace, wait)?);
-    } else {
-        wait(Instant::now() + grace);
+        readings.cpu = Some(sample_cpu(config, state, wait)?);
     }
     if needs.ram {
         readings.memory = Some(memory::read()?);
@@ -190,14 +184,15 @@ pub fn sample(
 fn sample_cpu(
     config: &Config,
     state: &StateDir,
-    grace: Duration,
     wait: &mut dyn FnMut(Instant),
 ) -> Result<CpuFigure, MetricError> {
     let window = config.sample_ms.get();
-    if config.cpu_mode == CpuMode::SinceLast {
+    // Without cumulative counters (systems other than Linux and Windows) since-last samples.
+    if config.cpu_mode == CpuMode::SinceLast
+        && let Ok(counters) = cpu::read()
+    {
         let max_age_ms = config.since_last_max_seconds.get() * 1000;
         let now = state::now_ms();
-        let counters = cpu::read()?;
         let previous = state.cpu_counters().ok().flatten();
         // A failed save only means the next probe samples; this one still answers.
         let _ = state.save_cpu_counters(now, &counters);
@@ -205,7 +200,6 @@ fn sample_cpu(
         if let Some((at, earlier)) = fresh
             && let Some(busy) = counters.busy_percent_since(&earlier)
         {
-            wait(Instant::now() + grace);
             let how = format!(
                 "busy {busy:.1}% since the previous probe {:.1} s ago",
                 (now - at) as f64 / 1000.0
@@ -317,27 +311,35 @@ pub fn answer(
     }
 }
 
-/// Runs one probe. `wait(deadline)` passes the sample window and returns the first line of
-/// `agent-send` read by then, if any.
+/// Runs one probe. `wait(deadline)` passes the sample window; `request(deadline)` returns
+/// the first line of `agent-send`, waiting for it at most until `deadline`. Without profiles
+/// `agent-send` selects nothing and is not waited for.
 pub fn run(
     config: &Config,
     caller: Caller,
-    wait: &mut dyn FnMut(Instant) -> Option<String>,
+    wait: &mut dyn FnMut(Instant),
+    request: &mut dyn FnMut(Instant) -> Option<String>,
 ) -> Result<Report, ProbeError> {
+    let start = Instant::now();
     let state = StateDir::new(&config.state_dir);
     let (mode, mode_from) = effective_mode(config, &state, state::now_ms())?;
-    let mut request = None;
     // A server told to drain, stop or go to maintenance needs no figures: skip the sample.
-    let readings = match mode {
-        Mode::Normal => sample(&Needs::of(config), config, &state, &mut |deadline| {
-            request = wait(deadline)
-        })?,
-        _ => Readings::default(),
+    if mode != Mode::Normal {
+        return Ok(answer(
+            config,
+            None,
+            &Readings::default(),
+            (mode, mode_from),
+            caller,
+            &state,
+        ));
+    }
+    let readings = sample(&Needs::of(config), config, &state, wait)?;
+    let line = match config.profiles.is_empty() {
+        true => None,
+        false => request(start + REQUEST_GRACE),
     };
-    let (config, profile) = match mode {
-        Mode::Normal => select(config, request.as_deref())?,
-        _ => (config.clone(), None),
-    };
+    let (config, profile) = select(config, line.as_deref())?;
     Ok(answer(
         &config,
         profile.as_deref(),
@@ -471,12 +473,12 @@ mod tests {
         let first = sample(&needs, &config, &state, &mut wait).unwrap();
         assert!(first.cpu.unwrap().how.contains("no fresh counters"));
         assert!(state.cpu_counters().unwrap().is_some());
-        // Now it answers at once from the difference.
+        // Now it answers at once from the difference, without waiting.
         std::thread::sleep(Duration::from_millis(50));
         let second = sample(&needs, &config, &state, &mut wait).unwrap();
         assert!(second.cpu.unwrap().how.contains("since the previous probe"));
+        assert_eq!(waited.borrow().len(), 1);
         assert!(waited.borrow()[0] >= Duration::from_millis(50));
-        assert_eq!(waited.borrow()[1], Duration::ZERO);
         // Counters older than the bound are not used.
         let (_, counters) = state.cpu_counters().unwrap().unwrap();
         state

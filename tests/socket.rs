@@ -84,7 +84,22 @@ fn oversized_agent_send_is_drained_so_the_close_is_not_a_reset() {
         client.take_error().unwrap().is_none(),
         "the agent reset the connection"
     );
-    // 8000 bytes without a newline name no profile this config has.
+    // Without profiles in the config, agent-send selects nothing and is only drained.
+    let text = reply(&mut client, &mut child);
+    assert!(
+        text.ends_with("%\n") && text.lines().count() == 1,
+        "{text:?}"
+    );
+}
+
+#[test]
+fn unknown_profile_is_an_error_word() {
+    let dir = TempDir::new("sock-profile");
+    dir.file("config.json", r#"{"profiles": {"rdp": {}}}"#);
+    let mut command = agent(&dir);
+    command.env("LB_FEEDBACK_CPU_IMPORTANCE", "0");
+    let (mut client, mut child) = serve(command);
+    client.write_all(b"web\n").unwrap();
     assert_eq!(reply(&mut client, &mut child), "error:profile\n");
 }
 
