@@ -269,6 +269,45 @@ fn one_probe_gives_the_same_line_as_the_one_shot_binary() {
     assert_eq!(from_service, "up ready 50%\n");
 }
 
+/// One poll that sends `agent-send`'s bytes first, as HAProxy does with `agent-send`.
+fn probe_sending(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream = connect(addr);
+    stream.write_all(request).unwrap();
+    read_all(&mut stream)
+}
+
+#[test]
+fn agent_send_selects_a_profile_as_the_one_shot_does() {
+    let _turn = serial();
+    let held = Connections::open(5);
+    let port = held.port();
+    let mut env = tcp_only(port);
+    env.push(("LB_FEEDBACK_RECOVERY", "never".into()));
+    let dir = TempDir::new("svc-profiles");
+    dir.file(
+        "config.json",
+        &format!(
+            r#"{{"profiles": {{"wide": {{"tcp": [{{"port": {port}, "max_connections": 20}}]}}}}}}"#
+        ),
+    );
+    let service = start(&dir, &pairs(&env), &[]);
+    // 5 of 20 is 25 % busy.
+    assert_eq!(probe_sending(service.addr(), b"wide\n"), "75%\n");
+    assert_eq!(
+        probe_sending(service.addr(), b"narrow\n"),
+        "error:profile\n"
+    );
+    service.wait_for_log("agent-send asked for unknown profile \"narrow\"");
+    // No agent-send: the base config, after waiting 200 ms for it.
+    assert_eq!(probe(service.addr()), "50%\n");
+    drop(service);
+
+    // Without profiles agent-send selects nothing, as in the one-shot binary.
+    let plain = TempDir::new("svc-no-profiles");
+    let service = start(&plain, &pairs(&env), &[]);
+    assert_eq!(probe_sending(service.addr(), b"wide\n"), "50%\n");
+}
+
 #[test]
 fn two_hundred_concurrent_probes_share_one_sample() {
     let _turn = serial();
@@ -337,7 +376,8 @@ fn clients_that_send_nothing_or_never_read_do_not_delay_others() {
     let line = probe(service.addr());
     assert!(is_percent_line(&line), "{line:?}");
     assert!(asked.elapsed() <= sample + Duration::from_millis(200));
-    assert_eq!(service.samples().len(), 2, "{:?}", service.log());
+    // (The sample's line is logged just after its probes are woken.)
+    service.wait_for_log("sample 2:");
 
     // The silent client had its reply at the first window's end, and the service let go of
     // it within the connection's deadline (sample + 2 s).

@@ -173,8 +173,9 @@ DESCRIPTION
       3. drain, maint or stop answer at once, without sampling;
       4. the probe joins the CPU/RAM/TCP sample being taken, or starts one: probes arriving
          while a sample runs share it, so N load balancers polling at once cost one sample;
-         meanwhile it reads what agent-send sends (at most 1 KiB, until the sample's window
-         ends, and at least 200 ms when the config has profiles);
+         when the config has profiles it meanwhile reads agent-send's line (1 KiB at most),
+         waiting for it until the sample's window ends or 200 ms after connecting, whichever
+         is later; without profiles agent-send selects nothing;
       5. it answers one line, half-closes, drains what the peer still sends (at most 0.5 s)
          and closes, so HAProxy sees a FIN, never a reset.
     Each connection has a deadline of sample_ms + 2 s: a client that sends nothing or never

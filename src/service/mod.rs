@@ -13,8 +13,10 @@
 //! 1. peer outside `allow`: closed without a reply, logged;
 //! 2. `max_in_flight` connections already in flight: closed without a reply, logged;
 //! 3. the mode (runtime mode file, then config): not normal answers at once, no sample;
-//! 4. joins the running sample or starts one; reads `agent-send` (bounded, 1 KiB) until the
-//!    sample's window ends, and for at least [`probe::REQUEST_GRACE`] when there are profiles;
+//! 4. joins the running sample or starts one; when the config has profiles, reads the first
+//!    line of `agent-send` (1 KiB at most) meanwhile, waiting for it until the window ends or
+//!    [`probe::REQUEST_GRACE`] after the connection, whichever is later (without profiles it
+//!    selects nothing and is left to the drain, as in the one-shot binary);
 //! 5. answers one line, half-closes, drains for at most [`socket::DRAIN_TIME`], closes.
 //!
 //! Every connection has a deadline, `sample_ms` + [`CONNECTION_SLACK`]: reads, the write and
@@ -490,12 +492,15 @@ impl Shared {
             ));
         }
         let ticket = self.sampler.join();
-        let mut read_until = self.sampler.window_end(ticket, deadline);
+        // As the one-shot: agent-send matters only when profiles need it (without them it is
+        // left to the drain). Its line is read while the sample runs, and waited for until
+        // the window ends or REQUEST_GRACE after the connection, whichever is later.
+        let mut request = Vec::new();
         if !self.config.profiles.is_empty() {
-            read_until = read_until.max(accepted + probe::REQUEST_GRACE);
+            let window_end = self.sampler.window_end(ticket, deadline);
+            let until = window_end.max(accepted + probe::REQUEST_GRACE);
+            socket::read_line(stream, &mut request, &mut false, until.min(deadline));
         }
-        let (mut request, mut done) = (Vec::new(), false);
-        socket::read_line(stream, &mut request, &mut done, read_until.min(deadline));
         let Some(sampled) = self.sampler.readings(ticket, deadline) else {
             self.log.problem(format!(
                 "{peer}: no sample within the connection's deadline; closed without a reply"

@@ -2,8 +2,8 @@
 //! polling at once cost one CPU window, not N.
 //!
 //! A probe calls [`Sampler::join`]: if a sample is running it joins that one, else it asks the
-//! sampler thread for a new one and joins it. The probe then reads `agent-send` until the
-//! sample's window ends ([`Sampler::window_end`]) and takes the readings
+//! sampler thread for a new one and joins it. The probe may read `agent-send` until the
+//! sample's window ends ([`Sampler::window_end`]), then takes the readings
 //! ([`Sampler::readings`]). The sampler thread ([`Sampler::run`]) takes one sample at a time,
 //! only when asked, so an idle service samples nothing. Under `--verbose` it logs one line per
 //! sample: its number, how long it took and how many probes it served.
