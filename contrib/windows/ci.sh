@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# CI for the Windows binaries: cross-build both .exe with build.sh, then smoke-run them under
+# Wine 8 in a private, throw-away prefix (wine-run.sh puts the Wine-only bcryptprimitives.dll
+# shim in that prefix; WINEDEBUG=-all). Exits non-zero on the first failed check.
+#
+#   1. lb-feedback.exe --explain: CPU (GetSystemTimes), RAM and a tcp monitor on a loopback
+#      port holding 3 IPv4 + 2 IPv6 established connections (GetTcpTable and GetTcp6Table
+#      must count 5 of 10: Wine 8 reads the host's /proc/net/tcp*); then the plain reply is
+#      one valid line.
+#   2. lb-feedback-service.exe run --listen 127.0.0.1:P answers socat; `lb-feedback.exe mode
+#      drain` changes the next reply and `mode reset` undoes it; SIGINT (Wine turns it into a
+#      console Ctrl-C) stops it cleanly with exit code 0.
+#   3. The Service Control Manager path: the service's own `install`, `start`, a probe,
+#      `mode drain` seen by the running service, Wine's `sc query`, `stop`, `uninstall`.
+#
+# Needs (Debian 12): apt-get install -y -t bookworm-security rustc-web cargo-web rust-web-src \
+#   gcc-mingw-w64-x86-64 wine64 socat
+# Env: KEEP_PREFIX=1 keeps the Wine prefix for a look afterwards (its path is printed).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+wine_dir=/usr/lib/wine
+out=${WIN_TARGET_DIR:-$repo/target/windows}/x86_64-pc-windows-gnu/release
+agent=$out/lb-feedback.exe
+service=$out/lb-feedback-service.exe
+
+say() { printf 'windows-ci: [%3d s] %s\n' "$SECONDS" "$*" >&2; }
+fail() { say "FAIL: $*"; exit 1; }
+pass() { say "ok: $*"; }
+
+command -v socat >/dev/null || fail "socat is needed (apt-get install socat)"
+
+say "building (contrib/windows/build.sh)"
+"$here/build.sh" >&2
+[[ -x $agent && -x $service ]] || fail "build.sh did not produce both .exe in $out"
+
+export WINEPREFIX=${WINEPREFIX:-$(mktemp -d /tmp/lbf-wine.XXXXXX)}
+export WINEDEBUG=-all
+work=$(mktemp -d /tmp/lbf-wine-work.XXXXXX)
+pids=()
+groups=()
+cleanup() {
+    local status=$?
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for group in "${groups[@]}"; do kill -- "-$group" 2>/dev/null || true; done
+    # Stops services.exe and the service with it, then the server itself.
+    WINEPREFIX=$WINEPREFIX "$wine_dir/wineserver" -k 2>/dev/null || true
+    for pid in "${pids[@]}" "${groups[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [[ ${KEEP_PREFIX:-0} == 1 ]]; then
+        say "kept $WINEPREFIX and $work"
+    else
+        rm -rf "$WINEPREFIX" "$work"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+
+run() { timeout 120 "$here/wine-run.sh" "$@"; }
+
+# The first run creates the prefix (wineboot, shim).
+say "Wine prefix $WINEPREFIX"
+run "$agent" --version >"$work/version" 2>&1 </dev/null || true
+grep -q '^lb-feedback ' "$work/version" || fail "lb-feedback.exe does not run under Wine: $(cat "$work/version")"
+# Services run only while the Wine server does: once the first server has gone (-w), start
+# a persistent one (-p) that stays up between the commands below. The next run starts the
+# session's own processes (services.exe, ...), which inherit its stdio and outlive it: they
+# get /dev/null, or a later $(...) would wait for them forever.
+"$wine_dir/wineserver" -w
+"$wine_dir/wineserver" -p || fail "cannot start a persistent wineserver"
+run "$agent" --version </dev/null >/dev/null 2>&1 || fail "lb-feedback.exe stopped running under Wine"
+
+# A loopback port nobody uses, from the ephemeral range's lower neighbours.
+free_port() {
+    local port
+    for _ in $(seq 50); do
+        port=$((20000 + RANDOM % 20000))
+        if ! ss -Htan "( sport = :$port or dport = :$port )" | grep -q .; then
+            echo "$port"
+            return
+        fi
+    done
+    fail "no free port found"
+}
+
+# Waits (at most 20 s) until FILE has a line matching PATTERN.
+wait_for_line() {
+    local file=$1 pattern=$2
+    for _ in $(seq 200); do
+        grep -q -- "$pattern" "$file" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    fail "no line matching '$pattern' in $file: $(cat "$file" 2>/dev/null)"
+}
+
+probe() { timeout 20 socat -t 10 - "TCP:127.0.0.1:$1" </dev/null || true; }
+
+percent_line='^[0-9]{1,3}%$'
+reply_line='^(up ready )?[0-9]{1,3}%$'
+
+# --- 1. the one-shot binary: CPU, RAM, TCP ---------------------------------------------
+tcp_port=$(free_port)
+# Each listener forks a socat per connection that reads it into /dev/null until the client
+# closes; setsid makes the listener a process group leader, so cleanup ends its children too.
+for listen in "TCP4-LISTEN:$tcp_port,bind=127.0.0.1" "TCP6-LISTEN:$tcp_port,bind=[::1],ipv6only=1"; do
+    setsid socat -u "$listen,reuseaddr,fork" OPEN:/dev/null,wronly </dev/null >/dev/null 2>&1 &
+    groups+=($!)
+done
+sleep 0.5
+for address in TCP4:127.0.0.1 TCP4:127.0.0.1 TCP4:127.0.0.1 'TCP6:[::1]' 'TCP6:[::1]'; do
+    # Each client is a socat holding its connection open, sending nothing, until killed.
+    socat -u OPEN:/dev/null,ignoreeof "$address:$tcp_port" </dev/null >/dev/null 2>&1 &
+    pids+=($!)
+done
+for _ in $(seq 50); do
+    held=$(ss -Htn state established "( sport = :$tcp_port )" | wc -l)
+    ((held >= 5)) && break
+    sleep 0.1
+done
+((held == 5)) || fail "expected 5 established connections on port $tcp_port, ss shows $held"
+
+export LB_FEEDBACK_TCP="$tcp_port:10" LB_FEEDBACK_SAMPLE_MS=300
+explain=$(run "$agent" --explain) || fail "lb-feedback.exe --explain failed: $explain"
+printf '%s\n' "$explain" >&2
+grep -Eq '^cpu +busy [0-9.]+% over 300 ms' <<<"$explain" || fail "no CPU figure"
+grep -Eq '^ram +[0-9.]+ GiB of [0-9.]+ GiB in use' <<<"$explain" || fail "no RAM figure"
+grep -Eq "^tcp:$tcp_port +5 of 10 established" <<<"$explain" \
+    || fail "the TCP tables under Wine did not count the 5 connections on $tcp_port"
+line=$(run "$agent") || fail "lb-feedback.exe failed: $line"
+[[ $line =~ $percent_line ]] || fail "lb-feedback.exe printed '$line'"
+pass "lb-feedback.exe: '$line' from CPU, RAM and 5 of 10 connections (IPv4 and IPv6)"
+
+# --- 2. the foreground listener and `mode` ---------------------------------------------
+# CPU and RAM only from here: Wine 8 reads the whole host TCP table per count, which takes
+# seconds on a host with tens of thousands of sockets, and that is tested above.
+unset LB_FEEDBACK_TCP
+port=$(free_port)
+timeout 120 "$here/wine-run.sh" "$service" run --listen "127.0.0.1:$port" --verbose \
+    2>"$work/run.log" &
+run_pid=$!
+pids+=("$run_pid")
+wait_for_line "$work/run.log" "listening on 127.0.0.1:$port"
+line=$(probe "$port")
+[[ $line =~ $reply_line ]] || fail "lb-feedback-service.exe run answered '$line'"
+pass "lb-feedback-service.exe run: '$line'"
+run "$agent" mode drain >&2 || fail "lb-feedback.exe mode drain failed"
+line=$(probe "$port")
+[[ $line == "drain #mode" ]] || fail "after mode drain the reply was '$line'"
+pass "after lb-feedback.exe mode drain: '$line'"
+run "$agent" mode reset >&2 || fail "lb-feedback.exe mode reset failed"
+line=$(probe "$port")
+[[ $line =~ $reply_line ]] || fail "after mode reset the reply was '$line'"
+pass "after mode reset: '$line'"
+# timeout's child is the Windows process (wine-run.sh execs Wine), and Wine makes SIGINT a
+# console Ctrl-C event.
+wine_pid=$(pgrep -P "$run_pid" | head -n 1)
+[[ -n $wine_pid ]] || fail "cannot find the listener's process"
+kill -INT "$wine_pid"
+status=0
+timeout 20 tail --pid="$run_pid" -f /dev/null || fail "the listener did not stop after Ctrl-C"
+wait "$run_pid" || status=$?
+((status == 0)) || fail "the listener exited with $status after Ctrl-C: $(cat "$work/run.log")"
+grep -q "stopped (listened on 127.0.0.1:$port)" "$work/run.log" || fail "no clean stop logged"
+pass "Ctrl-C stopped the listener cleanly (exit 0)"
+
+# --- 3. the Service Control Manager ----------------------------------------------------
+# Wine's services.exe gives services ProgramData=C:\users\Public, while a prompt has
+# C:\ProgramData (on Windows both are C:\ProgramData), so the state directory is named here
+# for `mode` and the service to meet; the log goes to the service's own %ProgramData%.
+unset LB_FEEDBACK_SAMPLE_MS
+state='C:\ProgramData\lb-feedback'
+port=$(free_port)
+run "$service" install --listen "127.0.0.1:$port" --sample-ms 300 --state-dir "$state" \
+    --verbose >&2 || fail "install failed"
+pass "install"
+run "$service" start >&2 || fail "start failed"
+pass "start"
+line=$(probe "$port")
+[[ $line =~ $reply_line ]] || fail "the SCM-started service answered '$line'"
+pass "probe of the SCM-started service: '$line'"
+sc=$(timeout 60 "$wine_dir/wine64" sc query lb-feedback | tr -d '\r') || true
+grep -q 'RUNNING' <<<"$sc" || fail "sc query does not show it running: $sc"
+pass "sc query: $(grep STATE <<<"$sc" | xargs)"
+run "$agent" mode drain --state-dir "$state" >&2 || fail "mode drain failed"
+line=$(probe "$port")
+[[ $line == "drain #mode" ]] || fail "the service did not see mode drain: '$line'"
+pass "mode drain seen by the SCM-started service: '$line'"
+run "$agent" mode reset --state-dir "$state" >&2 || fail "mode reset failed"
+run "$service" stop >&2 || fail "stop failed"
+pass "stop"
+log=$(find "$WINEPREFIX/drive_c" -path '*lb-feedback/service.log' | head -n 1)
+[[ -n $log ]] || fail "no service.log in the prefix"
+grep -q "stopped (listened on 127.0.0.1:$port)" "$log" || fail "no clean stop in $log: $(cat "$log")"
+pass "service.log ($log) shows the clean stop"
+run "$service" uninstall >&2 || fail "uninstall failed"
+if run "$service" start 2>/dev/null; then fail "start worked after uninstall"; fi
+pass "uninstall"
+
+say "all Windows checks passed"
