@@ -5,6 +5,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -156,7 +157,13 @@ impl StateDir {
     fn write_atomic(&self, name: &str, text: &str, durable: bool) -> Result<(), StateError> {
         fs::create_dir_all(&self.dir).map_err(|err| io_error(&self.dir, &err))?;
         let path = self.dir.join(name);
-        let temp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        // Unique per write, not only per process: the wrapper service writes from threads.
+        static WRITES: AtomicU64 = AtomicU64::new(0);
+        let temp = self.dir.join(format!(
+            ".{name}.{}.{}.tmp",
+            std::process::id(),
+            WRITES.fetch_add(1, Ordering::Relaxed)
+        ));
         let written = (|| {
             let mut file = fs::File::create(&temp)?;
             file.write_all(text.as_bytes())?;

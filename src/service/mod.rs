@@ -409,9 +409,9 @@ struct Shared {
     log: Arc<Log>,
     sampler: Sampler,
     slots: Arc<Slots>,
-    /// `probe::answer` reads and writes the recovery stamp in the state directory, whose
-    /// temporary file names are unique per process, not per thread: one answer at a time.
-    /// (It takes microseconds; the sample is what takes time, and it is shared.)
+    /// `probe::answer` reads, then writes, the recovery stamp in the state directory: one
+    /// answer at a time keeps that read and write together. (It takes microseconds; the
+    /// sample is what takes time, and it is shared.)
     answering: Mutex<()>,
     connection_time: Duration,
 }
