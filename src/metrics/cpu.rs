@@ -52,9 +52,12 @@ pub fn parse_proc_stat(text: &str) -> Option<Counters> {
 
 #[cfg(target_os = "linux")]
 pub fn read() -> Result<Counters, MetricError> {
-    let text = std::fs::read_to_string("/proc/stat")
+    // The aggregate line comes first; the rest (a line per CPU and the interrupt counts, tens
+    // of KiB on a big host) is not needed.
+    let mut buffer = [0; 1024];
+    let text = super::proc_head("/proc/stat", &mut buffer)
         .map_err(|err| error(format!("/proc/stat: {}", crate::config::io_reason(&err))))?;
-    parse_proc_stat(&text).ok_or_else(|| error("/proc/stat: no aggregate cpu line"))
+    parse_proc_stat(text).ok_or_else(|| error("/proc/stat: no aggregate cpu line"))
 }
 
 #[cfg(windows)]

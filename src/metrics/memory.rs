@@ -1,6 +1,8 @@
-//! RAM load: (total − available) ÷ total, in percent, from sysinfo's RAM refresh only.
-
-use sysinfo::{MemoryRefreshKind, System};
+//! RAM load: (total − available) ÷ total, in percent. Linux reads `MemTotal` and
+//! `MemAvailable` from `/proc/meminfo` itself: sysinfo's `System::new` also reads the boot
+//! time by reading all of `/proc/stat` (11 k instructions), and its RAM refresh reads and
+//! parses every line of `/proc/meminfo` (52 k); the lines needed here cost about 5 k, in a
+//! probe of about 100 k (docs/BENCHMARKS.md). Other systems use sysinfo's RAM refresh.
 
 use super::MetricError;
 
@@ -20,23 +22,85 @@ impl Memory {
     }
 }
 
-pub fn read() -> Result<Memory, MetricError> {
-    let mut system = System::new().map_err(|err| MetricError {
+fn error(message: impl Into<String>) -> MetricError {
+    MetricError {
         monitor: "ram",
-        message: err.to_string(),
-    })?;
+        message: message.into(),
+    }
+}
+
+/// Total and available RAM from the text of `/proc/meminfo` (kB there, bytes here).
+/// Kernels before 3.14 have no `MemAvailable`; for them it is estimated the way sysinfo and
+/// procps did: MemFree + Buffers + Cached + SReclaimable − Shmem.
+#[cfg(target_os = "linux")]
+pub fn parse_meminfo(text: &str) -> Option<Memory> {
+    let (mut total, mut available) = (None, None);
+    let mut estimate = [0u64; 5];
+    for line in text.lines() {
+        let Some((key, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let Some(kib) = rest
+            .split_ascii_whitespace()
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let bytes = kib.saturating_mul(1024);
+        match key {
+            "MemTotal" => total = Some(bytes),
+            "MemAvailable" => available = Some(bytes),
+            "MemFree" => estimate[0] = bytes,
+            "Buffers" => estimate[1] = bytes,
+            "Cached" => estimate[2] = bytes,
+            "SReclaimable" => estimate[3] = bytes,
+            "Shmem" => estimate[4] = bytes,
+            _ => {}
+        }
+        // MemTotal and MemAvailable are the first and third lines: stop there.
+        if total.is_some() && available.is_some() {
+            break;
+        }
+    }
+    let [free, buffers, cached, reclaimable, shmem] = estimate;
+    let available = available.unwrap_or_else(|| {
+        free.saturating_add(buffers)
+            .saturating_add(cached)
+            .saturating_add(reclaimable)
+            .saturating_sub(shmem)
+    });
+    Some(Memory {
+        total: total?,
+        available,
+    })
+}
+
+#[cfg(target_os = "linux")]
+pub fn read() -> Result<Memory, MetricError> {
+    // The whole file is about 1.5 KiB; every line used is in its first 1 KiB.
+    let mut buffer = [0; 4096];
+    let text = super::proc_head("/proc/meminfo", &mut buffer)
+        .map_err(|err| error(format!("/proc/meminfo: {}", crate::config::io_reason(&err))))?;
+    checked(parse_meminfo(text).ok_or_else(|| error("/proc/meminfo: no MemTotal line"))?)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn read() -> Result<Memory, MetricError> {
+    use sysinfo::{MemoryRefreshKind, System};
+    let mut system = System::new().map_err(|err| error(err.to_string()))?;
     system.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
-    let memory = Memory {
+    checked(Memory {
         total: system.total_memory(),
         available: system.available_memory(),
-    };
-    if memory.total == 0 {
-        return Err(MetricError {
-            monitor: "ram",
-            message: "the OS reported no memory".into(),
-        });
+    })
+}
+
+fn checked(memory: Memory) -> Result<Memory, MetricError> {
+    match memory.total {
+        0 => Err(error("the OS reported no memory")),
+        _ => Ok(memory),
     }
-    Ok(memory)
 }
 
 #[cfg(test)]
@@ -51,6 +115,44 @@ mod tests {
         };
         assert_eq!(m.used(), 4);
         assert_eq!(m.load(), 25.0);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn meminfo_total_and_available() {
+        let text = "MemTotal:       16000000 kB\nMemFree:         1000000 kB\n\
+                    MemAvailable:    4000000 kB\nBuffers:          100000 kB\n";
+        assert_eq!(
+            parse_meminfo(text),
+            Some(Memory {
+                total: 16_000_000 * 1024,
+                available: 4_000_000 * 1024,
+            })
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn meminfo_without_available_is_estimated() {
+        let text = "MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 20 kB\nCached: 300 kB\n\
+                    SwapCached: 7 kB\nShmem: 50 kB\nSReclaimable: 30 kB\n";
+        assert_eq!(
+            parse_meminfo(text),
+            Some(Memory {
+                total: 1000 * 1024,
+                available: (100 + 20 + 300 + 30 - 50) * 1024,
+            })
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn meminfo_without_total_is_none() {
+        assert_eq!(
+            parse_meminfo("MemAvailable: 5 kB\nnonsense\nX: y kB\n"),
+            None
+        );
+        assert_eq!(parse_meminfo(""), None);
     }
 
     #[test]

@@ -19,3 +19,53 @@ impl std::fmt::Display for MetricError {
 }
 
 impl std::error::Error for MetricError {}
+
+/// The beginning of a small `/proc` file, read with one syscall into `buffer`: procfs files
+/// report a size of 0, so `read_to_string` starts at 32 bytes and doubles, a syscall per step
+/// (eight for `/proc/stat`). The kernel writes these files whole on the first read, so one
+/// read returns everything that fits; a line cut off at the end of a full buffer is dropped.
+#[cfg(target_os = "linux")]
+pub(crate) fn proc_head<'a>(path: &str, buffer: &'a mut [u8]) -> std::io::Result<&'a str> {
+    use std::io::Read;
+    let len = std::fs::File::open(path)?.read(buffer)?;
+    let mut text = buffer.get(..len).unwrap_or_default();
+    if len == buffer.len()
+        && let Some(end) = text.iter().rposition(|b| *b == b'\n')
+    {
+        text = text.get(..=end).unwrap_or_default();
+    }
+    std::str::from_utf8(text)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not text"))
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_head_keeps_whole_lines() {
+        let path = std::env::temp_dir().join(format!("lbf-proc-head-{}", std::process::id()));
+        std::fs::write(&path, "one 1\ntwo 22\nthree 333\n").unwrap();
+        let path_text = path.to_str().unwrap();
+        let mut big = [0; 64];
+        assert_eq!(
+            proc_head(path_text, &mut big).unwrap(),
+            "one 1\ntwo 22\nthree 333\n"
+        );
+        // A full buffer ends inside "three 333": that line is dropped, not cut.
+        let mut small = [0; 16];
+        assert_eq!(proc_head(path_text, &mut small).unwrap(), "one 1\ntwo 22\n");
+        let _ = std::fs::remove_file(&path);
+        assert!(proc_head("/proc/no-such-file", &mut big).is_err());
+    }
+
+    #[test]
+    fn proc_head_reads_the_live_files() {
+        let mut buffer = [0; 1024];
+        assert!(
+            proc_head("/proc/stat", &mut buffer)
+                .unwrap()
+                .starts_with("cpu ")
+        );
+    }
+}
