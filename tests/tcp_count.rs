@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use lb_feedback::metrics::tcp::{
@@ -38,15 +38,34 @@ fn netlink_available() -> bool {
 
 /// Every way of counting gives `expected` for `ports`.
 fn assert_counts(ports: &[u16], expected: &[u64]) {
-    assert_eq!(count_established_proc(ports).unwrap(), expected, "/proc");
-    assert_eq!(count_established(ports).unwrap(), expected, "combined");
-    if netlink_available() {
-        assert_eq!(
-            count_established_netlink(ports).unwrap(),
-            expected,
-            "netlink"
-        );
+    settle(ports, |_, counts| counts == expected);
+}
+
+/// Reads `ports` every way until every reading passes `check(way, counts)`; fails with the
+/// readings after ten tries.
+///
+/// A read of the kernel's tables is not a snapshot: each `read` of `/proc` and each netlink
+/// datagram resumes at a position in the socket hash table, and sockets that other programs
+/// open or close meanwhile shift what comes after it, so one can be read twice or missed.
+/// Other tests and programs run alongside these, so a reading gets a few tries; a count that
+/// is wrong for another reason stays wrong and fails.
+fn settle(ports: &[u16], check: impl Fn(&str, &[u64]) -> bool) {
+    let netlink = netlink_available();
+    let mut readings = Vec::new();
+    for _ in 0..10 {
+        readings = vec![
+            ("/proc", count_established_proc(ports).unwrap()),
+            ("combined", count_established(ports).unwrap()),
+        ];
+        if netlink {
+            readings.push(("netlink", count_established_netlink(ports).unwrap()));
+        }
+        if readings.iter().all(|(way, counts)| check(way, counts)) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    panic!("no exact reading in ten tries; the last: {readings:?}");
 }
 
 /// Whether `[::1]` works here, and whether a listener on `[::]` also takes IPv4 (v4-mapped).
@@ -57,12 +76,49 @@ fn ipv6() -> (bool, bool) {
     (loopback, loopback && dual)
 }
 
+/// A listener on a port no other socket uses, in any state, on any address.
+///
+/// Counts are by local port whatever the address, so another program's socket with the same
+/// port number on another address would be counted too, and `bind` to port 0 only avoids
+/// ports whose sockets clash with its own address. A port with no socket at all when bound
+/// is also one that `connect` will not pick for its clients while the listener holds it.
+fn fresh_listener(ip: IpAddr) -> TcpListener {
+    for _ in 0..100 {
+        let listener = TcpListener::bind((ip, 0)).unwrap();
+        // The listener's own LISTEN line is the one line allowed.
+        if sockets_on(port(&listener)) == 1 {
+            return listener;
+        }
+    }
+    panic!("no port without other sockets found in 100 tries");
+}
+
+/// Sockets in any state with local port `port`, from the `/proc` tables.
+fn sockets_on(port: u16) -> usize {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .map(|text| {
+            text.lines()
+                .skip(1)
+                .filter(|line| {
+                    line.split_ascii_whitespace()
+                        .nth(1)
+                        .and_then(|local| local.rsplit_once(':'))
+                        .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok())
+                        == Some(port)
+                })
+                .count()
+        })
+        .sum()
+}
+
 /// A listener and the addresses that reach it: IPv4 and IPv6 when it is dual-stack.
 fn listener() -> (TcpListener, Vec<SocketAddr>) {
     let (_, dual) = ipv6();
     let listener = match dual {
-        true => TcpListener::bind((Ipv6Addr::UNSPECIFIED, 0)).unwrap(),
-        false => TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap(),
+        true => fresh_listener(Ipv6Addr::UNSPECIFIED.into()),
+        false => fresh_listener(Ipv4Addr::LOCALHOST.into()),
     };
     let port = listener.local_addr().unwrap().port();
     let mut addresses = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, port))];
@@ -90,18 +146,18 @@ fn port(listener: &TcpListener) -> u16 {
 #[test]
 fn ipv4_ipv6_and_v4_mapped_are_each_counted_once() {
     let (loopback6, dual) = ipv6();
-    let v4 = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let v4 = fresh_listener(Ipv4Addr::LOCALHOST.into());
     let mut held = connect(&v4, v4.local_addr().unwrap(), 3);
-    let idle = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let idle = fresh_listener(Ipv4Addr::LOCALHOST.into());
     let mut ports = vec![port(&v4), port(&idle)];
     let mut expected = vec![3, 0];
-    let v6 = loopback6.then(|| TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).unwrap());
+    let v6 = loopback6.then(|| fresh_listener(Ipv6Addr::LOCALHOST.into()));
     if let Some(v6) = &v6 {
         held.extend(connect(v6, v6.local_addr().unwrap(), 4));
         ports.push(port(v6));
         expected.push(4);
     }
-    let any = dual.then(|| TcpListener::bind((Ipv6Addr::UNSPECIFIED, 0)).unwrap());
+    let any = dual.then(|| fresh_listener(Ipv6Addr::UNSPECIFIED.into()));
     if let Some(any) = &any {
         // IPv4 clients of an IPv6 listener: v4-mapped sockets, in the IPv6 tables.
         let p = port(any);
@@ -152,7 +208,7 @@ fn thousands_of_connections_spread_over_threads_are_counted_exactly() {
         threads.into_iter().map(|t| t.join().unwrap()).collect()
     });
     assert_eq!(held.iter().map(Vec::len).sum::<usize>(), WATCHED + OTHER);
-    let unused = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let unused = fresh_listener(Ipv4Addr::LOCALHOST.into());
     assert_counts(
         &[port(&watched), port(&other), port(&unused)],
         &[WATCHED as u64, OTHER as u64, 0],
@@ -161,20 +217,29 @@ fn thousands_of_connections_spread_over_threads_are_counted_exactly() {
 
 #[test]
 fn more_ports_than_one_request_holds() {
-    let (listener, addresses) = listener();
-    let _held = connect(&listener, addresses[addresses.len() - 1], 6);
-    // 1,500 watched ports need two netlink requests per family; the listener's port is last
-    // and also in the middle.
-    let mut ports: Vec<u16> = (2000..3500).collect();
-    ports.insert(700, port(&listener));
-    ports.push(port(&listener));
-    let proc = count_established_proc(&ports).unwrap();
-    assert_eq!(proc[700], 6);
-    assert_eq!(proc[ports.len() - 1], 6);
-    assert_eq!(count_established(&ports).unwrap(), proc);
-    if netlink_available() {
-        assert_eq!(count_established_netlink(&ports).unwrap(), proc);
-    }
+    let (a, a_at) = listener();
+    let (b, b_at) = listener();
+    let _held = (
+        connect(&a, a_at[0], 6),
+        connect(&b, b_at[b_at.len() - 1], 4),
+    );
+    let expected = |p: u16| if p == port(&a) { 6 } else { 4 };
+    let (lo, hi) = (port(&a).min(port(&b)), port(&a).max(port(&b)));
+    // Sorted, these 1,600-odd ports put `lo` last in the first netlink request (1,024 ports)
+    // and `hi` first in the second; `lo` is also watched twice.
+    let mut ports: Vec<u16> = (1..=1023).collect();
+    ports.extend([lo, hi, lo]);
+    ports.extend((hi + 1..=u16::MAX).take(600));
+    let mine = |counts: &[u64]| (counts[1023], counts[1024], counts[1025]);
+    let want = (expected(lo), expected(hi), expected(lo));
+    // Other programs' sockets may be on the other ports: every way must agree with /proc.
+    let proc = std::cell::RefCell::new(Vec::new());
+    settle(&ports, |way, counts| {
+        if way == "/proc" {
+            *proc.borrow_mut() = counts.to_vec();
+        }
+        mine(counts) == want && counts == &proc.borrow()[..]
+    });
 }
 
 #[test]
