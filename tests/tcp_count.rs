@@ -1,7 +1,7 @@
-//! Established connections counted on Linux against real loopback sockets: sock_diag netlink,
-//! the `/proc/net/tcp*` fallback and the two combined must all be exact, for IPv4, IPv6 and
-//! v4-mapped connections, with thousands of sockets, and with more watched ports than one
-//! netlink request holds.
+//! Established connections counted on Linux against real loopback sockets: sock_diag netlink
+//! (asked with one dump for both families, and with one per family), the `/proc/net/tcp*`
+//! fallback and all combined must be exact, for IPv4, IPv6 and v4-mapped connections, with
+//! thousands of sockets, and with more watched ports than one netlink request holds.
 #![cfg(target_os = "linux")]
 
 mod common;
@@ -10,7 +10,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, Tc
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use lb_feedback::metrics::tcp::{
-    count_established, count_established_netlink, count_established_proc,
+    Netlink, count_established, count_established_netlink, count_established_netlink_as,
+    count_established_proc,
 };
 
 /// Whether this host has sock_diag netlink at all (gVisor and some seccomp profiles do not).
@@ -59,6 +60,12 @@ fn settle(ports: &[u16], check: impl Fn(&str, &[u64]) -> bool) {
         ];
         if netlink {
             readings.push(("netlink", count_established_netlink(ports).unwrap()));
+            for (way, how) in [
+                ("one dump", Netlink::OneDump),
+                ("per family", Netlink::PerFamily),
+            ] {
+                readings.push((way, count_established_netlink_as(ports, how).unwrap()));
+            }
         }
         if readings.iter().all(|(way, counts)| check(way, counts)) {
             return;
