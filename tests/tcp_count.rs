@@ -7,7 +7,6 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{FromRawFd, OwnedFd};
 
 use lb_feedback::metrics::tcp::{
     Netlink, count_established, count_established_netlink, count_established_netlink_as,
@@ -18,23 +17,14 @@ use lb_feedback::metrics::tcp::{
 /// Where it is missing the netlink figures are skipped, unless `LB_FEEDBACK_E2E=1` says
 /// they must be there.
 fn netlink_available() -> bool {
-    // SAFETY: a plain syscall; a descriptor it returns is owned (and closed) right away.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            libc::NETLINK_SOCK_DIAG,
-        )
-    };
-    if fd < 0 {
-        let err = std::io::Error::last_os_error();
-        assert!(!common::e2e_required(), "no sock_diag netlink here: {err}");
-        eprintln!("note: no sock_diag netlink here ({err}); checking /proc only");
-        return false;
+    match count_established_netlink(&[1]) {
+        Ok(_) => true,
+        Err(err) => {
+            assert!(!common::e2e_required(), "no sock_diag netlink here: {err}");
+            eprintln!("note: no sock_diag netlink here ({err}); checking /proc only");
+            false
+        }
     }
-    // SAFETY: `fd` is a fresh descriptor owned by nobody else.
-    drop(unsafe { OwnedFd::from_raw_fd(fd) });
-    true
 }
 
 /// Every way of counting gives `expected` for `ports`.
