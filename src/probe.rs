@@ -194,22 +194,24 @@ fn sample_cpu(
         let max_age_ms = config.since_last_max_seconds.get() * 1000;
         let now = state::now_ms();
         let previous = state.cpu_counters().ok().flatten();
-        // A failed save only means the next probe samples; this one still answers.
-        let _ = state.save_cpu_counters(now, &counters);
         let fresh = previous.filter(|(at, _)| *at <= now && now - at <= max_age_ms);
         if let Some((at, earlier)) = fresh
             && let Some(busy) = counters.busy_percent_since(&earlier)
         {
+            // A failed save only means the next probe samples; this one still answers.
+            let _ = state.save_cpu_counters(now, &counters);
             let how = format!(
                 "busy {busy:.1}% since the previous probe {:.1} s ago",
                 (now - at) as f64 / 1000.0
             );
             return Ok(CpuFigure { busy, how });
         }
-        let busy = window_sample(window, wait)?;
-        if let Ok(counters) = cpu::read() {
-            let _ = state.save_cpu_counters(state::now_ms(), &counters);
-        }
+        // No fresh counters: the window starts at the reading just taken, and its end is what
+        // the next probe compares with.
+        wait(Instant::now() + Duration::from_millis(window));
+        let end = cpu::read()?;
+        let _ = state.save_cpu_counters(state::now_ms(), &end);
+        let busy = cpu::busy_between(&counters, &end)?;
         let how = format!("busy {busy:.1}% over {window} ms (no fresh counters to compare)");
         return Ok(CpuFigure { busy, how });
     }

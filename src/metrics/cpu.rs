@@ -100,10 +100,14 @@ impl Sampler {
 
     /// The busy share since `start`, in percent.
     pub fn finish(self) -> Result<f64, MetricError> {
-        read()?
-            .busy_percent_since(&self.start)
-            .ok_or_else(|| error("the CPU counters did not advance during the sample"))
+        busy_between(&self.start, &read()?)
     }
+}
+
+/// The busy share from `start` to `end`, in percent; an error when no time passed.
+pub fn busy_between(start: &Counters, end: &Counters) -> Result<f64, MetricError> {
+    end.busy_percent_since(start)
+        .ok_or_else(|| error("the CPU counters did not advance during the sample"))
 }
 
 /// Elsewhere there are no cumulative counters to keep between probes.
