@@ -42,16 +42,8 @@ struct Service {
 /// The service's command: empty environment, the test's config and state directory, a short
 /// sample unless `env` says otherwise.
 fn command(dir: &TempDir, env: &[(&str, &str)], args: &[&str]) -> Command {
-    let config = dir.path().join("config.json");
-    if !config.exists() {
-        std::fs::write(&config, "{}").unwrap();
-    }
-    let mut command = Command::new(SERVICE);
+    let mut command = common::prepared(SERVICE, dir);
     command
-        .env_clear()
-        .env("LB_FEEDBACK_CONFIG", &config)
-        .env("LB_FEEDBACK_STATE_DIR", dir.path().join("state"))
-        .env("LB_FEEDBACK_SAMPLE_MS", "100")
         .envs(env.iter().copied())
         .args(args)
         .stdin(Stdio::null())

@@ -45,11 +45,16 @@ impl Drop for TempDir {
 /// The binary with an empty environment, its own config file (`{}` unless written over)
 /// and state directory, and a short sample so tests stay quick.
 pub fn agent(dir: &TempDir) -> Command {
+    prepared(BIN, dir)
+}
+
+/// `program` (`lb-feedback` or `lb-feedback-service`) set up as [`agent`] describes.
+pub fn prepared(program: &str, dir: &TempDir) -> Command {
     let config = dir.path().join("config.json");
     if !config.exists() {
         std::fs::write(&config, "{}").unwrap();
     }
-    let mut command = Command::new(BIN);
+    let mut command = Command::new(program);
     command
         .env_clear()
         .env("LB_FEEDBACK_CONFIG", &config)
