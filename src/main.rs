@@ -222,9 +222,10 @@ fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
                 None => " until changed".into(),
             };
             print(&format!(
-                "{}{until} (runtime mode in {})\n",
+                "{}{until} (runtime mode in {})\n{}",
                 mode.name(),
-                state.path().display()
+                state.path().display(),
+                created_note(&state)
             ))
         }
         ModeCommand::Reset => {
@@ -236,6 +237,18 @@ fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
                 config.mode_origin
             ))
         }
+    }
+}
+
+/// The directory did not exist, so it now belongs to whoever ran `mode`: say so, since an
+/// agent running as another user cannot record its replies there.
+fn created_note(state: &StateDir) -> String {
+    match state.created() {
+        true => format!(
+            "note: created {0}, owned by the user who ran this; if the agent runs as another user (the package's is lb-feedback), give it the directory: chown -R lb-feedback: {0}\n",
+            state.path().display()
+        ),
+        false => String::new(),
     }
 }
 

@@ -12,7 +12,7 @@ use crate::metrics::memory::{self, Memory};
 use crate::metrics::{MetricError, cpu, tcp};
 use crate::reply::{self, Status};
 use crate::rules::{self, Load, Verdict};
-use crate::state::{self, RecoveryDecision, StateDir, StateError};
+use crate::state::{self, RecoveryDecision, RuntimeMode, StateDir, StateError};
 
 /// How long after the probe starts `agent-send` is waited for when profiles depend on it
 /// (only when it has not arrived: HAProxy sends it right after connecting).
@@ -95,7 +95,7 @@ pub fn effective_mode(
     state: &StateDir,
     now_ms: u64,
 ) -> Result<(Mode, String), StateError> {
-    match state.runtime_mode()? {
+    match state.runtime_mode()?.map(|runtime| rebased(runtime, state, now_ms)) {
         Some(runtime) if !runtime.expired(now_ms) => {
             let ago = human_duration(now_ms.saturating_sub(runtime.set_at_ms));
             let until = match runtime.until_ms {
@@ -116,6 +116,24 @@ pub fn effective_mode(
         )),
         None => Ok((config.mode, config.mode_origin.to_string())),
     }
+}
+
+/// A runtime mode set while the clock was ahead (set in the future) is moved to now, keeping
+/// its length, and stored so: otherwise a `--for 15m` set a year ahead would last a year
+/// after the clock is put right. A directory that cannot store it re-bases on every read.
+fn rebased(runtime: RuntimeMode, state: &StateDir, now_ms: u64) -> RuntimeMode {
+    if runtime.set_at_ms <= now_ms {
+        return runtime;
+    }
+    let moved = RuntimeMode {
+        set_at_ms: now_ms,
+        until_ms: runtime
+            .until_ms
+            .map(|until| now_ms + until.saturating_sub(runtime.set_at_ms)),
+        ..runtime
+    };
+    let _ = state.set_runtime_mode(Some(&moved));
+    moved
 }
 
 /// What has to be read to answer for a config and any of its profiles.

@@ -2,18 +2,21 @@
 //! non-normal reply that opens the recovery window, and the CPU counters of since-last mode.
 //! Every write but the counters' is a temp file and a rename, so a reader sees the old file or
 //! the new one, never half of one; the counters, written by every since-last probe, are
-//! overwritten in place and carry a checksum instead (see `save_cpu_counters`).
+//! overwritten in place and carry a checksum instead (see `save_cpu_counters`). All file
+//! operations go through `files`, which treats the directory as hostile.
 
-use std::fs;
-use std::io::{self, Write};
+pub mod files;
+
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Mode, Recovery, io_reason};
+use crate::config::{Mode, Recovery};
 use crate::metrics::cpu::Counters;
+use files::Dir;
 
 const MODE_FILE: &str = "mode.json";
 const LAST_FILE: &str = "last-non-normal";
@@ -43,7 +46,7 @@ impl RuntimeMode {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct StateError {
     pub path: PathBuf,
     pub message: String,
@@ -57,62 +60,106 @@ impl std::fmt::Display for StateError {
 
 impl std::error::Error for StateError {}
 
-fn io_error(path: &Path, err: &io::Error) -> StateError {
-    StateError {
-        path: path.to_path_buf(),
-        message: io_reason(err),
-    }
-}
-
 pub struct StateDir {
-    dir: PathBuf,
+    path: PathBuf,
+    /// Opened on first use, once.
+    dir: OnceLock<Dir>,
+    /// Whether this process created the directory (`lb-feedback mode` then says who owns it).
+    created: AtomicBool,
 }
 
 impl StateDir {
     pub fn new(dir: &Path) -> StateDir {
         StateDir {
-            dir: dir.to_path_buf(),
+            path: dir.to_path_buf(),
+            dir: OnceLock::new(),
+            created: AtomicBool::new(false),
         }
     }
 
     pub fn path(&self) -> &Path {
-        &self.dir
+        &self.path
+    }
+
+    /// Whether this process had to create the directory.
+    pub fn created(&self) -> bool {
+        self.created.load(Ordering::Relaxed)
+    }
+
+    /// The directory, if it exists.
+    fn dir(&self) -> Result<Option<&Dir>, StateError> {
+        if let Some(dir) = self.dir.get() {
+            return Ok(Some(dir));
+        }
+        Ok(Dir::open(&self.path)?.map(|dir| self.dir.get_or_init(|| dir)))
+    }
+
+    /// The directory, created if missing.
+    fn dir_to_write(&self) -> Result<&Dir, StateError> {
+        match self.dir()? {
+            Some(dir) => Ok(dir),
+            None => {
+                let dir = Dir::create(&self.path)?;
+                self.created.store(true, Ordering::Relaxed);
+                Ok(self.dir.get_or_init(|| dir))
+            }
+        }
+    }
+
+    fn read(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
+        match self.dir()? {
+            Some(dir) => dir.read(name),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether this process can record state here; a directory it cannot use (missing and
+    /// not creatable, another owner, read-only) is not.
+    pub fn writable(&self) -> bool {
+        match self.dir() {
+            Ok(Some(dir)) => dir.writable(),
+            Ok(None) => self.dir_to_write().is_ok_and(Dir::writable),
+            Err(_) => false,
+        }
     }
 
     /// The stored runtime mode, whether or not it has expired; `None` when none is set.
     pub fn runtime_mode(&self) -> Result<Option<RuntimeMode>, StateError> {
-        let path = self.dir.join(MODE_FILE);
-        // A state path that is not a directory holds no mode; the recovery state reports it
-        // as unusable, and the probe answers (availability first).
-        let text = match fs::read_to_string(&path) {
-            Err(err) if err.kind() == io::ErrorKind::NotADirectory => return Ok(None),
-            other => other,
+        // A directory that cannot be opened holds no mode; the recovery state reports it as
+        // unusable, and the probe answers (availability first).
+        let Ok(Some(dir)) = self.dir() else {
+            return Ok(None);
         };
-        match optional(text, &path)? {
-            None => Ok(None),
-            Some(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|err| StateError {
-                    path,
-                    message: format!("not a mode file written by lb-feedback: {err}"),
-                }),
-        }
+        let Some(bytes) = dir.read(MODE_FILE)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|err| StateError {
+                path: self.path.join(MODE_FILE),
+                message: format!(
+                    "not a mode file written by lb-feedback (line {}, column {}; it starts {})",
+                    err.line(),
+                    err.column(),
+                    files::preview(&bytes, 16)
+                ),
+            })
     }
 
     /// Stores a runtime mode, or removes it (`None`) so the config's mode counts again.
     pub fn set_runtime_mode(&self, mode: Option<&RuntimeMode>) -> Result<(), StateError> {
-        let path = self.dir.join(MODE_FILE);
         match mode {
             Some(mode) => {
                 let text = serde_json::to_string(mode).map_err(|err| StateError {
-                    path: path.clone(),
+                    path: self.path.join(MODE_FILE),
                     message: err.to_string(),
                 })?;
-                self.write_atomic(MODE_FILE, &text, true)
+                self.dir_to_write()?
+                    .replace(MODE_FILE, text.as_bytes(), true)
             }
-            None => match fs::remove_file(&path) {
-                Err(err) if err.kind() != io::ErrorKind::NotFound => Err(io_error(&path, &err)),
-                _ => Ok(()),
+            None => match self.dir()? {
+                Some(dir) => dir.remove(MODE_FILE),
+                None => Ok(()),
             },
         }
     }
@@ -120,12 +167,21 @@ impl StateDir {
     /// When the last non-normal reply was given; `None` when no probe has recorded one.
     /// Each `agent-send` profile (`scope`) serves its own HAProxy server, so has its own.
     pub fn last_non_normal(&self, scope: Option<&str>) -> Result<Option<u64>, StateError> {
-        let path = self.dir.join(last_file(scope));
-        match read_optional(&path)? {
-            None => Ok(None),
-            Some(text) => text.trim().parse().map(Some).map_err(|_| StateError {
-                path,
-                message: format!("expected milliseconds since the epoch, found {text:?}"),
+        let name = last_file(scope);
+        let Some(bytes) = self.read(&name)? else {
+            return Ok(None);
+        };
+        let parsed = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| text.trim().parse().ok());
+        match parsed {
+            Some(ms) => Ok(Some(ms)),
+            None => Err(StateError {
+                path: self.path.join(name),
+                message: format!(
+                    "expected milliseconds since the epoch, found {}",
+                    files::preview(&bytes, 16)
+                ),
             }),
         }
     }
@@ -133,15 +189,25 @@ impl StateDir {
     pub fn mark_non_normal(&self, scope: Option<&str>, now_ms: u64) -> Result<(), StateError> {
         // The stamp is rewritten every poll while non-normal; losing one on a crash only
         // shortens a window by one poll, so it is not worth an fsync on the hot path.
-        self.write_atomic(&last_file(scope), &now_ms.to_string(), false)
+        self.dir_to_write()?
+            .replace(&last_file(scope), now_ms.to_string().as_bytes(), false)
+    }
+
+    /// Removes the stamp: one that could not be brought up to date must not be trusted.
+    /// (Unlinking works on a full disk, where writing the new stamp did not.)
+    pub fn forget_non_normal(&self, scope: Option<&str>) -> Result<(), StateError> {
+        match self.dir()? {
+            Some(dir) => dir.remove(&last_file(scope)),
+            None => Ok(()),
+        }
     }
 
     /// The CPU counters the previous probe saved, and when; `None` when there are none or the
     /// record does not check out (written half, or by an older version): since-last mode then
     /// samples.
     pub fn cpu_counters(&self) -> Result<Option<(u64, Counters)>, StateError> {
-        let text = read_optional(&self.dir.join(CPU_FILE))?;
-        Ok(text.and_then(|text| parse_counters_record(&text)))
+        let bytes = self.read(CPU_FILE)?;
+        Ok(bytes.and_then(|bytes| parse_counters_record(std::str::from_utf8(&bytes).ok()?)))
     }
 
     /// Saves the CPU counters for the next probe.
@@ -153,47 +219,8 @@ impl StateDir {
     /// and a checksum, so a record read while another probe writes it, or cut short by a crash,
     /// is rejected rather than misread.
     pub fn save_cpu_counters(&self, at_ms: u64, counters: &Counters) -> Result<(), StateError> {
-        let path = self.dir.join(CPU_FILE);
-        let open = || {
-            fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-        };
-        let file = match open() {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir_all(&self.dir).map_err(|err| io_error(&self.dir, &err))?;
-                open()
-            }
-            other => other,
-        };
-        file.and_then(|mut file| file.write_all(counters_record(at_ms, counters).as_bytes()))
-            .map_err(|err| io_error(&path, &err))
-    }
-
-    fn write_atomic(&self, name: &str, text: &str, durable: bool) -> Result<(), StateError> {
-        fs::create_dir_all(&self.dir).map_err(|err| io_error(&self.dir, &err))?;
-        let path = self.dir.join(name);
-        // Unique per write, not only per process: the wrapper service writes from threads.
-        static WRITES: AtomicU64 = AtomicU64::new(0);
-        let temp = self.dir.join(format!(
-            ".{name}.{}.{}.tmp",
-            std::process::id(),
-            WRITES.fetch_add(1, Ordering::Relaxed)
-        ));
-        let written = (|| {
-            let mut file = fs::File::create(&temp)?;
-            file.write_all(text.as_bytes())?;
-            if durable {
-                file.sync_all()?;
-            }
-            fs::rename(&temp, &path)
-        })();
-        written.map_err(|err| {
-            let _ = fs::remove_file(&temp);
-            io_error(&path, &err)
-        })
+        self.dir_to_write()?
+            .overwrite(CPU_FILE, counters_record(at_ms, counters).as_bytes())
     }
 }
 
@@ -234,18 +261,6 @@ fn last_file(scope: Option<&str>) -> String {
     }
 }
 
-fn read_optional(path: &Path) -> Result<Option<String>, StateError> {
-    optional(fs::read_to_string(path), path)
-}
-
-fn optional(read: io::Result<String>, path: &Path) -> Result<Option<String>, StateError> {
-    match read {
-        Ok(text) => Ok(Some(text)),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(io_error(path, &err)),
-    }
-}
-
 /// Whether this reply carries `up ready`, and why, for `--explain`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecoveryDecision {
@@ -267,18 +282,34 @@ pub fn recovery(
     first_run_opens: bool,
 ) -> RecoveryDecision {
     let decision = |recover, why: String| RecoveryDecision { recover, why };
+    let unusable = |err: &dyn std::fmt::Display| {
+        decision(
+            true,
+            format!(
+                "state directory unusable ({err}); sending `up ready` always, availability first"
+            ),
+        )
+    };
     if !normal {
         return match state.mark_non_normal(scope, now_ms) {
             Ok(()) => decision(
                 false,
                 "non-normal reply recorded; the window opens when it ends".into(),
             ),
-            Err(err) => decision(
-                false,
-                format!(
-                    "could not record this non-normal reply ({err}); later replies will carry `up ready` always"
-                ),
-            ),
+            Err(err) => {
+                // An older stamp left in place would close the window too early and strand
+                // the server in DRAIN: without it the next probe finds the directory unusable.
+                let forgot = match state.forget_non_normal(scope) {
+                    Ok(()) => "the old stamp is removed",
+                    Err(_) => "the old stamp could not be removed either",
+                };
+                decision(
+                    false,
+                    format!(
+                        "could not record this non-normal reply ({err}); {forgot}, so later replies carry `up ready` until it can be recorded"
+                    ),
+                )
+            }
         };
     }
     match policy {
@@ -288,47 +319,42 @@ pub fn recovery(
     }
     let window_ms = seconds * 1000;
     match state.last_non_normal(scope) {
-        Err(err) => decision(
-            true,
-            format!(
-                "state directory unusable ({err}); sending `up ready` always, availability first"
-            ),
-        ),
+        Err(err) => unusable(&err),
         Ok(None) if first_run_opens => match state.mark_non_normal(scope, now_ms) {
             Ok(()) => decision(
                 true,
                 format!("first run (no state yet): window of {seconds} s opened"),
             ),
-            Err(err) => decision(
-                true,
-                format!(
-                    "state directory unusable ({err}); sending `up ready` always, availability first"
-                ),
-            ),
+            Err(err) => unusable(&err),
         },
         Ok(None) => decision(false, "no non-normal reply recorded yet".into()),
+        // The clock went back past the stamp: restart the window from now, once, so it
+        // neither stays open for good (undoing operators' drains every poll) nor closes early.
+        Ok(Some(last)) if last > now_ms => match state.mark_non_normal(scope, now_ms) {
+            Ok(()) => decision(
+                true,
+                format!(
+                    "last non-normal reply was {:.1} s in the future (clock stepped back); window of {seconds} s restarted now",
+                    (last - now_ms) as f64 / 1000.0
+                ),
+            ),
+            Err(err) => unusable(&err),
+        },
         Ok(Some(last)) => {
-            let elapsed = now_ms.saturating_sub(last);
-            if last > now_ms {
-                // The clock went back: we cannot tell how long ago it was, so recover.
+            let ago = (now_ms - last) as f64 / 1000.0;
+            if now_ms - last < window_ms {
                 decision(
                     true,
-                    "last non-normal reply is in the future (clock changed); in window".into(),
+                    format!("in window: last non-normal reply {ago:.1} s ago, window {seconds} s"),
                 )
-            } else if elapsed < window_ms {
-                decision(
-                    true,
-                    format!(
-                        "in window: last non-normal reply {:.1} s ago, window {seconds} s",
-                        elapsed as f64 / 1000.0
-                    ),
-                )
+            } else if !state.writable() {
+                // The stamp may be old only because later ones could not be written.
+                unusable(&"cannot write to it, so its last non-normal stamp may be stale")
             } else {
                 decision(
                     false,
                     format!(
-                        "window closed: last non-normal reply {:.1} s ago, window {seconds} s",
-                        elapsed as f64 / 1000.0
+                        "window closed: last non-normal reply {ago:.1} s ago, window {seconds} s"
                     ),
                 )
             }
@@ -339,6 +365,7 @@ pub fn recovery(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn temp_state(name: &str) -> StateDir {
         let dir = std::env::temp_dir().join(format!("lbf-state-{name}-{}", std::process::id()));
@@ -386,8 +413,10 @@ mod tests {
         assert_eq!(state.last_non_normal(None).unwrap(), Some(1_000));
         assert!(recovery(Recovery::Window, 10, true, &state, None, 10_999, true).recover);
         assert!(!recovery(Recovery::Window, 10, true, &state, None, 11_000, true).recover);
-        // A clock that went back still recovers.
+        // A clock that went back recovers, and the window restarts from then.
         assert!(recovery(Recovery::Window, 10, true, &state, None, 500, true).recover);
+        assert_eq!(state.last_non_normal(None).unwrap(), Some(500));
+        assert!(!recovery(Recovery::Window, 10, true, &state, None, 10_500, true).recover);
         fs::remove_dir_all(state.path()).unwrap();
     }
 

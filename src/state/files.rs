@@ -1,0 +1,567 @@
+//! Every file operation in the state directory, and nothing else. The agent's unprivileged user
+//! can write there while root runs `lb-feedback mode`, so every name in it is hostile: the
+//! directory is opened once without following links and everything is done relative to it;
+//! reads open without following links and without blocking, take regular files only, and at
+//! most `MAX_READ` bytes; new files are exclusive temp files with unpredictable names, renamed
+//! into place. Errors name the path and the problem, never the content.
+
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::StateError;
+use crate::config::io_reason;
+
+/// The most a state file may hold: ours are under 200 bytes.
+pub const MAX_READ: u64 = 4096;
+
+/// How many unpredictable temp names are tried before giving up (each collision is someone
+/// planting names, or a 1 in 2^64 chance).
+const TEMP_TRIES: usize = 8;
+
+/// The state directory, opened.
+pub struct Dir {
+    path: PathBuf,
+    #[cfg(unix)]
+    fd: std::os::fd::OwnedFd,
+    /// The directory's owner and group: files root creates are handed to them.
+    #[cfg(unix)]
+    owner: (libc::uid_t, libc::gid_t),
+}
+
+impl Dir {
+    /// Opens the directory; `None` when it does not exist.
+    pub fn open(path: &Path) -> Result<Option<Dir>, StateError> {
+        match sys::open_dir(path) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(error(path, &err)),
+            Ok(dir) => Ok(Some(dir)),
+        }
+    }
+
+    /// Creates the directory (and its parents) and opens it.
+    pub fn create(path: &Path) -> Result<Dir, StateError> {
+        std::fs::create_dir_all(path).map_err(|err| error(path, &err))?;
+        sys::open_dir(path).map_err(|err| error(path, &err))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The content of `name`; `None` when there is no such file.
+    pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let path = self.path.join(name);
+        let mut file = match sys::open_read(self, name) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            other => other.map_err(|err| error(&path, &err))?,
+        };
+        let meta = file.metadata().map_err(|err| error(&path, &err))?;
+        check_regular(&meta, &path)?;
+        if meta.len() > MAX_READ {
+            return Err(refused(
+                &path,
+                format!(
+                    "{} bytes, more than the {MAX_READ} a state file holds",
+                    meta.len()
+                ),
+            ));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        // Bounded again: the file may grow between fstat and read.
+        (&mut file)
+            .take(MAX_READ + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|err| error(&path, &err))?;
+        if bytes.len() as u64 > MAX_READ {
+            return Err(refused(&path, format!("more than {MAX_READ} bytes")));
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Replaces `name` with `bytes` at once: a reader sees the old file or the new one. With
+    /// `durable`, the file and the rename are on disk before this returns.
+    pub fn replace(&self, name: &str, bytes: &[u8], durable: bool) -> Result<(), StateError> {
+        let path = self.path.join(name);
+        let (temp, mut file) = self.temp_file(name).map_err(|err| error(&path, &err))?;
+        let written = (|| {
+            io::Write::write_all(&mut file, bytes)?;
+            if durable {
+                file.sync_all()?;
+            }
+            drop(file);
+            sys::rename(self, &temp, name)?;
+            if durable {
+                sys::sync_dir(self)?;
+            }
+            Ok(())
+        })();
+        written.map_err(|err: io::Error| {
+            let _ = sys::remove(self, &temp);
+            error(&path, &err)
+        })
+    }
+
+    /// Removes `name`; a file that is not there is fine.
+    pub fn remove(&self, name: &str) -> Result<(), StateError> {
+        match sys::remove(self, name) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                Err(error(&self.path.join(name), &err))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes `bytes` over the start of `name` in place, creating it if needed, and cuts off
+    /// anything longer: for a fixed-size record written so often that a rename costs too much.
+    pub fn overwrite(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+        let path = self.path.join(name);
+        let file = sys::open_write(self, name).map_err(|err| error(&path, &err))?;
+        let meta = file.metadata().map_err(|err| error(&path, &err))?;
+        check_regular(&meta, &path)?;
+        sys::write_at_start(&file, bytes)
+            .and_then(|()| match meta.len() > bytes.len() as u64 {
+                true => file.set_len(bytes.len() as u64),
+                false => Ok(()),
+            })
+            .map_err(|err| error(&path, &err))
+    }
+
+    /// Whether this process may create and remove files here (a read-only mount, another
+    /// owner: no).
+    pub fn writable(&self) -> bool {
+        sys::writable(self)
+    }
+
+    /// A new, empty file with an unpredictable name nobody else can have opened.
+    fn temp_file(&self, name: &str) -> io::Result<(String, std::fs::File)> {
+        let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
+        for _ in 0..TEMP_TRIES {
+            let temp = format!(".{name}.{:016x}.tmp", unpredictable());
+            match sys::create_new(self, &temp) {
+                Ok(file) => return Ok((temp, file)),
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => last = err,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(last)
+    }
+}
+
+/// 64 bits nobody else can guess: std's per-process random SipHash keys over a counter.
+fn unpredictable() -> u64 {
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(COUNT.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
+fn check_regular(meta: &std::fs::Metadata, path: &Path) -> Result<(), StateError> {
+    if !meta.is_file() {
+        return Err(refused(
+            path,
+            format!(
+                "not a regular file but {}; lb-feedback writes only regular files there",
+                kind(meta)
+            ),
+        ));
+    }
+    #[cfg(unix)]
+    if std::os::unix::fs::MetadataExt::nlink(meta) > 1 {
+        return Err(refused(
+            path,
+            "has other hard links; lb-feedback never makes any".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn kind(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = meta.file_type();
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+    }
+    if meta.is_dir() { "a directory" } else { "special" }
+}
+
+fn refused(path: &Path, why: String) -> StateError {
+    StateError {
+        path: path.to_path_buf(),
+        message: format!("{why}; remove it"),
+    }
+}
+
+fn error(path: &Path, err: &io::Error) -> StateError {
+    let message = match err.raw_os_error() {
+        #[cfg(unix)]
+        Some(libc::ELOOP) => "a symbolic link, which is never followed here; remove it".into(),
+        // O_NONBLOCK on a FIFO with no reader.
+        #[cfg(unix)]
+        Some(libc::ENXIO) => "not a regular file (a FIFO or device); remove it".into(),
+        _ => io_reason(err),
+    };
+    StateError {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// At most `limit` bytes of a hostile file, escaped, for an error message.
+pub fn preview(bytes: &[u8], limit: usize) -> String {
+    let shown: String = bytes
+        .iter()
+        .take(limit)
+        .flat_map(|byte| std::ascii::escape_default(*byte))
+        .map(char::from)
+        .collect();
+    match bytes.len() > limit {
+        true => format!("\"{shown}\"…"),
+        false => format!("\"{shown}\""),
+    }
+}
+
+#[cfg(unix)]
+mod sys {
+    use std::ffi::CString;
+    use std::fs::File;
+    use std::io;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    use std::path::Path;
+
+    use super::Dir;
+
+    const READ: libc::c_int =
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    const WRITE: libc::c_int = libc::O_WRONLY
+        | libc::O_CREAT
+        | libc::O_NOFOLLOW
+        | libc::O_NONBLOCK
+        | libc::O_NOCTTY
+        | libc::O_CLOEXEC;
+    const CREATE_NEW: libc::c_int = libc::O_WRONLY
+        | libc::O_CREAT
+        | libc::O_EXCL
+        | libc::O_NOFOLLOW
+        | libc::O_NOCTTY
+        | libc::O_CLOEXEC;
+    const MODE: libc::c_uint = 0o644;
+
+    fn c_name(name: &str) -> io::Result<CString> {
+        // One name in the directory, never a path: a '/' would leave it.
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a plain file name",
+            ));
+        }
+        CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in name"))
+    }
+
+    fn check(result: libc::c_int) -> io::Result<libc::c_int> {
+        match result {
+            -1 => Err(io::Error::last_os_error()),
+            ok => Ok(ok),
+        }
+    }
+
+    fn owned(fd: libc::c_int) -> OwnedFd {
+        // SAFETY: `fd` was just returned by a successful open and is owned by nobody else.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    }
+
+    pub fn open_dir(path: &Path) -> io::Result<Dir> {
+        let c_path = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in the path"))?;
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        // SAFETY: a valid C string and plain flags.
+        let fd = match check(unsafe { libc::open(c_path.as_ptr(), flags) }) {
+            // O_DIRECTORY wins over O_NOFOLLOW in the error Linux gives for a link.
+            Err(err) if err.raw_os_error() == Some(libc::ENOTDIR) && is_link(path) => {
+                return Err(io::Error::from_raw_os_error(libc::ELOOP));
+            }
+            other => owned(other?),
+        };
+        let meta = File::from(fd.try_clone()?).metadata()?;
+        Ok(Dir {
+            path: path.to_path_buf(),
+            fd,
+            owner: (meta.uid(), meta.gid()),
+        })
+    }
+
+    fn is_link(path: &Path) -> bool {
+        std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink())
+    }
+
+    fn open_at(dir: &Dir, name: &str, flags: libc::c_int) -> io::Result<File> {
+        let c_name = c_name(name)?;
+        // SAFETY: a directory fd we own, a valid C string, plain flags and mode.
+        let fd = check(unsafe { libc::openat(dir.fd.as_raw_fd(), c_name.as_ptr(), flags, MODE) })?;
+        Ok(File::from(owned(fd)))
+    }
+
+    pub fn open_read(dir: &Dir, name: &str) -> io::Result<File> {
+        open_at(dir, name, READ)
+    }
+
+    pub fn open_write(dir: &Dir, name: &str) -> io::Result<File> {
+        let file = open_at(dir, name, WRITE)?;
+        hand_over(dir, &file)?;
+        Ok(file)
+    }
+
+    pub fn create_new(dir: &Dir, name: &str) -> io::Result<File> {
+        let file = open_at(dir, name, CREATE_NEW)?;
+        if let Err(err) = hand_over(dir, &file) {
+            let _ = remove(dir, name);
+            return Err(err);
+        }
+        Ok(file)
+    }
+
+    /// Root writing into a directory another user owns gives the file to that user, so the
+    /// agent running as them can still replace it. Only a file root itself owns is handed over.
+    fn hand_over(dir: &Dir, file: &File) -> io::Result<()> {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 || dir.owner.0 == 0 || file.metadata()?.uid() != 0 {
+            return Ok(());
+        }
+        // SAFETY: an fd we own.
+        check(unsafe { libc::fchown(file.as_raw_fd(), dir.owner.0, dir.owner.1) }).map(drop)
+    }
+
+    pub fn rename(dir: &Dir, from: &str, to: &str) -> io::Result<()> {
+        let (from, to) = (c_name(from)?, c_name(to)?);
+        let fd = dir.fd.as_raw_fd();
+        // SAFETY: a directory fd we own and valid C strings.
+        check(unsafe { libc::renameat(fd, from.as_ptr(), fd, to.as_ptr()) }).map(drop)
+    }
+
+    pub fn remove(dir: &Dir, name: &str) -> io::Result<()> {
+        let name = c_name(name)?;
+        // SAFETY: a directory fd we own and a valid C string.
+        check(unsafe { libc::unlinkat(dir.fd.as_raw_fd(), name.as_ptr(), 0) }).map(drop)
+    }
+
+    pub fn sync_dir(dir: &Dir) -> io::Result<()> {
+        // SAFETY: a directory fd we own.
+        check(unsafe { libc::fsync(dir.fd.as_raw_fd()) }).map(drop)
+    }
+
+    pub fn write_at_start(file: &File, bytes: &[u8]) -> io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(file, bytes, 0)
+    }
+
+    pub fn writable(dir: &Dir) -> bool {
+        let flags = libc::AT_EACCESS;
+        // SAFETY: a directory fd we own, "." and plain flags.
+        let result = unsafe {
+            libc::faccessat(
+                dir.fd.as_raw_fd(),
+                c".".as_ptr(),
+                libc::W_OK | libc::X_OK,
+                flags,
+            )
+        };
+        result == 0
+    }
+}
+
+/// Windows (and anything else): the same checks with std, on paths. No other user shares a
+/// Windows service's state directory by default (it is under ProgramData, writable by
+/// administrators), so there is no owner to hand files to.
+#[cfg(not(unix))]
+mod sys {
+    use std::fs::{self, File, OpenOptions};
+    use std::io;
+    use std::path::Path;
+
+    use super::Dir;
+
+    fn plain(dir: &Dir, name: &str) -> io::Result<std::path::PathBuf> {
+        if name.is_empty() || name.contains(['/', '\\', ':']) || name == "." || name == ".." {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a plain file name",
+            ));
+        }
+        Ok(dir.path.join(name))
+    }
+
+    /// Links are not followed: one where a file should be is an error.
+    fn no_link(path: &Path) -> io::Result<()> {
+        match fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a symbolic link, which is never followed here; remove it",
+            )),
+            Ok(_) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    pub fn open_dir(path: &Path) -> io::Result<Dir> {
+        let meta = fs::symlink_metadata(path)?;
+        if meta.file_type().is_symlink() {
+            no_link(path)?;
+        }
+        if !meta.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "not a directory",
+            ));
+        }
+        Ok(Dir {
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn open_read(dir: &Dir, name: &str) -> io::Result<File> {
+        let path = plain(dir, name)?;
+        no_link(&path)?;
+        File::open(path)
+    }
+
+    pub fn open_write(dir: &Dir, name: &str) -> io::Result<File> {
+        let path = plain(dir, name)?;
+        match no_link(&path) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+    }
+
+    pub fn create_new(dir: &Dir, name: &str) -> io::Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(plain(dir, name)?)
+    }
+
+    pub fn rename(dir: &Dir, from: &str, to: &str) -> io::Result<()> {
+        fs::rename(plain(dir, from)?, plain(dir, to)?)
+    }
+
+    pub fn remove(dir: &Dir, name: &str) -> io::Result<()> {
+        fs::remove_file(plain(dir, name)?)
+    }
+
+    /// Windows cannot open a directory to flush it; the file's own flush is what it offers.
+    pub fn sync_dir(_dir: &Dir) -> io::Result<()> {
+        Ok(())
+    }
+
+    pub fn write_at_start(mut file: &File, bytes: &[u8]) -> io::Result<()> {
+        use std::io::{Seek, SeekFrom, Write};
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(bytes)
+    }
+
+    pub fn writable(dir: &Dir) -> bool {
+        fs::metadata(&dir.path).is_ok_and(|meta| !meta.permissions().readonly())
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    fn temp_dir(name: &str) -> (PathBuf, Dir) {
+        let path = std::env::temp_dir().join(format!("lbf-files-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        let dir = Dir::create(&path).unwrap();
+        (path, dir)
+    }
+
+    #[test]
+    fn replace_read_remove_round_trip_leaves_no_temp_files() {
+        let (path, dir) = temp_dir("round");
+        assert_eq!(dir.read("a").unwrap(), None);
+        dir.replace("a", b"one", true).unwrap();
+        dir.replace("a", b"two", false).unwrap();
+        assert_eq!(dir.read("a").unwrap().unwrap(), b"two");
+        let mode = std::fs::metadata(path.join("a")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o022, 0, "group/other must not write: {mode:o}");
+        dir.remove("a").unwrap();
+        dir.remove("a").unwrap();
+        assert_eq!(std::fs::read_dir(&path).unwrap().count(), 0);
+        std::fs::remove_dir_all(&path).unwrap();
+    }
+
+    #[test]
+    fn links_fifos_big_and_linked_files_are_refused_without_showing_content() {
+        let (path, dir) = temp_dir("hostile");
+        let secret = path.join("secret");
+        std::fs::write(&secret, "TOP-SECRET").unwrap();
+        symlink(&secret, path.join("link")).unwrap();
+        let err = dir.read("link").unwrap_err();
+        assert!(err.message.contains("symbolic link"), "{err}");
+        assert!(!err.to_string().contains("TOP-SECRET"), "{err}");
+        let err = dir.overwrite("link", b"x").unwrap_err();
+        assert!(err.message.contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read(&secret).unwrap(), b"TOP-SECRET");
+
+        let fifo = std::ffi::CString::new(path.join("fifo").as_os_str().as_encoded_bytes())
+            .unwrap();
+        // SAFETY: a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let err = dir.read("fifo").unwrap_err();
+        assert!(err.message.contains("FIFO"), "{err}");
+        assert!(dir.overwrite("fifo", b"x").is_err());
+
+        std::fs::write(path.join("big"), vec![b'x'; MAX_READ as usize + 1]).unwrap();
+        assert!(dir.read("big").unwrap_err().message.contains("more than"));
+
+        std::fs::hard_link(&secret, path.join("hard")).unwrap();
+        assert!(dir.read("hard").unwrap_err().message.contains("hard links"));
+
+        assert!(dir.read("../secret").is_err());
+        std::fs::remove_dir_all(&path).unwrap();
+    }
+
+    #[test]
+    fn a_symlinked_directory_is_refused() {
+        let (path, _dir) = temp_dir("dirlink");
+        let link = path.with_extension("link");
+        let _ = std::fs::remove_file(&link);
+        symlink(&path, &link).unwrap();
+        let err = Dir::open(&link).err().expect("a linked directory must be refused");
+        assert!(err.message.contains("symbolic link"), "{err}");
+        std::fs::remove_file(&link).unwrap();
+        std::fs::remove_dir_all(&path).unwrap();
+    }
+
+    #[test]
+    fn overwrite_in_place_cuts_off_the_old_tail() {
+        let (path, dir) = temp_dir("overwrite");
+        std::fs::write(path.join("c"), "x".repeat(200)).unwrap();
+        dir.overwrite("c", b"short\n").unwrap();
+        assert_eq!(dir.read("c").unwrap().unwrap(), b"short\n");
+        std::fs::remove_dir_all(&path).unwrap();
+    }
+
+    #[test]
+    fn preview_escapes_and_cuts() {
+        assert_eq!(preview(b"ab\n\x00", 16), "\"ab\\n\\x00\"");
+        assert_eq!(preview(b"abcdef", 3), "\"abc\"…");
+    }
+}
