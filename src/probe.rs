@@ -95,7 +95,10 @@ pub fn effective_mode(
     state: &StateDir,
     now_ms: u64,
 ) -> Result<(Mode, String), StateError> {
-    match state.runtime_mode()?.map(|runtime| rebased(runtime, state, now_ms)) {
+    match state
+        .runtime_mode()?
+        .map(|runtime| rebased(runtime, state, now_ms))
+    {
         Some(runtime) if !runtime.expired(now_ms) => {
             let ago = human_duration(now_ms.saturating_sub(runtime.set_at_ms));
             let until = match runtime.until_ms {

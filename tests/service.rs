@@ -526,3 +526,40 @@ fn usage_and_config_errors_exit_2_and_a_busy_port_exits_1() {
     assert!(help.status.success());
     assert!(stdout(&help).contains("lb-feedback-service run"));
 }
+
+/// FIFOs planted in the state directory once wedged the service for good: a thread blocked
+/// opening one held the answering lock, every slot filled, and SIGTERM did nothing. Now each
+/// poll gets a clean answer, the service recovers once they are gone, and SIGTERM stops it.
+#[test]
+fn fifos_in_the_state_directory_neither_wedge_the_service_nor_its_stop() {
+    let _turn = serial();
+    let dir = TempDir::new("svc-fifo");
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    for name in ["mode.json", "cpu-counters"] {
+        let fifo =
+            std::ffi::CString::new(state.join(name).into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    }
+    let mut service = start(
+        &dir,
+        &[
+            ("LB_FEEDBACK_CPU_MODE", "since-last"),
+            ("LB_FEEDBACK_RECOVERY", "never"),
+        ],
+        &[],
+    );
+    for _ in 0..20 {
+        assert_eq!(probe(service.addr()), "error:state\n");
+    }
+    std::fs::remove_file(state.join("mode.json")).unwrap();
+    // The sampler meets the FIFO at cpu-counters: it samples instead of waiting on it.
+    for _ in 0..3 {
+        let line = probe(service.addr());
+        assert!(is_percent_line(&line), "{line:?}");
+    }
+    service.terminate();
+    let status = service.wait();
+    assert!(status.success(), "{status:?}: {:?}", service.log());
+}

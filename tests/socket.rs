@@ -4,42 +4,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::fd::OwnedFd;
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::{TempDir, agent};
-
-/// Starts `command` on the server end of a fresh connection; returns the client end.
-fn serve(mut command: Command) -> (TcpStream, Child) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (server, _) = listener.accept().unwrap();
-    let fd: OwnedFd = server.into();
-    let child = command
-        .stdin(Stdio::from(fd.try_clone().unwrap()))
-        .stdout(Stdio::from(fd.try_clone().unwrap()))
-        .stderr(Stdio::from(fd))
-        .spawn()
-        .unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    (client, child)
-}
-
-/// Everything the agent sent, up to its FIN; an error (a reset) fails the test.
-fn reply(client: &mut TcpStream, child: &mut Child) -> String {
-    let mut bytes = Vec::new();
-    client
-        .read_to_end(&mut bytes)
-        .expect("the agent must close with a FIN, not a reset");
-    drop(client.shutdown(Shutdown::Both));
-    assert!(child.wait().is_ok());
-    String::from_utf8(bytes).unwrap()
-}
+use common::{TempDir, agent, reply, serve};
 
 #[test]
 fn one_line_after_agent_send_and_a_clean_close() {

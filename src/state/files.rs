@@ -193,7 +193,11 @@ fn kind(meta: &std::fs::Metadata) -> &'static str {
             return "a device";
         }
     }
-    if meta.is_dir() { "a directory" } else { "special" }
+    if meta.is_dir() {
+        "a directory"
+    } else {
+        "special"
+    }
 }
 
 fn refused(path: &Path, why: String) -> StateError {
@@ -499,7 +503,10 @@ mod tests {
         dir.replace("a", b"one", true).unwrap();
         dir.replace("a", b"two", false).unwrap();
         assert_eq!(dir.read("a").unwrap().unwrap(), b"two");
-        let mode = std::fs::metadata(path.join("a")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(path.join("a"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o022, 0, "group/other must not write: {mode:o}");
         dir.remove("a").unwrap();
         dir.remove("a").unwrap();
@@ -520,8 +527,8 @@ mod tests {
         assert!(err.message.contains("symbolic link"), "{err}");
         assert_eq!(std::fs::read(&secret).unwrap(), b"TOP-SECRET");
 
-        let fifo = std::ffi::CString::new(path.join("fifo").as_os_str().as_encoded_bytes())
-            .unwrap();
+        let fifo =
+            std::ffi::CString::new(path.join("fifo").as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: a valid C string.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
         let err = dir.read("fifo").unwrap_err();
@@ -544,7 +551,9 @@ mod tests {
         let link = path.with_extension("link");
         let _ = std::fs::remove_file(&link);
         symlink(&path, &link).unwrap();
-        let err = Dir::open(&link).err().expect("a linked directory must be refused");
+        let err = Dir::open(&link)
+            .err()
+            .expect("a linked directory must be refused");
         assert!(err.message.contains("symbolic link"), "{err}");
         std::fs::remove_file(&link).unwrap();
         std::fs::remove_dir_all(&path).unwrap();

@@ -2,10 +2,13 @@
 //! clean environment, and holding real established connections on a loopback port.
 #![allow(dead_code)]
 
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_lb-feedback");
 
@@ -111,4 +114,34 @@ impl Connections {
 /// Whether the end-to-end tools must be present (CI) or may be skipped (a newcomer's machine).
 pub fn e2e_required() -> bool {
     std::env::var_os("LB_FEEDBACK_E2E").is_some_and(|v| v == "1")
+}
+
+/// Starts `command` on the server end of a fresh loopback connection as its stdin, stdout
+/// and stderr (the way xinetd hands it over); returns the client end.
+pub fn serve(mut command: Command) -> (TcpStream, Child) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let fd: OwnedFd = server.into();
+    let child = command
+        .stdin(Stdio::from(fd.try_clone().unwrap()))
+        .stdout(Stdio::from(fd.try_clone().unwrap()))
+        .stderr(Stdio::from(fd))
+        .spawn()
+        .unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    (client, child)
+}
+
+/// Everything the agent sent, up to its FIN; an error (a reset) fails the test.
+pub fn reply(client: &mut TcpStream, child: &mut Child) -> String {
+    let mut bytes = Vec::new();
+    client
+        .read_to_end(&mut bytes)
+        .expect("the agent must close with a FIN, not a reset");
+    drop(client.shutdown(Shutdown::Both));
+    assert!(child.wait().is_ok());
+    String::from_utf8(bytes).unwrap()
 }
