@@ -179,6 +179,8 @@ OPTIONS
         --recovery WHEN        window | always | never                         [window]
         --recovery-seconds N   length of the recovery window, 0..86400         [10]
         --state-dir PATH       runtime mode and recovery state   [/var/lib/lb-feedback]
+        --state-owner USER     `mode` run as root gives a state directory it has to create
+                               to this user, the agent's (the package's: lb-feedback)  []
         --cpu-mode MODE        sample | since-last (answer at once from the CPU counters the
                                previous probe saved, if at most since_last_max_seconds
                                old, 30 by default; else sample)                [sample]
@@ -195,8 +197,8 @@ OPTIONS
     env =: LB_FEEDBACK_MODE, LB_FEEDBACK_SAMPLE_MS, LB_FEEDBACK_CPU_IMPORTANCE,
     LB_FEEDBACK_CPU_THRESHOLD, LB_FEEDBACK_RAM_IMPORTANCE, LB_FEEDBACK_RAM_THRESHOLD,
     LB_FEEDBACK_TCP, LB_FEEDBACK_MAXCONN, LB_FEEDBACK_RECOVERY,
-    LB_FEEDBACK_RECOVERY_SECONDS, LB_FEEDBACK_STATE_DIR, LB_FEEDBACK_CPU_MODE,
-    LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT, LB_FEEDBACK_CONFIG.
+    LB_FEEDBACK_RECOVERY_SECONDS, LB_FEEDBACK_STATE_DIR, LB_FEEDBACK_STATE_OWNER,
+    LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT, LB_FEEDBACK_CONFIG.
     Precedence: built-in defaults < config file < environment < flags.
 
 SOCKET MODE

@@ -284,6 +284,9 @@ pub struct Config {
     pub recovery: Recovery,
     pub recovery_seconds: RecoverySeconds,
     pub state_dir: PathBuf,
+    /// The user `lb-feedback mode`, run as root, gives the state directory to when it has to
+    /// create it (the package's is `lb-feedback`); unset: the directory stays root's.
+    pub state_owner: Option<UserName>,
     pub cpu_mode: CpuMode,
     /// since-last mode: saved counters older than this are not used.
     pub since_last_max_seconds: SinceLastMaxSeconds,
@@ -314,6 +317,7 @@ impl Default for Config {
             recovery: Recovery::Window,
             recovery_seconds: RecoverySeconds::new_const(10),
             state_dir: default_state_dir(),
+            state_owner: None,
             cpu_mode: CpuMode::Sample,
             since_last_max_seconds: SinceLastMaxSeconds::new_const(30),
             profiles: BTreeMap::new(),
@@ -391,6 +395,7 @@ pub enum Key {
     Recovery,
     RecoverySeconds,
     StateDir,
+    StateOwner,
     CpuMode,
     Allow,
     MaxInFlight,
@@ -398,7 +403,7 @@ pub enum Key {
 
 impl Key {
     /// Every key, in the order the environment layer reads them.
-    pub const ALL: [Key; 14] = [
+    pub const ALL: [Key; 15] = [
         Key::Mode,
         Key::SampleMs,
         Key::CpuImportance,
@@ -410,6 +415,7 @@ impl Key {
         Key::Recovery,
         Key::RecoverySeconds,
         Key::StateDir,
+        Key::StateOwner,
         Key::CpuMode,
         Key::Allow,
         Key::MaxInFlight,
@@ -428,6 +434,7 @@ impl Key {
             Key::Recovery => "LB_FEEDBACK_RECOVERY",
             Key::RecoverySeconds => "LB_FEEDBACK_RECOVERY_SECONDS",
             Key::StateDir => "LB_FEEDBACK_STATE_DIR",
+            Key::StateOwner => "LB_FEEDBACK_STATE_OWNER",
             Key::CpuMode => "LB_FEEDBACK_CPU_MODE",
             Key::Allow => "LB_FEEDBACK_ALLOW",
             Key::MaxInFlight => "LB_FEEDBACK_MAX_IN_FLIGHT",
@@ -447,6 +454,7 @@ impl Key {
             Key::Recovery => "recovery",
             Key::RecoverySeconds => "recovery-seconds",
             Key::StateDir => "state-dir",
+            Key::StateOwner => "state-owner",
             Key::CpuMode => "cpu-mode",
             Key::Allow => "allow",
             Key::MaxInFlight => "max-in-flight",
@@ -472,6 +480,8 @@ struct Layer {
     recovery: Option<Recovery>,
     recovery_seconds: Option<RecoverySeconds>,
     state_dir: Option<PathBuf>,
+    #[serde(default, deserialize_with = "present")]
+    state_owner: Option<Option<UserName>>,
     cpu_mode: Option<CpuMode>,
     since_last_max_seconds: Option<SinceLastMaxSeconds>,
     profiles: Option<BTreeMap<ProfileName, Profile>>,
@@ -537,6 +547,38 @@ impl From<ProfileName> for String {
     }
 }
 
+/// A user name on this system, as `state_owner` takes it; looked up only when it is needed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserName(String);
+
+impl UserName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for UserName {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        // The portable set (POSIX, useradd): what adduser accepts by default.
+        let fine = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        if (1..=32).contains(&name.len()) && name.chars().all(fine) && !name.starts_with('-') {
+            Ok(UserName(name))
+        } else {
+            Err(format!(
+                "user name {name:?}: use 1 to 32 letters, digits, '-', '_' or '.', not starting with '-'"
+            ))
+        }
+    }
+}
+
+impl From<UserName> for String {
+    fn from(name: UserName) -> String {
+        name.0
+    }
+}
+
 /// Tells `"maxconn": null` (clear it) from a missing key (leave it).
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     deserializer: D,
@@ -587,6 +629,9 @@ impl Config {
                 return Err("state_dir must not be empty".into());
             }
             self.state_dir = state_dir;
+        }
+        if let Some(owner) = layer.state_owner {
+            self.state_owner = owner;
         }
         if let Some(cpu_mode) = layer.cpu_mode {
             self.cpu_mode = cpu_mode;
@@ -662,6 +707,12 @@ impl Config {
                     return Err("must not be empty".into());
                 }
                 self.state_dir = PathBuf::from(text);
+            }
+            Key::StateOwner => {
+                self.state_owner = match text {
+                    "" => None,
+                    name => Some(UserName::try_from(name.to_string())?),
+                }
             }
             Key::CpuMode => self.cpu_mode = word("cpu mode", text, "sample, since-last")?,
             Key::Allow => {
@@ -894,6 +945,16 @@ mod tests {
         assert!(json_err(r#"{"mode": "sleep"}"#).contains("unknown variant `sleep`"));
         assert!(json_err(r#"{"recovery": "sometimes"}"#).contains("unknown variant"));
         assert!(json_err(r#"{"state_dir": ""}"#).contains("state_dir must not be empty"));
+        assert!(json_err(r#"{"state_owner": "a b"}"#).contains("user name \"a b\""));
+        assert!(json_err(r#"{"state_owner": "-x"}"#).contains("not starting with '-'"));
+        assert_eq!(
+            json(r#"{"state_owner": "lb-feedback"}"#)
+                .unwrap()
+                .state_owner
+                .map(String::from),
+            Some("lb-feedback".to_string())
+        );
+        assert_eq!(json(r#"{"state_owner": null}"#).unwrap().state_owner, None);
         assert!(
             json_err("[]").contains("expected struct Layer")
                 || json_err("[]").contains("invalid type")

@@ -194,7 +194,8 @@ fn deliver(line: &str, connection: Option<socket::Inetd>) {
 }
 
 fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
-    let state = StateDir::new(&config.state_dir);
+    let owner = config.state_owner.as_ref().map(|user| user.as_str());
+    let state = StateDir::new(&config.state_dir).owned_by(owner);
     let now = state::now_ms();
     let stored = |result: Result<(), state::StateError>| {
         result.map_err(|err| {
@@ -225,7 +226,7 @@ fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
                 "{}{until} (runtime mode in {})\n{}",
                 mode.name(),
                 state.path().display(),
-                created_note(&state)
+                created_note(&state, owner)
             ))
         }
         ModeCommand::Reset => {
@@ -242,10 +243,11 @@ fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
 
 /// The directory did not exist, so it now belongs to whoever ran `mode`: say so, since an
 /// agent running as another user cannot record its replies there.
-fn created_note(state: &StateDir) -> String {
+fn created_note(state: &StateDir, owner: Option<&str>) -> String {
     match state.created() {
+        true if owner.is_some() => String::new(),
         true => format!(
-            "note: created {0}, owned by the user who ran this; if the agent runs as another user (the package's is lb-feedback), give it the directory: chown -R lb-feedback: {0}\n",
+            "note: created {0}, owned by the user who ran this; if the agent runs as another user, give it the directory (chown -R lb-feedback: {0}) or set state_owner\n",
             state.path().display()
         ),
         false => String::new(),

@@ -416,3 +416,53 @@ fn a_recovery_stamp_in_the_future_opens_one_window_not_every_reply() {
         "{later}"
     );
 }
+
+#[test]
+fn root_creating_the_directory_gives_it_to_state_owner_or_says_what_to_fix() {
+    if !two_users("root_creating_the_directory_gives_it_to_state_owner") {
+        return;
+    }
+    let dir = TempDir::new("owner");
+    let state = dir.path().join("state");
+    let output = finishes(
+        agent(&dir)
+            .env("LB_FEEDBACK_STATE_OWNER", "nobody")
+            .args(["mode", "drain"]),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(std::fs::metadata(&state).unwrap().uid(), NOBODY);
+    assert_eq!(
+        std::fs::metadata(state.join("mode.json")).unwrap().uid(),
+        NOBODY
+    );
+    // The agent, as that user, goes on writing there.
+    let output = finishes(&mut as_nobody(agent(&dir).args(["mode", "normal"])));
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    std::fs::remove_dir_all(&state).unwrap();
+    let output = finishes(agent(&dir).args(["mode", "drain"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("note: created"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(
+        stdout(&output).contains("state_owner"),
+        "{}",
+        stdout(&output)
+    );
+
+    std::fs::remove_dir_all(&state).unwrap();
+    let output = finishes(
+        agent(&dir)
+            .env("LB_FEEDBACK_STATE_OWNER", "no-such-user-here")
+            .args(["mode", "drain"]),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("no such user"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -40,10 +40,18 @@ impl Dir {
         }
     }
 
-    /// Creates the directory (and its parents) and opens it.
-    pub fn create(path: &Path) -> Result<Dir, StateError> {
+    /// Creates the directory (and its parents) and opens it. Root gives the new directory to
+    /// `owner` when one is named, so the agent running as that user can write there.
+    pub fn create(path: &Path, owner: Option<&str>) -> Result<Dir, StateError> {
         std::fs::create_dir_all(path).map_err(|err| error(path, &err))?;
-        sys::open_dir(path).map_err(|err| error(path, &err))
+        let dir = sys::open_dir(path).map_err(|err| error(path, &err))?;
+        match owner {
+            Some(user) => sys::give_to(dir, user).map_err(|err| StateError {
+                path: path.to_path_buf(),
+                message: format!("created, but cannot give it to state_owner {user:?}: {err}"),
+            }),
+            None => Ok(dir),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -348,6 +356,49 @@ mod sys {
         check(unsafe { libc::fchown(file.as_raw_fd(), dir.owner.0, dir.owner.1) }).map(drop)
     }
 
+    /// Hands a directory root just made to `user` (and the user's group).
+    pub fn give_to(mut dir: Dir, user: &str) -> io::Result<Dir> {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return Ok(dir);
+        }
+        let (uid, gid) = user_ids(user)?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "no such user; create it (adduser --system --group --no-create-home {user}) or change state_owner"
+                ),
+            )
+        })?;
+        // SAFETY: an fd we own.
+        check(unsafe { libc::fchown(dir.fd.as_raw_fd(), uid, gid) })?;
+        dir.owner = (uid, gid);
+        Ok(dir)
+    }
+
+    fn user_ids(user: &str) -> io::Result<Option<(libc::uid_t, libc::gid_t)>> {
+        let name = CString::new(user)?;
+        let mut buffer = vec![0 as libc::c_char; 16 * 1024];
+        // SAFETY: passwd is plain data; zeroed is a valid value to be filled in.
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call and the buffer's length is its own.
+        let code = unsafe {
+            libc::getpwnam_r(
+                name.as_ptr(),
+                &mut entry,
+                buffer.as_mut_ptr(),
+                buffer.len(),
+                &mut found,
+            )
+        };
+        match (code, found.is_null()) {
+            (0, true) => Ok(None),
+            (0, false) => Ok(Some((entry.pw_uid, entry.pw_gid))),
+            (code, _) => Err(io::Error::from_raw_os_error(code)),
+        }
+    }
+
     pub fn rename(dir: &Dir, from: &str, to: &str) -> io::Result<()> {
         let (from, to) = (c_name(from)?, c_name(to)?);
         let fd = dir.fd.as_raw_fd();
@@ -460,6 +511,11 @@ mod sys {
             .open(plain(dir, name)?)
     }
 
+    /// No owner to hand a directory to on Windows: administrators own ProgramData's.
+    pub fn give_to(dir: Dir, _user: &str) -> io::Result<Dir> {
+        Ok(dir)
+    }
+
     pub fn rename(dir: &Dir, from: &str, to: &str) -> io::Result<()> {
         fs::rename(plain(dir, from)?, plain(dir, to)?)
     }
@@ -492,7 +548,7 @@ mod tests {
     fn temp_dir(name: &str) -> (PathBuf, Dir) {
         let path = std::env::temp_dir().join(format!("lbf-files-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
-        let dir = Dir::create(&path).unwrap();
+        let dir = Dir::create(&path, None).unwrap();
         (path, dir)
     }
 

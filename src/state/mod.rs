@@ -66,6 +66,8 @@ pub struct StateDir {
     dir: OnceLock<Dir>,
     /// Whether this process created the directory (`lb-feedback mode` then says who owns it).
     created: AtomicBool,
+    /// Who gets the directory when root creates it (config `state_owner`).
+    owner: Option<String>,
 }
 
 impl StateDir {
@@ -74,6 +76,15 @@ impl StateDir {
             path: dir.to_path_buf(),
             dir: OnceLock::new(),
             created: AtomicBool::new(false),
+            owner: None,
+        }
+    }
+
+    /// The same, giving the directory to `owner` if root has to create it.
+    pub fn owned_by(self, owner: Option<&str>) -> StateDir {
+        StateDir {
+            owner: owner.map(str::to_string),
+            ..self
         }
     }
 
@@ -99,7 +110,7 @@ impl StateDir {
         match self.dir()? {
             Some(dir) => Ok(dir),
             None => {
-                let dir = Dir::create(&self.path)?;
+                let dir = Dir::create(&self.path, self.owner.as_deref())?;
                 self.created.store(true, Ordering::Relaxed);
                 Ok(self.dir.get_or_init(|| dir))
             }
