@@ -307,7 +307,7 @@ impl Drop for Mounted {
 }
 
 #[test]
-fn a_stamp_that_cannot_be_written_on_a_full_disk_is_not_trusted() {
+fn a_stamp_that_cannot_be_written_on_a_full_or_read_only_disk_is_not_trusted() {
     if !two_users("a_stamp_that_cannot_be_written_on_a_full_disk_is_not_trusted") {
         return;
     }
@@ -345,6 +345,24 @@ fn a_stamp_that_cannot_be_written_on_a_full_disk_is_not_trusted() {
         let (mut client, mut child) = serve(agent(&dir));
         reply(&mut client, &mut child)
     };
+    let line = probe(DRAINS);
+    assert!(line.starts_with("drain #ram"), "{line}");
+    let line = probe(NORMAL);
+    assert!(line.starts_with("up ready "), "{line}");
+
+    // Read-only, with an old stamp nothing can remove: not trusted either.
+    std::fs::remove_file(state.join("filler")).unwrap();
+    std::fs::write(
+        state.join("last-non-normal"),
+        (now_ms() - 3_600_000).to_string(),
+    )
+    .unwrap();
+    let remounted = Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&state)
+        .status()
+        .unwrap();
+    assert!(remounted.success());
     let line = probe(DRAINS);
     assert!(line.starts_with("drain #ram"), "{line}");
     let line = probe(NORMAL);
