@@ -340,6 +340,8 @@ fn a_stamp_that_cannot_be_written_on_a_full_or_read_only_disk_is_not_trusted() {
         .and_then(|()| std::io::Write::flush(&mut filler))
         .is_ok()
     {}
+    // Open for writing, it would keep the remount below from making the mount read-only.
+    drop(filler);
     let probe = |config: &str| {
         dir.file("config.json", config);
         let (mut client, mut child) = serve(agent(&dir));
