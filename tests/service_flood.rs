@@ -6,6 +6,9 @@
 //! - stop on SIGTERM within its documented time (`sample_ms` + 3 s) even when its stderr is a
 //!   pipe nobody reads, already full.
 //!
+//! And one connection whose state I/O hangs (a FIFO planted at its recovery stamp) must hold
+//! up no other connection: the service used to answer under one lock around that I/O.
+//!
 //! The service runs without `--verbose` (so every stderr line is a problem line, and counted)
 //! on a port chosen beforehand. Every wait is bounded, the flood ends with its test, every
 //! child is killed and reaped. The figures are printed (`cargo test --test service_flood --
@@ -59,11 +62,16 @@ struct Service {
 
 impl Service {
     fn start(dir: &TempDir, stderr: Stdio) -> Service {
+        Service::start_with(dir, stderr, "never", true)
+    }
+
+    /// `ready`: wait until a poll is answered (one that would hang must not be made).
+    fn start_with(dir: &TempDir, stderr: Stdio, recovery: &str, ready: bool) -> Service {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let child = common::prepared(SERVICE, dir)
             .env("LB_FEEDBACK_SAMPLE_MS", SAMPLE_MS.to_string())
-            .env("LB_FEEDBACK_RECOVERY", "never")
+            .env("LB_FEEDBACK_RECOVERY", recovery)
             .args(["run", "--listen", &addr.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -71,9 +79,13 @@ impl Service {
             .spawn()
             .unwrap();
         let mut service = Service { child, addr };
-        // Up once a poll is answered.
+        // Up once a poll is answered (or, without `ready`, once it accepts).
         let until = Instant::now() + BOUND;
-        while poll_from("127.0.0.2", service.addr).is_none() {
+        let up = |addr| match ready {
+            true => poll_from("127.0.0.2", addr).is_some(),
+            false => TcpStream::connect(addr).is_ok(),
+        };
+        while !up(service.addr) {
             assert!(Instant::now() < until, "the service did not start");
             assert!(service.child.try_wait().unwrap().is_none(), "it exited");
             std::thread::sleep(Duration::from_millis(50));
@@ -345,4 +357,47 @@ fn sigterm_stops_it_in_time_during_a_flood_with_stderr_stalled() {
     assert!(took <= STOP_TIME, "{took:?}");
     assert!(status.success(), "{status:?}");
     assert!(answered.is_some_and(|reply| reply.ends_with("%\n")));
+}
+
+#[test]
+fn a_connection_stuck_in_state_io_holds_up_no_other() {
+    let _turn = serial();
+    let dir = TempDir::new("svc-stuck-state");
+    // A profile has a recovery stamp of its own (last-non-normal.other); the base config's
+    // stamp is a FIFO, whose open() waits for a writer that never comes.
+    dir.file("config.json", r#"{"profiles": {"other": {}}}"#);
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let fifo = std::ffi::CString::new(
+        state
+            .join("last-non-normal")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    // recovery = window (the default): every normal reply reads its stamp.
+    let service = Service::start_with(&dir, Stdio::null(), "window", false);
+
+    // A poll without agent-send: the base config, whose stamp is the FIFO.
+    let stuck = TcpStream::connect_timeout(&service.addr, BOUND).unwrap();
+    std::thread::sleep(Duration::from_millis(SAMPLE_MS + 500));
+    // Another load balancer's poll, for the profile: its own stamp, a plain file.
+    let asked = Instant::now();
+    let mut other = TcpStream::connect_timeout(&service.addr, BOUND).unwrap();
+    other
+        .set_read_timeout(Some(
+            Duration::from_millis(SAMPLE_MS) + Duration::from_secs(3),
+        ))
+        .unwrap();
+    std::io::Write::write_all(&mut other, b"other\n").unwrap();
+    let mut reply = String::new();
+    let read = other.read_to_string(&mut reply);
+    eprintln!(
+        "with one connection stuck in open() of a FIFO: the other got {reply:?} after {:?}",
+        asked.elapsed()
+    );
+    assert!(read.is_ok() && reply.ends_with("%\n"), "{read:?} {reply:?}");
+    drop(stuck);
 }
