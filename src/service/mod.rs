@@ -31,11 +31,12 @@
 //! Stopping ([`Stop`], triggered by SIGTERM/Ctrl-C or the Windows Service Control Manager):
 //! the listeners stop accepting (each blocked `accept` is woken by one connection to itself,
 //! which is closed unanswered), the connections in flight get their replies, then `serve`
-//! returns: within [`Running::stop_time`] and [`LOG_FLUSH`] (for the last log lines, which a
-//! stderr nobody reads does not get), `sample_ms` + 3 s in all.
+//! returns, within [`Running::stop_time`]; `run` then gives the last log lines [`LOG_FLUSH`]
+//! (a stderr nobody reads does not get them): `sample_ms` + 3 s in all.
 //!
 //! No connection waits for another's state I/O: each reads the mode and writes its recovery
-//! stamp itself, under no lock (see [`Shared::answer`]).
+//! stamp itself, under no lock (see `Shared::answer`). That state I/O itself never blocks
+//! is the state module's part (non-blocking, regular-file-only reads).
 
 pub mod args;
 pub mod limits;
