@@ -233,7 +233,7 @@ port=0
 for candidate in $(shuf -i 20000-30000 -n 20); do
     if [[ -z $(ss -Htan "( sport = :$candidate )") ]]; then port=$candidate; break; fi
 done
-"$service" run --listen "127.0.0.1:$port" --max-in-flight 600 2>"$work/service.log" &
+"$service" run --listen "127.0.0.1:$port" --max-in-flight 600 --max-in-flight-per-source 600 2>"$work/service.log" &
 pids+=($!)
 for _ in $(seq 50); do
     [[ -n $(ss -Hltn "( sport = :$port )") ]] && break

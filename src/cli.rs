@@ -187,7 +187,9 @@ OPTIONS
         --allow LIST           lb-feedback-service: addresses or ranges that may connect,
                                e.g. 10.0.0.0/8,::1; empty allows all            []
         --max-in-flight N      lb-feedback-service: connections answered at once, 1..10000;
-                               more are closed without a reply                 [64]
+                               more are closed without a reply               [1024]
+        --max-in-flight-per-source N
+                               lb-feedback-service: of those, from one address [128]
         --explain              print the breakdown: figures, rule, mode, recovery, reply
         --for DURATION         with `mode MODE`: the mode expires by itself (90s, 10m, 2h, 1d)
     -h, --help                 this text
@@ -198,7 +200,8 @@ OPTIONS
     LB_FEEDBACK_CPU_THRESHOLD, LB_FEEDBACK_RAM_IMPORTANCE, LB_FEEDBACK_RAM_THRESHOLD,
     LB_FEEDBACK_TCP, LB_FEEDBACK_MAXCONN, LB_FEEDBACK_RECOVERY,
     LB_FEEDBACK_RECOVERY_SECONDS, LB_FEEDBACK_STATE_DIR, LB_FEEDBACK_STATE_OWNER,
-    LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT, LB_FEEDBACK_CONFIG.
+    LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT,
+    LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_CONFIG.
     Precedence: built-in defaults < config file < environment < flags.
 
 SOCKET MODE

@@ -296,6 +296,8 @@ pub struct Config {
     pub allow: Vec<Cidr>,
     /// lb-feedback-service: connections answered at once; more are closed without a reply.
     pub max_in_flight: MaxInFlight,
+    /// lb-feedback-service: connections answered at once for one peer address.
+    pub max_in_flight_per_source: MaxInFlight,
     /// Where `mode` was last set; shown by `--explain` and `lb-feedback mode`.
     #[serde(skip)]
     pub mode_origin: Origin,
@@ -322,7 +324,8 @@ impl Default for Config {
             since_last_max_seconds: SinceLastMaxSeconds::new_const(30),
             profiles: BTreeMap::new(),
             allow: Vec::new(),
-            max_in_flight: MaxInFlight::new_const(64),
+            max_in_flight: MaxInFlight::new_const(1024),
+            max_in_flight_per_source: MaxInFlight::new_const(128),
             mode_origin: Origin::Default,
         }
     }
@@ -399,11 +402,12 @@ pub enum Key {
     CpuMode,
     Allow,
     MaxInFlight,
+    MaxInFlightPerSource,
 }
 
 impl Key {
     /// Every key, in the order the environment layer reads them.
-    pub const ALL: [Key; 15] = [
+    pub const ALL: [Key; 16] = [
         Key::Mode,
         Key::SampleMs,
         Key::CpuImportance,
@@ -419,6 +423,7 @@ impl Key {
         Key::CpuMode,
         Key::Allow,
         Key::MaxInFlight,
+        Key::MaxInFlightPerSource,
     ];
 
     pub fn env_var(self) -> &'static str {
@@ -438,6 +443,7 @@ impl Key {
             Key::CpuMode => "LB_FEEDBACK_CPU_MODE",
             Key::Allow => "LB_FEEDBACK_ALLOW",
             Key::MaxInFlight => "LB_FEEDBACK_MAX_IN_FLIGHT",
+            Key::MaxInFlightPerSource => "LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE",
         }
     }
 
@@ -458,6 +464,7 @@ impl Key {
             Key::CpuMode => "cpu-mode",
             Key::Allow => "allow",
             Key::MaxInFlight => "max-in-flight",
+            Key::MaxInFlightPerSource => "max-in-flight-per-source",
         }
     }
 
@@ -487,6 +494,7 @@ struct Layer {
     profiles: Option<BTreeMap<ProfileName, Profile>>,
     allow: Option<Vec<Cidr>>,
     max_in_flight: Option<MaxInFlight>,
+    max_in_flight_per_source: Option<MaxInFlight>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -648,6 +656,9 @@ impl Config {
         if let Some(max_in_flight) = layer.max_in_flight {
             self.max_in_flight = max_in_flight;
         }
+        if let Some(per_source) = layer.max_in_flight_per_source {
+            self.max_in_flight_per_source = per_source;
+        }
         Ok(())
     }
 
@@ -724,6 +735,9 @@ impl Config {
                     .collect::<Result<_, _>>()?
             }
             Key::MaxInFlight => self.max_in_flight = MaxInFlight::parse(text)?,
+            Key::MaxInFlightPerSource => {
+                self.max_in_flight_per_source = MaxInFlight::parse(text)?;
+            }
         }
         Ok(())
     }
@@ -1170,13 +1184,16 @@ mod tests {
     fn cpu_mode_allow_and_in_flight() {
         let config = json(
             r#"{"cpu_mode": "since-last", "since_last_max_seconds": 60,
-                "allow": ["10.0.0.0/8", "::1"], "max_in_flight": 8}"#,
+                "allow": ["10.0.0.0/8", "::1"], "max_in_flight": 8,
+                "max_in_flight_per_source": 3}"#,
         )
         .unwrap();
         assert_eq!(config.cpu_mode, CpuMode::SinceLast);
         assert_eq!(config.since_last_max_seconds.get(), 60);
         assert_eq!(config.allow.len(), 2);
         assert_eq!(config.max_in_flight.get(), 8);
+        assert_eq!(config.max_in_flight_per_source.get(), 3);
+        assert!(json_err(r#"{"max_in_flight_per_source": 0}"#).contains("out of range"));
         assert!(json_err(r#"{"allow": ["10.0.0.0/40"]}"#).contains("prefix length"));
         assert!(json_err(r#"{"cpu_mode": "guess"}"#).contains("unknown variant `guess`"));
         let mut config = Config::default();
@@ -1192,6 +1209,19 @@ mod tests {
             .apply_text(Key::CpuMode, "since-last", Origin::Flag("cpu-mode"))
             .unwrap();
         assert_eq!(config.cpu_mode, CpuMode::SinceLast);
+        config
+            .apply_text(
+                Key::MaxInFlightPerSource,
+                "20",
+                Origin::Env("LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE"),
+            )
+            .unwrap();
+        assert_eq!(config.max_in_flight_per_source.get(), 20);
+        assert!(
+            config
+                .apply_text(Key::MaxInFlightPerSource, "10001", Origin::Default)
+                .is_err()
+        );
     }
 
     #[test]

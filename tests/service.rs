@@ -311,7 +311,13 @@ fn two_hundred_concurrent_probes_share_one_sample() {
             ("LB_FEEDBACK_SAMPLE_MS", "1000"),
             ("LB_FEEDBACK_RECOVERY", "never"),
         ],
-        &["--max-in-flight", "300"],
+        // From one address here, where they would be 200 load balancers.
+        &[
+            "--max-in-flight",
+            "300",
+            "--max-in-flight-per-source",
+            "300",
+        ],
     );
     let began = Instant::now();
     let mut clients: Vec<TcpStream> = (0..200).map(|_| connect(service.addr())).collect();

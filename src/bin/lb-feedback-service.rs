@@ -14,12 +14,21 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "lb-feedback-service: {}",
-                failure.message()
-            );
+            say(format!("lb-feedback-service: {}\n", failure.message()));
             ExitCode::from(failure.code())
         }
+    }
+}
+
+/// Writes the failure, waiting for it at most `service::LOG_FLUSH`: a stderr that nobody
+/// reads (a full pipe) must not keep the process from exiting.
+fn say(line: String) {
+    let (done, written) = std::sync::mpsc::channel();
+    let writer = std::thread::Builder::new().spawn(move || {
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        let _ = done.send(());
+    });
+    if writer.is_ok() {
+        let _ = written.recv_timeout(service::LOG_FLUSH);
     }
 }

@@ -168,8 +168,11 @@ USAGE
 DESCRIPTION
     The same replies as lb-feedback (same config file, environment, flags and rules), served
     from one long-running process. Each connection, in order:
-      1. a peer outside `allow` is closed without a reply (and logged);
-      2. beyond `max_in_flight` connections at once, closed without a reply (and logged);
+      1. a peer outside `allow` is closed without a reply;
+      2. beyond `max_in_flight` connections at once, or `max_in_flight_per_source` from its
+         address, closed without a reply. The last free slots (max_in_flight_per_source, at
+         most an eighth of max_in_flight) are kept for addresses with nothing in flight, so
+         a flood from one address cannot keep other load balancers out;
       3. drain, maint or stop answer at once, without sampling;
       4. the probe joins the CPU/RAM/TCP sample being taken, or starts one: probes arriving
          while a sample runs share it, so N load balancers polling at once cost one sample;
@@ -186,7 +189,7 @@ DESCRIPTION
 
 COMMANDS
     run          listen until SIGTERM or Ctrl-C, then finish the replies in flight (at most
-                 sample_ms + 2.5 s) and exit 0
+                 sample_ms + 2.5 s, then 0.5 s for the last log lines) and exit 0
     install      Windows: create the service `lb-feedback`: automatic start, running as
                  NT AUTHORITY\\LocalService, restarted by the Service Control Manager 5 s,
                  30 s and 60 s after a failure. The options given here (--listen, --config,
@@ -209,7 +212,13 @@ OPTIONS
                                LB_FEEDBACK_CONFIG)
         --allow LIST           addresses or ranges that may connect, e.g. 10.0.0.0/8,::1;
                                IPv4 ranges also match IPv4-mapped IPv6 peers   [empty: all]
-        --max-in-flight N      connections answered at once, 1..10000          [64]
+        --max-in-flight N      connections answered at once, 1..10000        [1024]
+                               (one descriptor each: the open-files limit is raised
+                               to fit if the hard limit allows, else logged)
+        --max-in-flight-per-source N
+                               of those, from one address, 1..10000; at least the
+                               server lines one load balancer points here (HAProxy
+                               runs one check per server line at a time)       [128]
         --mode MODE            normal | drain | maint | stop                   [normal]
         --sample-ms N          CPU sample window, 100..10000 ms                [1000]
         --cpu-importance X     --cpu-threshold X  --ram-importance X  --ram-threshold X
@@ -226,14 +235,18 @@ OPTIONS
     LB_FEEDBACK_RAM_IMPORTANCE, LB_FEEDBACK_RAM_THRESHOLD, LB_FEEDBACK_TCP,
     LB_FEEDBACK_MAXCONN, LB_FEEDBACK_RECOVERY, LB_FEEDBACK_RECOVERY_SECONDS,
     LB_FEEDBACK_STATE_DIR, LB_FEEDBACK_STATE_OWNER, LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW,
-    LB_FEEDBACK_MAX_IN_FLIGHT, LB_FEEDBACK_CONFIG.
+    LB_FEEDBACK_MAX_IN_FLIGHT, LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_CONFIG.
     Precedence: built-in defaults < config file < environment < flags.
 
 LOGS
-    One line per problem (a refused or over-limit peer, a failed sample, a reply that could
-    not be delivered, a bad runtime-mode file) on stderr; under the Windows Service Control
-    Manager in %ProgramData%\\lb-feedback\\service.log (moved to service.log.old at 1 MiB).
-    Never on the socket.
+    One line per problem (a failed sample, a reply that could not be delivered, a bad
+    runtime-mode file) on stderr; under the Windows Service Control Manager in
+    %ProgramData%\\lb-feedback\\service.log (moved to service.log.old at 1 MiB). Never on
+    the socket. Refused peers (allow, the limits) are told by address: the first 5 of each
+    10 s as they come, then one total per address (\"refused 5123 more connections from
+    192.0.2.7 in the last 10 s: max_in_flight_per_source\"), a few lines a window however
+    many. Logging never holds up a connection: lines wait in a queue of 256 for the writer;
+    when a stalled stderr fills it, later lines are dropped and their count logged.
 
 EXIT STATUS
     0   stopped cleanly (or the command succeeded)

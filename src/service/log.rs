@@ -2,28 +2,55 @@
 //! `%ProgramData%\lb-feedback` when the Windows Service Control Manager runs it (a service has
 //! no console). One line per problem; `--verbose` adds the listening addresses, one line per
 //! sample (its number, how long it took, how many probes shared it) and the stop.
+//!
+//! Writing never blocks the caller: a line goes into a queue of [`QUEUE_LINES`] and a thread
+//! of its own (`lbf-log`) writes it. A stderr that nobody reads (a full pipe, a stopped
+//! terminal, a stalled journald) blocks only that thread; while the queue is full, lines are
+//! dropped and counted, and the count is written as soon as the writer moves again
+//! ("1234 log lines dropped: the log could not keep up"). [`Log::flush`] waits, for a bounded
+//! time, until what was queued is written: the stop uses it for its last lines.
 
 use std::fmt::Display;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::lock;
 
 /// A log file is moved aside to `<name>.old` when it would pass this size, so a problem that
 /// repeats every poll for weeks cannot fill the disk; the previous `.old` is replaced.
 pub const FILE_LIMIT: u64 = 1 << 20;
+/// Lines waiting for the writer; beyond, they are dropped and counted.
+pub const QUEUE_LINES: usize = 256;
 
 pub struct Log {
-    sink: Sink,
+    /// `None` only if the writer thread could not be started: lines are then written by the
+    /// caller, as before there was a queue.
+    queue: Option<SyncSender<String>>,
+    inline: Option<Mutex<Sink>>,
+    progress: Arc<Progress>,
+    stamped: bool,
     verbose: bool,
+}
+
+/// What the writer has done, for [`Log::flush`] and the dropped count.
+#[derive(Default)]
+struct Progress {
+    queued: AtomicU64,
+    dropped: AtomicU64,
+    written: Mutex<u64>,
+    moved: Condvar,
 }
 
 enum Sink {
     Stderr,
-    File(Mutex<FileLog>),
+    File(FileLog),
+    #[cfg(test)]
+    Test(Box<dyn Write + Send>),
 }
 
 struct FileLog {
@@ -34,23 +61,60 @@ struct FileLog {
 
 impl Log {
     pub fn stderr(verbose: bool) -> Log {
-        Log {
-            sink: Sink::Stderr,
-            verbose,
-        }
+        Log::start(Sink::Stderr, false, verbose)
     }
 
     /// Appends to `path`, creating it and its directory on the first line. Lines are prefixed
     /// with the UTC time, which stderr does not need (journald and consoles add their own).
     pub fn file(path: PathBuf, verbose: bool) -> Log {
+        let file = FileLog {
+            path,
+            file: None,
+            size: 0,
+        };
+        Log::start(Sink::File(file), true, verbose)
+    }
+
+    fn start(sink: Sink, stamped: bool, verbose: bool) -> Log {
+        let progress = Arc::new(Progress::default());
+        let (sender, receiver) = mpsc::sync_channel::<String>(QUEUE_LINES);
+        let sink = Arc::new(Mutex::new(Some(sink)));
+        let for_writer = (sink.clone(), progress.clone());
+        let spawned = std::thread::Builder::new()
+            .name("lbf-log".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let (sink, progress) = for_writer;
+                let Some(mut sink) = lock(&sink).take() else {
+                    return;
+                };
+                // Ends when the Log, and with it the sender, is dropped.
+                for line in receiver {
+                    sink.write(&line);
+                    let dropped = progress.dropped.swap(0, Ordering::Relaxed);
+                    if dropped > 0 {
+                        sink.write(&dropped_line(dropped, stamped));
+                    }
+                    *lock(&progress.written) += 1;
+                    progress.moved.notify_all();
+                }
+            });
+        let (queue, inline) = match spawned {
+            Ok(_) => (Some(sender), None),
+            Err(_) => (None, lock(&sink).take().map(Mutex::new)),
+        };
         Log {
-            sink: Sink::File(Mutex::new(FileLog {
-                path,
-                file: None,
-                size: 0,
-            })),
+            queue,
+            inline,
+            progress,
+            stamped,
             verbose,
         }
+    }
+
+    #[cfg(test)]
+    fn test(writer: Box<dyn Write + Send>) -> Log {
+        Log::start(Sink::Test(writer), false, false)
     }
 
     /// Something went wrong: always written.
@@ -66,14 +130,68 @@ impl Log {
     }
 
     fn write(&self, message: impl Display) {
-        match &self.sink {
-            Sink::Stderr => {
-                // A closed stderr leaves nowhere to report that; the service carries on.
-                let _ = writeln!(std::io::stderr().lock(), "lb-feedback-service: {message}");
+        let line = line(message, self.stamped);
+        if let Some(queue) = &self.queue {
+            match queue.try_send(line) {
+                Ok(()) => {
+                    self.progress.queued.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    self.progress.dropped.fetch_add(1, Ordering::Relaxed);
+                }
             }
-            Sink::File(file) => {
-                let line = format!("{} {message}\n", utc_timestamp(SystemTime::now()));
-                lock(file).append(&line);
+        } else if let Some(sink) = &self.inline {
+            lock(sink).write(&line);
+        }
+    }
+
+    /// Waits until every line queued so far is written, or `until`; whether they all were.
+    pub fn flush(&self, until: Instant) -> bool {
+        let target = self.progress.queued.load(Ordering::Relaxed);
+        let mut written = lock(&self.progress.written);
+        while *written < target {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            written = match self.progress.moved.wait_timeout(written, left) {
+                Ok((written, _)) => written,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        true
+    }
+}
+
+/// One whole line, written with one call so that lines from threads never interleave.
+fn line(message: impl Display, stamped: bool) -> String {
+    match stamped {
+        true => format!("{} {message}\n", utc_timestamp(SystemTime::now())),
+        false => format!("lb-feedback-service: {message}\n"),
+    }
+}
+
+fn dropped_line(dropped: u64, stamped: bool) -> String {
+    line(
+        format!(
+            "{dropped} log line{} dropped: the log could not keep up",
+            if dropped == 1 { "" } else { "s" }
+        ),
+        stamped,
+    )
+}
+
+impl Sink {
+    fn write(&mut self, line: &str) {
+        match self {
+            // A closed stderr leaves nowhere to report that; the service carries on.
+            Sink::Stderr => {
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
+            Sink::File(file) => file.append(line),
+            #[cfg(test)]
+            Sink::Test(writer) => {
+                let _ = writer.write_all(line.as_bytes());
             }
         }
     }
@@ -181,17 +299,80 @@ mod tests {
         let log = Log::file(path.clone(), false);
         log.note("not verbose: dropped");
         log.problem("first problem");
+        assert!(log.flush(Instant::now() + Duration::from_secs(5)));
         let text = fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 1);
         assert!(text.ends_with("Z first problem\n"), "{text:?}");
         let big = "x".repeat(1000);
         for _ in 0..(FILE_LIMIT / 1000 + 5) {
             log.problem(&big);
+            // Written, not dropped: this test is about the file's size.
+            assert!(log.flush(Instant::now() + Duration::from_secs(5)));
         }
         let current = fs::metadata(&path).unwrap().len();
         let old = fs::metadata(old_path(&path)).unwrap().len();
         assert!(current < 100_000, "{current}");
         assert!(old <= FILE_LIMIT && old > FILE_LIMIT - 2000, "{old}");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A writer that blocks until the test lets it go, as a stderr nobody reads does.
+    struct Stalled {
+        gate: Arc<(Mutex<bool>, Condvar)>,
+        out: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Write for Stalled {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            let (open, changed) = &*self.gate;
+            let mut open = lock(open);
+            while !*open {
+                open = changed.wait(open).unwrap();
+            }
+            lock(&self.out).extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stalled_writer_never_blocks_the_caller_and_drops_are_counted() {
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let log = Log::test(Box::new(Stalled {
+            gate: gate.clone(),
+            out: out.clone(),
+        }));
+        let began = Instant::now();
+        for n in 0..10_000 {
+            log.problem(format!("line {n}"));
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            began.elapsed()
+        );
+        assert!(!log.flush(Instant::now() + Duration::from_millis(20)));
+        *lock(&gate.0) = true;
+        gate.1.notify_all();
+        assert!(log.flush(Instant::now() + Duration::from_secs(5)));
+        let text = String::from_utf8(lock(&out).clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        // The writer held one line, the queue the next QUEUE_LINES; the rest were counted,
+        // and the count follows the first line written after the stall.
+        let kept = lines.iter().filter(|l| l.contains(": line ")).count();
+        let dropped: u64 = lines
+            .iter()
+            .find_map(|l| l.strip_suffix(" log lines dropped: the log could not keep up"))
+            .and_then(|l| l.strip_prefix("lb-feedback-service: "))
+            .expect("a dropped count")
+            .parse()
+            .unwrap();
+        assert!(kept <= QUEUE_LINES + 1, "{kept}");
+        assert_eq!(kept as u64 + dropped, 10_000);
+        assert_eq!(lines[0], "lb-feedback-service: line 0");
+        assert!(lines[1].ends_with("log lines dropped: the log could not keep up"));
     }
 }

@@ -4,14 +4,19 @@
 //! `probe::answer`, as HAProxy's caller.
 //!
 //! Threads, no async runtime: one per listening address accepting, one taking samples
-//! ([`sampler`]), one per connection in flight (a small stack each; at most `max_in_flight`).
+//! ([`sampler`]), one per connection in flight (a small stack each; at most `max_in_flight`),
+//! one writing the log ([`log`]: nothing else ever waits for a log write) and one writing the
+//! totals of refused connections every [`limits::REPORT_WINDOW`].
 //! A poll is a few bytes each way and most of its time is the CPU window, which the probes
 //! share, so a thread per connection costs little and keeps every step a plain blocking call
 //! with a timeout.
 //!
 //! A connection, in order (see [`Service::serve`]):
-//! 1. peer outside `allow`: closed without a reply, logged;
-//! 2. `max_in_flight` connections already in flight: closed without a reply, logged;
+//! 1. peer outside `allow`: closed without a reply;
+//! 2. no slot for it ([`limits`]: `max_in_flight` in all, `max_in_flight_per_source` per
+//!    address, the last free slots kept for addresses with nothing in flight): closed without
+//!    a reply. Refusals are logged as [`limits::Refusals`] says: the first ones as they come,
+//!    then totals, a few lines a window however many there are;
 //! 3. the mode (runtime mode file, then config): not normal answers at once, no sample;
 //! 4. joins the running sample or starts one; when the config has profiles, reads the first
 //!    line of `agent-send` (1 KiB at most) meanwhile, waiting for it until the window ends or
@@ -26,9 +31,15 @@
 //! Stopping ([`Stop`], triggered by SIGTERM/Ctrl-C or the Windows Service Control Manager):
 //! the listeners stop accepting (each blocked `accept` is woken by one connection to itself,
 //! which is closed unanswered), the connections in flight get their replies, then `serve`
-//! returns.
+//! returns, within [`Running::stop_time`]; `run` then gives the last log lines [`LOG_FLUSH`]
+//! (a stderr nobody reads does not get them): `sample_ms` + 3 s in all.
+//!
+//! No connection waits for another's state I/O: each reads the mode and writes its recovery
+//! stamp itself, under no lock (see `Shared::answer`). That state I/O itself never blocks
+//! is the state module's part (non-blocking, regular-file-only reads).
 
 pub mod args;
+pub mod limits;
 pub mod log;
 pub mod sampler;
 pub mod signals;
@@ -50,6 +61,7 @@ use crate::reply;
 use crate::socket;
 use crate::state::{self, StateDir};
 use args::{Args, Command};
+use limits::{InFlight, Limits, Refusal, Refusals};
 use log::Log;
 use sampler::Sampler;
 
@@ -67,6 +79,15 @@ const HANDLER_STACK: usize = 256 * 1024;
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// How long waking a listener by connecting to it may take.
 const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a stop waits for its last log lines to be written: a stderr that nobody reads
+/// cannot hold the process past it.
+pub const LOG_FLUSH: Duration = Duration::from_millis(500);
+/// How often the totals of refusals are looked at.
+const REPORT_TICK: Duration = Duration::from_secs(1);
+/// Descriptors kept beside one per connection in flight: listeners, stdio, the state
+/// directory's files, /proc, a netlink socket.
+#[cfg(target_os = "linux")]
+const SPARE_FDS: u64 = 64;
 
 /// Why a command failed; rendered once by the binary, with the exit code.
 #[derive(Debug)]
@@ -137,7 +158,7 @@ pub fn load_config(args: &Args) -> Result<Config, ConfigError> {
 fn run_foreground(args: &Args) -> Result<(), Failure> {
     let config = load_config(args).map_err(Failure::Config)?;
     let log = Arc::new(Log::stderr(args.verbose));
-    let service = Service::bind(config, &args.listen, log).map_err(Failure::Runtime)?;
+    let service = Service::bind(config, &args.listen, log.clone()).map_err(Failure::Runtime)?;
     let stop = Stop::new();
     // Installed before the listening addresses are logged, so a SIGTERM right after them
     // already means a clean stop.
@@ -145,6 +166,8 @@ fn run_foreground(args: &Args) -> Result<(), Failure> {
         .map_err(|err| Failure::Runtime(format!("cannot handle SIGTERM/Ctrl-C: {err}")))?;
     let served = service.serve(&stop).map_err(Failure::Runtime);
     drop(signals);
+    // The last lines ("stopped"), unless stderr is stalled: then they are lost, not waited for.
+    log.flush(Instant::now() + LOG_FLUSH);
     served
 }
 
@@ -181,6 +204,24 @@ impl Stop {
         *lock(&self.0.0)
     }
 
+    /// Blocks until [`Stop::trigger`] or for `time`; whether it was triggered.
+    pub fn wait_timeout(&self, time: Duration) -> bool {
+        let (flag, changed) = &*self.0;
+        let until = Instant::now() + time;
+        let mut stopped = lock(flag);
+        while !*stopped {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            stopped = match changed.wait_timeout(stopped, left) {
+                Ok((stopped, _)) => stopped,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        *stopped
+    }
+
     /// Blocks until [`Stop::trigger`].
     pub fn wait(&self) {
         let (flag, changed) = &*self.0;
@@ -193,47 +234,58 @@ impl Stop {
     }
 }
 
-/// The in-flight limit: a slot per connection being answered.
+/// The in-flight limits: a slot per connection being answered (the rules: [`limits`]).
 struct Slots {
-    max: usize,
-    used: Mutex<usize>,
+    limits: Limits,
+    in_flight: Mutex<InFlight>,
     freed: Condvar,
 }
 
 /// A taken slot; dropping it (the connection's thread ending, or failing to start) frees it.
-struct Slot(Arc<Slots>);
+struct Slot {
+    slots: Arc<Slots>,
+    source: IpAddr,
+}
 
 impl Slots {
-    fn take(slots: &Arc<Slots>) -> Option<Slot> {
-        let mut used = lock(&slots.used);
-        if *used >= slots.max {
-            return None;
+    fn new(limits: Limits) -> Slots {
+        Slots {
+            limits,
+            in_flight: Mutex::new(InFlight::default()),
+            freed: Condvar::new(),
         }
-        *used += 1;
-        Some(Slot(slots.clone()))
+    }
+
+    fn take(slots: &Arc<Slots>, peer: SocketAddr) -> Result<Slot, Refusal> {
+        let source = limits::source(peer);
+        lock(&slots.in_flight).take(&slots.limits, source)?;
+        Ok(Slot {
+            slots: slots.clone(),
+            source,
+        })
     }
 
     /// Waits until no connection is in flight, or `until`; returns how many still are.
     fn wait_idle(&self, until: Instant) -> usize {
-        let mut used = lock(&self.used);
-        while *used > 0 {
+        let mut in_flight = lock(&self.in_flight);
+        while in_flight.total() > 0 {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            used = match self.freed.wait_timeout(used, left) {
-                Ok((used, _)) => used,
+            in_flight = match self.freed.wait_timeout(in_flight, left) {
+                Ok((in_flight, _)) => in_flight,
                 Err(poisoned) => poisoned.into_inner().0,
             };
         }
-        *used
+        in_flight.total()
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        *lock(&self.0.used) -= 1;
-        self.0.freed.notify_all();
+        lock(&self.slots.in_flight).give_back(self.source);
+        self.slots.freed.notify_all();
     }
 }
 
@@ -296,6 +348,7 @@ impl Service {
     /// can report "stop pending" in between.)
     pub fn start(self, stop: &Stop) -> Result<Running, String> {
         let shared = Arc::new(Shared::new(self.config, self.log));
+        check_fd_limit(shared.slots.limits.max, &shared.log);
         let sampler = {
             let shared = shared.clone();
             thread::Builder::new()
@@ -303,9 +356,29 @@ impl Service {
                 .spawn(move || shared.take_samples())
                 .map_err(|err| format!("cannot start the sampler thread: {err}"))?
         };
+        let reporter = {
+            let (shared, stop) = (shared.clone(), stop.clone());
+            thread::Builder::new()
+                .name("lbf-refusals".into())
+                .stack_size(HANDLER_STACK)
+                .spawn(move || {
+                    while !stop.wait_timeout(REPORT_TICK) {
+                        shared.report_refusals(false);
+                    }
+                })
+        };
+        let reporter = match reporter {
+            Ok(reporter) => reporter,
+            Err(err) => {
+                shared.sampler.stop();
+                let _ = sampler.join();
+                return Err(format!("cannot start the refusals' thread: {err}"));
+            }
+        };
         let mut running = Running {
             shared,
             sampler,
+            reporter,
             acceptors: Vec::new(),
         };
         for (addr, listener) in self.listeners {
@@ -329,10 +402,11 @@ impl Service {
     }
 }
 
-/// A started [`Service`]: its sampler and accept threads.
+/// A started [`Service`]: its sampler, refusals' and accept threads.
 pub struct Running {
     shared: Arc<Shared>,
     sampler: JoinHandle<()>,
+    reporter: JoinHandle<()>,
     acceptors: Vec<(SocketAddr, JoinHandle<()>)>,
 }
 
@@ -350,6 +424,9 @@ impl Running {
         log.note("stopping: finishing the replies in flight");
         let addrs: Vec<String> = self.acceptors.iter().map(|(a, _)| a.to_string()).collect();
         stop_acceptors(self.acceptors, log);
+        // Ends at once: the stop is triggered. Then the last window's totals.
+        let _ = self.reporter.join();
+        self.shared.report_refusals(true);
         let left = self.shared.slots.wait_idle(until);
         self.shared.sampler.stop();
         let _ = self.sampler.join();
@@ -409,27 +486,46 @@ struct Shared {
     log: Arc<Log>,
     sampler: Sampler,
     slots: Arc<Slots>,
-    /// `probe::answer` reads, then writes, the recovery stamp in the state directory: one
-    /// answer at a time keeps that read and write together. (It takes microseconds; the
-    /// sample is what takes time, and it is shared.)
-    answering: Mutex<()>,
+    /// Only the accept threads and the refusals' thread take it, for in-memory counting.
+    refusals: Mutex<Refusals>,
     connection_time: Duration,
 }
 
 impl Shared {
     fn new(config: Config, log: Arc<Log>) -> Shared {
+        let limits = Limits::new(
+            config.max_in_flight.get() as usize,
+            config.max_in_flight_per_source.get() as usize,
+        );
         Shared {
             needs: Needs::of(&config),
-            slots: Arc::new(Slots {
-                max: config.max_in_flight.get() as usize,
-                used: Mutex::new(0),
-                freed: Condvar::new(),
-            }),
+            slots: Arc::new(Slots::new(limits)),
+            refusals: Mutex::new(Refusals::new(limits, Instant::now())),
             connection_time: Duration::from_millis(config.sample_ms.get()) + CONNECTION_SLACK,
             config,
             log,
             sampler: Sampler::new(),
-            answering: Mutex::new(()),
+        }
+    }
+
+    /// Counts a connection closed without a reply, and logs it if it is one of the first.
+    fn refuse(&self, peer: SocketAddr, why: Refusal) {
+        if let Some(line) = lock(&self.refusals).refuse(peer, why) {
+            self.log.problem(line);
+        }
+    }
+
+    /// Logs the totals of refusals once their window has passed, or now if `all`.
+    fn report_refusals(&self, all: bool) {
+        let lines = {
+            let mut refusals = lock(&self.refusals);
+            match all {
+                true => refusals.end_window(Instant::now()),
+                false => refusals.due(Instant::now()),
+            }
+        };
+        for line in lines {
+            self.log.problem(line);
         }
     }
 
@@ -529,6 +625,11 @@ impl Shared {
         ))
     }
 
+    /// Under no lock: a connection whose state I/O is slow (a stalled disk, a FIFO planted in
+    /// the state directory) holds up only itself, never the others. Answers running side by
+    /// side can only race on the recovery stamp, which is written whole (a temporary file
+    /// renamed over it), so each answer reads either stamp complete; when two write at once,
+    /// both write "now", and which of the two fresh stamps stays makes no difference.
     fn answer(
         &self,
         config: &Config,
@@ -537,12 +638,49 @@ impl Shared {
         mode: (Mode, String),
         state: &StateDir,
     ) -> String {
-        let _one_at_a_time = lock(&self.answering);
         probe::answer(config, profile, readings, mode, Caller::Haproxy, state).line
     }
 }
 
-/// Accepts until `stop`: checks the allowlist and the in-flight limit, then hands the
+/// Every connection in flight holds a descriptor: with `max_in_flight` 1024 the process needs
+/// about 1100, and systemd gives services a soft limit of 1024 by default (the hard limit is
+/// far higher). Raises the soft limit to what `max_in_flight` needs, within the hard limit;
+/// logs it when that is not enough, since `accept` would then fail with "too many open files"
+/// before `max_in_flight` is reached.
+#[cfg(target_os = "linux")]
+fn check_fd_limit(max_in_flight: usize, log: &Log) {
+    let need = max_in_flight as u64 + SPARE_FDS;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read or fill the struct given, nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= need {
+        return;
+    }
+    let wanted = libc::rlimit {
+        rlim_cur: need.min(limit.rlim_max),
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: as above.
+    let raised = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } == 0;
+    let now = if raised {
+        wanted.rlim_cur
+    } else {
+        limit.rlim_cur
+    };
+    if now < need {
+        log.problem(format!(
+            "max_in_flight {max_in_flight} needs about {need} open files and the limit is {now}: \
+             raise it (systemd: LimitNOFILE=) or lower max_in_flight"
+        ));
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn check_fd_limit(_max_in_flight: usize, _log: &Log) {}
+
+/// Accepts until `stop`: checks the allowlist and the in-flight limits, then hands the
 /// connection to a thread of its own.
 fn accept_loop(addr: SocketAddr, listener: TcpListener, shared: &Arc<Shared>, stop: &Stop) {
     loop {
@@ -570,18 +708,18 @@ fn accept_loop(addr: SocketAddr, listener: TcpListener, shared: &Arc<Shared>, st
                 continue;
             }
         };
+        // Nothing in this loop waits for anything but `accept`: the slot and the refusal
+        // counts are in memory, and the log only queues (see log.rs).
         if !cidr::allowed(&shared.config.allow, peer.ip()) {
-            shared
-                .log
-                .problem(format!("{peer}: not in allow; closed without a reply"));
+            shared.refuse(peer, Refusal::NotAllowed);
             continue;
         }
-        let Some(slot) = Slots::take(&shared.slots) else {
-            shared.log.problem(format!(
-                "{peer}: {} connections already in flight (max_in_flight); closed without a reply",
-                shared.slots.max
-            ));
-            continue;
+        let slot = match Slots::take(&shared.slots, peer) {
+            Ok(slot) => slot,
+            Err(why) => {
+                shared.refuse(peer, why);
+                continue;
+            }
         };
         let for_thread = shared.clone();
         let spawned = thread::Builder::new()
@@ -592,10 +730,8 @@ fn accept_loop(addr: SocketAddr, listener: TcpListener, shared: &Arc<Shared>, st
                 for_thread.serve(stream, peer);
             });
         // On failure the closure is dropped: the slot is freed and the connection closed.
-        if let Err(err) = spawned {
-            shared.log.problem(format!(
-                "{peer}: cannot start a thread ({err}); closed without a reply"
-            ));
+        if spawned.is_err() {
+            shared.refuse(peer, Refusal::NoThread);
         }
     }
 }
@@ -621,16 +757,13 @@ mod tests {
 
     #[test]
     fn slots_are_limited_and_freed() {
-        let slots = Arc::new(Slots {
-            max: 2,
-            used: Mutex::new(0),
-            freed: Condvar::new(),
-        });
-        let a = Slots::take(&slots).unwrap();
-        let _b = Slots::take(&slots).unwrap();
-        assert!(Slots::take(&slots).is_none());
+        let slots = Arc::new(Slots::new(Limits::new(2, 16)));
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let a = Slots::take(&slots, peer).unwrap();
+        let _b = Slots::take(&slots, peer).unwrap();
+        assert_eq!(Slots::take(&slots, peer).err(), Some(Refusal::Full));
         drop(a);
-        assert!(Slots::take(&slots).is_some());
+        assert!(Slots::take(&slots, peer).is_ok());
         let soon = Instant::now() + Duration::from_millis(20);
         assert_eq!(slots.wait_idle(soon), 1);
     }

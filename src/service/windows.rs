@@ -27,7 +27,7 @@ use windows_service::{define_windows_service, service_dispatcher};
 
 use super::args::{self, Args};
 use super::log::Log;
-use super::{Failure, Service, Stop, load_config, print};
+use super::{Failure, LOG_FLUSH, Service, Stop, load_config, print};
 use crate::config;
 
 pub const SERVICE_NAME: &str = "lb-feedback";
@@ -336,6 +336,8 @@ fn service_main(_arguments: Vec<OsString>) {
     if let Err(message) = run_service(args, &log) {
         log.problem(message);
     }
+    // The writer thread ends with the process: give it the last lines.
+    log.flush(Instant::now() + LOG_FLUSH);
 }
 
 fn run_service(args: Result<Args, lexopt::Error>, log: &Arc<Log>) -> Result<(), String> {
@@ -388,6 +390,7 @@ fn run_service(args: Result<Args, lexopt::Error>, log: &Arc<Log>) -> Result<(), 
         Ok(running) => running,
         Err(failure) => {
             log.problem(format!("not started: {}", failure.message()));
+            log.flush(Instant::now() + LOG_FLUSH);
             // A service-specific exit code counts as a failure: the recovery actions restart it.
             report(
                 ServiceState::Stopped,
@@ -414,6 +417,7 @@ fn run_service(args: Result<Args, lexopt::Error>, log: &Arc<Log>) -> Result<(), 
     if let Err(message) = running.finish() {
         log.problem(message);
     }
+    log.flush(Instant::now() + LOG_FLUSH);
     // Stopped as asked: an error code here would make the recovery actions restart it.
     report(
         ServiceState::Stopped,

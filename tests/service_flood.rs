@@ -1,0 +1,403 @@
+//! `lb-feedback-service` under a flood from one address, over real loopback: a client holding
+//! 400 silent sockets from 127.0.0.1, each reopened as soon as it is closed, as the hostile
+//! test of issue 9 did. With the defaults the service must
+//! - answer every poll of another load balancer (source address 127.0.0.2) meanwhile;
+//! - log a handful of lines for the whole flood, not one per refused connection;
+//! - stop on SIGTERM within its documented time (`sample_ms` + 3 s) even when its stderr is a
+//!   pipe nobody reads, already full.
+//!
+//! And one connection whose state I/O hangs (a FIFO planted at its recovery stamp) must hold
+//! up no other connection: the service used to answer under one lock around that I/O.
+//!
+//! The service runs without `--verbose` (so every stderr line is a problem line, and counted)
+//! on a port chosen beforehand. Every wait is bounded, the flood ends with its test, every
+//! child is killed and reaped. The figures are printed (`cargo test --test service_flood --
+//! --nocapture` shows them).
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::io::{ErrorKind, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::TempDir;
+
+const SERVICE: &str = env!("CARGO_BIN_EXE_lb-feedback-service");
+/// The sample window the tests run with.
+const SAMPLE_MS: u64 = 500;
+/// What the README and `--help` promise for a stop: the replies in flight get `sample_ms` +
+/// 2.5 s, the last log lines 0.5 s.
+const STOP_TIME: Duration = Duration::from_millis(SAMPLE_MS + 3000);
+/// Silent sockets the flood holds open.
+const FLOOD_SOCKETS: usize = 400;
+/// Polls from the second address.
+const POLLS: usize = 12;
+/// The longest any single step may take before the test fails instead of hanging.
+const BOUND: Duration = Duration::from_secs(10);
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A loopback port free a moment ago.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// `run` on 127.0.0.1:`port` with the defaults (no limit flags: the defaults are what is
+/// tested), stderr as given; killed and reaped when dropped.
+struct Service {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Service {
+    fn start(dir: &TempDir, stderr: Stdio) -> Service {
+        Service::start_with(dir, stderr, "never", true)
+    }
+
+    /// `ready`: wait until a poll is answered (one that would hang must not be made).
+    fn start_with(dir: &TempDir, stderr: Stdio, recovery: &str, ready: bool) -> Service {
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = common::prepared(SERVICE, dir)
+            .env("LB_FEEDBACK_SAMPLE_MS", SAMPLE_MS.to_string())
+            .env("LB_FEEDBACK_RECOVERY", recovery)
+            .args(["run", "--listen", &addr.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut service = Service { child, addr };
+        // Up once a poll is answered (or, without `ready`, once it accepts).
+        let until = Instant::now() + BOUND;
+        let up = |addr| match ready {
+            true => poll_from("127.0.0.2", addr).is_some(),
+            false => TcpStream::connect(addr).is_ok(),
+        };
+        while !up(service.addr) {
+            assert!(Instant::now() < until, "the service did not start");
+            assert!(service.child.try_wait().unwrap().is_none(), "it exited");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        service
+    }
+
+    fn terminate(&self) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+    }
+
+    /// Whether it exited within `time` (and with what status).
+    fn exits_within(&mut self, time: Duration) -> Option<std::process::ExitStatus> {
+        let until = Instant::now() + time;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One poll the way HAProxy makes it, from the loopback address `from`: its reply, or `None`
+/// when the service closed without one (or did not accept in time).
+fn poll_from(from: &str, to: SocketAddr) -> Option<String> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let from: SocketAddr = format!("{from}:0").parse().unwrap();
+    socket.bind(&from.into()).unwrap();
+    socket
+        .connect_timeout(&to.into(), Duration::from_secs(2))
+        .ok()?;
+    let mut stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(
+            Duration::from_millis(SAMPLE_MS) + Duration::from_secs(3),
+        ))
+        .unwrap();
+    let mut reply = String::new();
+    match stream.read_to_string(&mut reply) {
+        Ok(_) if !reply.is_empty() => Some(reply),
+        _ => None,
+    }
+}
+
+/// Silent sockets from 127.0.0.1, each reopened as soon as the service closes it.
+struct Flood {
+    stop: Arc<AtomicBool>,
+    opened: Arc<AtomicU64>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Flood {
+    fn start(to: SocketAddr) -> Flood {
+        const THREADS: usize = 4;
+        let stop = Arc::new(AtomicBool::new(false));
+        let opened = Arc::new(AtomicU64::new(0));
+        let threads = (0..THREADS)
+            .map(|_| {
+                let (stop, opened) = (stop.clone(), opened.clone());
+                std::thread::spawn(move || {
+                    let mut held: Vec<Option<TcpStream>> =
+                        (0..FLOOD_SOCKETS / THREADS).map(|_| None).collect();
+                    let mut bytes = [0u8; 64];
+                    while !stop.load(Ordering::Relaxed) {
+                        let mut reopened = 0;
+                        for slot in held.iter_mut() {
+                            let closed = match slot {
+                                None => true,
+                                Some(stream) => match stream.read(&mut bytes) {
+                                    Ok(0) => true,
+                                    // A reply: the FIN follows.
+                                    Ok(_) => false,
+                                    Err(err) => err.kind() != ErrorKind::WouldBlock,
+                                },
+                            };
+                            if closed {
+                                *slot = TcpStream::connect_timeout(&to, Duration::from_secs(1))
+                                    .ok()
+                                    .filter(|s| s.set_nonblocking(true).is_ok());
+                                reopened += 1;
+                                opened.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        if reopened == 0 {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    }
+                })
+            })
+            .collect();
+        Flood {
+            stop,
+            opened,
+            threads,
+        }
+    }
+
+    /// Ends the flood; how many connections it opened.
+    fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads {
+            thread.join().unwrap();
+        }
+        self.opened.load(Ordering::Relaxed)
+    }
+}
+
+type Lines = Arc<Mutex<Vec<String>>>;
+
+/// The stderr lines, read by a thread of the test.
+fn collect(child: &mut Child) -> (Lines, JoinHandle<()>) {
+    let stderr = child.stderr.take().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                lines.lock().unwrap().push(line);
+            }
+        })
+    };
+    (lines, reader)
+}
+
+/// The connections the service's log says it refused: one per first line, plus the totals.
+fn refused_in(log: &[String]) -> u64 {
+    log.iter()
+        .map(|line| {
+            if line.ends_with("closed without a reply") {
+                1
+            } else if let Some(rest) = line.strip_prefix("lb-feedback-service: refused ") {
+                rest.split(' ')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            } else {
+                0
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn a_flood_from_one_address_neither_starves_another_nor_floods_the_log() {
+    let _turn = serial();
+    let dir = TempDir::new("svc-flood");
+    let mut service = Service::start(&dir, Stdio::piped());
+    let (lines, reader) = collect(&mut service.child);
+
+    let flood = Flood::start(service.addr);
+    // Let the flood take every slot it can before the other load balancer polls.
+    std::thread::sleep(Duration::from_millis(1000));
+    let began = Instant::now();
+    let mut answered = 0;
+    for _ in 0..POLLS {
+        if let Some(reply) = poll_from("127.0.0.2", service.addr) {
+            assert!(reply.ends_with("%\n"), "{reply:?}");
+            answered += 1;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let flooded = began.elapsed() + Duration::from_millis(1000);
+    let opened = flood.finish();
+    let during: Vec<String> = lines.lock().unwrap().clone();
+
+    // The stop writes the last window's totals.
+    service.terminate();
+    let status = service
+        .exits_within(BOUND)
+        .expect("the service did not stop");
+    reader.join().unwrap();
+    let log: Vec<String> = lines.lock().unwrap().clone();
+    let refused = refused_in(&log);
+    eprintln!(
+        "flood of {FLOOD_SOCKETS} silent sockets from 127.0.0.1 for {:.1} s: {opened} \
+         connections opened, {refused} refused by the service's count; 127.0.0.2 answered \
+         {answered} of {POLLS}; {} log lines during the flood, {} in all, the last: {:#?}",
+        flooded.as_secs_f64(),
+        during.len(),
+        log.len(),
+        &log[log.len().saturating_sub(5)..]
+    );
+    let first = &during[..5.min(during.len())];
+    assert_eq!(
+        answered,
+        POLLS,
+        "{} log lines, first {first:?}",
+        during.len()
+    );
+    assert!(
+        during.len() <= 10,
+        "{} log lines, first {first:?}",
+        during.len()
+    );
+    assert!(status.success(), "{status:?}");
+    // The flood was one: most of what it opened was refused, and every refusal is counted.
+    assert!(refused > 1000, "{refused} refused of {opened}");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("from 127.0.0.1 in the last")
+                && l.ends_with("max_in_flight_per_source")),
+        "{log:?}"
+    );
+}
+
+/// A pipe whose write end is already full: the service's stderr, that nobody reads.
+fn full_pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two descriptors, which are then owned here.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let fd = fds[1];
+    // Non-blocking only to fill it, then blocking again, as a stderr normally is.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        assert_eq!(libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK), 0);
+        let chunk = [b'x'; 4096];
+        let mut filled = 0;
+        while libc::write(fd, chunk.as_ptr().cast(), chunk.len()) > 0 {
+            filled += chunk.len();
+        }
+        // The last partial page, byte by byte.
+        while libc::write(fd, chunk.as_ptr().cast(), 1) > 0 {
+            filled += 1;
+        }
+        assert!(filled >= 4096);
+        assert_eq!(libc::fcntl(fd, libc::F_SETFL, flags), 0);
+    }
+    (read, write)
+}
+
+#[test]
+fn sigterm_stops_it_in_time_during_a_flood_with_stderr_stalled() {
+    let _turn = serial();
+    let dir = TempDir::new("svc-stalled");
+    let (unread, write) = full_pipe();
+    let mut service = Service::start(&dir, Stdio::from(write));
+    let flood = Flood::start(service.addr);
+    std::thread::sleep(Duration::from_millis(2000));
+    // Still answering another address with its log stuck.
+    let answered = poll_from("127.0.0.2", service.addr);
+    let asked = Instant::now();
+    service.terminate();
+    let status = service.exits_within(STOP_TIME + BOUND);
+    let took = asked.elapsed();
+    let opened = flood.finish();
+    drop(unread);
+    eprintln!(
+        "stderr full, flood of {FLOOD_SOCKETS} silent sockets ({opened} opened): a poll from \
+         127.0.0.2 got {answered:?}; SIGTERM to exit {took:?} (documented at most {STOP_TIME:?})"
+    );
+    let status = status.expect("SIGTERM did not stop the service");
+    assert!(took <= STOP_TIME, "{took:?}");
+    assert!(status.success(), "{status:?}");
+    assert!(answered.is_some_and(|reply| reply.ends_with("%\n")));
+}
+
+#[test]
+fn a_connection_stuck_in_state_io_holds_up_no_other() {
+    let _turn = serial();
+    let dir = TempDir::new("svc-stuck-state");
+    // A profile has a recovery stamp of its own (last-non-normal.other); the base config's
+    // stamp is a FIFO, whose open() waits for a writer that never comes.
+    dir.file("config.json", r#"{"profiles": {"other": {}}}"#);
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let fifo = std::ffi::CString::new(
+        state
+            .join("last-non-normal")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    // recovery = window (the default): every normal reply reads its stamp.
+    let service = Service::start_with(&dir, Stdio::null(), "window", false);
+
+    // A poll without agent-send: the base config, whose stamp is the FIFO.
+    let stuck = TcpStream::connect_timeout(&service.addr, BOUND).unwrap();
+    std::thread::sleep(Duration::from_millis(SAMPLE_MS + 500));
+    // Another load balancer's poll, for the profile: its own stamp, a plain file.
+    let asked = Instant::now();
+    let mut other = TcpStream::connect_timeout(&service.addr, BOUND).unwrap();
+    other
+        .set_read_timeout(Some(
+            Duration::from_millis(SAMPLE_MS) + Duration::from_secs(3),
+        ))
+        .unwrap();
+    std::io::Write::write_all(&mut other, b"other\n").unwrap();
+    let mut reply = String::new();
+    let read = other.read_to_string(&mut reply);
+    eprintln!(
+        "with one connection stuck in open() of a FIFO: the other got {reply:?} after {:?}",
+        asked.elapsed()
+    );
+    assert!(read.is_ok() && reply.ends_with("%\n"), "{read:?} {reply:?}");
+    drop(stuck);
+}
