@@ -1,4 +1,5 @@
-//! Inputs the binary must take calmly: a stderr that cannot be written, and (under xinetd) a
+//! Inputs the binary must take calmly: a config with many profiles, a byte order mark, a
+//! state directory no file can have, a stderr that cannot be written, and (under xinetd) a
 //! stderr that is the connection to HAProxy.
 #![cfg(target_os = "linux")]
 
@@ -12,12 +13,59 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{BIN, TempDir, agent, prepared, stderr, stdout};
+use lb_feedback::config::MAX_PROFILES;
+
+/// A config of `n` profiles, one a line after the opening line, each watching a port.
+fn profiles(n: usize) -> String {
+    let entries: Vec<String> = (0..n)
+        .map(|i| {
+            let port = 1000 + i % 50;
+            format!("\"p{i}\": {{\"tcp\": [{{\"port\": {port}, \"max_connections\": 10}}]}}")
+        })
+        .collect();
+    format!(
+        "{{\"cpu\": {{\"importance\": 0}}, \"ram\": {{\"importance\": 0}}, \"profiles\": {{\n{}\n}}}}\n",
+        entries.join(",\n")
+    )
+}
 
 /// The binary as [`agent`] prepares it, with its address space limited to `kib` KiB.
 fn limited(dir: &TempDir, kib: u64) -> Command {
     let mut command = prepared("/bin/sh", dir);
     command.args(["-c", &format!("ulimit -v {kib} && exec \"$0\""), BIN]);
     command
+}
+
+#[test]
+fn a_probe_with_the_most_profiles_stays_small() {
+    let dir = TempDir::new("many");
+    dir.file("config.json", &profiles(MAX_PROFILES));
+    // Building every profiled config took 300 MB here (2,000 profiles: 1.2 GB); the probe
+    // itself needs a few MB.
+    let output = limited(&dir, 64 * 1024)
+        .env("LB_FEEDBACK_RECOVERY", "never")
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&output), "100%\n", "{}", stderr(&output));
+    assert!(output.status.success(), "{output:?}");
+}
+
+#[test]
+fn more_profiles_than_the_limit_is_a_config_error_with_its_place() {
+    let dir = TempDir::new("too-many");
+    let path = dir.file("config.json", &profiles(2000));
+    let output = agent(&dir).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert_eq!(stdout(&output), "error:config\n");
+    // The first name too many is on line 2 + MAX_PROFILES; its column is its closing quote.
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "lb-feedback: {}:{}:7: more than {MAX_PROFILES} profiles (the most one config may hold)\n",
+            path.display(),
+            MAX_PROFILES + 2
+        )
+    );
 }
 
 /// Starts `command` with one end of a loopback connection as stdin, stdout and stderr, as
@@ -73,4 +121,27 @@ fn a_stderr_that_cannot_be_written_keeps_the_exit_code() {
     let output = agent(&dir).stderr(full()).output().unwrap();
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert_eq!(stdout(&output), "error:config\n");
+}
+
+#[test]
+fn a_byte_order_mark_is_accepted_and_a_nul_in_state_dir_is_not() {
+    let dir = TempDir::new("bom");
+    dir.file("config.json", "\u{feff}{\"recovery_seconds\": 7}\r\n");
+    let output = agent(&dir).arg("check-config").output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout(&output).contains("\"recovery_seconds\": 7"));
+    let path = dir.file("config.json", "\u{feff}{\"state_dir\": \"/tmp/x\\u0000\"}");
+    let output = agent(&dir)
+        .env_remove("LB_FEEDBACK_STATE_DIR")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "lb-feedback: {}:1:29: state_dir must not contain a NUL byte (no file name can)\n",
+            path.display()
+        )
+    );
 }
