@@ -32,35 +32,42 @@ impl Cidr {
                 .filter(|p| *p <= max)
                 .ok_or_else(|| format!("{text:?}: prefix length must be 0 to {max}"))?,
         };
+        // `::ffff:10.0.0.1` is how an IPv6 socket writes the IPv4 address 10.0.0.1: kept as
+        // written it would be a range of IPv6 addresses no peer ever has, so it is stored
+        // (and shown) as the IPv4 range it means.
+        if let IpAddr::V6(v6) = addr
+            && let Some(v4) = v6.to_ipv4_mapped()
+            && prefix >= MAPPED_PREFIX
+        {
+            return Ok(Cidr {
+                addr: IpAddr::V4(v4),
+                prefix: prefix - MAPPED_PREFIX,
+            });
+        }
         Ok(Cidr { addr, prefix })
     }
 
-    /// IPv4 clients of an IPv6 listener arrive as `::ffff:a.b.c.d`; they match IPv4 ranges.
+    /// Compared as IPv6, IPv4 as its mapped form `::ffff:a.b.c.d`: IPv4 clients of an IPv6
+    /// listener (which arrive mapped) match IPv4 ranges, and a peer matches a range however
+    /// either is written. `::/0` is every address, IPv4 ones included.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
+        let (net, prefix) = match self.addr {
+            IpAddr::V4(v4) => (v4.to_ipv6_mapped(), self.prefix + MAPPED_PREFIX),
+            IpAddr::V6(v6) => (v6, self.prefix),
         };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                masked(u32::from(net).into(), 32, self.prefix)
-                    == masked(u32::from(ip).into(), 32, self.prefix)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                masked(u128::from(net), 128, self.prefix)
-                    == masked(u128::from(ip), 128, self.prefix)
-            }
-            _ => false,
-        }
+        let ip = match ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            IpAddr::V6(v6) => v6,
+        };
+        masked(u128::from(net), prefix) == masked(u128::from(ip), prefix)
     }
 }
 
-fn masked(bits: u128, width: u8, prefix: u8) -> u128 {
-    if prefix == 0 {
-        0
-    } else {
-        bits >> (width - prefix)
-    }
+/// The length of the `::ffff:0:0/96` prefix that IPv4-mapped IPv6 addresses share.
+const MAPPED_PREFIX: u8 = 96;
+
+fn masked(bits: u128, prefix: u8) -> u128 {
+    bits.checked_shr(u32::from(128 - prefix)).unwrap_or(0)
 }
 
 impl TryFrom<String> for Cidr {
@@ -107,6 +114,37 @@ mod tests {
         assert!(!one.contains(ip("127.0.0.1")));
         assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
         assert!(Cidr::parse("fd00::/8").unwrap().contains(ip("fd12::1")));
+    }
+
+    #[test]
+    fn ipv4_mapped_entries_mean_their_ipv4_range() {
+        let one = Cidr::parse("::ffff:127.0.0.1").unwrap();
+        assert_eq!(one, Cidr::parse("127.0.0.1").unwrap());
+        assert_eq!(one.to_string(), "127.0.0.1/32");
+        assert!(one.contains(ip("127.0.0.1")));
+        assert!(one.contains(ip("::ffff:127.0.0.1")));
+        assert!(!one.contains(ip("127.0.0.2")));
+        let net = Cidr::parse("::ffff:10.0.0.0/104").unwrap();
+        assert_eq!(net.to_string(), "10.0.0.0/8");
+        assert!(net.contains(ip("10.9.9.9")) && !net.contains(ip("11.0.0.1")));
+        assert_eq!(
+            Cidr::parse("::ffff:0:0/96").unwrap().to_string(),
+            "0.0.0.0/0"
+        );
+        // A range wider than the mapped block stays IPv6, and still covers IPv4 peers.
+        let all = Cidr::parse("::/0").unwrap();
+        assert!(all.contains(ip("192.0.2.1")) && all.contains(ip("2001:db8::1")));
+        assert!(
+            !Cidr::parse("2001:db8::/32")
+                .unwrap()
+                .contains(ip("192.0.2.1"))
+        );
+        assert!(
+            !Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains(ip("2001:db8::1"))
+        );
+        assert!(allowed(&[one], ip("::ffff:127.0.0.1")));
     }
 
     #[test]

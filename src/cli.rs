@@ -207,7 +207,8 @@ OPTIONS
 SOCKET MODE
     When stdin is a socket, lb-feedback reads what HAProxy's agent-send sends (at most 1 KiB,
     only while the sample runs), writes the reply, half-closes and drains, so HAProxy sees a
-    clean close. When stdio is a socket nothing is ever written to stderr.
+    clean close. When stdio is a socket nothing is ever written to stderr (a stderr that
+    is a socket is pointed at /dev/null at start).
 
 EXIT STATUS
     0   the reply was given (or the command succeeded)

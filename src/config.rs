@@ -486,12 +486,13 @@ struct Layer {
     maxconn: Option<Option<MaxConn>>,
     recovery: Option<Recovery>,
     recovery_seconds: Option<RecoverySeconds>,
+    #[serde(default, deserialize_with = "state_dir")]
     state_dir: Option<PathBuf>,
     #[serde(default, deserialize_with = "present")]
     state_owner: Option<Option<UserName>>,
     cpu_mode: Option<CpuMode>,
     since_last_max_seconds: Option<SinceLastMaxSeconds>,
-    profiles: Option<BTreeMap<ProfileName, Profile>>,
+    profiles: Option<ProfileMap>,
     allow: Option<Vec<Cidr>>,
     max_in_flight: Option<MaxInFlight>,
     max_in_flight_per_source: Option<MaxInFlight>,
@@ -555,6 +556,13 @@ impl From<ProfileName> for String {
     }
 }
 
+/// Lets the profiles be looked up by the `&str` that `agent-send` sent.
+impl std::borrow::Borrow<str> for ProfileName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A user name on this system, as `state_owner` takes it; looked up only when it is needed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -587,6 +595,83 @@ impl From<UserName> for String {
     }
 }
 
+/// The most profiles one config may hold. A profile is one backend that polls this host with
+/// its own `agent-send`; even a host serving many backends needs tens, and the one-shot probe
+/// parses every profile on every poll (1,000 cost about a millisecond), so a bound well above
+/// real use keeps a runaway generated file from costing each poll its memory and time.
+pub const MAX_PROFILES: usize = 1000;
+
+/// The file's `profiles` object: each name once (a second one is an error, as a repeated key
+/// is everywhere else, instead of silently replacing the first), at most [`MAX_PROFILES`].
+/// Both are checked as the names are read, so the error has the name's line and column and a
+/// huge file is refused before it is held in memory.
+#[derive(Debug, Default)]
+struct ProfileMap(BTreeMap<ProfileName, Profile>);
+
+impl<'de> Deserialize<'de> for ProfileMap {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Names;
+        impl<'de> serde::de::Visitor<'de> for Names {
+            type Value = ProfileMap;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of profile names to partial configs")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ProfileMap, A::Error> {
+                use serde::de::Error;
+                let mut profiles = BTreeMap::new();
+                while let Some(name) = map.next_key::<ProfileName>()? {
+                    if profiles.contains_key(&name) {
+                        let name = name.as_str();
+                        return Err(A::Error::custom(format!("duplicate profile {name:?}")));
+                    }
+                    if profiles.len() == MAX_PROFILES {
+                        return Err(A::Error::custom(format!(
+                            "more than {MAX_PROFILES} profiles (the most one config may hold)"
+                        )));
+                    }
+                    let profile = map.next_value()?;
+                    profiles.insert(name, profile);
+                }
+                Ok(ProfileMap(profiles))
+            }
+        }
+        deserializer.deserialize_map(Names)
+    }
+}
+
+/// Whether a path can be the state directory; the JSON, environment and flag layers all ask.
+fn check_state_dir(path: &Path) -> Result<(), String> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    if bytes.is_empty() {
+        Err("must not be empty".into())
+    } else if bytes.contains(&0) {
+        Err("must not contain a NUL byte (no file name can)".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// The file's `state_dir`, checked as it is read so the error has its line and column.
+fn state_dir<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PathBuf>, D::Error> {
+    let path = Option::<PathBuf>::deserialize(deserializer)?;
+    if let Some(path) = &path {
+        check_state_dir(path)
+            .map_err(|message| serde::de::Error::custom(format!("state_dir {message}")))?;
+    }
+    Ok(path)
+}
+
+/// The monitors one config or profile answers with (see [`Config::monitors`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Monitors<'a> {
+    pub cpu: Monitor,
+    pub ram: Monitor,
+    pub tcp: &'a [TcpMonitor],
+}
+
 /// Tells `"maxconn": null` (clear it) from a missing key (leave it).
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     deserializer: D,
@@ -595,7 +680,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 impl MonitorLayer {
-    fn apply(self, monitor: &mut Monitor) {
+    fn apply(&self, monitor: &mut Monitor) {
         if let Some(importance) = self.importance {
             monitor.importance = importance;
         }
@@ -633,9 +718,6 @@ impl Config {
             self.recovery_seconds = recovery_seconds;
         }
         if let Some(state_dir) = layer.state_dir {
-            if state_dir.as_os_str().is_empty() {
-                return Err("state_dir must not be empty".into());
-            }
             self.state_dir = state_dir;
         }
         if let Some(owner) = layer.state_owner {
@@ -648,7 +730,7 @@ impl Config {
             self.since_last_max_seconds = seconds;
         }
         if let Some(profiles) = layer.profiles {
-            self.profiles = profiles;
+            self.profiles = profiles.0;
         }
         if let Some(allow) = layer.allow {
             self.allow = allow;
@@ -664,32 +746,37 @@ impl Config {
 
     /// This config with the named profile laid over it, or `None` for an unknown name.
     pub fn with_profile(&self, name: &str) -> Option<Config> {
-        let (_, profile) = self.profiles.iter().find(|(key, _)| key.as_str() == name)?;
+        let profile = self.profiles.get(name)?;
         let mut config = self.clone();
-        if let Some(cpu) = profile.cpu.clone() {
-            cpu.apply(&mut config.cpu);
-        }
-        if let Some(ram) = profile.ram.clone() {
-            ram.apply(&mut config.ram);
-        }
-        if let Some(tcp) = &profile.tcp {
-            config.tcp = tcp.clone();
-        }
+        let monitors = self.monitors(Some(profile));
+        (config.cpu, config.ram) = (monitors.cpu, monitors.ram);
+        config.tcp = monitors.tcp.to_vec();
         if let Some(maxconn) = profile.maxconn {
             config.maxconn = maxconn;
         }
         Some(config)
     }
 
-    /// The base config and every profile: what one probe may be asked to answer for.
-    pub fn variants(&self) -> Vec<Config> {
-        let mut all = vec![self.clone()];
-        all.extend(
-            self.profiles
-                .keys()
-                .filter_map(|name| self.with_profile(name.as_str())),
-        );
-        all
+    /// The monitors of the base config (`None`) or of one of its profiles, read in place:
+    /// what a probe samples for it, without building (cloning) the profiled config.
+    pub fn monitors<'a>(&'a self, profile: Option<&'a Profile>) -> Monitors<'a> {
+        let mut monitors = Monitors {
+            cpu: self.cpu,
+            ram: self.ram,
+            tcp: &self.tcp,
+        };
+        if let Some(profile) = profile {
+            if let Some(cpu) = &profile.cpu {
+                cpu.apply(&mut monitors.cpu);
+            }
+            if let Some(ram) = &profile.ram {
+                ram.apply(&mut monitors.ram);
+            }
+            if let Some(tcp) = &profile.tcp {
+                monitors.tcp = tcp;
+            }
+        }
+        monitors
     }
 
     /// Sets one key from its text form, as the environment and the flags carry it.
@@ -714,9 +801,7 @@ impl Config {
             Key::Recovery => self.recovery = word("recovery", text, "window, always, never")?,
             Key::RecoverySeconds => self.recovery_seconds = RecoverySeconds::parse(text)?,
             Key::StateDir => {
-                if text.is_empty() {
-                    return Err("must not be empty".into());
-                }
+                check_state_dir(Path::new(text))?;
                 self.state_dir = PathBuf::from(text);
             }
             Key::StateOwner => {
@@ -748,6 +833,9 @@ impl Config {
             place: Place::FileAt(path.to_path_buf(), line, column),
             message,
         };
+        // Windows Notepad starts a UTF-8 file with a byte order mark; it is no part of the
+        // JSON, and positions after it count as an editor shows them.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let layer: Layer = serde_json::from_str(text).map_err(|err| {
             let full = err.to_string();
             let suffix = format!(" at line {} column {}", err.line(), err.column());
@@ -1164,7 +1252,11 @@ mod tests {
         assert_eq!(web.tcp[0].port.get(), 80);
         assert_eq!(web.maxconn, None);
         assert!(config.with_profile("db").is_none());
-        assert_eq!(config.variants().len(), 3);
+        let base = config.monitors(None);
+        assert_eq!((base.cpu, base.tcp), (config.cpu, &config.tcp[..]));
+        let rdp_monitors = config.monitors(config.profiles.get("rdp"));
+        assert_eq!(rdp_monitors.cpu, rdp.cpu);
+        assert_eq!(rdp_monitors.tcp, &rdp.tcp[..]);
     }
 
     #[test]
@@ -1178,6 +1270,75 @@ mod tests {
             json_err(r#"{"profiles": {"x": {"cpu": {"importance": 200}}}}"#)
                 .contains("200 is out of range")
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_and_positions_stay_right() {
+        let config = json("\u{feff}{\"sample_ms\": 200}").unwrap();
+        assert_eq!(config.sample_ms.get(), 200);
+        // Line 1 columns count from after the mark, as an editor shows them; later lines too.
+        assert_eq!(
+            json_err("\u{feff}{\"sample_ms\": 50}"),
+            json_err("{\"sample_ms\": 50}")
+        );
+        assert_eq!(
+            json_err("\u{feff}{\n\"sample_ms\": 50}"),
+            "c.json:2:16: 50 is out of range; allowed: 100 to 10000"
+        );
+        // Only at the start: anywhere else it is still an error.
+        assert!(json("{\u{feff}}").is_err());
+    }
+
+    #[test]
+    fn a_repeated_profile_name_is_an_error_at_its_place() {
+        assert_eq!(
+            json_err("{\"profiles\": {\n  \"web\": {},\n  \"web\": {\"maxconn\": 5}}}"),
+            "c.json:3:7: duplicate profile \"web\""
+        );
+        // As a repeated top-level key is.
+        assert!(json_err("{\"mode\": \"drain\",\n \"mode\": \"stop\"}").starts_with("c.json:2:"));
+        // `null` still leaves the profiles as they were.
+        assert!(json(r#"{"profiles": null}"#).unwrap().profiles.is_empty());
+    }
+
+    #[test]
+    fn profiles_are_capped_with_the_place_of_the_first_one_too_many() {
+        let many = |n: usize| {
+            let entries: Vec<String> = (0..n).map(|i| format!("\"p{i}\": {{}}")).collect();
+            format!("{{\"profiles\": {{\n{}}}}}", entries.join(",\n"))
+        };
+        assert_eq!(
+            json(&many(MAX_PROFILES)).unwrap().profiles.len(),
+            MAX_PROFILES
+        );
+        let message = json_err(&many(MAX_PROFILES + 1));
+        assert_eq!(
+            message,
+            format!(
+                "c.json:{}:7: more than {MAX_PROFILES} profiles (the most one config may hold)",
+                MAX_PROFILES + 2
+            )
+        );
+    }
+
+    #[test]
+    fn a_state_dir_with_a_nul_byte_is_rejected_everywhere() {
+        assert_eq!(
+            json_err("{\n\"state_dir\": \"/var/lib/x\\u0000y\"}"),
+            "c.json:2:33: state_dir must not contain a NUL byte (no file name can)"
+        );
+        assert!(json(r#"{"state_dir": null}"#).is_ok());
+        let env = env_map(&[("LB_FEEDBACK_STATE_DIR", "/tmp/a\0b")]);
+        assert_eq!(
+            load(&missing_file(), &env, &[]).unwrap_err().to_string(),
+            "environment variable LB_FEEDBACK_STATE_DIR: must not contain a NUL byte (no file name can)"
+        );
+        let flags = [(Key::StateDir, "/tmp/a\0b".to_string())];
+        let err = load(&missing_file(), &env_map(&[]), &flags).unwrap_err();
+        assert_eq!(err.place, Place::Flag("state-dir"));
+        let flags = [(Key::StateDir, String::new())];
+        let err = load(&missing_file(), &env_map(&[]), &flags).unwrap_err();
+        assert_eq!(err.message, "must not be empty");
     }
 
     #[test]

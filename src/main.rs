@@ -8,7 +8,10 @@
 //! - 2: bad config or usage (the reply was `error:config`; the message went to stderr).
 //!
 //! When stdio is a socket nothing is written to stderr: xinetd connects stderr to the socket,
-//! and a stray byte there would reach HAProxy ahead of the reply.
+//! and a stray byte there would reach HAProxy ahead of the reply. On Linux a stderr that is a
+//! socket is pointed at /dev/null first thing, so not even a message Rust's runtime prints
+//! itself (a failed allocation, a panic) can get there. A stderr that cannot be written
+//! (`2>/dev/full`, a closed pipe) changes nothing: the exit code stays as above.
 //!
 //! On Linux the process starts at the C `main` below (`#![no_main]`), not at std's runtime
 //! set-up: that set-up locates the main thread's stack guard with `pthread_getattr_np`, which
@@ -72,11 +75,30 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
             }
         }
     }
+    silence_socket_stderr();
     // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
     // A peer gone before the reply then makes the write fail (and be ignored), as under std,
     // instead of killing the process.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     libc::c_int::from(run_main())
+}
+
+/// Under xinetd stderr is the connection to HAProxy: point it at /dev/null before anything
+/// can write there. Best effort, like the loop above: without /dev/null it stays as it was.
+#[cfg(target_os = "linux")]
+fn silence_socket_stderr() {
+    // SAFETY: fstat fills a local struct; open, dup2 and close act on descriptors this
+    // process owns, and nothing else runs yet.
+    unsafe {
+        let mut stat: libc::stat = std::mem::zeroed();
+        if libc::fstat(2, &mut stat) == 0 && stat.st_mode & libc::S_IFMT == libc::S_IFSOCK {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if null >= 0 {
+                libc::dup2(null, 2);
+                libc::close(null);
+            }
+        }
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -101,7 +123,8 @@ fn run_main() -> u8 {
         Ok(()) => 0,
         Err(failure) => {
             if !quiet {
-                eprintln!("lb-feedback: {}", failure.message());
+                // eprintln! would panic (and so abort) on a stderr that cannot be written.
+                let _ = writeln!(std::io::stderr(), "lb-feedback: {}", failure.message());
             }
             failure.code()
         }

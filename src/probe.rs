@@ -148,18 +148,22 @@ pub struct Needs {
 }
 
 impl Needs {
+    /// Reads the base and each profile's monitors in place: no profiled config is built, so
+    /// the cost grows with the size of the config, not with its square.
     pub fn of(config: &Config) -> Needs {
         let mut needs = Needs::default();
-        for variant in config.variants() {
-            needs.cpu |= variant.cpu.enabled();
-            needs.ram |= variant.ram.enabled();
-            for monitor in variant.tcp.iter().filter(|t| t.enabled()) {
-                let port = monitor.port.get() as u16;
-                if !needs.ports.contains(&port) {
-                    needs.ports.push(port);
-                }
-            }
+        let profiles = config.profiles.values().map(Some);
+        for monitors in std::iter::once(None)
+            .chain(profiles)
+            .map(|p| config.monitors(p))
+        {
+            needs.cpu |= monitors.cpu.enabled();
+            needs.ram |= monitors.ram.enabled();
+            let enabled = monitors.tcp.iter().filter(|t| t.enabled());
+            needs.ports.extend(enabled.map(|t| t.port.get() as u16));
         }
+        needs.ports.sort_unstable();
+        needs.ports.dedup();
         needs
     }
 }
