@@ -1,11 +1,14 @@
-//! The Debian package as installed by `dpkg -i`: its xinetd entry, enabled the way the entry's
-//! comment tells an admin to, answers on 127.0.0.1:3333 and a real HAProxy follows it.
+//! The Debian package as installed by `dpkg -i`: its own system user, the static probe, its
+//! xinetd entry, enabled the way the entry's comment tells an admin to, answering on
+//! 127.0.0.1:3333 with a real HAProxy following it; and what `dpkg --purge` leaves.
 //!
-//! That test runs only with LB_FEEDBACK_INSTALLED=1 (contrib/deb/ci.sh sets it after
+//! The installed test runs only with LB_FEEDBACK_INSTALLED=1 (contrib/deb/ci.sh sets it after
 //! installing the .deb) and reads and writes the installed files: /etc/xinetd.d/lb-feedback,
 //! /etc/services, /usr/bin/lb-feedback with its default config and state directory. It leaves
-//! the runtime mode as it found it. The check that the packaged entry is the contrib one
-//! always runs.
+//! the runtime mode as it found it. The purge test runs only with LB_FEEDBACK_PURGED=1
+//! (contrib/deb/ci.sh, after `dpkg --purge`). The check that the packaged entry is the contrib
+//! one, and the fan-in test of the contrib entry's limits (real xinetd, the built binary), run
+//! always (the latter needs xinetd).
 #![cfg(target_os = "linux")]
 
 mod common;
@@ -13,11 +16,13 @@ mod common;
 mod e2e;
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-use common::TempDir;
+use common::{BIN, TempDir};
 use e2e::{Agent, Backend, Haproxy, Server, poll, render_xinetd_entry, xinetd_conf};
 
 const PACKAGED_XINETD: &str = concat!(
@@ -27,6 +32,9 @@ const PACKAGED_XINETD: &str = concat!(
 const INSTALLED_BIN: &str = "/usr/bin/lb-feedback";
 const STATE_DIR: &str = "/var/lib/lb-feedback";
 const CONTRIB_SERVICES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/xinetd/services");
+/// The system user the package creates and runs the agent as.
+const USER: &str = "lb-feedback";
+const OWNER: &str = "lb-feedback:lb-feedback";
 
 /// The service block of an xinetd entry, without the header comment.
 fn service_block(text: &str) -> &str {
@@ -80,13 +88,35 @@ impl Drop for RestoreMode {
     }
 }
 
+/// The user's passwd line split at ':' (name, password, uid, gid, gecos, home, shell), if
+/// the user exists.
+fn passwd(user: &str) -> Option<Vec<String>> {
+    let output = Command::new("getent")
+        .args(["passwd", user])
+        .output()
+        .unwrap();
+    if !output.status.success() {
+        return None;
+    }
+    let line = String::from_utf8(output.stdout).unwrap();
+    Some(line.trim_end().split(':').map(str::to_string).collect())
+}
+
+/// False, with a SKIPPED line, unless `var` is 1 (contrib/deb/ci.sh sets it).
+fn wanted(var: &str, what: &str) -> bool {
+    if std::env::var_os(var).is_some_and(|v| v == "1") {
+        return true;
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {what} ({var}=1; contrib/deb/ci.sh installs the .deb, tests, purges)"
+    );
+    false
+}
+
 #[test]
 fn installed_package_answers_on_3333_through_xinetd_and_haproxy_follows() {
-    if std::env::var_os("LB_FEEDBACK_INSTALLED").is_none_or(|v| v != "1") {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: installed-package test (LB_FEEDBACK_INSTALLED=1 after installing the .deb; contrib/deb/ci.sh does both)"
-        );
+    if !wanted("LB_FEEDBACK_INSTALLED", "installed-package test") {
         return;
     }
     if !e2e::available(
@@ -102,11 +132,40 @@ fn installed_package_answers_on_3333_through_xinetd_and_haproxy_follows() {
     let services = fs::read_to_string("/etc/services").unwrap();
     let line = fs::read_to_string(CONTRIB_SERVICES).unwrap();
     assert_eq!(services.matches(line.as_str()).count(), 1, "{services}");
-    assert_eq!(owner(STATE_DIR), "nobody:nogroup");
+
+    // Its own system user: no login shell, no home, a system UID; the state directory is its.
+    let user = passwd(USER).expect("postinst created no user lb-feedback");
+    assert!(user[6].ends_with("/nologin"), "shell: {user:?}");
+    assert_eq!(user[5], "/nonexistent", "home: {user:?}");
+    assert!(!Path::new("/nonexistent").exists());
+    let uid: u32 = user[2].parse().unwrap();
+    assert!((100..1000).contains(&uid), "not a system uid: {user:?}");
+    assert!(entry.contains(&format!("\tuser\t\t= {USER}\n")), "{entry}");
+    assert!(entry.contains(&format!("\tgroup\t\t= {USER}\n")), "{entry}");
+    assert_eq!(owner(STATE_DIR), OWNER);
+    assert!(Path::new(STATE_DIR).is_dir() && !Path::new(STATE_DIR).is_symlink());
+
+    // The static probe: `file` says "static-pie linked" for the static PIE rustc makes with
+    // +crt-static ("statically linked" for a non-PIE one); a dynamic one names its
+    // interpreter.
+    let file = Command::new("file")
+        .arg("-L")
+        .arg(INSTALLED_BIN)
+        .output()
+        .unwrap();
+    let file = String::from_utf8(file.stdout).unwrap();
+    assert!(
+        file.contains("static-pie linked") || file.contains("statically linked"),
+        "{file}"
+    );
+    assert!(!file.contains("interpreter"), "{file}");
+
     for path in [
         "/etc/lb-feedback/config.json",
+        "/usr/bin/lb-feedback-service",
         "/usr/lib/systemd/system/lb-feedback.socket",
         "/usr/lib/systemd/system/lb-feedback@.service",
+        "/usr/lib/sysusers.d/lb-feedback.conf",
         "/usr/lib/tmpfiles.d/lb-feedback.conf",
         "/usr/share/doc/lb-feedback/README.md",
     ] {
@@ -127,7 +186,7 @@ fn installed_package_answers_on_3333_through_xinetd_and_haproxy_follows() {
     let agent = Agent::xinetd_with(&dir, &conf, 3333);
 
     // One poll by hand, as `socat - TCP:127.0.0.1:3333` would: one valid line from the agent
-    // running as nobody, whose first poll opens the recovery window in the state directory
+    // running as lb-feedback, whose first poll opens the recovery window in the state directory
     // the package made for it. (Stamps an earlier run left are removed first, so this is a
     // first poll again; that only reopens a recovery window.)
     for entry in fs::read_dir(STATE_DIR).unwrap() {
@@ -143,10 +202,7 @@ fn installed_package_answers_on_3333_through_xinetd_and_haproxy_follows() {
         .and_then(|rest| rest.strip_suffix("%\n"))
         .and_then(|n| n.parse::<u8>().ok());
     assert!(percent.is_some_and(|n| n <= 100), "{reply:?}");
-    assert_eq!(
-        owner(&format!("{STATE_DIR}/last-non-normal")),
-        "nobody:nogroup"
-    );
+    assert_eq!(owner(&format!("{STATE_DIR}/last-non-normal")), OWNER);
 
     // A real HAProxy polling it: the weight the agent gives, then drain and back through the
     // installed `lb-feedback mode`.
@@ -168,4 +224,164 @@ fn installed_package_answers_on_3333_through_xinetd_and_haproxy_follows() {
     installed_mode(&["normal"]);
     haproxy.wait_server("s1", "READY", &agent, |s| s.ready() && s.up());
     installed_mode(&["reset"]);
+}
+
+/// After `dpkg --purge lb-feedback`: every file the package installed or its scripts made is
+/// gone, the /etc/services line too; the system user stays (Debian leaves system users of
+/// purged packages; contrib/deb/postrm says why) and owns nothing under /var/lib or /etc.
+#[test]
+fn purged_package_leaves_only_its_user() {
+    if !wanted("LB_FEEDBACK_PURGED", "purge test") {
+        return;
+    }
+    let status = Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", "lb-feedback"])
+        .output()
+        .unwrap();
+    let status = String::from_utf8(status.stdout).unwrap();
+    assert!(!status.contains("installed"), "still installed: {status}");
+    for path in [
+        INSTALLED_BIN,
+        "/usr/bin/lb-feedback-service",
+        "/etc/lb-feedback",
+        "/etc/xinetd.d/lb-feedback",
+        "/usr/lib/systemd/system/lb-feedback.socket",
+        "/usr/lib/systemd/system/lb-feedback@.service",
+        "/usr/lib/sysusers.d/lb-feedback.conf",
+        "/usr/lib/tmpfiles.d/lb-feedback.conf",
+        "/usr/share/doc/lb-feedback",
+        STATE_DIR,
+        "/var/lib/private/lb-feedback",
+    ] {
+        assert!(
+            fs::symlink_metadata(path).is_err(),
+            "{path} is still there after the purge"
+        );
+    }
+    let services = fs::read_to_string("/etc/services").unwrap();
+    assert!(
+        !services.lines().any(|l| l.starts_with("lb-feedback")),
+        "the /etc/services line is still there"
+    );
+    assert!(passwd(USER).is_some(), "the purge removed the system user");
+    let owned = Command::new("find")
+        .args(["/etc", "/var/lib", "/usr", "-xdev", "-user", USER])
+        .output()
+        .unwrap();
+    let owned = String::from_utf8(owned.stdout).unwrap();
+    assert!(owned.is_empty(), "still owned by {USER}:\n{owned}");
+}
+
+/// One poll from `from`, bounded: the reply line, or what went wrong.
+fn poll_from(from: &str, to: SocketAddr) -> Result<String, String> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let from: SocketAddr = format!("{from}:0").parse().unwrap();
+    socket
+        .bind(&from.into())
+        .map_err(|e| format!("bind: {e}"))?;
+    socket
+        .connect_timeout(&to.into(), Duration::from_secs(5))
+        .map_err(|e| format!("connect: {e}"))?;
+    let mut stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reply = String::new();
+    stream
+        .read_to_string(&mut reply)
+        .map_err(|e| format!("read: {e}"))?;
+    Ok(reply)
+}
+
+/// The contrib xinetd entry's limits (instances, per_source, cps) under the fan-in they are
+/// sized for, scaled down to what a CI machine runs: two load balancers (127.0.0.1 and
+/// 127.0.0.2) with 20 server lines each polling this host, every check taking a real 1 s
+/// sample and the next starting 500 ms after it ended (agent-inter 500ms; HAProxy runs one
+/// agent check per server line at a time), for five rounds. That is 40 probes in flight and
+/// about 27 connections a second: the old limits (instances 32, per_source 8, cps 50 10)
+/// refused 12 of every 20 polls of each source. Not one may be refused.
+#[test]
+fn contrib_xinetd_limits_take_realistic_fan_in_without_refusals() {
+    const SOURCES: [&str; 2] = ["127.0.0.1", "127.0.0.2"];
+    const LINES: usize = 20;
+    const ROUNDS: usize = 5;
+    if !e2e::available(
+        "contrib_xinetd_limits_take_realistic_fan_in_without_refusals",
+        &["xinetd"],
+    ) {
+        return;
+    }
+    let dir = TempDir::new("fan-in");
+    let config = dir.file("config.json", "{}");
+    let template = fs::read_to_string(e2e::CONTRIB_XINETD).unwrap();
+    let env = format!(
+        "LB_FEEDBACK_CONFIG={} LB_FEEDBACK_STATE_DIR={} LB_FEEDBACK_SAMPLE_MS=1000",
+        config.display(),
+        dir.path().join("state").display()
+    );
+    let id = |flag: &str| {
+        let output = Command::new("id").arg(flag).output().unwrap();
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    };
+    let port = e2e::free_port();
+    // Only what the test needs changes: its port, user (the state directory is the test's),
+    // binary and paths. instances, per_source and cps are the contrib entry's.
+    let entry = render_xinetd_entry(
+        &template,
+        &[
+            ("disable", "no".into()),
+            ("port", port.to_string()),
+            ("user", id("-un")),
+            ("group", id("-gn")),
+            ("server", BIN.into()),
+            ("env", env),
+        ],
+        &[("type", "UNLISTED".into()), ("bind", "127.0.0.1".into())],
+    );
+    let conf = xinetd_conf(&dir, &dir.file("xinetd-lb-feedback", &entry));
+    let agent = Agent::xinetd_with(&dir, &conf, port);
+    let to: SocketAddr = ([127, 0, 0, 1], port).into();
+
+    let started = Instant::now();
+    let outcomes: Vec<(String, Result<String, String>)> = std::thread::scope(|scope| {
+        let lines: Vec<_> = SOURCES
+            .iter()
+            .flat_map(|&from| (0..LINES).map(move |_| from))
+            .map(|from| {
+                scope.spawn(move || {
+                    (0..ROUNDS)
+                        .map(|_| {
+                            let outcome = poll_from(from, to);
+                            std::thread::sleep(Duration::from_millis(500));
+                            (from.to_string(), outcome)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        lines
+            .into_iter()
+            .flat_map(|line| line.join().unwrap())
+            .collect()
+    });
+    let elapsed = started.elapsed();
+
+    let refused: Vec<_> = outcomes
+        .iter()
+        .filter(|(_, outcome)| !outcome.as_ref().is_ok_and(|r| r.ends_with("%\n")))
+        .collect();
+    let log = fs::read_to_string(dir.path().join("xinetd-services.log")).unwrap_or_default();
+    let failures: Vec<_> = log.lines().filter(|l| l.contains("FAIL")).collect();
+    assert!(
+        refused.is_empty() && failures.is_empty(),
+        "{} of {} polls refused or unanswered in {elapsed:?}, e.g. {:?}\nxinetd: {} FAIL lines, e.g. {:?}\n{}",
+        refused.len(),
+        outcomes.len(),
+        refused.iter().take(3).collect::<Vec<_>>(),
+        failures.len(),
+        failures.iter().take(3).collect::<Vec<_>>(),
+        agent.describe()
+    );
+    assert_eq!(outcomes.len(), SOURCES.len() * LINES * ROUNDS);
 }
