@@ -220,9 +220,20 @@ fn installed_package_answers_on_3333_through_xinetd_and_haproxy_follows() {
     assert!(s1.up() && s1.ready() && s1.weight <= 100, "{s1:#?}");
 
     installed_mode(&["drain"]);
+    // Root's command leaves the agent's files to the agent's user.
+    assert_eq!(owner(&format!("{STATE_DIR}/mode.json")), OWNER);
     haproxy.wait_server("s1", "DRAIN", &agent, Server::drain);
     installed_mode(&["normal"]);
     haproxy.wait_server("s1", "READY", &agent, |s| s.ready() && s.up());
+    installed_mode(&["reset"]);
+
+    // A state directory someone removed: root's `mode` makes it again for the agent's user
+    // (the installed config's state_owner), and the agent records its replies there.
+    fs::remove_dir_all(STATE_DIR).unwrap();
+    installed_mode(&["drain"]);
+    assert_eq!(owner(STATE_DIR), OWNER);
+    assert_eq!(owner(&format!("{STATE_DIR}/mode.json")), OWNER);
+    assert_eq!(poll(3333), "drain #mode\n");
     installed_mode(&["reset"]);
 }
 

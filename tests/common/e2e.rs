@@ -464,7 +464,7 @@ impl Agent {
                     ("disable", "no".into()),
                     ("port", port.to_string()),
                     // xinetd (root here) switches to `user`: this test's user can write the
-                    // temporary state directory, nobody could not.
+                    // temporary state directory, the lb-feedback user could not.
                     ("user", id("-un")),
                     ("group", id("-gn")),
                     ("server", BIN.into()),
