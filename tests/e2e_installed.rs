@@ -22,7 +22,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{BIN, TempDir};
+use common::TempDir;
 use e2e::{Agent, Backend, Haproxy, Server, poll, render_xinetd_entry, xinetd_conf};
 
 const PACKAGED_XINETD: &str = concat!(
@@ -324,34 +324,11 @@ fn contrib_xinetd_limits_take_realistic_fan_in_without_refusals() {
         return;
     }
     let dir = TempDir::new("fan-in");
-    let config = dir.file("config.json", "{}");
-    let template = fs::read_to_string(e2e::CONTRIB_XINETD).unwrap();
-    let env = format!(
-        "LB_FEEDBACK_CONFIG={} LB_FEEDBACK_STATE_DIR={} LB_FEEDBACK_SAMPLE_MS=1000",
-        config.display(),
-        dir.path().join("state").display()
-    );
-    let id = |flag: &str| {
-        let output = Command::new("id").arg(flag).output().unwrap();
-        String::from_utf8(output.stdout).unwrap().trim().to_string()
-    };
-    let port = e2e::free_port();
-    // Only what the test needs changes: its port, user (the state directory is the test's),
-    // binary and paths. instances, per_source and cps are the contrib entry's.
-    let entry = render_xinetd_entry(
-        &template,
-        &[
-            ("disable", "no".into()),
-            ("port", port.to_string()),
-            ("user", id("-un")),
-            ("group", id("-gn")),
-            ("server", BIN.into()),
-            ("env", env),
-        ],
-        &[("type", "UNLISTED".into()), ("bind", "127.0.0.1".into())],
-    );
-    let conf = xinetd_conf(&dir, &dir.file("xinetd-lb-feedback", &entry));
-    let agent = Agent::xinetd_with(&dir, &conf, port);
+    dir.file("config.json", "{}");
+    // The contrib entry as it is but for its port, user (the state directory is the test's),
+    // binary and paths: instances, per_source and cps are the contrib entry's.
+    let agent = Agent::xinetd(&dir, &[("LB_FEEDBACK_SAMPLE_MS", "1000")]);
+    let port = agent.port;
     let to: SocketAddr = ([127, 0, 0, 1], port).into();
 
     let started = Instant::now();

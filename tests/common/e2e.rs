@@ -421,6 +421,16 @@ pub fn agent_env(dir: &TempDir) -> Vec<(String, String)> {
     ]
 }
 
+/// [`agent_env`] with `extra` added; a name in `extra` replaces the default's value.
+fn served_env(dir: &TempDir, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = agent_env(dir)
+        .into_iter()
+        .filter(|(name, _)| !extra.iter().any(|(n, _)| n == name))
+        .collect();
+    env.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+    env
+}
+
 /// lb-feedback behind an inetd on a loopback port.
 pub struct Agent {
     pub port: u16,
@@ -437,10 +447,7 @@ impl Agent {
                 .env_clear()
                 .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
                 .args(["-a", "--inetd", "-l", &format!("127.0.0.1:{port}")]);
-            for (name, value) in agent_env(dir)
-                .into_iter()
-                .chain(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())))
-            {
+            for (name, value) in served_env(dir, extra) {
                 command.arg("-E").arg(format!("{name}={value}"));
             }
             command.arg(BIN);
@@ -451,9 +458,8 @@ impl Agent {
     /// Real xinetd with the contrib entry, rendered for this port, this user and these paths.
     pub fn xinetd(dir: &TempDir, extra: &[(&str, &str)]) -> Agent {
         let template = fs::read_to_string(CONTRIB_XINETD).unwrap();
-        let env: Vec<String> = agent_env(dir)
+        let env: Vec<String> = served_env(dir, extra)
             .into_iter()
-            .chain(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())))
             .map(|(name, value)| format!("{name}={value}"))
             .collect();
         let env = env.join(" ");
