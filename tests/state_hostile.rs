@@ -9,6 +9,8 @@
 #![cfg(unix)]
 
 mod common;
+#[path = "common/e2e.rs"]
+mod e2e;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
 use std::path::{Path, PathBuf};
@@ -24,15 +26,13 @@ const BOUND: Duration = Duration::from_secs(10);
 /// Whether this machine can play both users; prints why not (or fails under CI).
 fn two_users(test: &str) -> bool {
     // SAFETY: geteuid cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    let setpriv = Command::new("setpriv").arg("--version").output().is_ok();
-    if root && setpriv {
-        return true;
+    if unsafe { libc::geteuid() } != 0 {
+        let why = format!("SKIPPED: {test} needs root");
+        assert!(!e2e_required(), "{why}");
+        eprintln!("{why}");
+        return false;
     }
-    let why = format!("SKIPPED: {test} needs root and setpriv (root: {root}, setpriv: {setpriv})");
-    assert!(!e2e_required(), "{why}");
-    eprintln!("{why}");
-    false
+    e2e::available(test, &["setpriv"])
 }
 
 /// `command` run as nobody.
@@ -371,23 +371,12 @@ fn a_stamp_that_cannot_be_written_on_a_full_or_read_only_disk_is_not_trusted() {
     assert!(line.starts_with("up ready "), "{line}");
 }
 
-/// Whether faketime is here; prints why not (or fails under CI).
-fn faketime(test: &str) -> bool {
-    let here = Command::new("faketime")
-        .args(["-f", "+0", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !here {
-        let why = format!("SKIPPED: {test} needs faketime (apt-get install faketime)");
-        assert!(!e2e_required(), "{why}");
-        eprintln!("{why}");
-    }
-    here
-}
-
 #[test]
 fn a_timed_mode_set_with_the_clock_a_year_ahead_keeps_its_length() {
-    if !faketime("a_timed_mode_set_with_the_clock_a_year_ahead_keeps_its_length") {
+    if !e2e::available(
+        "a_timed_mode_set_with_the_clock_a_year_ahead_keeps_its_length",
+        &["faketime"],
+    ) {
         return;
     }
     let dir = TempDir::new("clock-mode");

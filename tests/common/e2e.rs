@@ -57,7 +57,7 @@ pub fn available(test: &str, names: &[&str]) -> bool {
     }
     let _ = writeln!(
         std::io::stderr(),
-        "SKIPPED: {what} ({test}; apt-get install haproxy xinetd systemd to run it)"
+        "SKIPPED: {what} ({test}; .ci/run's apt-get line installs what the tests need)"
     );
     false
 }
