@@ -267,14 +267,13 @@ fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
 /// The directory did not exist, so it now belongs to whoever ran `mode`: say so, since an
 /// agent running as another user cannot record its replies there.
 fn created_note(state: &StateDir, owner: Option<&str>) -> String {
-    match state.created() {
-        true if owner.is_some() => String::new(),
-        true => format!(
-            "note: created {0}, owned by the user who ran this; if the agent runs as another user, give it the directory (chown -R lb-feedback: {0}) or set state_owner\n",
-            state.path().display()
-        ),
-        false => String::new(),
+    if !state.created() || owner.is_some() {
+        return String::new();
     }
+    format!(
+        "note: created {0}, owned by the user who ran this; if the agent runs as another user, give it the directory (chown -R lb-feedback: {0}) or set state_owner\n",
+        state.path().display()
+    )
 }
 
 /// A mode change may have to be undone in HAProxy (`ready`, `up`): start the recovery window
