@@ -14,6 +14,8 @@ pub enum Command {
     CheckConfig,
     /// `lb-feedback mode`: show, set or reset the runtime mode.
     Mode(ModeCommand),
+    /// `lb-feedback status`: the mode and the pollers, from the state directory.
+    Status,
     Help,
     Version,
 }
@@ -69,10 +71,11 @@ pub fn parse_from<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, lex
                 command = Some(match value.string()?.as_str() {
                     "check-config" => Command::CheckConfig,
                     "mode" => Command::Mode(ModeCommand::Show),
+                    "status" => Command::Status,
                     "help" => Command::Help,
                     other => {
                         return Err(format!(
-                            "unknown command {other:?}; commands: check-config, mode, help"
+                            "unknown command {other:?}; commands: check-config, mode, status, help"
                         )
                         .into());
                     }
@@ -145,6 +148,8 @@ USAGE
     lb-feedback [OPTIONS] mode MODE [--for DURATION]
                                           set the runtime mode: normal, drain, maint, stop
     lb-feedback [OPTIONS] mode reset      forget the runtime mode; the config's counts again
+    lb-feedback [OPTIONS] status          the mode, and every load balancer that polled: what
+                                          it was last told, whether it is owed `up ready`
 
 DESCRIPTION
     HAProxy's agent-check connects to this program on port 3333 (through xinetd, a systemd
@@ -153,7 +158,7 @@ DESCRIPTION
     answers:
 
         N%                 idle capacity: HAProxy sets the weight to N% of the configured one
-        up ready N%        the same, for recovery_seconds after a drain/maint/stop or first run
+        up ready N%        the same, to a poller owed recovery (see RECOVERY)
         drain #why         a monitor reached its threshold, or the mode is drain
         maint #mode        the mode is maint;  stopped #mode: the mode is stop
         error:WHAT         the probe failed (config, cpu, ram, tcp, state); HAProxy logs it
@@ -176,8 +181,10 @@ OPTIONS
         --tcp LIST             port:max_connections[:importance[:threshold]],...
                                replaces the config file's tcp list; \"\" clears it
         --maxconn N            append maxconn:N to the reply, 1..1000000; none clears
-        --recovery WHEN        window | always | never                         [window]
-        --recovery-seconds N   length of the recovery window, 0..86400         [10]
+        --recovery WHEN        window (per poller, see RECOVERY) | always | never  [window]
+        --recovery-seconds N   a poller owed recovery gets `up ready` for at least this
+                               long, 0..86400                                  [10]
+        --recovery-replies N   ... and on at least this many replies, 1..1000  [3]
         --state-dir PATH       runtime mode and recovery state   [/var/lib/lb-feedback]
         --state-owner USER     `mode` run as root gives a state directory it has to create
                                to this user, the agent's (the package's: lb-feedback)  []
@@ -199,15 +206,30 @@ OPTIONS
     env =: LB_FEEDBACK_MODE, LB_FEEDBACK_SAMPLE_MS, LB_FEEDBACK_CPU_IMPORTANCE,
     LB_FEEDBACK_CPU_THRESHOLD, LB_FEEDBACK_RAM_IMPORTANCE, LB_FEEDBACK_RAM_THRESHOLD,
     LB_FEEDBACK_TCP, LB_FEEDBACK_MAXCONN, LB_FEEDBACK_RECOVERY,
-    LB_FEEDBACK_RECOVERY_SECONDS, LB_FEEDBACK_STATE_DIR, LB_FEEDBACK_STATE_OWNER,
+    LB_FEEDBACK_RECOVERY_SECONDS, LB_FEEDBACK_RECOVERY_REPLIES, LB_FEEDBACK_STATE_DIR,
+    LB_FEEDBACK_STATE_OWNER,
     LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT,
     LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_CONFIG.
     Precedence: built-in defaults < config file < environment < flags.
 
+RECOVERY
+    HAProxy keeps a server in DRAIN or MAINT until the agent says `ready`, and DOWN until
+    `up`. A poller is one load balancer asking about one backend: the connection's peer
+    address and the agent-send profile it chose. A poller that was sent drain, maint or
+    stopped, that polled for the first time, or that is known when `lb-feedback mode`
+    changes the mode, is owed recovery: its normal replies say `up ready N%` until
+    recovery_replies of them have and recovery_seconds have passed since it was owed. Then
+    bare `N%`, so a drain an operator sets in HAProxy stays. A poller away meanwhile (its
+    agent disabled, the load balancer rebooting) is still owed when it comes back; one not
+    seen for a day is forgotten (new, so owed, if it returns). A person running lb-feedback
+    by hand is not a poller. The table (at most 4096) is in the state directory; a state
+    directory that cannot be used means `up ready` on every normal reply.
+
 SOCKET MODE
     When stdin is a socket, lb-feedback reads what HAProxy's agent-send sends (at most 1 KiB,
-    only while the sample runs), writes the reply, half-closes and drains, so HAProxy sees a
-    clean close. When stdio is a socket nothing is ever written to stderr (a stderr that
+    while the sample runs; in drain, maint and stop mode, which sample nothing, for at most
+    200 ms, and only when the config has profiles), writes the reply, half-closes and
+    drains, so HAProxy sees a clean close. When stdio is a socket nothing is ever written to stderr (a stderr that
     is a socket is pointed at /dev/null at start).
 
 EXIT STATUS
@@ -220,6 +242,7 @@ EXAMPLES
     LB_FEEDBACK_TCP=3389:50 lb-feedback               RDP sessions against 50
     lb-feedback mode drain --for 15m                  drain for a deploy, undone by itself
     lb-feedback mode normal
+    lb-feedback status                                who polled, what they were told
     socat - TCP:server:3333                           what HAProxy gets
 
     HAProxy: server rds1 10.0.0.11:3389 weight 100 check agent-check agent-port 3333 agent-inter 2s

@@ -71,7 +71,8 @@ impl Mode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Recovery {
-    /// For `recovery_seconds` after a non-normal reply or a first run.
+    /// Per poller: after a non-normal reply, a first poll or a mode change, until
+    /// `recovery_replies` have been sent and `recovery_seconds` have passed.
     Window,
     Always,
     Never,
@@ -185,6 +186,7 @@ pub type Port = Int<1, 65_535>;
 pub type MaxConnections = Int<1, 1_000_000>;
 pub type MaxConn = Int<1, 1_000_000>;
 pub type RecoverySeconds = Int<0, 86_400>;
+pub type RecoveryReplies = Int<1, 1000>;
 pub type SinceLastMaxSeconds = Int<1, 3_600>;
 pub type MaxInFlight = Int<1, 10_000>;
 /// Weight of a monitor in the utilization average; 0 leaves it out.
@@ -283,6 +285,7 @@ pub struct Config {
     pub maxconn: Option<MaxConn>,
     pub recovery: Recovery,
     pub recovery_seconds: RecoverySeconds,
+    pub recovery_replies: RecoveryReplies,
     pub state_dir: PathBuf,
     /// The user `lb-feedback mode`, run as root, gives the state directory to when it has to
     /// create it (the package's is `lb-feedback`); unset: the directory stays root's.
@@ -318,6 +321,7 @@ impl Default for Config {
             maxconn: None,
             recovery: Recovery::Window,
             recovery_seconds: RecoverySeconds::new_const(10),
+            recovery_replies: RecoveryReplies::new_const(3),
             state_dir: default_state_dir(),
             state_owner: None,
             cpu_mode: CpuMode::Sample,
@@ -397,6 +401,7 @@ pub enum Key {
     Maxconn,
     Recovery,
     RecoverySeconds,
+    RecoveryReplies,
     StateDir,
     StateOwner,
     CpuMode,
@@ -407,7 +412,7 @@ pub enum Key {
 
 impl Key {
     /// Every key, in the order the environment layer reads them.
-    pub const ALL: [Key; 16] = [
+    pub const ALL: [Key; 17] = [
         Key::Mode,
         Key::SampleMs,
         Key::CpuImportance,
@@ -418,6 +423,7 @@ impl Key {
         Key::Maxconn,
         Key::Recovery,
         Key::RecoverySeconds,
+        Key::RecoveryReplies,
         Key::StateDir,
         Key::StateOwner,
         Key::CpuMode,
@@ -438,6 +444,7 @@ impl Key {
             Key::Maxconn => "LB_FEEDBACK_MAXCONN",
             Key::Recovery => "LB_FEEDBACK_RECOVERY",
             Key::RecoverySeconds => "LB_FEEDBACK_RECOVERY_SECONDS",
+            Key::RecoveryReplies => "LB_FEEDBACK_RECOVERY_REPLIES",
             Key::StateDir => "LB_FEEDBACK_STATE_DIR",
             Key::StateOwner => "LB_FEEDBACK_STATE_OWNER",
             Key::CpuMode => "LB_FEEDBACK_CPU_MODE",
@@ -459,6 +466,7 @@ impl Key {
             Key::Maxconn => "maxconn",
             Key::Recovery => "recovery",
             Key::RecoverySeconds => "recovery-seconds",
+            Key::RecoveryReplies => "recovery-replies",
             Key::StateDir => "state-dir",
             Key::StateOwner => "state-owner",
             Key::CpuMode => "cpu-mode",
@@ -486,6 +494,7 @@ struct Layer {
     maxconn: Option<Option<MaxConn>>,
     recovery: Option<Recovery>,
     recovery_seconds: Option<RecoverySeconds>,
+    recovery_replies: Option<RecoveryReplies>,
     #[serde(default, deserialize_with = "state_dir")]
     state_dir: Option<PathBuf>,
     #[serde(default, deserialize_with = "present")]
@@ -534,13 +543,18 @@ impl ProfileName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// 1 to 64 letters, digits, '-', '_' or '.': safe in file names and state records.
+    pub fn valid(name: &str) -> bool {
+        let fine = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        (1..=64).contains(&name.len()) && name.chars().all(fine)
+    }
 }
 
 impl TryFrom<String> for ProfileName {
     type Error = String;
     fn try_from(name: String) -> Result<Self, String> {
-        let fine = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-        if (1..=64).contains(&name.len()) && name.chars().all(fine) {
+        if ProfileName::valid(&name) {
             Ok(ProfileName(name))
         } else {
             Err(format!(
@@ -717,6 +731,9 @@ impl Config {
         if let Some(recovery_seconds) = layer.recovery_seconds {
             self.recovery_seconds = recovery_seconds;
         }
+        if let Some(replies) = layer.recovery_replies {
+            self.recovery_replies = replies;
+        }
         if let Some(state_dir) = layer.state_dir {
             self.state_dir = state_dir;
         }
@@ -800,6 +817,7 @@ impl Config {
             }
             Key::Recovery => self.recovery = word("recovery", text, "window, always, never")?,
             Key::RecoverySeconds => self.recovery_seconds = RecoverySeconds::parse(text)?,
+            Key::RecoveryReplies => self.recovery_replies = RecoveryReplies::parse(text)?,
             Key::StateDir => {
                 check_state_dir(Path::new(text))?;
                 self.state_dir = PathBuf::from(text);
@@ -973,6 +991,7 @@ mod tests {
         assert_eq!(config.sample_ms.get(), 1000);
         assert_eq!(config.recovery, Recovery::Window);
         assert_eq!(config.recovery_seconds.get(), 10);
+        assert_eq!(config.recovery_replies.get(), 3);
         assert_eq!(config.mode, Mode::Normal);
     }
 

@@ -3,7 +3,7 @@
 //!
 //! The modules, in the order a probe uses them:
 //! `cli` → `config` → `state` (runtime mode) → `socket` (agent-send) → `metrics` → `rules`
-//! → `reply`, orchestrated by `probe`, and shown to people by `explain`. `service` is the
+//! → `reply`, orchestrated by `probe`, and shown to people by `explain` and `status`. `service` is the
 //! listener of the `lb-feedback-service` binary, which shares one sample between probes.
 
 pub mod cidr;
@@ -17,3 +17,4 @@ pub mod rules;
 pub mod service;
 pub mod socket;
 pub mod state;
+pub mod status;

@@ -1,5 +1,5 @@
 //! `lb-feedback`: answers one HAProxy agent-check poll (the inetd way, or by hand), validates
-//! the settings, or sets the runtime mode.
+//! the settings, sets the runtime mode, or shows the pollers and what they were told.
 //!
 //! Exit codes:
 //! - 0: the reply was given, or the command did what it was asked;
@@ -34,6 +34,7 @@ use lb_feedback::probe::{self, Caller};
 use lb_feedback::reply;
 use lb_feedback::socket;
 use lb_feedback::state::{self, RuntimeMode, StateDir};
+use lb_feedback::status;
 
 /// What went wrong, rendered once, on stderr, when nobody is on the socket.
 enum Failure {
@@ -146,6 +147,10 @@ fn run(args: Args) -> Result<(), Failure> {
             let config = load_config(&args).map_err(Failure::Config)?;
             run_mode(&config, command)
         }
+        Command::Status => {
+            let config = load_config(&args).map_err(Failure::Config)?;
+            print(&status::render(&config, state::now_ms()).map_err(Failure::Runtime)?)
+        }
     }
 }
 
@@ -157,8 +162,10 @@ fn load_config(args: &Args) -> Result<Config, ConfigError> {
 
 fn run_probe(args: &Args) -> Result<(), Failure> {
     let connection = connection();
-    let caller = match connection {
-        Some(_) => Caller::Haproxy,
+    let caller = match &connection {
+        Some(connection) => Caller::Haproxy {
+            peer: connection.peer(),
+        },
         None => Caller::Person,
     };
     let config = match load_config(args) {
@@ -240,7 +247,7 @@ fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
                 until_ms: lasting.map(|d| now + d.as_millis() as u64),
             };
             stored(state.set_runtime_mode(Some(&runtime)))?;
-            open_windows(config, &state, now);
+            owe_recovery(&state, now);
             let until = match lasting {
                 Some(d) => format!(" for {}", probe::human_duration(d.as_millis() as u64)),
                 None => " until changed".into(),
@@ -254,7 +261,7 @@ fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
         }
         ModeCommand::Reset => {
             stored(state.set_runtime_mode(None))?;
-            open_windows(config, &state, now);
+            owe_recovery(&state, now);
             print(&format!(
                 "runtime mode cleared; {} ({}) counts again\n",
                 config.mode.name(),
@@ -276,14 +283,11 @@ fn created_note(state: &StateDir, owner: Option<&str>) -> String {
     )
 }
 
-/// A mode change may have to be undone in HAProxy (`ready`, `up`): start the recovery window
-/// of the base config and of every profile now, as a non-normal reply would. Best effort: a
-/// state directory that cannot take it already makes the agent send `up ready` always.
-fn open_windows(config: &Config, state: &StateDir, now: u64) {
-    let _ = state.mark_non_normal(None, now);
-    for name in config.profiles.keys() {
-        let _ = state.mark_non_normal(Some(name.as_str()), now);
-    }
+/// A mode change may have to be undone in HAProxy (`ready`, `up`): every known poller is owed
+/// recovery from now, whatever it was told before. Best effort: a table that cannot take it
+/// already makes the agent send `up ready` always, and a poller not in it is new, so owed.
+fn owe_recovery(state: &StateDir, now: u64) {
+    let _ = state.owe_all(now);
 }
 
 /// Writes to stdout; a closed stdout (a person piping to `head`) is not worth a message.

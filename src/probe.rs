@@ -5,6 +5,7 @@
 //! `sample` and `answer` are separate so the wrapper service can share one sample between
 //! probes that arrive together; `run` is the one-shot path that chains them.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, CpuMode, Mode};
@@ -12,6 +13,7 @@ use crate::metrics::memory::{self, Memory};
 use crate::metrics::{MetricError, cpu, tcp};
 use crate::reply::{self, Status};
 use crate::rules::{self, Load, Verdict};
+use crate::state::pollers::{Kind, Poller, Rule};
 use crate::state::{self, RecoveryDecision, RuntimeMode, StateDir, StateError};
 
 /// How long after the probe starts `agent-send` is waited for when profiles depend on it
@@ -85,8 +87,49 @@ impl From<StateError> for ProbeError {
 /// How a probe was asked for: by HAProxy over a socket or by a person at a shell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Caller {
-    Haproxy,
+    /// A load balancer; `peer` is the connection's remote address, when the socket has one.
+    Haproxy {
+        peer: Option<IpAddr>,
+    },
     Person,
+}
+
+impl Caller {
+    /// The poller this probe answers, with the profile it chose; `None` for a person.
+    pub fn poller(self, profile: Option<&str>) -> Option<Poller> {
+        match self {
+            Caller::Haproxy { peer } => Some(Poller::new(peer, profile)),
+            Caller::Person => None,
+        }
+    }
+}
+
+/// Records an error reply in the poller table: HAProxy changes nothing on it, so neither does
+/// what the poller is owed, but `status` shows when it last polled and what it got.
+pub fn record_error(
+    config: &Config,
+    state: &StateDir,
+    caller: Caller,
+    profile: Option<&str>,
+    line: &str,
+) {
+    let _ = state::recovery(
+        rule(config),
+        Kind::Error,
+        state,
+        caller.poller(profile).as_ref(),
+        state::now_ms(),
+        &|_| line.to_string(),
+    );
+}
+
+/// The recovery rule the config sets.
+fn rule(config: &Config) -> Rule {
+    Rule {
+        policy: config.recovery,
+        replies: config.recovery_replies.get() as u32,
+        seconds: config.recovery_seconds.get(),
+    }
 }
 
 /// The mode that counts now: a runtime mode that has not expired, else the config's.
@@ -314,17 +357,19 @@ pub fn answer(
     let plain: Vec<Load> = loads.iter().map(|(l, _)| l.clone()).collect();
     let verdict = rules::judge(&plain);
     let status = Status::decide(mode, &verdict, &plain);
-    let recovery = state::recovery(
-        config.recovery,
-        config.recovery_seconds.get(),
-        status.is_normal(),
-        state,
-        profile,
-        state::now_ms(),
-        caller == Caller::Haproxy,
-    );
     let maxconn = config.maxconn.map(|m| m.get());
-    let line = status.line(recovery.recover, maxconn);
+    let kind = match status.is_normal() {
+        true => Kind::Normal,
+        false => Kind::NonNormal,
+    };
+    let (recovery, line) = state::recovery(
+        rule(config),
+        kind,
+        state,
+        caller.poller(profile).as_ref(),
+        state::now_ms(),
+        &|recover| status.line(recover, maxconn),
+    );
     Report {
         mode,
         mode_from,
@@ -351,22 +396,25 @@ pub fn run(
     let state = StateDir::new(&config.state_dir);
     let (mode, mode_from) = effective_mode(config, &state, state::now_ms())?;
     // A server told to drain, stop or go to maintenance needs no figures: skip the sample.
-    if mode != Mode::Normal {
-        return Ok(answer(
-            config,
-            None,
-            &Readings::default(),
-            (mode, mode_from),
-            caller,
-            &state,
-        ));
-    }
-    let readings = sample(&Needs::of(config), config, &state, wait)?;
+    let sampled = match mode {
+        Mode::Normal => sample(&Needs::of(config), config, &state, wait).map(Some),
+        _ => Ok(None),
+    };
+    // The profile is read in every mode: an unknown one is `error:profile` whatever the mode,
+    // so a server whose agent-send is wrong is never drained, then stranded.
     let line = match config.profiles.is_empty() {
         true => None,
         false => request(start + REQUEST_GRACE),
     };
     let (config, profile) = select(config, line.as_deref())?;
+    let readings = match sampled {
+        Ok(readings) => readings.unwrap_or_default(),
+        Err(err) => {
+            let err = ProbeError::from(err);
+            record_error(&config, &state, caller, profile.as_deref(), &err.line());
+            return Err(err);
+        }
+    };
     Ok(answer(
         &config,
         profile.as_deref(),

@@ -67,6 +67,10 @@ impl Inetd {
     pub fn finish(self, _reply: &[u8]) -> io::Result<()> {
         match self {}
     }
+
+    pub fn peer(&self) -> Option<std::net::IpAddr> {
+        match *self {}
+    }
 }
 
 #[cfg(unix)]
@@ -83,6 +87,11 @@ impl Inetd {
             request: Vec::new(),
             request_done: false,
         })
+    }
+
+    /// The load balancer's address (`getpeername`); `None` for a socket without one.
+    pub fn peer(&self) -> Option<std::net::IpAddr> {
+        self.input.peer_addr().ok().map(|addr| addr.ip())
     }
 
     /// Reads `agent-send` until a newline, end of input, the size limit or `deadline`,

@@ -313,8 +313,11 @@ fn xinetd_with_the_contrib_entry_sets_weight_and_modes() {
     held.add(5);
     // Any non-zero percentage undoes `0%`.
     haproxy.wait_server("s1", "weight 50 again", &agent, |s| s.weight == 50);
-    // The state directory works under xinetd: the recovery window has its stamp.
-    assert!(dir.path().join("state/last-non-normal").exists());
+    // The state directory works under xinetd: HAProxy is in the poller table, with the last
+    // reply it got.
+    let table = std::fs::read_to_string(dir.path().join("state/pollers")).unwrap();
+    assert!(table.contains("\n127.0.0.1 * "), "{table}");
+    assert!(table.contains("50% maxconn:40\n"), "{table}");
 
     set_mode(&dir, "maint");
     haproxy.wait_server("s1", "MAINT", &agent, Server::maint);
@@ -329,4 +332,83 @@ fn xinetd_with_the_contrib_entry_sets_weight_and_modes() {
     haproxy.wait_server("s1", "UP and READY, weight 50", &agent, |s| {
         s.up() && s.ready() && s.weight == 50
     });
+}
+
+/// Two load balancers polling one agent at different intervals (the issue's measurement:
+/// with one recovery window for everybody the slow one stayed in DRAIN in half the cycles).
+/// HAProxy A polls every second from 127.0.0.1, B every three seconds from 127.0.0.2, with
+/// `recovery_seconds` 3; through drain/normal cycles, by `mode normal` and by a timed drain
+/// ending by itself, both come back UP and READY every time. Then, recovery done, a drain set
+/// on A's CLI stays: the agent no longer says `ready`.
+#[test]
+fn two_haproxy_processes_at_1s_and_3s_both_come_back_every_cycle() {
+    if !e2e::available(
+        "two_haproxy_processes_at_1s_and_3s_both_come_back_every_cycle",
+        &["haproxy", "xinetd"],
+    ) {
+        return;
+    }
+    let dir = TempDir::new("e2e-two-a");
+    let dir_b = TempDir::new("e2e-two-b");
+    dir.file(
+        "config.json",
+        r#"{"cpu": {"importance": 0}, "ram": {"importance": 0}, "recovery_seconds": 3}"#,
+    );
+    let xinetd = Agent::xinetd(&dir, &[]);
+    let backend = Backend::start();
+    let line = |inter: &str, extra: &str| {
+        format!(
+            "server s1 {} weight 100 check inter 1s agent-check agent-port {} agent-inter {inter} {extra}",
+            backend.addr(),
+            xinetd.port
+        )
+    };
+    let a = Haproxy::start(&dir, &[line("1s", "")]);
+    let b = Haproxy::start(&dir_b, &[line("3s", "source 127.0.0.2")]);
+    let both = |what: &str, wanted: fn(&Server) -> bool| {
+        for haproxy in [&a, &b] {
+            haproxy.wait_server("s1", what, &xinetd, wanted);
+        }
+    };
+    let back = |s: &Server| s.up() && s.ready() && s.weight == 100;
+    both("UP, READY, weight 100", back);
+    const CYCLES: usize = 4;
+    for cycle in 1..=CYCLES {
+        match cycle % 2 {
+            1 => {
+                set_mode(&dir, "drain");
+                both("DRAIN", Server::drain);
+                set_mode(&dir, "normal");
+            }
+            _ => {
+                // Long enough for both to see the drain; it ends by itself.
+                let output = agent(&dir)
+                    .args(["mode", "drain", "--for", "5s"])
+                    .output()
+                    .unwrap();
+                assert!(output.status.success(), "{output:?}");
+                both("DRAIN (timed)", Server::drain);
+            }
+        }
+        both("back UP and READY after the drain", back);
+        eprintln!("cycle {cycle} of {CYCLES}: both load balancers back UP and READY");
+    }
+    let status = common::stdout(&agent(&dir).arg("status").output().unwrap());
+    assert!(status.contains("pollers   2\n"), "{status}");
+    assert!(
+        status.contains("  127.0.0.1 ") && status.contains("  127.0.0.2 "),
+        "{status}"
+    );
+
+    // Recovery done for A (three replies and 3 s): a manual drain on its CLI is left alone.
+    std::thread::sleep(Duration::from_secs(5));
+    a.command("set server b/s1 state drain");
+    std::thread::sleep(Duration::from_secs(3));
+    let s1 = a.server("s1").unwrap();
+    assert!(
+        s1.drain(),
+        "the agent undid an operator's drain: {s1:#?}\n{status}"
+    );
+    assert_clean(&a);
+    assert_clean(&b);
 }

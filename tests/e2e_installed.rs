@@ -186,23 +186,17 @@ fn installed_package_answers_on_3333_through_xinetd_and_haproxy_follows() {
     let agent = Agent::xinetd_with(&dir, &conf, 3333);
 
     // One poll by hand, as `socat - TCP:127.0.0.1:3333` would: one valid line from the agent
-    // running as lb-feedback, whose first poll opens the recovery window in the state directory
-    // the package made for it. (Stamps an earlier run left are removed first, so this is a
-    // first poll again; that only reopens a recovery window.)
-    for entry in fs::read_dir(STATE_DIR).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if name.starts_with("last-non-normal") {
-            fs::remove_file(&path).unwrap();
-        }
-    }
+    // running as lb-feedback, which records this new poller, owed `up ready`, in the state
+    // directory the package made for it. (A table an earlier run left is removed first, so
+    // this is a new poller again.)
+    let _ = fs::remove_file(format!("{STATE_DIR}/pollers"));
     let reply = poll(3333);
     let percent = reply
         .strip_prefix("up ready ")
         .and_then(|rest| rest.strip_suffix("%\n"))
         .and_then(|n| n.parse::<u8>().ok());
     assert!(percent.is_some_and(|n| n <= 100), "{reply:?}");
-    assert_eq!(owner(&format!("{STATE_DIR}/last-non-normal")), OWNER);
+    assert_eq!(owner(&format!("{STATE_DIR}/pollers")), OWNER);
 
     // A real HAProxy polling it: the weight the agent gives, then drain and back through the
     // installed `lb-feedback mode`.

@@ -1,5 +1,6 @@
 //! The built `lb-feedback` binary run by hand: replies, rules over real TCP connections,
-//! thresholds and the recovery window, config errors, the mode command.
+//! thresholds, config errors, the mode command. By hand is not a poller: no `up ready` here
+//! (tests/pollers.rs polls over sockets).
 
 mod common;
 
@@ -32,16 +33,14 @@ fn tcp_five_of_ten_is_fifty_then_threshold_drains_then_recovers() {
         command
             .env("LB_FEEDBACK_CPU_IMPORTANCE", "0")
             .env("LB_FEEDBACK_RAM_IMPORTANCE", "0")
-            .env("LB_FEEDBACK_RECOVERY_SECONDS", "2")
             .env("LB_FEEDBACK_TCP", format!("{port}:10{threshold}"));
         stdout(&command.output().unwrap())
     };
     assert_eq!(tcp_only(""), "50%\n");
     assert_eq!(tcp_only(":1:40"), format!("drain #tcp:{port}:50>=40\n"));
     held.close_all();
-    // The kernel drops closed loopback sockets from ESTABLISHED at once.
-    assert_eq!(tcp_only(":1:40"), "up ready 100%\n");
-    std::thread::sleep(Duration::from_millis(2100));
+    // The kernel drops closed loopback sockets from ESTABLISHED at once. A person is owed no
+    // recovery words.
     assert_eq!(tcp_only(":1:40"), "100%\n");
 }
 
@@ -180,22 +179,9 @@ fn mode_round_trip() {
     assert_eq!(probe(), "stopped #mode\n");
     mode(&["normal"]);
     let line = probe();
-    assert!(
-        line.starts_with("up ready ") && is_percent_line(&line[9..]),
-        "{line:?}"
-    );
+    assert!(is_percent_line(&line), "{line:?}");
     mode(&["reset"]);
     assert_eq!(mode(&[]), "normal (built-in default)\n");
-}
-
-#[test]
-fn a_mode_change_opens_the_recovery_window_even_without_a_probe_between() {
-    let dir = TempDir::new("mode-window");
-    let run = |args: &[&str]| stdout(&agent(&dir).args(args).output().unwrap());
-    run(&["mode", "drain"]);
-    run(&["mode", "normal"]);
-    let line = run(&[]);
-    assert!(line.starts_with("up ready "), "{line:?}");
 }
 
 #[test]
@@ -209,7 +195,7 @@ fn runtime_mode_expires_by_itself() {
     assert_eq!(stdout(&agent(&dir).output().unwrap()), "drain #mode\n");
     std::thread::sleep(Duration::from_millis(1100));
     let line = stdout(&agent(&dir).output().unwrap());
-    assert!(line.starts_with("up ready "), "{line:?}");
+    assert!(is_percent_line(&line), "{line:?}");
     let shown = stdout(&agent(&dir).arg("mode").output().unwrap());
     assert!(shown.contains("a runtime mode expired"), "{shown}");
 }
@@ -282,15 +268,12 @@ fn help_and_version() {
 }
 
 #[test]
-fn unusable_state_dir_means_always_recover() {
-    let dir = TempDir::new("unusable");
-    let blocker = dir.file("blocker", "a file where a directory should be");
-    let output = agent(&dir)
-        .env("LB_FEEDBACK_STATE_DIR", blocker.join("state"))
-        .arg("--explain")
-        .output()
-        .unwrap();
-    let text = stdout(&output);
-    assert!(text.contains("state directory unusable"), "{text}");
-    assert!(text.contains("reply       up ready "), "{text}");
+fn explain_by_hand_records_nothing_and_says_why() {
+    let dir = TempDir::new("by-hand");
+    let text = stdout(&agent(&dir).arg("--explain").output().unwrap());
+    assert!(
+        text.contains("recovery    run by hand: not a poller"),
+        "{text}"
+    );
+    assert!(!dir.path().join("state/pollers").exists());
 }

@@ -6,8 +6,9 @@
 //! - stop on SIGTERM within its documented time (`sample_ms` + 3 s) even when its stderr is a
 //!   pipe nobody reads, already full.
 //!
-//! And one connection whose state I/O hangs (a FIFO planted at its recovery stamp) must hold
-//! up no other connection: the service used to answer under one lock around that I/O.
+//! And a poller table whose lock someone holds for good must hold up no poll: each waits for
+//! it a bounded time, then answers `up ready` without the table (the service once answered
+//! under one lock around its state I/O, and a FIFO then stopped every connection).
 //!
 //! The service runs without `--verbose` (so every stderr line is a problem line, and counted)
 //! on a port chosen beforehand. Every wait is bounded, the flood ends with its test, every
@@ -360,44 +361,42 @@ fn sigterm_stops_it_in_time_during_a_flood_with_stderr_stalled() {
 }
 
 #[test]
-fn a_connection_stuck_in_state_io_holds_up_no_other() {
+fn a_poller_table_locked_for_good_holds_up_no_poll() {
     let _turn = serial();
     let dir = TempDir::new("svc-stuck-state");
-    // A profile has a recovery stamp of its own (last-non-normal.other); the base config's
-    // stamp is a FIFO, whose open() waits for a writer that never comes.
     dir.file("config.json", r#"{"profiles": {"other": {}}}"#);
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
-    let fifo = std::ffi::CString::new(
-        state
-            .join("last-non-normal")
-            .into_os_string()
-            .into_encoded_bytes(),
-    )
-    .unwrap();
-    // SAFETY: a NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
-    // recovery = window (the default): every normal reply reads its stamp.
+    // Someone (the agent's user can) holds the poller table's lock and never lets go.
+    let table = std::fs::File::create(state.join("pollers")).unwrap();
+    table.lock().unwrap();
     let service = Service::start_with(&dir, Stdio::null(), "window", false);
-
-    // A poll without agent-send: the base config, whose stamp is the FIFO.
-    let stuck = TcpStream::connect_timeout(&service.addr, BOUND).unwrap();
-    std::thread::sleep(Duration::from_millis(SAMPLE_MS + 500));
-    // Another load balancer's poll, for the profile: its own stamp, a plain file.
-    let asked = Instant::now();
-    let mut other = TcpStream::connect_timeout(&service.addr, BOUND).unwrap();
-    other
-        .set_read_timeout(Some(
-            Duration::from_millis(SAMPLE_MS) + Duration::from_secs(3),
-        ))
-        .unwrap();
-    std::io::Write::write_all(&mut other, b"other\n").unwrap();
-    let mut reply = String::new();
-    let read = other.read_to_string(&mut reply);
-    eprintln!(
-        "with one connection stuck in open() of a FIFO: the other got {reply:?} after {:?}",
-        asked.elapsed()
-    );
-    assert!(read.is_ok() && reply.ends_with("%\n"), "{read:?} {reply:?}");
-    drop(stuck);
+    let poll = |send: &[u8]| {
+        let asked = Instant::now();
+        let mut stream = TcpStream::connect_timeout(&service.addr, BOUND).unwrap();
+        stream
+            .set_read_timeout(Some(
+                Duration::from_millis(SAMPLE_MS) + Duration::from_secs(3),
+            ))
+            .unwrap();
+        std::io::Write::write_all(&mut stream, send).unwrap();
+        let mut reply = String::new();
+        let read = stream.read_to_string(&mut reply);
+        (read.map(|_| reply), asked.elapsed())
+    };
+    // Both at once: each waits for the lock at most its bound, then answers without the table.
+    std::thread::scope(|scope| {
+        let base = scope.spawn(|| poll(b""));
+        let other = scope.spawn(|| poll(b"other\n"));
+        for (name, handle) in [("base", base), ("other", other)] {
+            let (reply, took) = handle.join().unwrap();
+            eprintln!("with the poller table locked: the {name} poll got {reply:?} after {took:?}");
+            let reply = reply.unwrap();
+            assert!(
+                reply.starts_with("up ready ") && reply.ends_with("%\n"),
+                "{reply:?}"
+            );
+        }
+    });
+    drop(table);
 }

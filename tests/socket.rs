@@ -72,12 +72,26 @@ fn unknown_profile_is_an_error_word() {
 }
 
 #[test]
-fn first_poll_opens_the_recovery_window() {
+fn a_first_poll_is_a_new_poller_owed_recovery() {
     let dir = TempDir::new("sock-first");
     let (mut client, mut child) = serve(agent(&dir));
     let text = reply(&mut client, &mut child);
     assert!(text.starts_with("up ready "), "{text:?}");
-    assert!(dir.path().join("state/last-non-normal").exists());
+    let table = std::fs::read_to_string(dir.path().join("state/pollers")).unwrap();
+    assert!(table.contains("\n127.0.0.1 * "), "{table}");
+}
+
+#[test]
+fn an_unusable_state_dir_means_up_ready_on_every_reply() {
+    let dir = TempDir::new("sock-unusable");
+    let blocker = dir.file("blocker", "a file where a directory should be");
+    for _ in 0..4 {
+        let mut command = agent(&dir);
+        command.env("LB_FEEDBACK_STATE_DIR", blocker.join("state"));
+        let (mut client, mut child) = serve(command);
+        let text = reply(&mut client, &mut child);
+        assert!(text.starts_with("up ready "), "{text:?}");
+    }
 }
 
 #[test]

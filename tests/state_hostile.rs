@@ -1,8 +1,8 @@
 //! The state directory as an attacker on the same host uses it: the agent's unprivileged user
 //! (here nobody, through `setpriv`) owns it and plants symlinks, FIFOs, devices and huge files
 //! while root runs `lb-feedback mode` and probes. Nothing may make root write, create,
-//! truncate or print another file, and nothing may hang. Also: a stamp that cannot be brought
-//! up to date (unwritable directory, full disk) and clock steps (`faketime`).
+//! truncate or print another file, and nothing may hang. Also: a poller table that cannot be
+//! brought up to date (unwritable directory, full disk) and clock steps (`faketime`).
 //!
 //! Needs root (to be two users and to mount a tmpfs) and setpriv; skipped with a message
 //! without them unless `LB_FEEDBACK_E2E=1`.
@@ -15,7 +15,7 @@ mod e2e;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{BIN, TempDir, agent, e2e_required, reply, serve, stderr, stdout};
 
@@ -110,13 +110,6 @@ fn assert_untouched(path: &Path) {
     );
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
 #[test]
 fn root_mode_drain_follows_no_planted_temp_link_and_leaves_files_to_the_agent() {
     if !two_users("root_mode_drain_follows_no_planted_temp_link") {
@@ -128,16 +121,18 @@ fn root_mode_drain_follows_no_planted_temp_link_and_leaves_files_to_the_agent() 
     // Every name the temp files could have had before: one per pid, first and second write.
     let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
     plant(&format!(
-        "cd {} && perl -e 'for $p (1..{}) {{ symlink(\"{}\", \".mode.json.$p.0.tmp\"); symlink(\"{}\", \".last-non-normal.$p.1.tmp\") }}'",
+        "cd {} && perl -e 'for $p (1..{}) {{ symlink(\"{}\", \".mode.json.$p.0.tmp\") }}'",
         state.display(),
         pid_max.trim(),
-        target.display(),
         target.display()
     ));
+    // Root's probe makes the poller table, root's mode rewrites it (every poller owed).
+    let (mut client, mut child) = serve(agent(&dir));
+    assert!(reply(&mut client, &mut child).starts_with("up ready "));
     let output = finishes(agent(&dir).args(["mode", "drain"]));
     assert!(output.status.success(), "{}", stderr(&output));
     assert_untouched(&target);
-    for name in ["mode.json", "last-non-normal"] {
+    for name in ["mode.json", "pollers"] {
         let meta = std::fs::symlink_metadata(state.join(name)).unwrap();
         assert!(meta.is_file(), "{name} must be a regular file");
         assert_eq!(
@@ -196,18 +191,29 @@ fn explain_by_root_never_prints_what_a_planted_link_points_to() {
     let dir = TempDir::new("hostile-explain");
     let state = nobody_state(&dir);
     let target = precious(&dir);
-    for name in ["last-non-normal", "mode.json"] {
+    // `--explain` reads the mode file, `status` the poller table too.
+    for (name, command) in [("pollers", "status"), ("mode.json", "--explain")] {
         plant(&format!(
             "ln -sf {} {}/{name}",
             target.display(),
             state.display()
         ));
-        let output = finishes(agent(&dir).arg("--explain"));
+        let output = finishes(agent(&dir).arg(command));
         let all = format!("{}{}", stdout(&output), stderr(&output));
         assert!(!all.contains("SECRET"), "{name}: {all}");
         assert!(all.contains("symbolic link"), "{name}: {all}");
         std::fs::remove_file(state.join(name)).unwrap();
     }
+    // A probe over a socket follows no link at the table either: `up ready`, availability
+    // first, and the target untouched.
+    plant(&format!(
+        "ln -sf {} {}/pollers",
+        target.display(),
+        state.display()
+    ));
+    let (mut client, mut child) = serve(agent(&dir));
+    assert!(reply(&mut client, &mut child).starts_with("up ready "));
+    assert_untouched(&target);
 }
 
 #[test]
@@ -218,13 +224,18 @@ fn fifos_devices_and_huge_files_hang_nothing_and_are_a_clean_error() {
     let dir = TempDir::new("hostile-fifo");
     let state = nobody_state(&dir);
     let since_last = [("LB_FEEDBACK_CPU_MODE", "since-last")];
-    for name in ["mode.json", "last-non-normal", "cpu-counters"] {
+    for name in ["mode.json", "pollers", "cpu-counters"] {
         for entry in std::fs::read_dir(&state).unwrap() {
             std::fs::remove_file(entry.unwrap().path()).unwrap();
         }
         plant(&format!("mkfifo {}/{name}", state.display()));
         // By hand, over a socket as xinetd runs it, and root's mode commands.
         let output = finishes(agent(&dir).envs(since_last).arg("--explain"));
+        let text = format!("{}{}", stdout(&output), stderr(&output));
+        if name == "mode.json" {
+            assert!(text.contains("FIFO"), "{name}: {text}");
+        }
+        let output = finishes(agent(&dir).arg("status"));
         let text = format!("{}{}", stdout(&output), stderr(&output));
         if name != "cpu-counters" {
             assert!(text.contains("FIFO"), "{name}: {text}");
@@ -237,8 +248,8 @@ fn fifos_devices_and_huge_files_hang_nothing_and_are_a_clean_error() {
         let line = reply(&mut client, &mut child);
         match name {
             "mode.json" => assert_eq!(line, "error:state\n"),
-            // An unusable stamp: availability first.
-            "last-non-normal" => assert!(line.starts_with("up ready "), "{line}"),
+            // An unusable poller table: availability first.
+            "pollers" => assert!(line.starts_with("up ready "), "{line}"),
             _ => assert!(line.ends_with("%\n"), "{line}"),
         }
         assert!(finishes(agent(&dir).arg("mode")).status.code().is_some());
@@ -255,46 +266,61 @@ fn fifos_devices_and_huge_files_hang_nothing_and_are_a_clean_error() {
         stderr(&output)
     );
     std::fs::remove_file(state.join("mode.json")).unwrap();
-    std::fs::remove_file(state.join("last-non-normal")).unwrap();
+    let _ = std::fs::remove_file(state.join("pollers"));
     plant(&format!(
-        "truncate -s 1G {0}/mode.json && truncate -s 1G {0}/last-non-normal",
+        "truncate -s 1G {0}/mode.json && truncate -s 1G {0}/pollers",
         state.display()
     ));
     let output = finishes(agent(&dir).arg("--explain"));
     let text = format!("{}{}", stdout(&output), stderr(&output));
     assert!(text.contains("more than the 4096"), "{text}");
+    std::fs::remove_file(state.join("mode.json")).unwrap();
+    let text = stdout(&finishes(agent(&dir).arg("status")));
+    assert!(text.contains("more than the 2097152"), "{text}");
+    let (mut client, mut child) = serve(agent(&dir));
+    assert!(reply(&mut client, &mut child).starts_with("up ready "));
 }
 
 /// A config whose RAM threshold of 1 % drains any machine, and one that never drains.
 const DRAINS: &str = r#"{"ram": {"threshold": 1}}"#;
 const NORMAL: &str = "{}";
 
+/// Polls over a socket until the base poller is owed nothing (new pollers are owed three
+/// `up ready`), with `recovery_seconds` 0 so that takes four polls, not ten seconds.
+fn settle_poller(dir: &TempDir) {
+    for _ in 0..4 {
+        let mut command = agent(dir);
+        command.env("LB_FEEDBACK_RECOVERY_SECONDS", "0");
+        let (mut client, mut child) = serve(command);
+        reply(&mut client, &mut child);
+    }
+    let mut command = agent(dir);
+    command.env("LB_FEEDBACK_RECOVERY_SECONDS", "0");
+    let (mut client, mut child) = serve(command);
+    let line = reply(&mut client, &mut child);
+    assert!(!line.starts_with("up ready"), "{line}");
+}
+
 #[test]
-fn an_old_stamp_in_a_directory_the_agent_cannot_write_means_up_ready() {
-    if !two_users("an_old_stamp_in_a_directory_the_agent_cannot_write_means_up_ready") {
+fn a_poller_table_the_agent_cannot_write_means_up_ready() {
+    if !two_users("a_poller_table_the_agent_cannot_write_means_up_ready") {
         return;
     }
     let dir = TempDir::new("stale-readonly");
-    // Root's directory (wrong owner for the agent, which runs as nobody) with an hour-old stamp.
+    // Root's directory (wrong owner for the agent, which runs as nobody), with a table that
+    // says the poller is owed nothing.
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
-    std::fs::write(
-        state.join("last-non-normal"),
-        (now_ms() - 3_600_000).to_string(),
-    )
-    .unwrap();
-    dir.file("config.json", DRAINS);
-    let output = finishes(&mut as_nobody(&mut agent(&dir)));
-    assert!(
-        stdout(&output).starts_with("drain #ram"),
-        "{}",
-        stderr(&output)
-    );
     dir.file("config.json", NORMAL);
-    let output = finishes(&mut as_nobody(agent(&dir).arg("--explain")));
-    let text = stdout(&output);
-    assert!(text.contains("reply       up ready "), "{text}");
-    assert!(text.contains("unusable"), "{text}");
+    settle_poller(&dir);
+    dir.file("config.json", DRAINS);
+    let (mut client, mut child) = serve(as_nobody(&mut agent(&dir)));
+    let line = reply(&mut client, &mut child);
+    assert!(line.starts_with("drain #ram"), "{line}");
+    dir.file("config.json", NORMAL);
+    let (mut client, mut child) = serve(as_nobody(&mut agent(&dir)));
+    let line = reply(&mut client, &mut child);
+    assert!(line.starts_with("up ready "), "{line}");
 }
 
 /// Unmounts the tmpfs when the test ends, however it ends.
@@ -307,8 +333,8 @@ impl Drop for Mounted {
 }
 
 #[test]
-fn a_stamp_that_cannot_be_written_on_a_full_or_read_only_disk_is_not_trusted() {
-    if !two_users("a_stamp_that_cannot_be_written_on_a_full_disk_is_not_trusted") {
+fn a_poller_table_that_cannot_be_written_on_a_full_or_read_only_disk_is_not_trusted() {
+    if !two_users("a_poller_table_that_cannot_be_written_on_a_full_or_read_only_disk") {
         return;
     }
     let dir = TempDir::new("stale-full");
@@ -322,17 +348,14 @@ fn a_stamp_that_cannot_be_written_on_a_full_or_read_only_disk_is_not_trusted() {
     if !mounted.status.success() {
         // Containers without CAP_SYS_ADMIN: the unwritable-directory test covers the rule.
         eprintln!(
-            "SKIPPED: a_stamp_that_cannot_be_written_on_a_full_disk: mount not allowed here ({})",
+            "SKIPPED: a_poller_table_that_cannot_be_written_on_a_full_or_read_only_disk: mount not allowed here ({})",
             stderr(&mounted).trim()
         );
         return;
     }
     let _unmount = Mounted(state.clone());
-    std::fs::write(
-        state.join("last-non-normal"),
-        (now_ms() - 3_600_000).to_string(),
-    )
-    .unwrap();
+    dir.file("config.json", NORMAL);
+    settle_poller(&dir);
     // Fill it: the write fails once no page is left.
     let filler = std::fs::File::create(state.join("filler")).unwrap();
     let mut filler = std::io::BufWriter::new(filler);
@@ -352,13 +375,11 @@ fn a_stamp_that_cannot_be_written_on_a_full_or_read_only_disk_is_not_trusted() {
     let line = probe(NORMAL);
     assert!(line.starts_with("up ready "), "{line}");
 
-    // Read-only, with an old stamp nothing can remove: not trusted either.
+    // Read-only, with a table nothing can remove that says the poller is owed nothing: not
+    // trusted either.
     std::fs::remove_file(state.join("filler")).unwrap();
-    std::fs::write(
-        state.join("last-non-normal"),
-        (now_ms() - 3_600_000).to_string(),
-    )
-    .unwrap();
+    dir.file("config.json", NORMAL);
+    settle_poller(&dir);
     let remounted = Command::new("mount")
         .args(["-o", "remount,ro"])
         .arg(&state)
@@ -400,25 +421,37 @@ fn a_timed_mode_set_with_the_clock_a_year_ahead_keeps_its_length() {
 }
 
 #[test]
-fn a_recovery_stamp_in_the_future_opens_one_window_not_every_reply() {
-    let dir = TempDir::new("clock-stamp");
-    let state = dir.path().join("state");
-    std::fs::create_dir(&state).unwrap();
-    let year_ms = 365 * 24 * 3_600_000;
-    std::fs::write(
-        state.join("last-non-normal"),
-        (now_ms() + year_ms).to_string(),
-    )
-    .unwrap();
+fn a_poller_owed_since_a_year_ahead_gets_its_replies_not_a_year_of_them() {
+    if !e2e::available(
+        "a_poller_owed_since_a_year_ahead_gets_its_replies_not_a_year_of_them",
+        &["faketime"],
+    ) {
+        return;
+    }
+    let dir = TempDir::new("clock-owed");
+    dir.file("config.json", DRAINS);
+    // Drained with the clock a year ahead: owed since then.
+    let set = agent(&dir);
+    let mut ahead = Command::new("faketime");
+    ahead
+        .args(["-f", "+365d", BIN])
+        .env_clear()
+        .envs(set_vars(&set));
+    let (mut client, mut child) = serve(ahead);
+    let line = reply(&mut client, &mut child);
+    assert!(line.starts_with("drain #ram"), "{line}");
+    dir.file("config.json", NORMAL);
     let probe = || {
         let mut command = agent(&dir);
         command.env("LB_FEEDBACK_RECOVERY_SECONDS", "1");
         let (mut client, mut child) = serve(command);
         reply(&mut client, &mut child)
     };
-    let first = probe();
-    assert!(first.starts_with("up ready "), "{first}");
-    std::thread::sleep(Duration::from_millis(1200));
+    for _ in 0..3 {
+        let line = probe();
+        assert!(line.starts_with("up ready "), "{line}");
+    }
+    std::thread::sleep(Duration::from_millis(1100));
     let later = probe();
     assert!(
         !later.starts_with("up ready") && later.ends_with("%\n"),

@@ -223,8 +223,8 @@ OPTIONS
         --sample-ms N          CPU sample window, 100..10000 ms                [1000]
         --cpu-importance X     --cpu-threshold X  --ram-importance X  --ram-threshold X
         --tcp LIST             port:max_connections[:importance[:threshold]],...
-        --maxconn N            --recovery WHEN  --recovery-seconds N  --state-dir PATH
-        --state-owner USER
+        --maxconn N            --recovery WHEN  --recovery-seconds N  --recovery-replies N
+        --state-dir PATH       --state-owner USER
         --cpu-mode MODE        sample | since-last
                                Meanings and defaults as in `lb-feedback --help`.
     -h, --help                 this text
@@ -234,8 +234,9 @@ OPTIONS
     LB_FEEDBACK_SAMPLE_MS, LB_FEEDBACK_CPU_IMPORTANCE, LB_FEEDBACK_CPU_THRESHOLD,
     LB_FEEDBACK_RAM_IMPORTANCE, LB_FEEDBACK_RAM_THRESHOLD, LB_FEEDBACK_TCP,
     LB_FEEDBACK_MAXCONN, LB_FEEDBACK_RECOVERY, LB_FEEDBACK_RECOVERY_SECONDS,
-    LB_FEEDBACK_STATE_DIR, LB_FEEDBACK_STATE_OWNER, LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW,
-    LB_FEEDBACK_MAX_IN_FLIGHT, LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_CONFIG.
+    LB_FEEDBACK_RECOVERY_REPLIES, LB_FEEDBACK_STATE_DIR, LB_FEEDBACK_STATE_OWNER,
+    LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT,
+    LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_CONFIG.
     Precedence: built-in defaults < config file < environment < flags.
 
 LOGS

@@ -17,11 +17,12 @@
 //!    address, the last free slots kept for addresses with nothing in flight): closed without
 //!    a reply. Refusals are logged as [`limits::Refusals`] says: the first ones as they come,
 //!    then totals, a few lines a window however many there are;
-//! 3. the mode (runtime mode file, then config): not normal answers at once, no sample;
-//! 4. joins the running sample or starts one; when the config has profiles, reads the first
-//!    line of `agent-send` (1 KiB at most) meanwhile, waiting for it until the window ends or
-//!    [`probe::REQUEST_GRACE`] after the connection, whichever is later (without profiles it
-//!    selects nothing and is left to the drain, as in the one-shot binary);
+//! 3. the mode (runtime mode file, then config): not normal needs no sample;
+//! 4. in normal mode, joins the running sample or starts one; when the config has profiles,
+//!    in every mode, reads the first line of `agent-send` (1 KiB at most) meanwhile, waiting
+//!    for it until the window ends or [`probe::REQUEST_GRACE`] after the connection,
+//!    whichever is later (without profiles it selects nothing and is left to the drain, as
+//!    in the one-shot binary); an unknown profile is `error:profile` in every mode;
 //! 5. answers one line, half-closes, drains for at most [`socket::DRAIN_TIME`], closes.
 //!
 //! Every connection has a deadline, `sample_ms` + [`CONNECTION_SLACK`]: reads, the write and
@@ -34,9 +35,10 @@
 //! returns, within [`Running::stop_time`]; `run` then gives the last log lines [`LOG_FLUSH`]
 //! (a stderr nobody reads does not get them): `sample_ms` + 3 s in all.
 //!
-//! No connection waits for another's state I/O: each reads the mode and writes its recovery
-//! stamp itself, under no lock (see `Shared::answer`). That state I/O itself never blocks
-//! is the state module's part (non-blocking, regular-file-only reads).
+//! No connection waits for another's state I/O but for the poller table's lock, held for a
+//! read and a write of the table and waited for at most [`crate::state::LOCK_WAIT`]: each
+//! reads the mode and records its poll itself. That state I/O itself never blocks is the
+//! state module's part (non-blocking, regular-file-only reads).
 
 pub mod args;
 pub mod limits;
@@ -569,6 +571,9 @@ impl Shared {
         deadline: Instant,
     ) -> Option<String> {
         let state = StateDir::new(&self.config.state_dir);
+        let caller = Caller::Haproxy {
+            peer: Some(peer.ip()),
+        };
         let (mode, mode_from) = match probe::effective_mode(&self.config, &state, state::now_ms()) {
             Ok(mode) => mode,
             Err(err) => {
@@ -577,37 +582,21 @@ impl Shared {
                 return Some(err.line());
             }
         };
-        if mode != Mode::Normal {
-            // As the one-shot: the mode decides, nothing is sampled.
-            return Some(self.answer(
-                &self.config,
-                None,
-                &Readings::default(),
-                (mode, mode_from),
-                &state,
-            ));
-        }
-        let ticket = self.sampler.join();
+        // As the one-shot: a mode other than normal decides alone, nothing is sampled.
+        let ticket = (mode == Mode::Normal).then(|| self.sampler.join());
         // As the one-shot: agent-send matters only when profiles need it (without them it is
-        // left to the drain). Its line is read while the sample runs, and waited for until
-        // the window ends or REQUEST_GRACE after the connection, whichever is later.
+        // left to the drain), and then in every mode. Its line is read while the sample runs,
+        // and waited for until the window ends or REQUEST_GRACE after the connection,
+        // whichever is later.
         let mut request = Vec::new();
         if !self.config.profiles.is_empty() {
-            let window_end = self.sampler.window_end(ticket, deadline);
-            let until = window_end.max(accepted + probe::REQUEST_GRACE);
+            let grace = accepted + probe::REQUEST_GRACE;
+            let until = match ticket {
+                Some(ticket) => self.sampler.window_end(ticket, deadline).max(grace),
+                None => grace,
+            };
             socket::read_line(stream, &mut request, &mut false, until.min(deadline));
         }
-        let Some(sampled) = self.sampler.readings(ticket, deadline) else {
-            self.log.problem(format!(
-                "{peer}: no sample within the connection's deadline; closed without a reply"
-            ));
-            return None;
-        };
-        let readings = match sampled.as_ref() {
-            Ok(readings) => readings,
-            // The sampler logged it once for every probe that shares it.
-            Err(err) => return Some(reply::error_line(err.monitor)),
-        };
         let (config, profile) =
             match probe::select(&self.config, socket::request_line(&request).as_deref()) {
                 Ok(selected) => selected,
@@ -616,29 +605,38 @@ impl Shared {
                     return Some(err.line());
                 }
             };
-        Some(self.answer(
+        let sampled = ticket.map(|ticket| self.sampler.readings(ticket, deadline));
+        let nothing = Readings::default();
+        let readings = match &sampled {
+            None => &nothing,
+            Some(None) => {
+                self.log.problem(format!(
+                    "{peer}: no sample within the connection's deadline; closed without a reply"
+                ));
+                return None;
+            }
+            Some(Some(sampled)) => match sampled.as_ref() {
+                Ok(readings) => readings,
+                // The sampler logged it once for every probe that shares it.
+                Err(err) => {
+                    let line = reply::error_line(err.monitor);
+                    probe::record_error(&config, &state, caller, profile.as_deref(), &line);
+                    return Some(line);
+                }
+            },
+        };
+        // Under no lock of the service's own: a connection whose state I/O is slow (a stalled
+        // disk, a FIFO planted in the state directory) holds up only itself, never the others,
+        // but for the poller table's lock, which is bounded (state::LOCK_WAIT).
+        let report = probe::answer(
             &config,
             profile.as_deref(),
             readings,
             (mode, mode_from),
+            caller,
             &state,
-        ))
-    }
-
-    /// Under no lock: a connection whose state I/O is slow (a stalled disk, a FIFO planted in
-    /// the state directory) holds up only itself, never the others. Answers running side by
-    /// side can only race on the recovery stamp, which is written whole (a temporary file
-    /// renamed over it), so each answer reads either stamp complete; when two write at once,
-    /// both write "now", and which of the two fresh stamps stays makes no difference.
-    fn answer(
-        &self,
-        config: &Config,
-        profile: Option<&str>,
-        readings: &Readings,
-        mode: (Mode, String),
-        state: &StateDir,
-    ) -> String {
-        probe::answer(config, profile, readings, mode, Caller::Haproxy, state).line
+        );
+        Some(report.line)
     }
 }
 

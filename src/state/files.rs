@@ -9,6 +9,7 @@ use std::hash::{BuildHasher, Hasher, RandomState};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use super::StateError;
 use crate::config::io_reason;
@@ -61,31 +62,47 @@ impl Dir {
     /// The content of `name`; `None` when there is no such file.
     pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
         let path = self.path.join(name);
-        let mut file = match sys::open_read(self, name) {
+        match sys::open_read(self, name) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            other => {
+                let file = other.map_err(|err| error(&path, &err))?;
+                read_bounded(&file, &path, MAX_READ).map(Some)
+            }
+        }
+    }
+
+    /// Opens `name` for reading and writing, creating it if needed, and takes an exclusive
+    /// lock on it (`flock`; `LockFileEx` on Windows), waiting at most `wait`: for a
+    /// read-modify-write that concurrent probes must not interleave. `Ok(None)` when the lock
+    /// was not had in time. The lock ends when the `Locked` is dropped.
+    pub fn lock(&self, name: &str, wait: Duration) -> Result<Option<Locked>, StateError> {
+        let path = self.path.join(name);
+        let file = sys::open_rw(self, name).map_err(|err| error(&path, &err))?;
+        check_regular(&file.metadata().map_err(|err| error(&path, &err))?, &path)?;
+        match lock_within(&file, false, wait) {
+            Ok(true) => Ok(Some(Locked { path, file })),
+            Ok(false) => Ok(None),
+            Err(err) => Err(error(&path, &err)),
+        }
+    }
+
+    /// The content of a file others update under [`Dir::lock`], read under a shared lock, at
+    /// most `limit` bytes; `None` when there is no such file. When the lock is not had within
+    /// `wait` the file is read anyway: its format must tell a torn read.
+    pub fn read_shared(
+        &self,
+        name: &str,
+        limit: u64,
+        wait: Duration,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        let path = self.path.join(name);
+        let file = match sys::open_read(self, name) {
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
             other => other.map_err(|err| error(&path, &err))?,
         };
-        let meta = file.metadata().map_err(|err| error(&path, &err))?;
-        check_regular(&meta, &path)?;
-        if meta.len() > MAX_READ {
-            return Err(refused(
-                &path,
-                format!(
-                    "{} bytes, more than the {MAX_READ} a state file holds",
-                    meta.len()
-                ),
-            ));
-        }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        // Bounded again: the file may grow between fstat and read.
-        (&mut file)
-            .take(MAX_READ + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|err| error(&path, &err))?;
-        if bytes.len() as u64 > MAX_READ {
-            return Err(refused(&path, format!("more than {MAX_READ} bytes")));
-        }
-        Ok(Some(bytes))
+        check_regular(&file.metadata().map_err(|err| error(&path, &err))?, &path)?;
+        let _ = lock_within(&file, true, wait);
+        read_bounded(&file, &path, limit).map(Some)
     }
 
     /// Replaces `name` with `bytes` at once: a reader sees the old file or the new one. With
@@ -164,6 +181,77 @@ fn unpredictable() -> u64 {
     hasher.write_u64(COUNT.fetch_add(1, Ordering::Relaxed));
     hasher.write_u32(std::process::id());
     hasher.finish()
+}
+
+/// A file held under an exclusive lock ([`Dir::lock`]).
+pub struct Locked {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl Locked {
+    /// The whole content, at most `limit` bytes.
+    pub fn read(&self, limit: u64) -> Result<Vec<u8>, StateError> {
+        read_bounded(&self.file, &self.path, limit)
+    }
+
+    /// Writes `bytes` over the content in place and cuts off the rest. Not atomic against a
+    /// crash: the file's format must tell a torn write (the lock keeps other probes out).
+    pub fn write(&self, bytes: &[u8]) -> Result<(), StateError> {
+        sys::write_at_start(&self.file, bytes)
+            .and_then(|()| self.file.set_len(bytes.len() as u64))
+            .map_err(|err| error(&self.path, &err))
+    }
+}
+
+/// Takes the lock, retrying until `wait` has passed; `Ok(false)` when it was not had. std
+/// offers no lock with a timeout, and a blocking one would let anyone holding the lock (the
+/// agent's user can open the file) hang every probe.
+fn lock_within(file: &std::fs::File, shared: bool, wait: Duration) -> io::Result<bool> {
+    let deadline = Instant::now() + wait;
+    let mut pause = Duration::from_micros(50);
+    loop {
+        let tried = match shared {
+            true => file.try_lock_shared(),
+            false => file.try_lock(),
+        };
+        match tried {
+            Ok(()) => return Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(err)) => return Err(err),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(Duration::from_millis(2));
+    }
+}
+
+/// At most `limit` bytes of a regular file with one link, from its start.
+fn read_bounded(file: &std::fs::File, path: &Path, limit: u64) -> Result<Vec<u8>, StateError> {
+    let meta = file.metadata().map_err(|err| error(path, &err))?;
+    check_regular(&meta, path)?;
+    if meta.len() > limit {
+        return Err(refused(
+            path,
+            format!("{} bytes, more than the {limit} it may hold", meta.len()),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // Bounded again: the file may grow between fstat and read; read from the start whoever
+    // read before (a locked file is read, then written, through one descriptor).
+    let mut reader = file;
+    io::Seek::seek(&mut reader, io::SeekFrom::Start(0)).map_err(|err| error(path, &err))?;
+    reader
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| error(path, &err))?;
+    if bytes.len() as u64 > limit {
+        return Err(refused(path, format!("more than {limit} bytes")));
+    }
+    Ok(bytes)
 }
 
 fn check_regular(meta: &std::fs::Metadata, path: &Path) -> Result<(), StateError> {
@@ -278,6 +366,12 @@ mod sys {
         | libc::O_NONBLOCK
         | libc::O_NOCTTY
         | libc::O_CLOEXEC;
+    const READ_WRITE: libc::c_int = libc::O_RDWR
+        | libc::O_CREAT
+        | libc::O_NOFOLLOW
+        | libc::O_NONBLOCK
+        | libc::O_NOCTTY
+        | libc::O_CLOEXEC;
     const CREATE_NEW: libc::c_int = libc::O_WRONLY
         | libc::O_CREAT
         | libc::O_EXCL
@@ -346,6 +440,12 @@ mod sys {
 
     pub fn open_write(dir: &Dir, name: &str) -> io::Result<File> {
         let file = open_at(dir, name, WRITE)?;
+        hand_over(dir, &file)?;
+        Ok(file)
+    }
+
+    pub fn open_rw(dir: &Dir, name: &str) -> io::Result<File> {
+        let file = open_at(dir, name, READ_WRITE)?;
         hand_over(dir, &file)?;
         Ok(file)
     }
@@ -498,6 +598,20 @@ mod sys {
             other => other?,
         }
         OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+    }
+
+    pub fn open_rw(dir: &Dir, name: &str) -> io::Result<File> {
+        let path = plain(dir, name)?;
+        match no_link(&path) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+        OpenOptions::new()
+            .read(true)
             .write(true)
             .create(true)
             .truncate(false)

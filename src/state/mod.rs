@@ -1,26 +1,34 @@
-//! The state directory: the runtime mode set by `lb-feedback mode`, the time of the last
-//! non-normal reply that opens the recovery window, and the CPU counters of since-last mode.
-//! Every write but the counters' is a temp file and a rename, so a reader sees the old file or
-//! the new one, never half of one; the counters, written by every since-last probe, are
-//! overwritten in place and carry a checksum instead (see `save_cpu_counters`). All file
-//! operations go through `files`, which treats the directory as hostile.
+//! The state directory: the runtime mode set by `lb-feedback mode`, the poller table that
+//! says who is owed HAProxy's recovery words ([`pollers`]), and the CPU counters of since-last
+//! mode. The mode is written as a temp file and a rename, so a reader sees the old file or the
+//! new one, never half of one; the table and the counters, written by every probe, are
+//! overwritten in place (the table under a lock) and carry a checksum instead, so a torn one
+//! is told apart (see `save_cpu_counters`). All file operations go through `files`, which
+//! treats the directory as hostile.
 
 pub mod files;
+pub mod pollers;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Mode, Recovery};
+use crate::config::{Mode, Recovery as RecoveryPolicy};
 use crate::metrics::cpu::Counters;
 use files::Dir;
+use pollers::{Kind, MAX_TABLE_BYTES, Poller, Rule, Table};
 
 const MODE_FILE: &str = "mode.json";
-const LAST_FILE: &str = "last-non-normal";
+const POLLERS_FILE: &str = "pollers";
 const CPU_FILE: &str = "cpu-counters";
+
+/// How long a probe waits for the poller table's lock. Probes hold it for a read and a write
+/// of a small file (docs/BENCHMARKS.md); only a stalled disk or someone holding it on purpose
+/// makes a probe wait this long, and it then answers without the table.
+pub const LOCK_WAIT: Duration = Duration::from_millis(500);
 
 /// Milliseconds since the Unix epoch, the clock all state is written in.
 pub fn now_ms() -> u64 {
@@ -175,40 +183,78 @@ impl StateDir {
         }
     }
 
-    /// When the last non-normal reply was given; `None` when no probe has recorded one.
-    /// Each `agent-send` profile (`scope`) serves its own HAProxy server, so has its own.
-    pub fn last_non_normal(&self, scope: Option<&str>) -> Result<Option<u64>, StateError> {
-        let name = last_file(scope);
-        let Some(bytes) = self.read(&name)? else {
-            return Ok(None);
+    /// Applies the recovery rule to one poll from `poller` and records it in the poller
+    /// table, under its lock: the reply line `line(recover)` gives, and whether it carried
+    /// `up ready` and why. See [`recovery`] for what happens when the table cannot be used.
+    fn poll(
+        &self,
+        poller: &Poller,
+        kind: Kind,
+        rule: Rule,
+        now_ms: u64,
+        line: &dyn Fn(bool) -> String,
+    ) -> Result<Polled, StateError> {
+        let Some(locked) = self.dir_to_write()?.lock(POLLERS_FILE, LOCK_WAIT)? else {
+            return Ok(Polled::Busy);
         };
-        let parsed = std::str::from_utf8(&bytes)
-            .ok()
-            .and_then(|text| text.trim().parse().ok());
-        match parsed {
-            Some(ms) => Ok(Some(ms)),
-            None => Err(StateError {
-                path: self.path.join(name),
-                message: format!(
-                    "expected milliseconds since the epoch, found {}",
-                    files::preview(&bytes, 16)
-                ),
-            }),
+        let bytes = locked.read(MAX_TABLE_BYTES)?;
+        let (mut table, afresh) = match Table::parse(&bytes) {
+            Ok(table) => (table, None),
+            // A new (empty) file, or one a crash cut short or someone edited.
+            Err(_) if bytes.is_empty() => (Table::default(), None),
+            Err(why) => (Table::default(), Some(why)),
+        };
+        let (recover, why, sent) = table.poll(poller, kind, rule, now_ms, line);
+        locked.write(&table.render())?;
+        Ok(Polled::Recorded {
+            recover,
+            why,
+            line: sent,
+            afresh,
+        })
+    }
+
+    /// Every known poller is owed recovery from now (`lb-feedback mode`).
+    pub fn owe_all(&self, now_ms: u64) -> Result<(), StateError> {
+        let Some(dir) = self.dir()? else {
+            return Ok(());
+        };
+        let Some(locked) = dir.lock(POLLERS_FILE, LOCK_WAIT)? else {
+            // Held too long: without the table every poller is new, so owed.
+            return dir.remove(POLLERS_FILE);
+        };
+        match Table::parse(&locked.read(MAX_TABLE_BYTES)?) {
+            Ok(mut table) => {
+                table.owe_all(now_ms);
+                locked.write(&table.render())
+            }
+            // Unreadable: every poller is new, so owed, already.
+            Err(_) => Ok(()),
         }
     }
 
-    pub fn mark_non_normal(&self, scope: Option<&str>, now_ms: u64) -> Result<(), StateError> {
-        // The stamp is rewritten every poll while non-normal; losing one on a crash only
-        // shortens a window by one poll, so it is not worth an fsync on the hot path.
-        self.dir_to_write()?
-            .replace(&last_file(scope), now_ms.to_string().as_bytes(), false)
+    /// The poller table as it is, for `lb-feedback status`; `None` when there is none yet.
+    pub fn pollers(&self) -> Result<Option<Table>, StateError> {
+        let Some(dir) = self.dir()? else {
+            return Ok(None);
+        };
+        let Some(bytes) = dir.read_shared(POLLERS_FILE, MAX_TABLE_BYTES, LOCK_WAIT)? else {
+            return Ok(None);
+        };
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        Table::parse(&bytes).map(Some).map_err(|why| StateError {
+            path: self.path.join(POLLERS_FILE),
+            message: format!("{why}; the next poll starts it afresh, every poller owed"),
+        })
     }
 
-    /// Removes the stamp: one that could not be brought up to date must not be trusted.
-    /// (Unlinking works on a full disk, where writing the new stamp did not.)
-    pub fn forget_non_normal(&self, scope: Option<&str>) -> Result<(), StateError> {
+    /// Removes the poller table: after a non-normal reply that could not be recorded, so no
+    /// poller is taken for one owed nothing. (Unlinking works on a full disk.)
+    fn forget_pollers(&self) -> Result<(), StateError> {
         match self.dir()? {
-            Some(dir) => dir.remove(&last_file(scope)),
+            Some(dir) => dir.remove(POLLERS_FILE),
             None => Ok(()),
         }
     }
@@ -265,13 +311,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-fn last_file(scope: Option<&str>) -> String {
-    match scope {
-        Some(profile) => format!("{LAST_FILE}.{profile}"),
-        None => LAST_FILE.to_string(),
-    }
-}
-
 /// Whether this reply carries `up ready`, and why, for `--explain`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecoveryDecision {
@@ -279,97 +318,84 @@ pub struct RecoveryDecision {
     pub why: String,
 }
 
-/// Decides the recovery words and records what the next probe needs to know.
+/// What [`StateDir::poll`] did.
+enum Polled {
+    Recorded {
+        recover: bool,
+        why: String,
+        line: String,
+        /// Why the table was started afresh, when it was.
+        afresh: Option<String>,
+    },
+    /// Another probe held the table's lock for all of [`LOCK_WAIT`].
+    Busy,
+}
+
+/// Decides the recovery words of one reply and records what the next probe needs to know;
+/// returns the decision and the reply line (`line(recover)`).
 ///
-/// `first_run_opens`: whether a missing stamp opens a window (a probe HAProxy made) or not
-/// (a person at a shell, who must not use up the window HAProxy's first poll needs).
+/// `poller`: who asked; `None` for a person at a shell, who is not a poller, is owed nothing
+/// and records nothing. A poller table that cannot be used (the directory is missing and
+/// cannot be made, is read-only or another user's, a link or FIFO planted at the table, its
+/// lock held too long) means `up ready` on every normal reply: availability first. A
+/// non-normal reply that cannot be recorded removes the table, if it can, so that once it is
+/// usable again every poller is new, so owed.
 pub fn recovery(
-    policy: Recovery,
-    seconds: u64,
-    normal: bool,
+    rule: Rule,
+    kind: Kind,
     state: &StateDir,
-    scope: Option<&str>,
+    poller: Option<&Poller>,
     now_ms: u64,
-    first_run_opens: bool,
-) -> RecoveryDecision {
-    let decision = |recover, why: String| RecoveryDecision { recover, why };
-    let unusable = |err: &dyn std::fmt::Display| {
-        decision(
-            true,
+    line: &dyn Fn(bool) -> String,
+) -> (RecoveryDecision, String) {
+    let decided = |recover: bool, why: String| (RecoveryDecision { recover, why }, line(recover));
+    let Some(poller) = poller else {
+        return match rule.policy {
+            RecoveryPolicy::Always => decided(kind == Kind::Normal, "recovery = always".into()),
+            _ => decided(
+                false,
+                "run by hand: not a poller, so owed nothing (what each load balancer is owed: lb-feedback status)".into(),
+            ),
+        };
+    };
+    let failed = |problem: String| {
+        if kind == Kind::NonNormal {
+            let forgot = match state.forget_pollers() {
+                Ok(()) => "the poller table is removed, so every poller will be owed `up ready`",
+                Err(_) => "the poller table could not be removed either",
+            };
+            return decided(
+                false,
+                format!("could not record this reply ({problem}); {forgot}"),
+            );
+        }
+        decided(
+            kind == Kind::Normal,
             format!(
-                "state directory unusable ({err}); sending `up ready` always, availability first"
+                "poller table unusable ({problem}); sending `up ready` always, availability first"
             ),
         )
     };
-    if !normal {
-        return match state.mark_non_normal(scope, now_ms) {
-            Ok(()) => decision(
-                false,
-                "non-normal reply recorded; the window opens when it ends".into(),
-            ),
-            Err(err) => {
-                // An older stamp left in place would close the window too early and strand
-                // the server in DRAIN: without it the next probe finds the directory unusable.
-                let forgot = match state.forget_non_normal(scope) {
-                    Ok(()) => "the old stamp is removed",
-                    Err(_) => "the old stamp could not be removed either",
-                };
-                decision(
-                    false,
-                    format!(
-                        "could not record this non-normal reply ({err}); {forgot}, so later replies carry `up ready` until it can be recorded"
-                    ),
-                )
-            }
-        };
-    }
-    match policy {
-        Recovery::Always => return decision(true, "recovery = always".into()),
-        Recovery::Never => return decision(false, "recovery = never".into()),
-        Recovery::Window => {}
-    }
-    let window_ms = seconds * 1000;
-    match state.last_non_normal(scope) {
-        Err(err) => unusable(&err),
-        Ok(None) if first_run_opens => match state.mark_non_normal(scope, now_ms) {
-            Ok(()) => decision(
-                true,
-                format!("first run (no state yet): window of {seconds} s opened"),
-            ),
-            Err(err) => unusable(&err),
-        },
-        Ok(None) => decision(false, "no non-normal reply recorded yet".into()),
-        // The clock went back past the stamp: restart the window from now, once, so it
-        // neither stays open for good (undoing operators' drains every poll) nor closes early.
-        Ok(Some(last)) if last > now_ms => match state.mark_non_normal(scope, now_ms) {
-            Ok(()) => decision(
-                true,
-                format!(
-                    "last non-normal reply was {:.1} s in the future (clock stepped back); window of {seconds} s restarted now",
-                    (last - now_ms) as f64 / 1000.0
+    match state.poll(poller, kind, rule, now_ms, line) {
+        Ok(Polled::Recorded {
+            recover,
+            why,
+            line,
+            afresh,
+        }) => {
+            let why = match afresh {
+                Some(problem) => format!(
+                    "{why} (the poller table was unreadable, {problem}: started afresh, every poller owed)"
                 ),
-            ),
-            Err(err) => unusable(&err),
-        },
-        Ok(Some(last)) => {
-            let ago = (now_ms - last) as f64 / 1000.0;
-            if now_ms - last < window_ms {
-                decision(
-                    true,
-                    format!("in window: last non-normal reply {ago:.1} s ago, window {seconds} s"),
-                )
-            } else if !state.writable() {
-                // The stamp may be old only because later ones could not be written.
-                unusable(&"cannot write to it, so its last non-normal stamp may be stale")
-            } else {
-                decision(
-                    false,
-                    format!(
-                        "window closed: last non-normal reply {ago:.1} s ago, window {seconds} s"
-                    ),
-                )
-            }
+                None => why,
+            };
+            (RecoveryDecision { recover, why }, line)
         }
+        Ok(Polled::Busy) => failed(format!(
+            "its lock was held for more than {} ms",
+            LOCK_WAIT.as_millis()
+        )),
+        Err(err) => failed(err.to_string()),
     }
 }
 
@@ -413,74 +439,6 @@ mod tests {
         fs::write(state.path().join(MODE_FILE), "{\"mode\":").unwrap();
         let err = state.runtime_mode().unwrap_err();
         assert!(err.message.contains("not a mode file"), "{err}");
-        fs::remove_dir_all(state.path()).unwrap();
-    }
-
-    #[test]
-    fn window_follows_a_non_normal_reply() {
-        let state = temp_state("window");
-        let d = recovery(Recovery::Window, 10, false, &state, None, 1_000, true);
-        assert!(!d.recover);
-        assert_eq!(state.last_non_normal(None).unwrap(), Some(1_000));
-        assert!(recovery(Recovery::Window, 10, true, &state, None, 10_999, true).recover);
-        assert!(!recovery(Recovery::Window, 10, true, &state, None, 11_000, true).recover);
-        // A clock that went back recovers, and the window restarts from then.
-        assert!(recovery(Recovery::Window, 10, true, &state, None, 500, true).recover);
-        assert_eq!(state.last_non_normal(None).unwrap(), Some(500));
-        assert!(!recovery(Recovery::Window, 10, true, &state, None, 10_500, true).recover);
-        fs::remove_dir_all(state.path()).unwrap();
-    }
-
-    #[test]
-    fn first_run_opens_a_window_only_for_probes_from_haproxy() {
-        let state = temp_state("first");
-        let by_hand = recovery(Recovery::Window, 10, true, &state, None, 1_000, false);
-        assert!(!by_hand.recover);
-        assert_eq!(state.last_non_normal(None).unwrap(), None);
-        let probe = recovery(Recovery::Window, 10, true, &state, None, 1_000, true);
-        assert!(probe.recover, "{probe:?}");
-        assert!(recovery(Recovery::Window, 10, true, &state, None, 5_000, true).recover);
-        assert!(!recovery(Recovery::Window, 10, true, &state, None, 12_000, true).recover);
-        fs::remove_dir_all(state.path()).unwrap();
-    }
-
-    #[test]
-    fn profiles_keep_their_own_window() {
-        let state = temp_state("scopes");
-        recovery(
-            Recovery::Window,
-            10,
-            false,
-            &state,
-            Some("rdp"),
-            1_000,
-            true,
-        );
-        assert!(
-            recovery(
-                Recovery::Window,
-                10,
-                true,
-                &state,
-                Some("rdp"),
-                2_000,
-                false
-            )
-            .recover
-        );
-        assert!(
-            !recovery(
-                Recovery::Window,
-                10,
-                true,
-                &state,
-                Some("web"),
-                2_000,
-                false
-            )
-            .recover
-        );
-        assert!(!recovery(Recovery::Window, 10, true, &state, None, 2_000, false).recover);
         fs::remove_dir_all(state.path()).unwrap();
     }
 
@@ -539,13 +497,123 @@ mod tests {
         fs::remove_dir_all(state.path()).unwrap();
     }
 
+    const RULE: Rule = Rule {
+        policy: RecoveryPolicy::Window,
+        replies: 3,
+        seconds: 10,
+    };
+
+    fn line(recover: bool) -> String {
+        match recover {
+            true => "up ready 70%\n".into(),
+            false => "70%\n".into(),
+        }
+    }
+
+    fn poll(state: &StateDir, poller: &Poller, kind: Kind, at: u64) -> RecoveryDecision {
+        recovery(RULE, kind, state, Some(poller), at, &line).0
+    }
+
     #[test]
-    fn always_and_never() {
-        let state = temp_state("policy");
-        assert!(recovery(Recovery::Always, 10, true, &state, None, 1, true).recover);
-        assert!(!recovery(Recovery::Never, 10, true, &state, None, 1, true).recover);
-        assert!(!recovery(Recovery::Always, 10, false, &state, None, 1, true).recover);
-        let _ = fs::remove_dir_all(state.path());
+    fn the_table_on_disk_carries_what_each_poller_is_owed() {
+        let state = temp_state("table");
+        let a = Poller::new(Some("127.0.0.1".parse().unwrap()), None);
+        let b = Poller::new(Some("127.0.0.2".parse().unwrap()), Some("web"));
+        assert!(poll(&state, &a, Kind::Normal, 1_000).recover, "new poller");
+        assert!(
+            poll(&state, &b, Kind::NonNormal, 1_000)
+                .why
+                .contains("owed")
+        );
+        let table = state.pollers().unwrap().unwrap();
+        assert_eq!(table.entries.len(), 2);
+        assert_eq!(table.find(&a).unwrap().last_reply, "up ready 70%");
+        assert_eq!(table.find(&b).unwrap().last_reply, "70%");
+        // A mode change owes everyone again, a poller owed nothing included.
+        for at in [2_000, 3_000, 20_000] {
+            poll(&state, &a, Kind::Normal, at);
+        }
+        assert!(!poll(&state, &a, Kind::Normal, 21_000).recover);
+        state.owe_all(22_000).unwrap();
+        assert!(poll(&state, &a, Kind::Normal, 23_000).recover);
+        // By hand: nothing owed, nothing recorded.
+        let (by_hand, sent) = recovery(RULE, Kind::Normal, &state, None, 24_000, &line);
+        assert!(
+            !by_hand.recover && by_hand.why.contains("by hand"),
+            "{by_hand:?}"
+        );
+        assert_eq!(sent, "70%\n");
+        assert_eq!(state.pollers().unwrap().unwrap().entries.len(), 2);
+        let leftovers = fs::read_dir(state.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "only the table");
+        fs::remove_dir_all(state.path()).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_table_starts_afresh_with_every_poller_owed() {
+        let state = temp_state("damaged");
+        let a = Poller::new(Some("10.0.0.1".parse().unwrap()), None);
+        for at in [1, 2, 3, 20_000, 20_001] {
+            poll(&state, &a, Kind::Normal, at);
+        }
+        assert!(!poll(&state, &a, Kind::Normal, 20_002).recover);
+        let file = state.path().join(POLLERS_FILE);
+        let bytes = fs::read(&file).unwrap();
+        fs::write(&file, &bytes[..bytes.len() - 2]).unwrap();
+        assert!(state.pollers().unwrap_err().message.contains("afresh"));
+        let d = poll(&state, &a, Kind::Normal, 20_003);
+        assert!(d.recover && d.why.contains("started afresh"), "{d:?}");
+        fs::remove_dir_all(state.path()).unwrap();
+    }
+
+    #[test]
+    fn a_held_lock_or_a_planted_file_means_up_ready_not_a_hang() {
+        let state = temp_state("held");
+        let a = Poller::new(None, None);
+        poll(&state, &a, Kind::Normal, 1);
+        let holder = fs::File::open(state.path().join(POLLERS_FILE)).unwrap();
+        holder.lock().unwrap();
+        let start = std::time::Instant::now();
+        let d = poll(&state, &a, Kind::Normal, 100_000);
+        assert!(d.recover && d.why.contains("lock"), "{d:?}");
+        assert!(start.elapsed() < LOCK_WAIT * 4);
+        // A drain that cannot be recorded removes the table: everyone is new, so owed.
+        let d = poll(&state, &a, Kind::NonNormal, 100_001);
+        assert!(d.why.contains("removed"), "{d:?}");
+        drop(holder);
+        assert!(state.pollers().unwrap().is_none());
+        // A link planted at the table is never followed.
+        let target = state.path().join("target");
+        fs::write(&target, "keep").unwrap();
+        std::os::unix::fs::symlink(&target, state.path().join(POLLERS_FILE)).unwrap();
+        let d = poll(&state, &a, Kind::Normal, 100_002);
+        assert!(d.recover && d.why.contains("symbolic link"), "{d:?}");
+        assert_eq!(fs::read(&target).unwrap(), b"keep");
+        fs::remove_dir_all(state.path()).unwrap();
+    }
+
+    #[test]
+    fn concurrent_polls_lose_no_update() {
+        let state = temp_state("concurrent");
+        let state = &state;
+        std::thread::scope(|scope| {
+            for t in 0..8u8 {
+                scope.spawn(move || {
+                    let p = Poller::new(Some(std::net::IpAddr::from([127, 0, 0, t + 1])), None);
+                    for i in 0..50 {
+                        let d = poll(state, &p, Kind::Normal, 1_000 + i);
+                        assert!(!d.why.contains("unusable"), "{d:?}");
+                    }
+                });
+            }
+        });
+        let table = state.pollers().unwrap().unwrap();
+        assert_eq!(table.entries.len(), 8);
+        // Each was sent `up ready` on all 50 (the 10 s are not over): none lost a count.
+        for entry in &table.entries {
+            assert_eq!(entry.owed.unwrap().sent, 50, "{entry:?}");
+        }
+        fs::remove_dir_all(state.path()).unwrap();
     }
 
     #[test]
@@ -553,10 +621,11 @@ mod tests {
         let file = std::env::temp_dir().join(format!("lbf-state-file-{}", std::process::id()));
         fs::write(&file, "not a dir").unwrap();
         let state = StateDir::new(&file.join("sub"));
-        let d = recovery(Recovery::Window, 10, true, &state, None, 1, true);
+        let a = Poller::new(None, None);
+        let d = poll(&state, &a, Kind::Normal, 1);
         assert!(d.recover);
         assert!(d.why.contains("unusable"), "{}", d.why);
-        let d = recovery(Recovery::Window, 10, false, &state, None, 1, true);
+        let d = poll(&state, &a, Kind::NonNormal, 1);
         assert!(d.why.contains("could not record"), "{}", d.why);
         fs::remove_file(&file).unwrap();
     }

@@ -118,9 +118,25 @@ pub fn e2e_required() -> bool {
 
 /// Starts `command` on the server end of a fresh loopback connection as its stdin, stdout
 /// and stderr (the way xinetd hands it over); returns the client end.
-pub fn serve(mut command: Command) -> (TcpStream, Child) {
+pub fn serve(command: Command) -> (TcpStream, Child) {
+    serve_from(command, [127, 0, 0, 1])
+}
+
+/// A client socket bound to `source` (a loopback address: 127.0.0.2 plays a second load
+/// balancer), connected to `to`.
+pub fn connect_from(source: [u8; 4], to: std::net::SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let from = std::net::SocketAddr::from((source, 0));
+    socket.bind(&from.into()).unwrap();
+    socket.connect(&to.into()).unwrap();
+    socket.into()
+}
+
+/// [`serve`], the connection coming from `source`.
+pub fn serve_from(mut command: Command, source: [u8; 4]) -> (TcpStream, Child) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let client = connect_from(source, listener.local_addr().unwrap());
     let (server, _) = listener.accept().unwrap();
     let fd: OwnedFd = server.into();
     let child = command

@@ -1,0 +1,583 @@
+//! The poller table: every load balancer that asks about this server (its address and the
+//! `agent-send` profile it chose), what it was last told, and whether it is still owed
+//! HAProxy's recovery words. Pure logic and the file format; `StateDir` does the locked I/O.
+//!
+//! The rule: a poller sent drain, maint or stopped, or never seen before, is owed `up ready`
+//! on its normal replies until it has been sent them `replies` times and `seconds` have
+//! passed since it was owed. Then bare `N%`, so drains an operator makes in HAProxy stay.
+
+use std::fmt::Write;
+
+use super::fnv1a;
+use crate::config::Recovery;
+
+/// At most this many pollers are kept; the least recently seen goes first.
+pub const MAX_POLLERS: usize = 4096;
+/// A poller not seen for this long is forgotten (it is new, so owed, if it comes back).
+pub const FORGET_AFTER_MS: u64 = 86_400_000;
+/// The most of a reply line kept for `status`.
+const MAX_REPLY: usize = 128;
+/// The table file's size limit: 4096 entries of at most ~300 bytes, with room to spare.
+pub const MAX_TABLE_BYTES: u64 = 2 << 20;
+const HEADER: &str = "lb-feedback pollers 1";
+/// How the base config (no `agent-send` profile) is written in the profile column; `*` is not
+/// a character profile names may use.
+const BASE: &str = "*";
+
+/// One load balancer asking about one backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Poller {
+    /// The peer's address, canonical (`::ffff:10.0.0.1` is `10.0.0.1`), or `unknown`.
+    pub peer: String,
+    /// The `agent-send` profile, `None` for the base config.
+    pub profile: Option<String>,
+}
+
+impl Poller {
+    pub fn new(peer: Option<std::net::IpAddr>, profile: Option<&str>) -> Poller {
+        Poller {
+            peer: peer.map_or_else(|| "unknown".into(), |ip| ip.to_canonical().to_string()),
+            profile: profile.map(str::to_string),
+        }
+    }
+}
+
+/// Recovery words still owed to a poller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owed {
+    /// When it became owed: its last non-normal reply, its first poll, or a mode change.
+    pub since_ms: u64,
+    /// Normal replies with `up ready` sent since.
+    pub sent: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub poller: Poller,
+    pub last_seen_ms: u64,
+    pub last_reply: String,
+    pub owed: Option<Owed>,
+}
+
+/// How much recovery a poller is owed: both bounds must be met. `policy` `always` and
+/// `never` override what normal replies carry; what is owed is kept all the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub policy: Recovery,
+    pub replies: u32,
+    pub seconds: u64,
+}
+
+/// What a reply is, for the rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A percent: carries `up ready` when owed.
+    Normal,
+    /// drain, maint or stopped: HAProxy will need `ready`/`up` afterwards.
+    NonNormal,
+    /// `error:WHAT`: HAProxy logs it and changes nothing, so neither does the table.
+    Error,
+}
+
+/// The rule applied to one poll. `owed` is the poller's state before (`None` inside
+/// `Some(..)` for a known poller owed nothing; the outer `None` for a new poller); returns
+/// whether this reply carries `up ready`, the state after, and why, for `--explain`.
+pub fn settle(
+    before: Option<Option<Owed>>,
+    kind: Kind,
+    rule: Rule,
+    now_ms: u64,
+) -> (bool, Option<Owed>, String) {
+    let owed_before = before.unwrap_or(None);
+    match (rule.policy, kind) {
+        (Recovery::Always, Kind::Normal) => {
+            let (_, owed, _) = owed_rule(before, kind, rule, now_ms);
+            (true, owed, "recovery = always".into())
+        }
+        (Recovery::Never, Kind::Normal) => (false, owed_before, "recovery = never".into()),
+        _ => owed_rule(before, kind, rule, now_ms),
+    }
+}
+
+/// The rule of `recovery = window`, the default.
+fn owed_rule(
+    before: Option<Option<Owed>>,
+    kind: Kind,
+    rule: Rule,
+    now_ms: u64,
+) -> (bool, Option<Owed>, String) {
+    let fresh = Owed {
+        since_ms: now_ms,
+        sent: 0,
+    };
+    let how = match before {
+        None => "new poller",
+        Some(_) => "owed",
+    };
+    let owed = before.unwrap_or(Some(fresh));
+    match kind {
+        Kind::Error => (
+            false,
+            owed,
+            "error reply: what this poller is owed does not change".into(),
+        ),
+        Kind::NonNormal => (
+            false,
+            Some(fresh),
+            format!(
+                "non-normal reply: `up ready` owed to this poller on its next {} normal replies and for at least {} s",
+                rule.replies, rule.seconds
+            ),
+        ),
+        Kind::Normal => match owed {
+            None => (false, None, "this poller is owed no recovery words".into()),
+            Some(mut owed) => {
+                // A clock stepped back past the start would keep it owed for good.
+                owed.since_ms = owed.since_ms.min(now_ms);
+                let waited = now_ms - owed.since_ms;
+                if owed.sent >= rule.replies && waited >= rule.seconds * 1000 {
+                    let why = format!(
+                        "recovery done: `up ready` sent {} times over {:.1} s",
+                        owed.sent,
+                        waited as f64 / 1000.0
+                    );
+                    return (false, None, why);
+                }
+                owed.sent = owed.sent.saturating_add(1);
+                let why = format!(
+                    "{how}: `up ready` {} of {}, {:.1} s of at least {} s since owed",
+                    owed.sent,
+                    rule.replies,
+                    waited as f64 / 1000.0,
+                    rule.seconds
+                );
+                (true, Some(owed), why)
+            }
+        },
+    }
+}
+
+/// The table, in the order entries were first seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Table {
+    pub entries: Vec<Entry>,
+}
+
+impl Table {
+    /// A table read from its file. Anything that is not a whole table written by lb-feedback
+    /// (cut short by a crash, edited, planted) is an error: the caller starts afresh, which
+    /// makes every poller new and so owed, the safe direction.
+    pub fn parse(bytes: &[u8]) -> Result<Table, String> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
+        let (header, body) = text.split_once('\n').ok_or("no header line")?;
+        let check = header
+            .strip_prefix(HEADER)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+            .ok_or("not a poller table written by lb-feedback")?;
+        if check != fnv1a(body.as_bytes()) {
+            return Err("checksum mismatch (cut short or edited)".into());
+        }
+        let entries = body
+            .lines()
+            .enumerate()
+            .map(|(i, line)| parse_entry(line).ok_or(format!("line {} is malformed", i + 2)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if entries.len() > MAX_POLLERS {
+            return Err(format!("more than {MAX_POLLERS} pollers"));
+        }
+        Ok(Table { entries })
+    }
+
+    pub fn render(&self) -> Vec<u8> {
+        let mut body = String::with_capacity(self.entries.len() * 80);
+        for entry in &self.entries {
+            let _ = write!(
+                body,
+                "{} {} {} ",
+                entry.poller.peer,
+                entry.poller.profile.as_deref().unwrap_or(BASE),
+                entry.last_seen_ms
+            );
+            match entry.owed {
+                Some(owed) => _ = write!(body, "{} {} ", owed.since_ms, owed.sent),
+                None => body.push_str("- 0 "),
+            }
+            body.push_str(&entry.last_reply);
+            body.push('\n');
+        }
+        format!("{HEADER} {:016x}\n{body}", fnv1a(body.as_bytes())).into_bytes()
+    }
+
+    pub fn find(&self, poller: &Poller) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.poller == *poller)
+    }
+
+    /// Applies the rule to one poll and records it; returns whether the reply carries
+    /// `up ready` and why. `line(recover)` gives the reply line that will be sent.
+    pub fn poll(
+        &mut self,
+        poller: &Poller,
+        kind: Kind,
+        rule: Rule,
+        now_ms: u64,
+        line: &dyn Fn(bool) -> String,
+    ) -> (bool, String, String) {
+        self.forget_old(now_ms);
+        let index = self.entries.iter().position(|e| e.poller == *poller);
+        let before = index.map(|i| self.entries[i].owed);
+        let (recover, owed, why) = settle(before, kind, rule, now_ms);
+        let sent = line(recover);
+        let entry = Entry {
+            poller: poller.clone(),
+            last_seen_ms: now_ms,
+            last_reply: reply_text(&sent),
+            owed,
+        };
+        match index {
+            Some(i) => self.entries[i] = entry,
+            None => {
+                if self.entries.len() >= MAX_POLLERS {
+                    self.evict_least_recent();
+                }
+                self.entries.push(entry);
+            }
+        }
+        (recover, why, sent)
+    }
+
+    /// Every known poller owes recovery from now: after `lb-feedback mode`, whatever it was
+    /// told before.
+    pub fn owe_all(&mut self, now_ms: u64) {
+        for entry in &mut self.entries {
+            entry.owed = Some(Owed {
+                since_ms: now_ms,
+                sent: 0,
+            });
+        }
+    }
+
+    fn forget_old(&mut self, now_ms: u64) {
+        self.entries
+            .retain(|e| now_ms.saturating_sub(e.last_seen_ms) < FORGET_AFTER_MS);
+    }
+
+    fn evict_least_recent(&mut self) {
+        let oldest = self
+            .entries
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, e)| e.last_seen_ms)
+            .map(|(i, _)| i);
+        if let Some(i) = oldest {
+            self.entries.remove(i);
+        }
+    }
+}
+
+/// The reply as `status` shows it: one line, printable, bounded.
+fn reply_text(line: &str) -> String {
+    line.trim_end()
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
+        .take(MAX_REPLY)
+        .collect()
+}
+
+fn parse_entry(line: &str) -> Option<Entry> {
+    let mut fields = line.splitn(6, ' ');
+    let peer = fields.next()?;
+    if peer != "unknown" && peer.parse::<std::net::IpAddr>().is_err() {
+        return None;
+    }
+    let profile = match fields.next()? {
+        BASE => None,
+        name if crate::config::ProfileName::valid(name) => Some(name.to_string()),
+        _ => return None,
+    };
+    let last_seen_ms = fields.next()?.parse().ok()?;
+    let since = fields.next()?;
+    let sent: u32 = fields.next()?.parse().ok()?;
+    let owed = match since {
+        "-" => None,
+        since => Some(Owed {
+            since_ms: since.parse().ok()?,
+            sent,
+        }),
+    };
+    let last_reply = fields.next()?;
+    if last_reply.len() > MAX_REPLY || !last_reply.chars().all(|c| c == ' ' || c.is_ascii_graphic())
+    {
+        return None;
+    }
+    Some(Entry {
+        poller: Poller {
+            peer: peer.to_string(),
+            profile,
+        },
+        last_seen_ms,
+        last_reply: last_reply.to_string(),
+        owed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULE: Rule = Rule {
+        policy: Recovery::Window,
+        replies: 3,
+        seconds: 10,
+    };
+
+    fn poller(peer: &str, profile: Option<&str>) -> Poller {
+        Poller::new(Some(peer.parse().unwrap()), profile)
+    }
+
+    fn line(recover: bool) -> String {
+        match recover {
+            true => "up ready 80%\n".into(),
+            false => "80%\n".into(),
+        }
+    }
+
+    /// Polls `p` at each time with the reply kind, returning which replies carried `up ready`.
+    fn polls(table: &mut Table, p: &Poller, times: &[(u64, Kind)]) -> Vec<bool> {
+        times
+            .iter()
+            .map(|(at, kind)| table.poll(p, *kind, RULE, *at, &line).0)
+            .collect()
+    }
+
+    #[test]
+    fn a_new_poller_is_owed_until_count_and_time_are_both_met() {
+        let mut table = Table::default();
+        let a = poller("10.0.0.1", None);
+        let n = Kind::Normal;
+        // Three replies within 2 s: the count is met, the time is not, so it goes on.
+        let got = polls(
+            &mut table,
+            &a,
+            &[
+                (0, n),
+                (1_000, n),
+                (2_000, n),
+                (9_999, n),
+                (10_000, n),
+                (11_000, n),
+            ],
+        );
+        assert_eq!(got, [true, true, true, true, false, false]);
+        // Polled rarely: 10 s pass at once, but three replies are still owed.
+        let b = poller("10.0.0.2", None);
+        let got = polls(
+            &mut table,
+            &b,
+            &[(0, n), (30_000, n), (60_000, n), (90_000, n)],
+        );
+        assert_eq!(got, [true, true, true, false]);
+    }
+
+    #[test]
+    fn every_non_normal_kind_makes_it_owed_again_from_that_reply() {
+        let mut table = Table::default();
+        let a = poller("10.0.0.1", Some("web"));
+        let (n, d) = (Kind::Normal, Kind::NonNormal);
+        polls(&mut table, &a, &[(0, n), (1, n), (2, n), (20_000, n)]);
+        assert_eq!(table.find(&a).unwrap().owed, None);
+        // drain, maint and stopped are all NonNormal: the window counts from the last one.
+        let got = polls(
+            &mut table,
+            &a,
+            &[
+                (30_000, d),
+                (35_000, d),
+                (36_000, n),
+                (37_000, n),
+                (38_000, n),
+                (44_999, n),
+                (45_000, n),
+            ],
+        );
+        assert_eq!(got, [false, false, true, true, true, true, false]);
+        assert_eq!(table.find(&a).unwrap().last_reply, "80%");
+    }
+
+    #[test]
+    fn an_absent_poller_stays_owed_however_long_it_was_away() {
+        let mut table = Table::default();
+        let a = poller("10.0.0.1", None);
+        polls(&mut table, &a, &[(0, Kind::NonNormal)]);
+        // Back after an hour (its agent was disabled): still owed, all three replies.
+        let hour = 3_600_000;
+        let got = polls(
+            &mut table,
+            &a,
+            &[
+                (hour, Kind::Normal),
+                (hour + 1, Kind::Normal),
+                (hour + 2, Kind::Normal),
+                (hour + 3, Kind::Normal),
+            ],
+        );
+        assert_eq!(got, [true, true, true, false]);
+    }
+
+    #[test]
+    fn pollers_are_told_apart_by_address_and_profile() {
+        let mut table = Table::default();
+        let a = poller("10.0.0.1", None);
+        let a_web = poller("10.0.0.1", Some("web"));
+        let b = poller("::ffff:10.0.0.2", None);
+        assert_eq!(b.peer, "10.0.0.2");
+        for p in [&a, &a_web, &b] {
+            polls(
+                &mut table,
+                p,
+                &[
+                    (0, Kind::Normal),
+                    (1, Kind::Normal),
+                    (2, Kind::Normal),
+                    (20_000, Kind::Normal),
+                ],
+            );
+        }
+        polls(&mut table, &a, &[(30_000, Kind::NonNormal)]);
+        assert!(table.poll(&a, Kind::Normal, RULE, 31_000, &line).0);
+        assert!(!table.poll(&a_web, Kind::Normal, RULE, 31_000, &line).0);
+        assert!(!table.poll(&b, Kind::Normal, RULE, 31_000, &line).0);
+        assert_eq!(table.entries.len(), 3);
+    }
+
+    #[test]
+    fn errors_change_nothing_and_a_mode_change_owes_everyone() {
+        let mut table = Table::default();
+        let a = poller("10.0.0.1", None);
+        // A first poll answered with an error leaves it new: owed from then, nothing sent.
+        polls(&mut table, &a, &[(0, Kind::Error)]);
+        assert_eq!(
+            table.find(&a).unwrap().owed,
+            Some(Owed {
+                since_ms: 0,
+                sent: 0
+            })
+        );
+        polls(&mut table, &a, &[(0, Kind::NonNormal), (1, Kind::Error)]);
+        assert_eq!(table.find(&a).unwrap().owed.unwrap().since_ms, 0);
+        assert_eq!(table.find(&a).unwrap().last_reply, "80%");
+        polls(
+            &mut table,
+            &a,
+            &[
+                (1, Kind::Normal),
+                (2, Kind::Normal),
+                (3, Kind::Normal),
+                (20_000, Kind::Normal),
+            ],
+        );
+        assert_eq!(table.find(&a).unwrap().owed, None);
+        table.owe_all(50_000);
+        assert_eq!(
+            table.find(&a).unwrap().owed,
+            Some(Owed {
+                since_ms: 50_000,
+                sent: 0
+            })
+        );
+    }
+
+    #[test]
+    fn a_clock_stepped_back_restarts_the_time_bound_from_now() {
+        let mut table = Table::default();
+        let a = poller("10.0.0.1", None);
+        polls(&mut table, &a, &[(100_000, Kind::NonNormal)]);
+        let got = polls(
+            &mut table,
+            &a,
+            &[
+                (1_000, Kind::Normal),
+                (2_000, Kind::Normal),
+                (3_000, Kind::Normal),
+                (10_999, Kind::Normal),
+                (11_000, Kind::Normal),
+            ],
+        );
+        assert_eq!(got, [true, true, true, true, false]);
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_forgets_pollers_after_a_day() {
+        let mut table = Table::default();
+        for i in 0..MAX_POLLERS as u64 {
+            let p = poller(&format!("10.0.{}.{}", i / 256, i % 256), None);
+            table.poll(&p, Kind::Normal, RULE, 1_000 + i, &line);
+        }
+        assert_eq!(table.entries.len(), MAX_POLLERS);
+        // One more evicts the least recently seen (10.0.0.0), not any other.
+        table.poll(
+            &poller("10.99.0.1", None),
+            Kind::Normal,
+            RULE,
+            10_000,
+            &line,
+        );
+        assert_eq!(table.entries.len(), MAX_POLLERS);
+        assert!(table.find(&poller("10.0.0.0", None)).is_none());
+        assert!(table.find(&poller("10.0.0.1", None)).is_some());
+        // A day later only the one polling now is left; the others are new if they return.
+        let later = 10_000 + FORGET_AFTER_MS;
+        table.poll(&poller("10.99.0.2", None), Kind::Normal, RULE, later, &line);
+        assert_eq!(table.entries.len(), 1);
+    }
+
+    #[test]
+    fn the_file_round_trips_and_anything_else_is_refused() {
+        let mut table = Table::default();
+        table.poll(&poller("10.0.0.1", None), Kind::Normal, RULE, 5, &line);
+        table.poll(
+            &poller("fe80::1", Some("web")),
+            Kind::NonNormal,
+            RULE,
+            6,
+            &|_| "drain maxconn:5 #tcp:3389:96>=95\n".into(),
+        );
+        let bytes = table.render();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.contains("\n10.0.0.1 * 5 5 1 up ready 80%\n"), "{text}");
+        assert!(
+            text.contains("\nfe80::1 web 6 6 0 drain maxconn:5 #tcp:3389:96>=95\n"),
+            "{text}"
+        );
+        assert_eq!(Table::parse(&bytes).unwrap(), table);
+        assert_eq!(
+            Table::parse(&Table::default().render()).unwrap(),
+            Table::default()
+        );
+        // Cut short, one digit changed, garbage, someone else's format.
+        assert!(Table::parse(&bytes[..bytes.len() - 3]).is_err());
+        let edited = text.replace(" 5 5 1 ", " 5 5 0 ");
+        assert!(
+            Table::parse(edited.as_bytes())
+                .unwrap_err()
+                .contains("checksum")
+        );
+        assert!(Table::parse(b"\xff\xfe").is_err());
+        assert!(Table::parse(b"hello\n").is_err());
+        // A line that checks out but is malformed (a forged checksum) is refused too.
+        let body = "10.0.0.1 a/b 1 - 0 80%\n";
+        let forged = format!("{HEADER} {:016x}\n{body}", fnv1a(body.as_bytes()));
+        assert!(
+            Table::parse(forged.as_bytes())
+                .unwrap_err()
+                .contains("line 2")
+        );
+    }
+
+    #[test]
+    fn reply_text_is_one_printable_bounded_line() {
+        assert_eq!(reply_text("up ready 80%\n"), "up ready 80%");
+        assert_eq!(reply_text("a\tb\n"), "a b");
+        assert_eq!(reply_text(&"x".repeat(500)).len(), MAX_REPLY);
+    }
+}

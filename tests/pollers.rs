@@ -1,0 +1,270 @@
+//! Recovery per load balancer over real loopback sockets: two load balancers (source addresses
+//! 127.0.0.1 and 127.0.0.2) polling at different intervals, through the inetd path (the
+//! one-shot binary with the connection as stdio, as xinetd runs it) and through
+//! lb-feedback-service; profiles with a timed drain longer than `recovery_seconds`; an unknown
+//! profile in drain mode; many probes updating the poller table at once; `lb-feedback status`.
+#![cfg(unix)]
+
+mod common;
+#[path = "common/e2e.rs"]
+mod e2e;
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{TempDir, agent, connect_from, reply, serve_from, stdout};
+
+const A: [u8; 4] = [127, 0, 0, 1];
+const B: [u8; 4] = [127, 0, 0, 2];
+/// Every reply is `100%` (or `up ready 100%`): no monitor counts, so nothing is sampled.
+const CONFIG: &str = r#"{"cpu": {"importance": 0}, "ram": {"importance": 0},
+    "recovery_seconds": 1, "profiles": {"web": {}}}"#;
+const BOUND: Duration = Duration::from_secs(10);
+
+/// How the agent is reached.
+enum Via {
+    /// The one-shot binary per connection, as xinetd and systemd's `Accept=yes` run it.
+    Inetd,
+    Service(Child, SocketAddr),
+}
+
+impl Via {
+    fn service(dir: &TempDir) -> Via {
+        let port = e2e::free_port();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut child = common::prepared(env!("CARGO_BIN_EXE_lb-feedback-service"), dir)
+            .args(["run", "--verbose", "--listen", &addr.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Not a test connection: that would be a poller. The log says when it listens; the
+        // rest of the log is read and dropped so the service never blocks on it.
+        let (sender, listening) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+                let Ok(line) = line else { break };
+                if line.contains("listening on") {
+                    let _ = sender.send(());
+                }
+            }
+        });
+        listening
+            .recv_timeout(BOUND)
+            .expect("lb-feedback-service did not start listening");
+        Via::Service(child, addr)
+    }
+
+    /// One poll from `source`, sending `send` as HAProxy's agent-send does.
+    fn poll(&self, dir: &TempDir, source: [u8; 4], send: &[u8]) -> String {
+        match self {
+            Via::Inetd => {
+                let (mut client, mut child) = serve_from(agent(dir), source);
+                client.write_all(send).unwrap();
+                reply(&mut client, &mut child)
+            }
+            Via::Service(_, addr) => {
+                let mut stream = connect_from(source, *addr);
+                stream.set_read_timeout(Some(BOUND)).unwrap();
+                stream.write_all(send).unwrap();
+                let mut text = String::new();
+                stream.read_to_string(&mut text).unwrap();
+                text
+            }
+        }
+    }
+}
+
+impl Drop for Via {
+    fn drop(&mut self) {
+        if let Via::Service(child, _) = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn mode(dir: &TempDir, args: &[&str]) {
+    let output = agent(dir).arg("mode").args(args).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+}
+
+/// Polls every `every` until a reply without `up ready`; returns how many carried it.
+fn polls_until_bare(
+    via: &Via,
+    dir: &TempDir,
+    source: [u8; 4],
+    send: &[u8],
+    every: Duration,
+) -> usize {
+    let until = Instant::now() + BOUND;
+    let mut owed = 0;
+    loop {
+        let line = via.poll(dir, source, send);
+        match line.strip_prefix("up ready ") {
+            Some(rest) => {
+                assert_eq!(rest, "100%\n");
+                owed += 1;
+            }
+            None => {
+                assert_eq!(line, "100%\n");
+                return owed;
+            }
+        }
+        assert!(
+            Instant::now() < until,
+            "still `up ready` after {owed} polls"
+        );
+        std::thread::sleep(every);
+    }
+}
+
+/// The scenario that stranded servers: A (base config) polls often, B (profile `web`) rarely
+/// and is away when the timed drain ends; both must get their `up ready` replies.
+fn two_load_balancers_both_recover(via: &Via, dir: &TempDir) {
+    let fast = Duration::from_millis(250);
+    // New pollers are owed: three replies and a second, each.
+    assert!(polls_until_bare(via, dir, A, b"", fast) >= 3);
+    assert!(polls_until_bare(via, dir, B, b"web\n", fast) >= 3);
+
+    // A drain longer than recovery_seconds, ending by itself.
+    let set = Instant::now();
+    mode(dir, &["drain", "--for", "2s"]);
+    assert_eq!(via.poll(dir, B, b"web\n"), "drain #mode\n");
+    while set.elapsed() < Duration::from_millis(1500) {
+        assert_eq!(via.poll(dir, A, b""), "drain #mode\n");
+        std::thread::sleep(fast);
+    }
+    std::thread::sleep(Duration::from_millis(2200).saturating_sub(set.elapsed()));
+    let owed = polls_until_bare(via, dir, A, b"", fast);
+    assert!(owed >= 3, "A got {owed} `up ready`");
+    // B comes back long after A is done (and after any window of recovery_seconds would
+    // have closed): still owed, all of it.
+    std::thread::sleep(Duration::from_millis(1500));
+    let owed = polls_until_bare(via, dir, B, b"web\n", fast);
+    assert!(owed >= 3, "B got {owed} `up ready`");
+
+    let status = stdout(&agent(dir).arg("status").output().unwrap());
+    let lines: Vec<&str> = status.lines().collect();
+    assert!(lines.contains(&"pollers   2"), "{status}");
+    let a = lines
+        .iter()
+        .find(|l| l.starts_with("  127.0.0.1 "))
+        .unwrap();
+    let b = lines
+        .iter()
+        .find(|l| l.starts_with("  127.0.0.2 "))
+        .unwrap();
+    let words = |line: &str| {
+        line.split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (words(a), words(b));
+    assert_eq!([&a[1], &a[4], &a[5]], ["(base)", "100%", "no"], "{status}");
+    assert_eq!([&b[1], &b[4], &b[5]], ["web", "100%", "no"], "{status}");
+}
+
+#[test]
+fn two_load_balancers_through_the_inetd_path() {
+    let dir = TempDir::new("pollers-inetd");
+    dir.file("config.json", CONFIG);
+    two_load_balancers_both_recover(&Via::Inetd, &dir);
+}
+
+#[test]
+fn two_load_balancers_through_the_service() {
+    let dir = TempDir::new("pollers-service");
+    dir.file("config.json", CONFIG);
+    let via = Via::service(&dir);
+    two_load_balancers_both_recover(&via, &dir);
+}
+
+/// An unknown profile is `error:profile` in every mode, so HAProxy never drains such a server
+/// (it would stay drained: an error reply changes nothing).
+fn unknown_profile_in_every_mode(via: &Via, dir: &TempDir) {
+    for (set, word) in [("drain", "drain"), ("maint", "maint"), ("stop", "stopped")] {
+        mode(dir, &[set]);
+        assert_eq!(via.poll(dir, A, b"nope\n"), "error:profile\n", "{set}");
+        assert_eq!(via.poll(dir, A, b"web\n"), format!("{word} #mode\n"));
+    }
+    mode(dir, &["normal"]);
+    assert_eq!(via.poll(dir, A, b"nope\n"), "error:profile\n");
+    assert_eq!(via.poll(dir, A, b"web\n"), "up ready 100%\n");
+    // Unknown profiles are no pollers: nobody could fill the table with names.
+    let status = stdout(&agent(dir).arg("status").output().unwrap());
+    assert!(
+        status.contains("pollers   1\n") && !status.contains("nope"),
+        "{status}"
+    );
+}
+
+#[test]
+fn an_unknown_profile_is_an_error_in_every_mode_through_the_inetd_path() {
+    let dir = TempDir::new("pollers-profile-inetd");
+    dir.file("config.json", CONFIG);
+    unknown_profile_in_every_mode(&Via::Inetd, &dir);
+}
+
+#[test]
+fn an_unknown_profile_is_an_error_in_every_mode_through_the_service() {
+    let dir = TempDir::new("pollers-profile-service");
+    dir.file("config.json", CONFIG);
+    let via = Via::service(&dir);
+    unknown_profile_in_every_mode(&via, &dir);
+}
+
+#[test]
+fn many_probes_at_once_lose_no_update_and_corrupt_nothing() {
+    const N: u8 = 40;
+    let dir = TempDir::new("pollers-concurrent");
+    dir.file("config.json", CONFIG);
+    for round in 1..=2 {
+        std::thread::scope(|scope| {
+            for i in 1..=N {
+                let dir = &dir;
+                scope.spawn(move || {
+                    let line = Via::Inetd.poll(dir, [127, 0, 1, i], b"");
+                    assert_eq!(line, "up ready 100%\n", "round {round}, 127.0.1.{i}");
+                });
+            }
+        });
+        // Each poller's count went up by one per round: none lost, none counted twice.
+        let table = std::fs::read_to_string(dir.path().join("state/pollers")).unwrap();
+        let counts: Vec<&str> = table
+            .lines()
+            .skip(1)
+            .map(|line| line.split(' ').nth(4).unwrap())
+            .collect();
+        assert_eq!(counts.len(), N as usize, "{table}");
+        assert!(counts.iter().all(|c| *c == round.to_string()), "{table}");
+    }
+    let status = agent(&dir).arg("status").output().unwrap();
+    assert!(status.status.success());
+    assert!(stdout(&status).contains(&format!("pollers   {N}\n")));
+}
+
+#[test]
+fn status_shows_the_mode_and_says_when_nobody_polled_yet() {
+    let dir = TempDir::new("pollers-status");
+    let text = stdout(&agent(&dir).arg("status").output().unwrap());
+    assert!(
+        text.starts_with("mode      normal (built-in default)\n"),
+        "{text}"
+    );
+    assert!(text.contains("pollers   none yet"), "{text}");
+    mode(&dir, &["maint", "--for", "1h"]);
+    let text = stdout(&agent(&dir).arg("status").output().unwrap());
+    assert!(
+        text.starts_with("mode      maint (runtime mode set with `lb-feedback mode`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("expires in 1h 0m") || text.contains("expires in 59m"),
+        "{text}"
+    );
+}
