@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use crate::config::{Config, Recovery};
 use crate::probe::{self, human_duration};
-use crate::state::pollers::{Entry, Table};
+use crate::state::pollers::Entry;
 use crate::state::{self, StateDir};
 
 /// The whole report, or why the state directory could not be read.
@@ -18,8 +18,8 @@ pub fn render(config: &Config, now_ms: u64) -> Result<String, String> {
     let _ = writeln!(out, "mode      {} ({from})", mode.name());
     let _ = writeln!(out, "recovery  {}", rule_words(config));
     match state.pollers() {
-        Ok(Some(table)) if !table.entries.is_empty() => out.push_str(&table_text(
-            &table,
+        Ok(Some(entries)) if !entries.is_empty() => out.push_str(&table_text(
+            &entries,
             config.recovery_replies.get(),
             config.recovery_seconds.get(),
             now_ms,
@@ -51,9 +51,8 @@ fn rule_words(config: &Config) -> String {
 }
 
 /// One line per poller, by address then profile.
-fn table_text(table: &Table, replies: u64, seconds: u64, now_ms: u64) -> String {
-    let mut entries: Vec<&Entry> = table
-        .entries
+fn table_text(entries: &[Entry], replies: u64, seconds: u64, now_ms: u64) -> String {
+    let mut entries: Vec<&Entry> = entries
         .iter()
         .filter(|e| now_ms.saturating_sub(e.last_seen_ms) < state::pollers::FORGET_AFTER_MS)
         .collect();
@@ -116,7 +115,7 @@ fn table_text(table: &Table, replies: u64, seconds: u64, now_ms: u64) -> String 
 mod tests {
     use super::*;
     use crate::config::Recovery;
-    use crate::state::pollers::{Kind, Poller, Rule};
+    use crate::state::pollers::{Kind, Poller, Rule, Table};
 
     #[test]
     fn one_line_per_poller_sorted_with_what_it_is_owed() {
@@ -128,14 +127,18 @@ mod tests {
         let mut table = Table::default();
         let b = Poller::new(Some("127.0.0.2".parse().unwrap()), Some("web"));
         let a = Poller::new(Some("127.0.0.1".parse().unwrap()), None);
-        table.poll(&b, Kind::Normal, rule, 1_000, &|_| "up ready 90%\n".into());
+        table
+            .poll(&b, Kind::Normal, rule, 1_000, &|_| "up ready 90%\n".into())
+            .unwrap();
         for at in [1_000, 2_000, 3_000, 20_000] {
-            table.poll(&a, Kind::Normal, rule, at, &|r| match r {
-                true => "up ready 80%\n".into(),
-                false => "80%\n".into(),
-            });
+            table
+                .poll(&a, Kind::Normal, rule, at, &|r| match r {
+                    true => "up ready 80%\n".into(),
+                    false => "80%\n".into(),
+                })
+                .unwrap();
         }
-        let text = table_text(&table, 3, 10, 22_000);
+        let text = table_text(&table.entries().unwrap(), 3, 10, 22_000);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "pollers   2");
         assert!(

@@ -195,12 +195,19 @@ impl Locked {
         read_bounded(&self.file, &self.path, limit)
     }
 
-    /// Writes `bytes` over the content in place and cuts off the rest. Not atomic against a
-    /// crash: the file's format must tell a torn write (the lock keeps other probes out).
-    pub fn write(&self, bytes: &[u8]) -> Result<(), StateError> {
-        sys::write_at_start(&self.file, bytes)
-            .and_then(|()| self.file.set_len(bytes.len() as u64))
-            .map_err(|err| error(&self.path, &err))
+    /// Writes `parts`, one after the other, over the content in place and cuts off the rest.
+    /// Not atomic against a crash: the file's format must tell a torn write (the lock keeps
+    /// other probes out).
+    pub fn write(&self, parts: &[&[u8]]) -> Result<(), StateError> {
+        let mut at = 0;
+        let written = parts.iter().try_for_each(|part| {
+            sys::write_at(&self.file, part, at)?;
+            at += part.len() as u64;
+            Ok(())
+        });
+        written
+            .and_then(|()| self.file.set_len(at))
+            .map_err(|err: io::Error| error(&self.path, &err))
     }
 }
 
@@ -517,7 +524,11 @@ mod sys {
     }
 
     pub fn write_at_start(file: &File, bytes: &[u8]) -> io::Result<()> {
-        std::os::unix::fs::FileExt::write_all_at(file, bytes, 0)
+        write_at(file, bytes, 0)
+    }
+
+    pub fn write_at(file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
     }
 
     pub fn writable(dir: &Dir) -> bool {
@@ -643,9 +654,13 @@ mod sys {
         Ok(())
     }
 
-    pub fn write_at_start(mut file: &File, bytes: &[u8]) -> io::Result<()> {
+    pub fn write_at_start(file: &File, bytes: &[u8]) -> io::Result<()> {
+        write_at(file, bytes, 0)
+    }
+
+    pub fn write_at(mut file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
         use std::io::{Seek, SeekFrom, Write};
-        file.seek(SeekFrom::Start(0))?;
+        file.seek(SeekFrom::Start(offset))?;
         file.write_all(bytes)
     }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Mode, Recovery as RecoveryPolicy};
 use crate::metrics::cpu::Counters;
 use files::Dir;
-use pollers::{Kind, MAX_TABLE_BYTES, Poller, Rule, Table};
+use pollers::{Entry, Kind, MAX_TABLE_BYTES, Poller, Rule, Table};
 
 const MODE_FILE: &str = "mode.json";
 const POLLERS_FILE: &str = "pollers";
@@ -198,14 +198,29 @@ impl StateDir {
             return Ok(Polled::Busy);
         };
         let bytes = locked.read(MAX_TABLE_BYTES)?;
-        let (mut table, afresh) = match Table::parse(&bytes) {
+        let empty = bytes.is_empty();
+        let (mut table, mut afresh) = match Table::parse(bytes) {
             Ok(table) => (table, None),
             // A new (empty) file, or one a crash cut short or someone edited.
-            Err(_) if bytes.is_empty() => (Table::default(), None),
+            Err(_) if empty => (Table::default(), None),
             Err(why) => (Table::default(), Some(why)),
         };
-        let (recover, why, sent) = table.poll(poller, kind, rule, now_ms, line);
-        locked.write(&table.render())?;
+        let (recover, why, sent) = match table.poll(poller, kind, rule, now_ms, line) {
+            Ok(done) => done,
+            // Its poller's line is malformed: the table cannot be trusted, start afresh.
+            Err(problem) => {
+                table = Table::default();
+                afresh = Some(problem);
+                table
+                    .poll(poller, kind, rule, now_ms, line)
+                    .map_err(|message| StateError {
+                        path: self.path.join(POLLERS_FILE),
+                        message,
+                    })?
+            }
+        };
+        let (header, body) = table.render();
+        locked.write(&[header.as_bytes(), body])?;
         Ok(Polled::Recorded {
             recover,
             why,
@@ -223,18 +238,23 @@ impl StateDir {
             // Held too long: without the table every poller is new, so owed.
             return dir.remove(POLLERS_FILE);
         };
-        match Table::parse(&locked.read(MAX_TABLE_BYTES)?) {
-            Ok(mut table) => {
-                table.owe_all(now_ms);
-                locked.write(&table.render())
-            }
+        let mut table = match Table::parse(locked.read(MAX_TABLE_BYTES)?) {
+            Ok(table) => table,
             // Unreadable: every poller is new, so owed, already.
-            Err(_) => Ok(()),
+            Err(_) => return Ok(()),
+        };
+        match table.owe_all(now_ms) {
+            Ok(()) => {
+                let (header, body) = table.render();
+                locked.write(&[header.as_bytes(), body])
+            }
+            // A malformed line: without the table every poller is new, so owed.
+            Err(_) => dir.remove(POLLERS_FILE),
         }
     }
 
-    /// The poller table as it is, for `lb-feedback status`; `None` when there is none yet.
-    pub fn pollers(&self) -> Result<Option<Table>, StateError> {
+    /// The poller table's entries, for `lb-feedback status`; `None` when there is none yet.
+    pub fn pollers(&self) -> Result<Option<Vec<Entry>>, StateError> {
         let Some(dir) = self.dir()? else {
             return Ok(None);
         };
@@ -244,7 +264,8 @@ impl StateDir {
         if bytes.is_empty() {
             return Ok(None);
         }
-        Table::parse(&bytes).map(Some).map_err(|why| StateError {
+        let entries = Table::parse(bytes).and_then(|table| table.entries());
+        entries.map(Some).map_err(|why| StateError {
             path: self.path.join(POLLERS_FILE),
             message: format!("{why}; the next poll starts it afresh, every poller owed"),
         })
@@ -525,10 +546,11 @@ mod tests {
                 .why
                 .contains("owed")
         );
-        let table = state.pollers().unwrap().unwrap();
-        assert_eq!(table.entries.len(), 2);
-        assert_eq!(table.find(&a).unwrap().last_reply, "up ready 70%");
-        assert_eq!(table.find(&b).unwrap().last_reply, "70%");
+        let entries = state.pollers().unwrap().unwrap();
+        assert_eq!(entries.len(), 2);
+        let find = |p: &Poller| entries.iter().find(|e| e.poller == *p).unwrap().clone();
+        assert_eq!(find(&a).last_reply, "up ready 70%");
+        assert_eq!(find(&b).last_reply, "70%");
         // A mode change owes everyone again, a poller owed nothing included.
         for at in [2_000, 3_000, 20_000] {
             poll(&state, &a, Kind::Normal, at);
@@ -543,7 +565,7 @@ mod tests {
             "{by_hand:?}"
         );
         assert_eq!(sent, "70%\n");
-        assert_eq!(state.pollers().unwrap().unwrap().entries.len(), 2);
+        assert_eq!(state.pollers().unwrap().unwrap().len(), 2);
         let leftovers = fs::read_dir(state.path()).unwrap().count();
         assert_eq!(leftovers, 1, "only the table");
         fs::remove_dir_all(state.path()).unwrap();
@@ -607,10 +629,10 @@ mod tests {
                 });
             }
         });
-        let table = state.pollers().unwrap().unwrap();
-        assert_eq!(table.entries.len(), 8);
+        let entries = state.pollers().unwrap().unwrap();
+        assert_eq!(entries.len(), 8);
         // Each was sent `up ready` on all 50 (the 10 s are not over): none lost a count.
-        for entry in &table.entries {
+        for entry in &entries {
             assert_eq!(entry.owed.unwrap().sent, 50, "{entry:?}");
         }
         fs::remove_dir_all(state.path()).unwrap();
