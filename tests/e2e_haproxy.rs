@@ -340,8 +340,8 @@ fn xinetd_with_the_contrib_entry_sets_weight_and_modes() {
 /// `recovery_seconds` 3 and the default one-second CPU sample (which is what made the slow
 /// one's next poll come after a window of 3 s had closed); through drain/normal cycles, by
 /// `mode normal` and by a timed drain ending by itself, both come back UP and READY every
-/// time. Then, recovery done, a drain set
-/// on A's CLI stays: the agent no longer says `ready`.
+/// time. B's agent disabled during a drain and enabled long after: B comes back too. Then,
+/// recovery done, a drain set on A's CLI stays: the agent no longer says `ready`.
 #[test]
 fn two_haproxy_processes_at_1s_and_3s_both_come_back_every_cycle() {
     if !e2e::available(
@@ -392,6 +392,26 @@ fn two_haproxy_processes_at_1s_and_3s_both_come_back_every_cycle() {
         both("back UP and READY after the drain", back);
         eprintln!("cycle {cycle} of {CYCLES}: both load balancers back UP and READY");
     }
+    // B's agent disabled while drained (an operator, a network cut), the agent back to normal
+    // meanwhile, well past recovery_seconds; when the agent is enabled again B is still owed.
+    set_mode(&dir, "drain");
+    both("DRAIN before B's agent is disabled", Server::drain);
+    b.command("disable agent b/s1");
+    set_mode(&dir, "normal");
+    a.wait_server("s1", "A back UP and READY", &xinetd, back);
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(
+        b.server("s1").unwrap().drain(),
+        "B's agent is disabled: still DRAIN"
+    );
+    b.command("enable agent b/s1");
+    b.wait_server(
+        "s1",
+        "B back UP and READY once its agent is enabled",
+        &xinetd,
+        back,
+    );
+
     let status = common::stdout(&agent(&dir).arg("status").output().unwrap());
     assert!(status.contains("pollers   2\n"), "{status}");
     assert!(
