@@ -27,8 +27,8 @@ pub fn render(config: &Config, now_ms: u64) -> Result<String, String> {
         Ok(_) => {
             let _ = writeln!(
                 out,
-                "pollers   none yet: no load balancer has polled since {} was made",
-                state.path().display()
+                "pollers   none yet: no load balancer has polled (the table will be {})",
+                state.path().join("pollers").display()
             );
         }
         Err(err) => {
@@ -65,9 +65,9 @@ fn table_text(entries: &[Entry], replies: u64, seconds: u64, now_ms: u64) -> Str
         .map(|e| {
             let owed = match e.owed {
                 Some(owed) => format!(
-                    "yes, {} of {replies} sent, {} of {seconds} s",
+                    "yes, {} of {replies} sent, owed {} (needs {seconds}s)",
                     owed.sent,
-                    human_duration(now_ms.saturating_sub(owed.since_ms)).trim_end_matches('s')
+                    human_duration(now_ms.saturating_sub(owed.since_ms))
                 ),
                 None => "no".into(),
             };
@@ -151,7 +151,9 @@ mod tests {
         );
         assert!(lines[2].ends_with("  80%           no"), "{text}");
         assert!(
-            lines[3].contains("web      21s ago    up ready 90%  yes, 1 of 3 sent, 21 of 10 s"),
+            lines[3].contains(
+                "web      21s ago    up ready 90%  yes, 1 of 3 sent, owed 21s (needs 10s)"
+            ),
             "{text}"
         );
     }
