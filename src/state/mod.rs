@@ -267,7 +267,7 @@ impl StateDir {
         let entries = Table::parse(bytes).and_then(|table| table.entries());
         entries.map(Some).map_err(|why| StateError {
             path: self.path.join(POLLERS_FILE),
-            message: format!("{why}; the next poll starts it afresh, every poller owed"),
+            message: format!("{why}; remove it to start afresh (every poller is then owed)"),
         })
     }
 
