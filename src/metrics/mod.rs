@@ -1,6 +1,8 @@
 //! Raw figures from the operating system, as loads in percent: CPU busy share, RAM in use,
 //! established TCP connections on a port. The OS-specific parts live behind `cfg` here.
 
+#[cfg(target_os = "linux")]
+pub mod cgroup;
 pub mod cpu;
 pub mod memory;
 pub mod tcp;
