@@ -190,6 +190,9 @@ OPTIONS
                                more are closed without a reply               [1024]
         --max-in-flight-per-source N
                                lb-feedback-service: of those, from one address [128]
+        --scope SCOPE          whose CPU and RAM: auto (the cgroup's when it has a CPU
+                               quota or cpuset / a memory limit, else the host's) | host |
+                               cgroup; or per monitor, cpu=SCOPE,ram=SCOPE      [auto]
         --explain              print the breakdown: figures, rule, mode, recovery, reply
         --for DURATION         with `mode MODE`: the mode expires by itself (90s, 10m, 2h, 1d)
     -h, --help                 this text
@@ -201,7 +204,7 @@ OPTIONS
     LB_FEEDBACK_TCP, LB_FEEDBACK_MAXCONN, LB_FEEDBACK_RECOVERY,
     LB_FEEDBACK_RECOVERY_SECONDS, LB_FEEDBACK_STATE_DIR, LB_FEEDBACK_STATE_OWNER,
     LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT,
-    LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_CONFIG.
+    LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_SCOPE, LB_FEEDBACK_CONFIG.
     Precedence: built-in defaults < config file < environment < flags.
 
 SOCKET MODE

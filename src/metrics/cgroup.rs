@@ -464,7 +464,7 @@ pub struct MemoryUse {
 impl MemoryUse {
     pub fn describe(&self, total: u64) -> String {
         let limit = match self.limit {
-            Some(limit) if limit < total => format!("{} limit", bytes(limit)),
+            Some(limit) if limit < total => format!("{} limit", super::memory::bytes(limit)),
             _ => "no memory limit".to_string(),
         };
         format!("{} {}: {limit}", self.group.version.name(), self.at)
@@ -524,14 +524,6 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
                 group,
             })
         }
-    }
-}
-
-/// Bytes for people: MiB below a GiB, GiB above.
-pub fn bytes(n: u64) -> String {
-    match n < 1 << 30 {
-        true => format!("{:.0} MiB", n as f64 / (1u64 << 20) as f64),
-        false => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
     }
 }
 

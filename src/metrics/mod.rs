@@ -7,6 +7,28 @@ pub mod cpu;
 pub mod memory;
 pub mod tcp;
 
+/// The cgroup placement of this process, read at most once per sample and only when a
+/// monitor's scope asks for it (Linux; elsewhere there is nothing to read).
+#[derive(Default)]
+pub struct Cgroups {
+    #[cfg(target_os = "linux")]
+    placement: std::cell::OnceCell<Result<cgroup::Placement, String>>,
+}
+
+#[cfg(target_os = "linux")]
+impl Cgroups {
+    pub fn roots() -> cgroup::Roots {
+        cgroup::Roots::system()
+    }
+
+    pub fn placement(&self) -> Result<&cgroup::Placement, String> {
+        self.placement
+            .get_or_init(|| cgroup::locate(&Self::roots()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
 /// A figure that could not be read; `monitor` becomes the reply's `error:<monitor>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricError {
