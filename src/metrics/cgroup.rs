@@ -41,23 +41,35 @@ impl Version {
     }
 }
 
-/// A mounted cgroup hierarchy.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Mount {
+/// A mounted cgroup hierarchy, as mountinfo writes it (paths still escaped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Mount<'a> {
     version: Version,
-    /// v1: the controllers the hierarchy carries (from the super options).
-    controllers: Vec<String>,
+    /// v1: the super options, which name the controllers the hierarchy carries.
+    options: &'a str,
     /// The cgroup path the mount shows at its mount point ("/" unless it is a sub-tree).
-    root: String,
-    point: PathBuf,
+    root: &'a str,
+    point: &'a str,
 }
 
-/// This process's memberships and the cgroup mounts, read once per probe.
+impl Mount<'_> {
+    fn carries(&self, controller: &str) -> bool {
+        self.options.split(',').any(|option| option == controller)
+    }
+}
+
+/// This process's memberships and the cgroup mounts, read once per probe and parsed only for
+/// the controllers asked about: a probe on a host without limits pays for little more than
+/// the two reads.
 #[derive(Clone, Debug)]
 pub struct Placement {
     /// `(controllers, path)` per line of `/proc/self/cgroup`; v2's line has no controllers.
     memberships: Vec<(String, String)>,
-    mounts: Vec<Mount>,
+    mountinfo: String,
+    /// The cgroup mounts in `mountinfo`, found in one pass: version, then the byte ranges of
+    /// root, mount point and super options.
+    mounts: Vec<(Version, [std::ops::Range<usize>; 3])>,
+    root: PathBuf,
 }
 
 /// One controller's cgroup: its path as `/proc/self/cgroup` names it and its directory.
@@ -101,15 +113,45 @@ impl Group {
 
 /// Reads `/proc/self/cgroup` and `/proc/self/mountinfo`.
 pub fn locate(roots: &Roots) -> Result<Placement, String> {
-    let cgroup = roots.procfs.join("self/cgroup");
-    let mountinfo = roots.procfs.join("self/mountinfo");
+    let mountinfo = read(&roots.procfs.join("self/mountinfo"))?;
     Ok(Placement {
-        memberships: parse_memberships(&read(&cgroup)?),
-        mounts: parse_mountinfo(&read(&mountinfo)?, roots),
+        memberships: memberships(&read(&roots.procfs.join("self/cgroup"))?),
+        mounts: cgroup_mounts(&mountinfo),
+        mountinfo,
+        root: roots.root.clone(),
     })
 }
 
-fn parse_memberships(text: &str) -> Vec<(String, String)> {
+/// The cgroup mounts of mountinfo: `ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - TYPE
+/// SOURCE SUPER_OPTIONS`. Every probe in scope auto reads it, and a host with containers has
+/// hundreds of mounts: the text is searched for the cgroup types, and only those lines are
+/// split (paths have their spaces escaped, so fields split on single spaces).
+fn cgroup_mounts(text: &str) -> Vec<(Version, [std::ops::Range<usize>; 3])> {
+    let range = |field: &str| {
+        let start = field.as_ptr() as usize - text.as_ptr() as usize;
+        start..start + field.len()
+    };
+    text.match_indices(" - cgroup")
+        .filter_map(|(at, _)| {
+            let start = text[..at].rfind('\n').map_or(0, |newline| newline + 1);
+            let end = text[at..]
+                .find('\n')
+                .map_or(text.len(), |newline| at + newline);
+            let mut head = text[start..at].split(' ');
+            let (root, point) = (head.nth(3)?, head.next()?);
+            let mut tail = text[at + 3..end].split(' ');
+            let version = match tail.next()? {
+                "cgroup" => Version::V1,
+                "cgroup2" => Version::V2,
+                _ => return None,
+            };
+            let options = tail.nth(1).unwrap_or("");
+            Some((version, [range(root), range(point), range(options)]))
+        })
+        .collect()
+}
+
+fn memberships(text: &str) -> Vec<(String, String)> {
     text.lines()
         .filter_map(|line| {
             let mut fields = line.splitn(3, ':');
@@ -119,37 +161,76 @@ fn parse_memberships(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The cgroup mounts in mountinfo: `ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - TYPE
-/// SOURCE SUPER_OPTIONS`.
-fn parse_mountinfo(text: &str, roots: &Roots) -> Vec<Mount> {
-    text.lines()
-        .filter_map(|line| {
-            let (before, after) = line.split_once(" - ")?;
-            let mut fields = before.split(' ');
-            let root = unescape(fields.nth(3)?);
-            let point = roots.under_root(&unescape(fields.next()?));
-            let mut after = after.split(' ');
-            let version = match after.next()? {
-                "cgroup" => Version::V1,
-                "cgroup2" => Version::V2,
-                _ => return None,
-            };
-            let controllers = match version {
-                Version::V1 => after.nth(1)?.split(',').map(str::to_string).collect(),
-                Version::V2 => Vec::new(),
-            };
-            Some(Mount {
-                version,
-                controllers,
-                root,
-                point,
+impl Placement {
+    fn memberships(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.memberships
+            .iter()
+            .map(|(controllers, path)| (controllers.as_str(), path.as_str()))
+    }
+
+    fn mounts(&self) -> impl Iterator<Item = Mount<'_>> {
+        let text = |range: &std::ops::Range<usize>| self.mountinfo.get(range.clone()).unwrap_or("");
+        self.mounts
+            .iter()
+            .map(move |(version, [root, point, options])| Mount {
+                version: *version,
+                root: text(root),
+                point: text(point),
+                options: text(options),
             })
-        })
-        .collect()
+    }
+
+    /// The cgroup of `controller`: its v1 hierarchy if one carries it, else the v2 one when
+    /// the controller is enabled there (a hybrid system mounts v2 with no controllers).
+    pub fn group(&self, controller: &str) -> Result<Group, String> {
+        let v1 = self
+            .memberships()
+            .find(|(controllers, _)| controllers.split(',').any(|c| c == controller));
+        if let Some((_, path)) = v1 {
+            let mount = self
+                .mounts()
+                .filter(|m| m.version == Version::V1 && m.carries(controller))
+                .max_by_key(|m| usize::from(is_within(path, &unescape(m.root))))
+                .ok_or_else(|| format!("no cgroup v1 mount carries the {controller} controller"))?;
+            return Ok(place(&self.root, Version::V1, path, mount));
+        }
+        let path = self
+            .memberships()
+            .find(|(controllers, _)| controllers.is_empty())
+            .map(|(_, path)| path)
+            .ok_or_else(|| format!("no {controller} controller in /proc/self/cgroup"))?;
+        let mount = self
+            .mounts()
+            .filter(|m| m.version == Version::V2)
+            .max_by_key(|m| usize::from(is_within(path, &unescape(m.root))))
+            .ok_or_else(|| "no cgroup2 mount in /proc/self/mountinfo".to_string())?;
+        let group = place(&self.root, Version::V2, path, mount);
+        // The mount's root lists the controllers it has (a hybrid system's v2 has none or
+        // few); below it a controller may be enabled or not, which the readers see as files
+        // present or absent at each level.
+        let top = self
+            .root
+            .join(unescape(mount.point).trim_start_matches('/'));
+        let listed = top.join("cgroup.controllers");
+        let controllers = read(&listed)?;
+        if !controllers
+            .split_ascii_whitespace()
+            .any(|c| c == controller)
+        {
+            return Err(format!(
+                "the {controller} controller is not enabled ({})",
+                listed.display()
+            ));
+        }
+        Ok(group)
+    }
 }
 
 /// mountinfo writes space, tab, newline and backslash in paths as `\ooo`.
 fn unescape(field: &str) -> String {
+    if !field.contains('\\') {
+        return field.to_string();
+    }
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -173,54 +254,6 @@ fn unescape(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-impl Placement {
-    /// The cgroup of `controller`: its v1 hierarchy if one carries it, else the v2 one when
-    /// the controller is enabled there (a hybrid system mounts v2 with no controllers).
-    pub fn group(&self, controller: &str) -> Result<Group, String> {
-        let v1 = self
-            .memberships
-            .iter()
-            .find(|(controllers, _)| controllers.split(',').any(|c| c == controller));
-        if let Some((_, path)) = v1 {
-            let mount = self
-                .mounts
-                .iter()
-                .filter(|m| {
-                    m.version == Version::V1 && m.controllers.iter().any(|c| c == controller)
-                })
-                .max_by_key(|m| usize::from(is_within(path, &m.root)))
-                .ok_or_else(|| format!("no cgroup v1 mount carries the {controller} controller"))?;
-            return Ok(place(Version::V1, path, mount));
-        }
-        let path = self
-            .memberships
-            .iter()
-            .find(|(controllers, _)| controllers.is_empty())
-            .map(|(_, path)| path)
-            .ok_or_else(|| format!("no {controller} controller in /proc/self/cgroup"))?;
-        let mount = self
-            .mounts
-            .iter()
-            .filter(|m| m.version == Version::V2)
-            .max_by_key(|m| usize::from(is_within(path, &m.root)))
-            .ok_or_else(|| "no cgroup2 mount in /proc/self/mountinfo".to_string())?;
-        let group = place(Version::V2, path, mount);
-        // The root cgroup lists every controller the kernel has; below it, the ones enabled.
-        let listed = mount.point.join("cgroup.controllers");
-        let controllers = read(&listed)?;
-        if !controllers
-            .split_ascii_whitespace()
-            .any(|c| c == controller)
-        {
-            return Err(format!(
-                "the {controller} controller is not enabled ({})",
-                listed.display()
-            ));
-        }
-        Ok(group)
-    }
-}
-
 fn is_within(path: &str, root: &str) -> bool {
     root == "/"
         || path == root
@@ -231,13 +264,14 @@ fn is_within(path: &str, root: &str) -> bool {
 
 /// The directory of cgroup `path` under `mount`. Outside the mount's root (a process moved
 /// out of a namespace's sub-tree, shown as `/..`), the mount point is the nearest it gets.
-fn place(version: Version, path: &str, mount: &Mount) -> Group {
-    let below = match is_within(path, &mount.root) && !path.contains("/..") {
+fn place(root: &Path, version: Version, path: &str, mount: Mount<'_>) -> Group {
+    let (mount_root, point) = (unescape(mount.root), unescape(mount.point));
+    let below = match is_within(path, &mount_root) && !path.contains("/..") {
         true => {
-            &path[if mount.root == "/" {
+            &path[if mount_root == "/" {
                 0
             } else {
-                mount.root.len()
+                mount_root.len()
             }..]
         }
         false => "",
@@ -247,15 +281,21 @@ fn place(version: Version, path: &str, mount: &Mount) -> Group {
     Group {
         version,
         path: path.to_string(),
-        dir: mount.point.join(below),
+        dir: root.join(point.trim_start_matches('/')).join(below),
         depth,
     }
 }
 
 /// A cgroup file's text (they are small; the bound keeps a strange one from costing much).
 fn read(path: &Path) -> Result<String, String> {
-    let mut text = String::new();
-    std::fs::File::open(path)
+    read_opened(std::fs::File::open(path), path)
+}
+
+/// The file's text, at most 64 KiB. The capacity holds any cgroup file and most mountinfo
+/// files, so one read fills it (the kernel writes what fits) and a second finds the end.
+fn read_opened(opened: std::io::Result<std::fs::File>, path: &Path) -> Result<String, String> {
+    let mut text = String::with_capacity(4096);
+    opened
         .and_then(|file| file.take(64 * 1024).read_to_string(&mut text))
         .map_err(|err| format!("{}: {}", path.display(), crate::config::io_reason(&err)))?;
     Ok(text)
@@ -263,9 +303,9 @@ fn read(path: &Path) -> Result<String, String> {
 
 /// A file that may be absent at a level (the controller is not enabled there).
 fn read_if_present(path: &Path) -> Result<Option<String>, String> {
-    match std::fs::metadata(path) {
+    match std::fs::File::open(path) {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        _ => read(path).map(Some),
+        opened => read_opened(opened, path).map(Some),
     }
 }
 
@@ -277,10 +317,26 @@ fn number(text: &str, path: &Path) -> Result<u64, String> {
 
 /// The value of `key` in a `key value` file (`cpu.stat`, `memory.stat`).
 fn keyed(text: &str, key: &str, path: &Path) -> Result<u64, String> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(key)?.strip_prefix(' '))
-        .ok_or_else(|| format!("{}: no {key} line", path.display()))
-        .and_then(|value| number(value, path))
+    keyed_all(text, [key], path).map(|[value]| value)
+}
+
+/// The values of several keys, in one pass over the file.
+fn keyed_all<const N: usize>(text: &str, keys: [&str; N], path: &Path) -> Result<[u64; N], String> {
+    let mut found = [None; N];
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(' ') else {
+            continue;
+        };
+        if let Some(i) = keys.iter().position(|k| *k == key) {
+            found[i] = Some(value);
+        }
+    }
+    let mut values = [0; N];
+    for ((value, found), key) in values.iter_mut().zip(found).zip(keys) {
+        let text = found.ok_or_else(|| format!("{}: no {key} line", path.display()))?;
+        *value = number(text, path)?;
+    }
+    Ok(values)
 }
 
 /// CPUs in a list such as `0-3,8,10-11`.
@@ -513,8 +569,11 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
             let stat = group.file("memory.stat");
             let usage = group.file("memory.usage_in_bytes");
             let stat_text = read(&stat)?;
-            let limit = keyed(&stat_text, "hierarchical_memory_limit", &stat)?;
-            let inactive = keyed(&stat_text, "total_inactive_file", &stat)?;
+            let [limit, inactive] = keyed_all(
+                &stat_text,
+                ["hierarchical_memory_limit", "total_inactive_file"],
+                &stat,
+            )?;
             let usage = number(&read(&usage)?, &usage)?;
             Ok(MemoryUse {
                 at: group.path.clone(),
