@@ -163,6 +163,9 @@ DESCRIPTION
     N = 100 - utilization, rounded, clamped to 0..100. A load at or over its non-zero
     threshold drains the server. TCP load = established / max_connections x 100.
     Example: cpu 40% and ram 60%, both importance 1: (40 + 60) / 2 = 50, reply 50%.
+    CPU load counts iowait as idle and steal as busy. In a cgroup with a CPU quota or a
+    memory limit (a container) the loads are the cgroup's: its CPU time over its quota, its
+    memory over its limit (see --scope; --explain names the source of each figure).
 
 OPTIONS
     -c, --config PATH          JSON config file (default /etc/lb-feedback/config.json,
@@ -183,7 +186,8 @@ OPTIONS
                                to this user, the agent's (the package's: lb-feedback)  []
         --cpu-mode MODE        sample | since-last (answer at once from the CPU counters the
                                previous probe saved, if at most since_last_max_seconds
-                               old, 30 by default; else sample)                [sample]
+                               old, 30 by default; else sample; a probe within 250 ms
+                               of the previous one repeats its figure)        [sample]
         --allow LIST           lb-feedback-service: addresses or ranges that may connect,
                                e.g. 10.0.0.0/8,::1; empty allows all            []
         --max-in-flight N      lb-feedback-service: connections answered at once, 1..10000;
