@@ -64,7 +64,7 @@ impl Mount<'_> {
 #[derive(Clone, Debug)]
 pub struct Placement {
     /// `(controllers, path)` per line of `/proc/self/cgroup`; v2's line has no controllers.
-    memberships: Vec<(String, String)>,
+    cgroup: String,
     mountinfo: String,
     /// The cgroup mounts in `mountinfo`, found in one pass: version, then the byte ranges of
     /// root, mount point and super options.
@@ -84,14 +84,14 @@ pub struct Group {
 
 impl Group {
     /// The cgroup and its visible ancestors, nearest first: `(path, directory)`.
-    fn levels(&self) -> Vec<(String, PathBuf)> {
+    fn levels(&self) -> Vec<(&str, PathBuf)> {
         let mut levels = Vec::with_capacity(self.depth + 1);
-        let (mut path, mut dir) = (self.path.clone(), self.dir.clone());
+        let (mut path, mut dir) = (self.path.as_str(), self.dir.clone());
         for _ in 0..=self.depth {
-            levels.push((path.clone(), dir.clone()));
-            path = match path.rsplit_once('/') {
-                Some(("", _)) | None => "/".to_string(),
-                Some((parent, _)) => parent.to_string(),
+            levels.push((path, dir.clone()));
+            path = match path.rfind('/') {
+                Some(0) | None => path.get(..1).unwrap_or(path),
+                Some(parent) => &path[..parent],
             };
             dir.pop();
         }
@@ -106,7 +106,7 @@ impl Group {
     fn level_dir(&self, path: &str) -> Option<PathBuf> {
         self.levels()
             .into_iter()
-            .find(|(level, _)| level == path)
+            .find(|(level, _)| *level == path)
             .map(|(_, dir)| dir)
     }
 }
@@ -115,7 +115,7 @@ impl Group {
 pub fn locate(roots: &Roots) -> Result<Placement, String> {
     let mountinfo = read(&roots.procfs.join("self/mountinfo"))?;
     Ok(Placement {
-        memberships: memberships(&read(&roots.procfs.join("self/cgroup"))?),
+        cgroup: read(&roots.procfs.join("self/cgroup"))?,
         mounts: cgroup_mounts(&mountinfo),
         mountinfo,
         root: roots.root.clone(),
@@ -151,21 +151,13 @@ fn cgroup_mounts(text: &str) -> Vec<(Version, [std::ops::Range<usize>; 3])> {
         .collect()
 }
 
-fn memberships(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = line.splitn(3, ':');
-            let (_id, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-            Some((controllers.to_string(), path.to_string()))
-        })
-        .collect()
-}
-
 impl Placement {
+    /// `(controllers, path)` per line of `/proc/self/cgroup`; v2's line has no controllers.
     fn memberships(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.memberships
-            .iter()
-            .map(|(controllers, path)| (controllers.as_str(), path.as_str()))
+        self.cgroup.lines().filter_map(|line| {
+            let (_id, rest) = line.split_once(':')?;
+            rest.split_once(':')
+        })
     }
 
     fn mounts(&self) -> impl Iterator<Item = Mount<'_>> {
@@ -227,9 +219,9 @@ impl Placement {
 }
 
 /// mountinfo writes space, tab, newline and backslash in paths as `\ooo`.
-fn unescape(field: &str) -> String {
+fn unescape(field: &str) -> std::borrow::Cow<'_, str> {
     if !field.contains('\\') {
-        return field.to_string();
+        return std::borrow::Cow::Borrowed(field);
     }
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -251,7 +243,7 @@ fn unescape(field: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn is_within(path: &str, root: &str) -> bool {
@@ -406,7 +398,7 @@ pub fn cpu(placement: &Placement, roots: &Roots) -> Result<CpuCapacity, String> 
             continue;
         };
         if quota.as_ref().is_none_or(|(least, _)| millis < *least) {
-            quota = Some((millis, path));
+            quota = Some((millis, path.to_string()));
         }
     }
     let cpuset = cpuset_count(placement)?;
@@ -547,7 +539,7 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
                     .as_ref()
                     .is_none_or(|(smallest, ..)| limit < *smallest)
                 {
-                    least = Some((limit, path, dir));
+                    least = Some((limit, path.to_string(), dir));
                 }
             }
             let (limit, at, dir) = match least {
