@@ -14,8 +14,10 @@
 //!     Linux: the median time of each way of counting (netlink with one dump, netlink with a
 //!     dump per family, /proc) over RUNS calls, with the counts it gave.
 //! bench_helper steady ADDR RATE SECONDS
-//!     Polls ADDR RATE times a second for SECONDS, one connection at a time on a schedule,
-//!     and prints `answered A of N, p50 X ms, p99 Y ms, slowest Z ms`.
+//!     Polls ADDR RATE times a second for SECONDS from eight pollers taking turns, each poll
+//!     a connection of its own at its time, after one first poll it waits for and times
+//!     apart, and prints
+//!     `answered A of N, p50 X ms, p99 Y ms, slowest Z ms`.
 //! bench_helper pairs PROBE GAP_MS ROUNDS
 //!     Linux: since-last probes in pairs GAP_MS apart, a pair a second, with one core kept
 //!     busy: runs the one-shot PROBE (its environment already set up) with `--explain`, and
@@ -226,22 +228,46 @@ fn paths(_runs: usize, _ports: &[String]) -> Result<()> {
 fn steady(address: &str, rate: usize, seconds: usize) -> Result<()> {
     let every = Duration::from_secs(1) / rate.max(1) as u32;
     let n = rate * seconds;
+    // Steady polling: one poll first, not counted, which lb-feedback-service answers after
+    // its first window (it was idle); the counted ones come after it.
+    let first = Instant::now();
+    let mut stream = TcpStream::connect(address)?;
+    std::io::copy(&mut stream, &mut std::io::sink())?;
+    println!(
+        "first poll {:.2} ms",
+        first.elapsed().as_secs_f64() * 1000.0
+    );
     let began = Instant::now();
-    let mut times = Vec::with_capacity(n);
-    for i in 0..n {
-        // On a schedule: a slow reply does not thin out the polls after it.
-        let due = began + every * i as u32;
-        std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        let asked = Instant::now();
-        let answered = TcpStream::connect(address).and_then(|mut stream| {
-            stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-            let mut reply = Vec::new();
-            stream.read_to_end(&mut reply).map(|_| reply)
-        });
-        if answered.is_ok_and(|reply| reply.ends_with(b"\n")) {
-            times.push(asked.elapsed());
-        }
-    }
+    // Eight pollers take turns on the schedule, as independent load balancers would: a slow
+    // reply holds back only its own poller's next turn, eight polls later.
+    const POLLERS: usize = 8;
+    let mut times: Vec<Duration> = std::thread::scope(|scope| {
+        let pollers: Vec<_> = (0..POLLERS)
+            .map(|first| {
+                scope.spawn(move || {
+                    let mut times = Vec::new();
+                    for i in (first..n).step_by(POLLERS) {
+                        let due = began + every * i as u32;
+                        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                        let asked = Instant::now();
+                        let answered = TcpStream::connect(address).and_then(|mut stream| {
+                            stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+                            let mut reply = Vec::new();
+                            stream.read_to_end(&mut reply).map(|_| reply)
+                        });
+                        if answered.is_ok_and(|reply| reply.ends_with(b"\n")) {
+                            times.push(asked.elapsed());
+                        }
+                    }
+                    times
+                })
+            })
+            .collect();
+        pollers
+            .into_iter()
+            .flat_map(|poller| poller.join().unwrap_or_default())
+            .collect()
+    });
     times.sort();
     let ms = |q: f64| {
         let i = ((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1));
