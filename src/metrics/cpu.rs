@@ -109,7 +109,7 @@ impl Source {
         }
         let capacity = cgroups
             .placement()
-            .and_then(|placement| super::cgroup::cpu(placement, &Cgroups::roots()));
+            .and_then(|placement| super::cgroup::cpu(placement, &cgroups.roots()));
         match (scope, capacity) {
             (Scope::Auto, Ok(capacity)) if !capacity.limited => {
                 Ok(Source::Host(Some(capacity.describe())))

@@ -12,18 +12,28 @@ pub mod tcp;
 #[derive(Default)]
 pub struct Cgroups {
     #[cfg(target_os = "linux")]
+    roots: Option<cgroup::Roots>,
+    #[cfg(target_os = "linux")]
     placement: std::cell::OnceCell<Result<cgroup::Placement, String>>,
 }
 
 #[cfg(target_os = "linux")]
 impl Cgroups {
-    pub fn roots() -> cgroup::Roots {
-        cgroup::Roots::system()
+    /// The cgroups under `roots` instead of the system's (fixture trees).
+    pub fn at(roots: cgroup::Roots) -> Cgroups {
+        Cgroups {
+            roots: Some(roots),
+            placement: std::cell::OnceCell::new(),
+        }
+    }
+
+    pub fn roots(&self) -> cgroup::Roots {
+        self.roots.clone().unwrap_or_else(cgroup::Roots::system)
     }
 
     pub fn placement(&self) -> Result<&cgroup::Placement, String> {
         self.placement
-            .get_or_init(|| cgroup::locate(&Self::roots()))
+            .get_or_init(|| cgroup::locate(&self.roots()))
             .as_ref()
             .map_err(Clone::clone)
     }
