@@ -13,6 +13,19 @@
 //! bench_helper paths RUNS PORT...
 //!     Linux: the median time of each way of counting (netlink with one dump, netlink with a
 //!     dump per family, /proc) over RUNS calls, with the counts it gave.
+//! bench_helper steady ADDR RATE SECONDS
+//!     Polls ADDR RATE times a second for SECONDS from eight pollers taking turns, each poll
+//!     a connection of its own at its time, after one first poll it waits for and times
+//!     apart, and prints
+//!     `answered A of N, p50 X ms, p99 Y ms, slowest Z ms`.
+//! bench_helper pairs PROBE GAP_MS ROUNDS
+//!     Linux: since-last probes in pairs GAP_MS apart, a pair a second, with one core kept
+//!     busy: runs the one-shot PROBE (its environment already set up) with `--explain`, and
+//!     compares the second probe's CPU figure with /proc/stat over the second before the first
+//!     probe (the full window), and with what the ticks between the two would say. Prints
+//!     the mean and largest error of each.
+//! bench_helper hold-memory MIB
+//!     Touches MIB MiB, prints `held`, and keeps them until its stdin closes.
 //! ```
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -36,7 +49,21 @@ fn main() -> Result<()> {
         Some("connect") => connect(number(1)? as u16, number(2)?),
         Some("poll") => poll(args.get(1).ok_or("poll ADDR N")?, number(2)?),
         Some("paths") => paths(number(1)?, args.get(2..).unwrap_or_default()),
-        _ => Err("usage: bench_helper hold|poll|paths ...; see bench_helper.rs".into()),
+        Some("steady") => steady(
+            args.get(1).ok_or("steady ADDR RATE SECONDS")?,
+            number(2)?,
+            number(3)?,
+        ),
+        Some("pairs") => pairs(
+            args.get(1).ok_or("pairs PROBE GAP_MS ROUNDS")?,
+            number(2)?,
+            number(3)?,
+        ),
+        Some("hold-memory") => hold_memory(number(1)?),
+        _ => Err(
+            "usage: bench_helper hold|poll|paths|steady|pairs|hold-memory ...; see bench_helper.rs"
+                .into(),
+        ),
     }
 }
 
@@ -196,4 +223,154 @@ fn paths(runs: usize, ports: &[String]) -> Result<()> {
 #[cfg(not(target_os = "linux"))]
 fn paths(_runs: usize, _ports: &[String]) -> Result<()> {
     Err("paths: netlink and /proc exist on Linux only".into())
+}
+
+fn steady(address: &str, rate: usize, seconds: usize) -> Result<()> {
+    let every = Duration::from_secs(1) / rate.max(1) as u32;
+    let n = rate * seconds;
+    // Steady polling: one poll first, not counted, which lb-feedback-service answers after
+    // its first window (it was idle); the counted ones come after it.
+    let first = Instant::now();
+    let mut stream = TcpStream::connect(address)?;
+    std::io::copy(&mut stream, &mut std::io::sink())?;
+    println!(
+        "first poll {:.2} ms",
+        first.elapsed().as_secs_f64() * 1000.0
+    );
+    let began = Instant::now();
+    // Eight pollers take turns on the schedule, as independent load balancers would: a slow
+    // reply holds back only its own poller's next turn, eight polls later.
+    const POLLERS: usize = 8;
+    let mut times: Vec<Duration> = std::thread::scope(|scope| {
+        let pollers: Vec<_> = (0..POLLERS)
+            .map(|first| {
+                scope.spawn(move || {
+                    let mut times = Vec::new();
+                    for i in (first..n).step_by(POLLERS) {
+                        let due = began + every * i as u32;
+                        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                        let asked = Instant::now();
+                        let answered = TcpStream::connect(address).and_then(|mut stream| {
+                            stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+                            let mut reply = Vec::new();
+                            stream.read_to_end(&mut reply).map(|_| reply)
+                        });
+                        if answered.is_ok_and(|reply| reply.ends_with(b"\n")) {
+                            times.push(asked.elapsed());
+                        }
+                    }
+                    times
+                })
+            })
+            .collect();
+        pollers
+            .into_iter()
+            .flat_map(|poller| poller.join().unwrap_or_default())
+            .collect()
+    });
+    times.sort();
+    let ms = |q: f64| {
+        let i = ((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1));
+        times.get(i).map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+    };
+    println!(
+        "answered {} of {n}, p50 {:.2} ms, p99 {:.2} ms, slowest {:.2} ms",
+        times.len(),
+        ms(0.5),
+        ms(0.99),
+        ms(1.0)
+    );
+    Ok(())
+}
+
+/// The busy and total ticks of /proc/stat's aggregate line (iowait idle, as the agent counts).
+fn proc_stat() -> Result<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat")?;
+    let fields: Vec<u64> = text
+        .lines()
+        .next()
+        .ok_or("empty /proc/stat")?
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(str::parse)
+        .collect::<std::result::Result<_, _>>()?;
+    let total: u64 = fields.iter().sum();
+    Ok((total - fields[3] - fields[4], total))
+}
+
+fn busy_between(start: (u64, u64), end: (u64, u64)) -> f64 {
+    match end.1.saturating_sub(start.1) {
+        0 => f64::NAN,
+        total => end.0.saturating_sub(start.0) as f64 / total as f64 * 100.0,
+    }
+}
+
+/// The CPU load `--explain` printed.
+fn explained_cpu(probe: &str) -> Result<f64> {
+    let output = Command::new(probe).arg("--explain").output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("cpu "))
+        .ok_or_else(|| format!("no cpu line in {text:?}"))?;
+    let load = line
+        .split_whitespace()
+        .rev()
+        .nth(3)
+        .ok_or("short cpu line")?;
+    Ok(load.parse()?)
+}
+
+fn pairs(probe: &str, gap_ms: usize, rounds: usize) -> Result<()> {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::hint::black_box(0u64.wrapping_add(1));
+            }
+        });
+        let outcome = (|| -> Result<(Vec<f64>, Vec<f64>)> {
+            let gap = Duration::from_millis(gap_ms as u64);
+            // The first probe saves the counters the pairs then compare with.
+            explained_cpu(probe)?;
+            let (mut now_errors, mut ticks_errors) = (Vec::new(), Vec::new());
+            for _ in 0..rounds {
+                let window_start = proc_stat()?;
+                std::thread::sleep(Duration::from_secs(1));
+                explained_cpu(probe)?;
+                let first_done = proc_stat()?;
+                std::thread::sleep(gap);
+                let before_second = proc_stat()?;
+                let second = explained_cpu(probe)?;
+                let full = busy_between(window_start, first_done);
+                now_errors.push((second - full).abs());
+                ticks_errors.push((busy_between(first_done, before_second) - full).abs());
+            }
+            Ok((now_errors, ticks_errors))
+        })();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (now_errors, ticks_errors) = outcome?;
+        let summary = |errors: &[f64]| {
+            let finite: Vec<f64> = errors.iter().copied().filter(|e| e.is_finite()).collect();
+            let mean = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
+            let most = finite.iter().copied().fold(0.0, f64::max);
+            format!("mean {mean:.1}, largest {most:.1} points")
+        };
+        println!(
+            "gap {gap_ms} ms, {rounds} pairs: the reply {}; the ticks between {}",
+            summary(&now_errors),
+            summary(&ticks_errors)
+        );
+        Ok(())
+    })
+}
+
+fn hold_memory(mib: usize) -> Result<()> {
+    let held = vec![1u8; mib << 20];
+    println!("held");
+    std::io::stdout().flush()?;
+    std::io::copy(&mut std::io::stdin(), &mut std::io::sink())?;
+    std::hint::black_box(&held);
+    Ok(())
 }

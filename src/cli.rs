@@ -168,6 +168,9 @@ DESCRIPTION
     N = 100 - utilization, rounded, clamped to 0..100. A load at or over its non-zero
     threshold drains the server. TCP load = established / max_connections x 100.
     Example: cpu 40% and ram 60%, both importance 1: (40 + 60) / 2 = 50, reply 50%.
+    CPU load counts iowait as idle and steal as busy. In a cgroup with a CPU quota or a
+    memory limit (a container) the loads are the cgroup's: its CPU time over its quota, its
+    memory over its limit (see --scope; --explain names the source of each figure).
 
 OPTIONS
     -c, --config PATH          JSON config file (default /etc/lb-feedback/config.json,
@@ -190,13 +193,17 @@ OPTIONS
                                to this user, the agent's (the package's: lb-feedback)  []
         --cpu-mode MODE        sample | since-last (answer at once from the CPU counters the
                                previous probe saved, if at most since_last_max_seconds
-                               old, 30 by default; else sample)                [sample]
+                               old, 30 by default; else sample; a probe within 250 ms
+                               of the previous one repeats its figure)        [sample]
         --allow LIST           lb-feedback-service: addresses or ranges that may connect,
                                e.g. 10.0.0.0/8,::1; empty allows all            []
         --max-in-flight N      lb-feedback-service: connections answered at once, 1..10000;
                                more are closed without a reply               [1024]
         --max-in-flight-per-source N
                                lb-feedback-service: of those, from one address [128]
+        --scope SCOPE          whose CPU and RAM: auto (the cgroup's when it has a CPU
+                               quota or cpuset / a memory limit, else the host's) | host |
+                               cgroup; or per monitor, cpu=SCOPE,ram=SCOPE      [auto]
         --explain              print the breakdown: figures, rule, mode, recovery, reply
         --for DURATION         with `mode MODE`: the mode expires by itself (90s, 10m, 2h, 1d)
     -h, --help                 this text
@@ -209,7 +216,7 @@ OPTIONS
     LB_FEEDBACK_RECOVERY_SECONDS, LB_FEEDBACK_RECOVERY_REPLIES, LB_FEEDBACK_STATE_DIR,
     LB_FEEDBACK_STATE_OWNER,
     LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT,
-    LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_CONFIG.
+    LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_SCOPE, LB_FEEDBACK_CONFIG.
     Precedence: built-in defaults < config file < environment < flags.
 
 RECOVERY

@@ -101,6 +101,75 @@ pub enum CpuMode {
     SinceLast,
 }
 
+/// Whose CPU and RAM a monitor measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// The cgroup's when it holds the process in (a CPU quota or cpuset below the online
+    /// CPUs, a memory limit below the host's memory), the host's otherwise.
+    Auto,
+    Host,
+    /// The cgroup's, limited or not; a cgroup that cannot be read is an error.
+    Cgroup,
+}
+
+/// The scope of each monitor it makes sense for: CPU and RAM (TCP counts are the host's
+/// network namespace either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Scopes {
+    pub cpu: Scope,
+    pub ram: Scope,
+}
+
+const SCOPE_WORDS: &str = "auto, host, cgroup";
+
+impl Scopes {
+    /// `auto` for both, or `cpu=cgroup,ram=host` (a monitor left out keeps its scope).
+    fn parse(&self, text: &str) -> Result<Scopes, String> {
+        let text = text.trim();
+        if !text.contains('=') {
+            let scope = word("scope", text, SCOPE_WORDS)?;
+            return Ok(Scopes {
+                cpu: scope,
+                ram: scope,
+            });
+        }
+        let mut scopes = *self;
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (monitor, value) = entry.split_once('=').unwrap_or((entry, ""));
+            let scope = word("scope", value, SCOPE_WORDS)?;
+            match monitor.trim() {
+                "cpu" => scopes.cpu = scope,
+                "ram" => scopes.ram = scope,
+                other => {
+                    return Err(format!(
+                        "{other:?} has no scope; expected auto|host|cgroup or cpu=SCOPE,ram=SCOPE"
+                    ));
+                }
+            }
+        }
+        Ok(scopes)
+    }
+}
+
+/// The file's `scope`: one word for both monitors, or `{"cpu": .., "ram": ..}`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "\"auto\", \"host\", \"cgroup\", or {\"cpu\": SCOPE, \"ram\": SCOPE}"
+)]
+enum ScopeLayer {
+    Both(Scope),
+    Each(ScopeEach),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopeEach {
+    cpu: Option<Scope>,
+    ram: Option<Scope>,
+}
+
 /// An integer checked against `MIN..=MAX` as it is read, so a JSON error carries its position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "u64", into = "u64")]
@@ -301,6 +370,7 @@ pub struct Config {
     pub max_in_flight: MaxInFlight,
     /// lb-feedback-service: connections answered at once for one peer address.
     pub max_in_flight_per_source: MaxInFlight,
+    pub scope: Scopes,
     /// Where `mode` was last set; shown by `--explain` and `lb-feedback mode`.
     #[serde(skip)]
     pub mode_origin: Origin,
@@ -330,6 +400,10 @@ impl Default for Config {
             allow: Vec::new(),
             max_in_flight: MaxInFlight::new_const(1024),
             max_in_flight_per_source: MaxInFlight::new_const(128),
+            scope: Scopes {
+                cpu: Scope::Auto,
+                ram: Scope::Auto,
+            },
             mode_origin: Origin::Default,
         }
     }
@@ -408,11 +482,12 @@ pub enum Key {
     Allow,
     MaxInFlight,
     MaxInFlightPerSource,
+    Scope,
 }
 
 impl Key {
     /// Every key, in the order the environment layer reads them.
-    pub const ALL: [Key; 17] = [
+    pub const ALL: [Key; 18] = [
         Key::Mode,
         Key::SampleMs,
         Key::CpuImportance,
@@ -430,6 +505,7 @@ impl Key {
         Key::Allow,
         Key::MaxInFlight,
         Key::MaxInFlightPerSource,
+        Key::Scope,
     ];
 
     pub fn env_var(self) -> &'static str {
@@ -451,6 +527,7 @@ impl Key {
             Key::Allow => "LB_FEEDBACK_ALLOW",
             Key::MaxInFlight => "LB_FEEDBACK_MAX_IN_FLIGHT",
             Key::MaxInFlightPerSource => "LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE",
+            Key::Scope => "LB_FEEDBACK_SCOPE",
         }
     }
 
@@ -473,6 +550,7 @@ impl Key {
             Key::Allow => "allow",
             Key::MaxInFlight => "max-in-flight",
             Key::MaxInFlightPerSource => "max-in-flight-per-source",
+            Key::Scope => "scope",
         }
     }
 
@@ -505,6 +583,7 @@ struct Layer {
     allow: Option<Vec<Cidr>>,
     max_in_flight: Option<MaxInFlight>,
     max_in_flight_per_source: Option<MaxInFlight>,
+    scope: Option<ScopeLayer>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -758,6 +837,19 @@ impl Config {
         if let Some(per_source) = layer.max_in_flight_per_source {
             self.max_in_flight_per_source = per_source;
         }
+        match layer.scope {
+            Some(ScopeLayer::Both(scope)) => {
+                self.scope = Scopes {
+                    cpu: scope,
+                    ram: scope,
+                }
+            }
+            Some(ScopeLayer::Each(each)) => {
+                self.scope.cpu = each.cpu.unwrap_or(self.scope.cpu);
+                self.scope.ram = each.ram.unwrap_or(self.scope.ram);
+            }
+            None => {}
+        }
         Ok(())
     }
 
@@ -841,6 +933,7 @@ impl Config {
             Key::MaxInFlightPerSource => {
                 self.max_in_flight_per_source = MaxInFlight::parse(text)?;
             }
+            Key::Scope => self.scope = self.scope.parse(text)?,
         }
         Ok(())
     }
@@ -1402,6 +1495,50 @@ mod tests {
                 .apply_text(Key::MaxInFlightPerSource, "10001", Origin::Default)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn scope_for_both_monitors_or_each() {
+        let mut config = Config::default();
+        assert_eq!(config.scope.cpu, Scope::Auto);
+        config
+            .apply_json(r#"{"scope": {"cpu": "cgroup"}}"#, Path::new("t.json"))
+            .unwrap();
+        assert_eq!(
+            (config.scope.cpu, config.scope.ram),
+            (Scope::Cgroup, Scope::Auto)
+        );
+        config
+            .apply_json(r#"{"scope": "host"}"#, Path::new("t.json"))
+            .unwrap();
+        assert_eq!(
+            (config.scope.cpu, config.scope.ram),
+            (Scope::Host, Scope::Host)
+        );
+        config
+            .apply_text(Key::Scope, "ram=cgroup", Origin::Flag("scope"))
+            .unwrap();
+        assert_eq!(
+            (config.scope.cpu, config.scope.ram),
+            (Scope::Host, Scope::Cgroup)
+        );
+        config
+            .apply_text(Key::Scope, " Auto ", Origin::Flag("scope"))
+            .unwrap();
+        assert_eq!(
+            (config.scope.cpu, config.scope.ram),
+            (Scope::Auto, Scope::Auto)
+        );
+        let bad = |text| config.clone().apply_text(Key::Scope, text, Origin::Default);
+        assert!(
+            bad("box")
+                .unwrap_err()
+                .contains("allowed: auto, host, cgroup")
+        );
+        assert!(bad("tcp=host").unwrap_err().contains("has no scope"));
+        assert!(bad("cpu=").is_err());
+        assert!(json_err(r#"{"scope": "box"}"#).contains("\"auto\", \"host\""));
+        assert!(json_err(r#"{"scope": {"tcp": "host"}}"#).contains("\"auto\""));
     }
 
     #[test]

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, CpuMode, Mode};
 use crate::metrics::memory::{self, Memory};
-use crate::metrics::{MetricError, cpu, tcp};
+use crate::metrics::{Cgroups, MetricError, cpu, tcp};
 use crate::reply::{self, Status};
 use crate::rules::{self, Load, Verdict};
 use crate::state::pollers::{Kind, Poller, Rule};
-use crate::state::{self, RecoveryDecision, RuntimeMode, StateDir, StateError};
+use crate::state::{self, CpuRecord, RecoveryDecision, RuntimeMode, StateDir, StateError};
 
 /// How long after the probe starts `agent-send` is waited for when profiles depend on it
 /// (only when it has not arrived: HAProxy sends it right after connecting).
@@ -218,17 +218,31 @@ pub struct CpuFigure {
     pub how: String,
 }
 
+/// RAM in use and where the figure came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RamFigure {
+    pub memory: Memory,
+    pub from: String,
+}
+
+/// since-last: probes closer than this to the previous one answer with the previous window's
+/// figure. /proc/stat counts in ticks of 10 ms per CPU, so 250 ms on two CPUs is 50 ticks,
+/// about 2 points a tick; a gap of a few ms is 0 to 4 ticks, a figure up to 63 points off
+/// (docs/BENCHMARKS.md).
+pub const SINCE_LAST_MIN_MS: u64 = 250;
+
 /// The raw figures one sample produced.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Readings {
     pub cpu: Option<CpuFigure>,
-    pub memory: Option<Memory>,
+    pub memory: Option<RamFigure>,
     /// Established connections per watched port.
     pub tcp: Vec<(u16, u64)>,
 }
 
 /// Takes the readings `needs` asks for. `wait(deadline)` is called to pass the sample window,
-/// and not at all when no window is needed (since-last mode, or no CPU monitor).
+/// and not at all when no window is needed (since-last mode with fresh counters, or no CPU
+/// monitor).
 pub fn sample(
     needs: &Needs,
     config: &Config,
@@ -236,11 +250,14 @@ pub fn sample(
     wait: &mut dyn FnMut(Instant),
 ) -> Result<Readings, MetricError> {
     let mut readings = Readings::default();
+    let cgroups = Cgroups::default();
     if needs.cpu {
-        readings.cpu = Some(sample_cpu(config, state, wait)?);
+        let source = cpu::Source::choose(config.scope.cpu, &cgroups)?;
+        readings.cpu = Some(sample_cpu(config, state, &source, wait)?);
     }
     if needs.ram {
-        readings.memory = Some(memory::read()?);
+        let (memory, from) = memory::read_scoped(config.scope.ram, &cgroups)?;
+        readings.memory = Some(RamFigure { memory, from });
     }
     if !needs.ports.is_empty() {
         let counts = tcp::count_established(&needs.ports)?;
@@ -252,46 +269,90 @@ pub fn sample(
 fn sample_cpu(
     config: &Config,
     state: &StateDir,
+    source: &cpu::Source,
     wait: &mut dyn FnMut(Instant),
 ) -> Result<CpuFigure, MetricError> {
     let window = config.sample_ms.get();
+    let from = source.describe();
     // Without cumulative counters (systems other than Linux and Windows) since-last samples.
     if config.cpu_mode == CpuMode::SinceLast
-        && let Ok(counters) = cpu::read()
+        && let Ok(counters) = source.read()
     {
-        let max_age_ms = config.since_last_max_seconds.get() * 1000;
-        let now = state::now_ms();
-        let previous = state.cpu_counters().ok().flatten();
-        let fresh = previous.filter(|(at, _)| *at <= now && now - at <= max_age_ms);
-        if let Some((at, earlier)) = fresh
-            && let Some(busy) = counters.busy_percent_since(&earlier)
-        {
-            // A failed save only means the next probe samples; this one still answers.
-            let _ = state.save_cpu_counters(now, &counters);
-            let how = format!(
-                "busy {busy:.1}% since the previous probe {:.1} s ago",
-                (now - at) as f64 / 1000.0
-            );
-            return Ok(CpuFigure { busy, how });
-        }
-        // No fresh counters: the window starts at the reading just taken, and its end is what
-        // the next probe compares with.
-        wait(Instant::now() + Duration::from_millis(window));
-        let end = cpu::read()?;
-        let _ = state.save_cpu_counters(state::now_ms(), &end);
-        let busy = cpu::busy_between(&counters, &end)?;
-        let how = format!("busy {busy:.1}% over {window} ms (no fresh counters to compare)");
-        return Ok(CpuFigure { busy, how });
+        return since_last(config, state, source, counters, wait);
     }
-    let busy = window_sample(window, wait)?;
-    let how = format!("busy {busy:.1}% over {window} ms");
+    let sampler = cpu::Sampler::start(source)?;
+    wait(Instant::now() + Duration::from_millis(window));
+    let busy = sampler.finish(source)?;
+    let how = format!("busy {busy:.1}% over {window} ms; {from}");
     Ok(CpuFigure { busy, how })
 }
 
-fn window_sample(window_ms: u64, wait: &mut dyn FnMut(Instant)) -> Result<f64, MetricError> {
-    let sampler = cpu::Sampler::start()?;
-    wait(Instant::now() + Duration::from_millis(window_ms));
-    sampler.finish()
+/// since-last: the busy share since the counters the previous probe saved, when they are
+/// fresh and of the same source. Closer than [`SINCE_LAST_MIN_MS`] to them the previous
+/// window's figure answers (the counters are kept, so the next window is whole); without
+/// that figure the probe waits out the minimum window. Without fresh counters it samples.
+fn since_last(
+    config: &Config,
+    state: &StateDir,
+    source: &cpu::Source,
+    mut counters: cpu::Counters,
+    wait: &mut dyn FnMut(Instant),
+) -> Result<CpuFigure, MetricError> {
+    let from = source.describe();
+    let max_age_ms = config.since_last_max_seconds.get() * 1000;
+    let mut now = state::now_ms();
+    let previous = state.cpu_counters().ok().flatten();
+    let fresh = previous.filter(|record| {
+        record.source == source.id() && record.at_ms <= now && now - record.at_ms <= max_age_ms
+    });
+    // A failed save only means the next probe samples; this one still answers.
+    let save = |at_ms, counters, last| {
+        let source = source.id();
+        let _ = state.save_cpu_counters(&CpuRecord {
+            at_ms,
+            counters,
+            source,
+            last,
+        });
+    };
+    if let Some(record) = fresh {
+        let gap = now - record.at_ms;
+        if gap < SINCE_LAST_MIN_MS
+            && let Some((busy, span)) = record.last
+        {
+            let how = format!(
+                "busy {busy:.1}% over the last complete window ({:.1} s, ended {gap} ms ago: \
+                 too recent to measure a new one); {from}",
+                span as f64 / 1000.0
+            );
+            return Ok(CpuFigure { busy, how });
+        }
+        let mut waited = String::new();
+        if gap < SINCE_LAST_MIN_MS {
+            wait(Instant::now() + Duration::from_millis(SINCE_LAST_MIN_MS - gap));
+            counters = source.read()?;
+            now = state::now_ms();
+            waited = format!(", waited to make it {SINCE_LAST_MIN_MS} ms");
+        }
+        let span = now.saturating_sub(record.at_ms);
+        if let Some(busy) = counters.busy_percent_since(&record.counters) {
+            save(now, counters, Some((busy, span)));
+            let how = format!(
+                "busy {busy:.1}% since the previous probe {:.1} s ago{waited}; {from}",
+                span as f64 / 1000.0
+            );
+            return Ok(CpuFigure { busy, how });
+        }
+    }
+    // No fresh counters: the window starts at the reading just taken, and its end is what
+    // the next probe compares with.
+    let window = config.sample_ms.get();
+    wait(Instant::now() + Duration::from_millis(window));
+    let end = source.read()?;
+    let busy = cpu::busy_between(&counters, &end)?;
+    save(state::now_ms(), end, Some((busy, window)));
+    let how = format!("busy {busy:.1}% over {window} ms (no fresh counters to compare); {from}");
+    Ok(CpuFigure { busy, how })
 }
 
 /// The config to answer with: the base, or the profile the first line of `agent-send` names.
@@ -328,13 +389,19 @@ pub fn answer(
                 cpu.how.clone(),
             ));
         }
-        if let Some(ram) = readings.memory.filter(|_| config.ram.enabled()) {
+        if let Some(ram) = readings.memory.as_ref().filter(|_| config.ram.enabled()) {
+            let (used, total) = (ram.memory.used(), ram.memory.total);
             loads.push(load(
                 "ram",
-                ram.load(),
+                ram.memory.load(),
                 config.ram.importance.get(),
                 config.ram.threshold.get(),
-                format!("{} of {} in use", bytes(ram.used()), bytes(ram.total)),
+                format!(
+                    "{} of {} in use; {}",
+                    memory::bytes(used),
+                    memory::bytes(total),
+                    ram.from
+                ),
             ));
         }
         for monitor in config.tcp.iter().filter(|t| t.enabled()) {
@@ -437,10 +504,6 @@ fn load(name: &str, load: f64, importance: f64, threshold: f64, raw: String) -> 
     )
 }
 
-fn bytes(n: u64) -> String {
-    format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64)
-}
-
 /// `1h 2m`, `3m 4s`, `5s`: a duration for people.
 pub fn human_duration(ms: u64) -> String {
     let s = ms.div_ceil(1000);
@@ -502,9 +565,12 @@ mod tests {
                 busy: 30.0,
                 how: "test".into(),
             }),
-            memory: Some(Memory {
-                total: 100,
-                available: 10,
+            memory: Some(RamFigure {
+                memory: Memory {
+                    total: 100,
+                    available: 10,
+                },
+                from: "test".into(),
             }),
             tcp: vec![(80, 5)],
         };
@@ -544,23 +610,83 @@ mod tests {
             std::thread::sleep(left);
         };
         let needs = Needs::of(&config);
-        // No counters yet: it samples and saves them.
-        let first = sample(&needs, &config, &state, &mut wait).unwrap();
-        assert!(first.cpu.unwrap().how.contains("no fresh counters"));
-        assert!(state.cpu_counters().unwrap().is_some());
-        // Now it answers at once from the difference, without waiting.
-        std::thread::sleep(Duration::from_millis(50));
-        let second = sample(&needs, &config, &state, &mut wait).unwrap();
-        assert!(second.cpu.unwrap().how.contains("since the previous probe"));
+        // No counters yet: it samples and saves them with the window's figure.
+        let first = sample(&needs, &config, &state, &mut wait)
+            .unwrap()
+            .cpu
+            .unwrap();
+        assert!(first.how.contains("no fresh counters"), "{}", first.how);
+        let saved = state.cpu_counters().unwrap().unwrap();
+        assert_eq!(
+            saved.last,
+            Some(((first.busy * 1000.0).round() / 1000.0, 100))
+        );
+        // Too soon for a window of its own: the last complete window answers, at once, and
+        // the counters stay as they were.
+        let soon = sample(&needs, &config, &state, &mut wait)
+            .unwrap()
+            .cpu
+            .unwrap();
+        assert!(soon.how.contains("last complete window"), "{}", soon.how);
+        assert_eq!(soon.busy, saved.last.unwrap().0);
+        assert_eq!(state.cpu_counters().unwrap().unwrap(), saved);
+        // Past the minimum window: the difference, without waiting.
+        std::thread::sleep(Duration::from_millis(SINCE_LAST_MIN_MS + 10));
+        let second = sample(&needs, &config, &state, &mut wait)
+            .unwrap()
+            .cpu
+            .unwrap();
+        assert!(
+            second.how.contains("since the previous probe"),
+            "{}",
+            second.how
+        );
+        assert!(second.how.contains("host /proc/stat"), "{}", second.how);
         assert_eq!(waited.borrow().len(), 1);
         assert!(waited.borrow()[0] >= Duration::from_millis(50));
-        // Counters older than the bound are not used.
-        let (_, counters) = state.cpu_counters().unwrap().unwrap();
-        state
-            .save_cpu_counters(state::now_ms() - 31_000, &counters)
+        // Counters older than the bound are not used, nor another source's.
+        let mut record = state.cpu_counters().unwrap().unwrap();
+        record.at_ms = state::now_ms() - 31_000;
+        state.save_cpu_counters(&record).unwrap();
+        let third = sample(&needs, &config, &state, &mut wait)
+            .unwrap()
+            .cpu
             .unwrap();
-        let third = sample(&needs, &config, &state, &mut wait).unwrap();
-        assert!(third.cpu.unwrap().how.contains("no fresh counters"));
+        assert!(third.how.contains("no fresh counters"), "{}", third.how);
+        let mut record = state.cpu_counters().unwrap().unwrap();
+        record.source = 12345;
+        state.save_cpu_counters(&record).unwrap();
+        let fourth = sample(&needs, &config, &state, &mut wait)
+            .unwrap()
+            .cpu
+            .unwrap();
+        assert!(fourth.how.contains("no fresh counters"), "{}", fourth.how);
+        let _ = std::fs::remove_dir_all(state.path());
+    }
+
+    #[test]
+    fn since_last_without_a_last_figure_waits_out_the_minimum_window_only() {
+        let state = temp_state("since-min");
+        let config =
+            config(r#"{"cpu_mode": "since-last", "sample_ms": 2000, "ram": {"importance": 0}}"#);
+        let counters = cpu::read().unwrap();
+        let record = CpuRecord {
+            at_ms: state::now_ms(),
+            counters,
+            source: 0,
+            last: None,
+        };
+        state.save_cpu_counters(&record).unwrap();
+        let started = Instant::now();
+        let mut wait = |deadline: Instant| std::thread::sleep(deadline - Instant::now());
+        let cpu = sample(&Needs::of(&config), &config, &state, &mut wait)
+            .unwrap()
+            .cpu
+            .unwrap();
+        let took = started.elapsed();
+        assert!(cpu.how.contains("waited to make it 250 ms"), "{}", cpu.how);
+        // Not the 2 s sample: at most the minimum window (and some slack for a busy machine).
+        assert!(took >= Duration::from_millis(200) && took < Duration::from_millis(1500));
         let _ = std::fs::remove_dir_all(state.path());
     }
 }

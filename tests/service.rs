@@ -368,8 +368,8 @@ fn clients_that_send_nothing_or_never_read_do_not_delay_others() {
     assert!(is_percent_line(&line), "{line:?}");
     assert!(asked.elapsed() <= sample + Duration::from_millis(200));
 
-    // The stuck clients are still connected (the service drains them): a new probe starts
-    // the next sample at once.
+    // The stuck clients are still connected (the service drains them): a new probe is
+    // answered from the window the sampler kept going.
     let asked = Instant::now();
     let line = probe(service.addr());
     assert!(is_percent_line(&line), "{line:?}");
@@ -568,4 +568,57 @@ fn fifos_in_the_state_directory_neither_wedge_the_service_nor_its_stop() {
     service.terminate();
     let status = service.wait();
     assert!(status.success(), "{status:?}: {:?}", service.log());
+}
+
+#[test]
+fn steady_polls_are_answered_at_once_and_follow_a_change_within_two_windows() {
+    let _turn = serial();
+    let dir = TempDir::new("svc-kept");
+    let sample = Duration::from_millis(1000);
+    let mut held = Connections::open(2);
+    let tcp = format!("{}:10", held.port());
+    let service = start(
+        &dir,
+        &[
+            ("LB_FEEDBACK_SAMPLE_MS", "1000"),
+            ("LB_FEEDBACK_RECOVERY", "never"),
+            ("LB_FEEDBACK_CPU_IMPORTANCE", "0"),
+            ("LB_FEEDBACK_RAM_IMPORTANCE", "0"),
+            ("LB_FEEDBACK_TCP", &tcp),
+        ],
+        &[],
+    );
+    // The first poll starts the sampler (with no CPU monitor its window has nothing to wait
+    // for), which then reads a window a second while polls come.
+    assert_eq!(probe(service.addr()), "80%\n");
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(100));
+        let asked = Instant::now();
+        assert_eq!(probe(service.addr()), "80%\n");
+        slowest = slowest.max(asked.elapsed());
+    }
+    assert!(slowest < sample / 2, "the slowest poll took {slowest:?}");
+    // Six more connections: the replies say so within two windows, without waiting.
+    held.add(6);
+    let changed = Instant::now();
+    loop {
+        let asked = Instant::now();
+        let line = probe(service.addr());
+        slowest = slowest.max(asked.elapsed());
+        if line == "20%\n" {
+            break;
+        }
+        assert_eq!(line, "80%\n");
+        assert!(
+            changed.elapsed() < 2 * sample,
+            "still {line:?} after two windows"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(slowest < sample / 2, "the slowest poll took {slowest:?}");
+    eprintln!(
+        "kept sample: followed in {:?}, slowest poll {slowest:?}",
+        changed.elapsed()
+    );
 }

@@ -1,7 +1,9 @@
 //! CPU load: the busy share of all cores between two readings of the kernel's cumulative
-//! counters (Linux `/proc/stat`, Windows `GetSystemTimes`; sysinfo on other systems).
+//! counters (Linux `/proc/stat`, Windows `GetSystemTimes`; sysinfo on other systems), or, in
+//! a cgroup that holds the process in, the cgroup's CPU time over its capacity ([`Source`]).
 
-use super::MetricError;
+use super::{Cgroups, MetricError};
+use crate::config::Scope;
 
 /// Cumulative CPU time of all cores, in the OS's own ticks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +88,96 @@ pub fn read() -> Result<Counters, MetricError> {
     })
 }
 
+/// Where the counters come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// The host's; with why the cgroup's were not used, when they were looked at.
+    Host(Option<String>),
+    /// The cgroup's CPU time (µs) as busy, and the monotonic clock (µs) times its capacity
+    /// in CPUs as total: `Δbusy / Δtotal` is then its share of what it may use.
+    #[cfg(target_os = "linux")]
+    Cgroup(super::cgroup::CpuCapacity),
+}
+
+impl Source {
+    /// The source `scope` asks for. Auto takes the cgroup's when it holds the process in,
+    /// and the host's when it does not or cannot be read; cgroup insists.
+    #[cfg(target_os = "linux")]
+    pub fn choose(scope: Scope, cgroups: &Cgroups) -> Result<Source, MetricError> {
+        if scope == Scope::Host {
+            return Ok(Source::Host(None));
+        }
+        let capacity = cgroups
+            .placement()
+            .and_then(|placement| super::cgroup::cpu(placement, &cgroups.roots()));
+        match (scope, capacity) {
+            (Scope::Auto, Ok(capacity)) if !capacity.limited => {
+                Ok(Source::Host(Some(capacity.describe())))
+            }
+            (Scope::Auto, Err(err)) => Ok(Source::Host(Some(format!("cgroup: {err}")))),
+            (_, Ok(capacity)) => Ok(Source::Cgroup(capacity)),
+            (_, Err(err)) => Err(error(format!("scope cgroup: {err}"))),
+        }
+    }
+
+    /// Elsewhere there is no cgroup: the host's, or an error when the cgroup's is insisted on.
+    #[cfg(not(target_os = "linux"))]
+    pub fn choose(scope: Scope, _cgroups: &Cgroups) -> Result<Source, MetricError> {
+        match scope {
+            Scope::Cgroup => Err(error("scope cgroup: cgroups exist on Linux only")),
+            _ => Ok(Source::Host(None)),
+        }
+    }
+
+    pub fn read(&self) -> Result<Counters, MetricError> {
+        match self {
+            Source::Host(_) => read(),
+            #[cfg(target_os = "linux")]
+            Source::Cgroup(capacity) => {
+                let busy = capacity.usage_us().map_err(error)?;
+                let total = monotonic_us().saturating_mul(capacity.millis) / 1000;
+                Ok(Counters { busy, total })
+            }
+        }
+    }
+
+    /// 0 for the host's counters, else the cgroup's stamp.
+    pub fn id(&self) -> u64 {
+        match self {
+            Source::Host(_) => 0,
+            #[cfg(target_os = "linux")]
+            Source::Cgroup(capacity) => capacity.id(),
+        }
+    }
+
+    /// Where the figure came from, for `--explain`.
+    pub fn describe(&self) -> String {
+        let host = match cfg!(target_os = "linux") {
+            true => "host /proc/stat",
+            false => "host",
+        };
+        match self {
+            Source::Host(None) => host.to_string(),
+            Source::Host(Some(why)) => format!("{host} ({why})"),
+            #[cfg(target_os = "linux")]
+            Source::Cgroup(capacity) => capacity.describe(),
+        }
+    }
+}
+
+/// CLOCK_MONOTONIC in microseconds: one clock for every process on the host, so since-last
+/// probes (separate processes) can subtract each other's readings.
+#[cfg(target_os = "linux")]
+fn monotonic_us() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a live, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    (now.tv_sec as u64).saturating_mul(1_000_000) + now.tv_nsec as u64 / 1000
+}
+
 /// A CPU sample in progress: started before the window, finished after it.
 #[cfg(any(target_os = "linux", windows))]
 pub struct Sampler {
@@ -94,13 +186,15 @@ pub struct Sampler {
 
 #[cfg(any(target_os = "linux", windows))]
 impl Sampler {
-    pub fn start() -> Result<Sampler, MetricError> {
-        Ok(Sampler { start: read()? })
+    pub fn start(source: &Source) -> Result<Sampler, MetricError> {
+        Ok(Sampler {
+            start: source.read()?,
+        })
     }
 
     /// The busy share since `start`, in percent.
-    pub fn finish(self) -> Result<f64, MetricError> {
-        busy_between(&self.start, &read()?)
+    pub fn finish(self, source: &Source) -> Result<f64, MetricError> {
+        busy_between(&self.start, &source.read()?)
     }
 }
 
@@ -124,7 +218,7 @@ pub struct Sampler {
 
 #[cfg(not(any(target_os = "linux", windows)))]
 impl Sampler {
-    pub fn start() -> Result<Sampler, MetricError> {
+    pub fn start(_source: &Source) -> Result<Sampler, MetricError> {
         let mut system = sysinfo::System::new().map_err(|err| error(err.to_string()))?;
         system.refresh_cpu_usage();
         if system.cpus().is_empty() {
@@ -133,7 +227,7 @@ impl Sampler {
         Ok(Sampler { system })
     }
 
-    pub fn finish(mut self) -> Result<f64, MetricError> {
+    pub fn finish(mut self, _source: &Source) -> Result<f64, MetricError> {
         self.system.refresh_cpu_usage();
         Ok(f64::from(self.system.global_cpu_usage()))
     }

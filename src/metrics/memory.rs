@@ -3,8 +3,10 @@
 //! time by reading all of `/proc/stat` (11 k instructions), and its RAM refresh reads and
 //! parses every line of `/proc/meminfo` (52 k); the lines needed here cost about 5 k, in a
 //! probe of about 100 k (docs/BENCHMARKS.md). Other systems use sysinfo's RAM refresh.
+//! In a cgroup with a memory limit, [`read_scoped`] gives the cgroup's use over its limit.
 
-use super::MetricError;
+use super::{Cgroups, MetricError};
+use crate::config::Scope;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Memory {
@@ -94,6 +96,55 @@ pub fn read() -> Result<Memory, MetricError> {
         total: system.total_memory(),
         available: system.available_memory(),
     })
+}
+
+/// The RAM figure `scope` asks for, and where it came from in words. The total is the
+/// cgroup's limit when it has one below the host's memory; a cgroup without one (scope
+/// cgroup) is measured against the host's memory. Auto falls back to the host's figures
+/// when the cgroup has no limit or cannot be read, and says so.
+#[cfg(target_os = "linux")]
+pub fn read_scoped(scope: Scope, cgroups: &Cgroups) -> Result<(Memory, String), MetricError> {
+    let host = read()?;
+    if scope == Scope::Host {
+        return Ok((host, "host /proc/meminfo".to_string()));
+    }
+    let cgroup = cgroups.placement().and_then(super::cgroup::memory);
+    let used = match (scope, cgroup) {
+        (Scope::Auto, Err(err)) => {
+            return Ok((host, format!("host /proc/meminfo (cgroup: {err})")));
+        }
+        (_, Err(err)) => return Err(error(format!("scope cgroup: {err}"))),
+        (_, Ok(used)) => used,
+    };
+    let from = used.describe(host.total);
+    let total = match used.limit.filter(|limit| *limit < host.total) {
+        Some(limit) => limit,
+        None if scope == Scope::Auto => {
+            return Ok((host, format!("host /proc/meminfo ({from})")));
+        }
+        None => host.total,
+    };
+    let memory = Memory {
+        total,
+        available: total.saturating_sub(used.used),
+    };
+    Ok((checked(memory)?, from))
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn read_scoped(scope: Scope, _cgroups: &Cgroups) -> Result<(Memory, String), MetricError> {
+    match scope {
+        Scope::Cgroup => Err(error("scope cgroup: cgroups exist on Linux only")),
+        _ => Ok((read()?, "host".to_string())),
+    }
+}
+
+/// Bytes for people: MiB below a GiB, GiB from there.
+pub fn bytes(n: u64) -> String {
+    match n < 1 << 30 {
+        true => format!("{:.0} MiB", n as f64 / (1u64 << 20) as f64),
+        false => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+    }
 }
 
 fn checked(memory: Memory) -> Result<Memory, MetricError> {

@@ -1,9 +1,43 @@
 //! Raw figures from the operating system, as loads in percent: CPU busy share, RAM in use,
 //! established TCP connections on a port. The OS-specific parts live behind `cfg` here.
 
+#[cfg(target_os = "linux")]
+pub mod cgroup;
 pub mod cpu;
 pub mod memory;
 pub mod tcp;
+
+/// The cgroup placement of this process, read at most once per sample and only when a
+/// monitor's scope asks for it (Linux; elsewhere there is nothing to read).
+#[derive(Default)]
+pub struct Cgroups {
+    #[cfg(target_os = "linux")]
+    roots: Option<cgroup::Roots>,
+    #[cfg(target_os = "linux")]
+    placement: std::cell::OnceCell<Result<cgroup::Placement, String>>,
+}
+
+#[cfg(target_os = "linux")]
+impl Cgroups {
+    /// The cgroups under `roots` instead of the system's (fixture trees).
+    pub fn at(roots: cgroup::Roots) -> Cgroups {
+        Cgroups {
+            roots: Some(roots),
+            placement: std::cell::OnceCell::new(),
+        }
+    }
+
+    pub fn roots(&self) -> cgroup::Roots {
+        self.roots.clone().unwrap_or_else(cgroup::Roots::system)
+    }
+
+    pub fn placement(&self) -> Result<&cgroup::Placement, String> {
+        self.placement
+            .get_or_init(|| cgroup::locate(&self.roots()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
 
 /// A figure that could not be read; `monitor` becomes the reply's `error:<monitor>`.
 #[derive(Debug, Clone, PartialEq, Eq)]

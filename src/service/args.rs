@@ -226,6 +226,7 @@ OPTIONS
         --maxconn N            --recovery WHEN  --recovery-seconds N  --recovery-replies N
         --state-dir PATH       --state-owner USER
         --cpu-mode MODE        sample | since-last
+        --scope SCOPE          auto | host | cgroup, or cpu=SCOPE,ram=SCOPE
                                Meanings and defaults as in `lb-feedback --help`.
     -h, --help                 this text
     -V, --version              the version
@@ -236,7 +237,7 @@ OPTIONS
     LB_FEEDBACK_MAXCONN, LB_FEEDBACK_RECOVERY, LB_FEEDBACK_RECOVERY_SECONDS,
     LB_FEEDBACK_RECOVERY_REPLIES, LB_FEEDBACK_STATE_DIR, LB_FEEDBACK_STATE_OWNER,
     LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT,
-    LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_CONFIG.
+    LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_SCOPE, LB_FEEDBACK_CONFIG.
     Precedence: built-in defaults < config file < environment < flags.
 
 LOGS

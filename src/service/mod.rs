@@ -7,9 +7,9 @@
 //! ([`sampler`]), one per connection in flight (a small stack each; at most `max_in_flight`),
 //! one writing the log ([`log`]: nothing else ever waits for a log write) and one writing the
 //! totals of refused connections every [`limits::REPORT_WINDOW`].
-//! A poll is a few bytes each way and most of its time is the CPU window, which the probes
-//! share, so a thread per connection costs little and keeps every step a plain blocking call
-//! with a timeout.
+//! A poll is a few bytes each way, answered from the figures the sampler keeps fresh (only
+//! the first after a pause waits for a CPU window), so a thread per connection costs little
+//! and keeps every step a plain blocking call with a timeout.
 //!
 //! A connection, in order (see [`Service::serve`]):
 //! 1. peer outside `allow`: closed without a reply;
@@ -18,11 +18,12 @@
 //!    a reply. Refusals are logged as [`limits::Refusals`] says: the first ones as they come,
 //!    then totals, a few lines a window however many there are;
 //! 3. the mode (runtime mode file, then config): not normal needs no sample;
-//! 4. in normal mode, joins the running sample or starts one; when the config has profiles,
-//!    in every mode, reads the first line of `agent-send` (1 KiB at most) meanwhile, waiting
-//!    for it until the window ends or [`probe::REQUEST_GRACE`] after the connection,
-//!    whichever is later (without profiles it selects nothing and is left to the drain, as
-//!    in the one-shot binary); an unknown profile is `error:profile` in every mode;
+//! 4. in normal mode, takes the last complete window while the sampler keeps them coming,
+//!    else joins the running sample or starts one ([`sampler`]); when the config has
+//!    profiles, in every mode, reads the first line of `agent-send` (1 KiB at most)
+//!    meanwhile, waiting for it until the window ends or [`probe::REQUEST_GRACE`] after the
+//!    connection, whichever is later (without profiles it selects nothing and is left to the
+//!    drain, as in the one-shot binary); an unknown profile is `error:profile` in every mode;
 //! 5. answers one line, half-closes, drains for at most [`socket::DRAIN_TIME`], closes.
 //!
 //! Every connection has a deadline, `sample_ms` + [`CONNECTION_SLACK`]: reads, the write and
@@ -57,7 +58,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::cidr;
-use crate::config::{self, Config, ConfigError, ConfigFile, Mode};
+use crate::config::{self, Config, ConfigError, ConfigFile, CpuMode, Mode};
 use crate::probe::{self, Caller, Needs, ProbeError, Readings};
 use crate::reply;
 use crate::socket;
@@ -504,9 +505,12 @@ impl Shared {
             slots: Arc::new(Slots::new(limits)),
             refusals: Mutex::new(Refusals::new(limits, Instant::now())),
             connection_time: Duration::from_millis(config.sample_ms.get()) + CONNECTION_SLACK,
+            sampler: Sampler::new(
+                Duration::from_millis(config.sample_ms.get()),
+                sampler::KEEP_FOR,
+            ),
             config,
             log,
-            sampler: Sampler::new(),
         }
     }
 
@@ -531,10 +535,16 @@ impl Shared {
         }
     }
 
+    /// The kept windows follow each other, so each is already "since the last": since-last's
+    /// saved counters would add nothing but a state write per window.
     fn take_samples(&self) {
         let state = StateDir::new(&self.config.state_dir);
+        let config = Config {
+            cpu_mode: CpuMode::Sample,
+            ..self.config.clone()
+        };
         let mut take =
-            |wait: &mut dyn FnMut(Instant)| probe::sample(&self.needs, &self.config, &state, wait);
+            |wait: &mut dyn FnMut(Instant)| probe::sample(&self.needs, &config, &state, wait);
         self.sampler.run(&mut take, &self.log);
     }
 

@@ -1,15 +1,28 @@
-//! One sample shared by every probe that arrives while it is being taken: N load balancers
-//! polling at once cost one CPU window, not N.
+//! The figures every poll answers from: a sampler thread measures consecutive windows of
+//! `sample_ms` for as long as polls keep coming, so each poll answers at once from the last
+//! complete window, and N load balancers cost one reading a window, not N.
 //!
-//! A probe calls [`Sampler::join`]: if a sample is running it joins that one, else it asks the
-//! sampler thread for a new one and joins it. The probe may read `agent-send` until the
-//! sample's window ends ([`Sampler::window_end`]), then takes the readings
-//! ([`Sampler::readings`]). The sampler thread ([`Sampler::run`]) takes one sample at a time,
-//! only when asked, so an idle service samples nothing. Under `--verbose` it logs one line per
-//! sample: its number, how long it took and how many probes it served.
+//! A probe calls [`Sampler::join`]. While the sampler keeps its figures fresh (the last window
+//! ended less than half a window before the one now running), the probe gets that window at
+//! once. Otherwise (the first poll, or the first after [`KEEP_FOR`] without any) it asks for
+//! a new window, or joins the one already running, and waits for it: the first poll after a
+//! pause waits one window, as the one-shot does. The probe may read `agent-send` until its
+//! window ends ([`Sampler::window_end`]), then takes the readings ([`Sampler::readings`]).
 //!
-//! A probe joining late gets figures whose window began before it connected; they are at most
-//! one window old, the same age a since-last reply has.
+//! The sampler thread ([`Sampler::run`]) starts the next window as soon as one ends while the
+//! last poll is less than [`KEEP_FOR`] old, and then waits for a poll: an idle service reads
+//! nothing. A window that reads no CPU (no CPU monitor) still lasts `sample_ms`, so RAM and
+//! TCP are read once a window, not in a loop. Under `--verbose` it logs one line per window:
+//! its number, how long it took, how many probes waited for it, and how many were answered at
+//! once from the window before while it ran.
+//!
+//! TCP counts are read once a window with the rest, not per poll: a count of a big host's
+//! connection table costs milliseconds (docs/BENCHMARKS.md), so per poll it would cost each
+//! load balancer's poll that again, and per window the service's cost stays the same however
+//! many poll. The count is then at most a window and a half old, as the CPU figure is.
+//!
+//! The figures a probe gets are at most one window and a half old: no older than a one-shot
+//! since-last reply's, and no younger than needed to answer at once.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -18,6 +31,11 @@ use super::lock;
 use super::log::Log;
 use crate::metrics::MetricError;
 use crate::probe::Readings;
+
+/// How long the sampler keeps measuring after the last poll. HAProxy polls every
+/// `agent-inter` (2 s by default); a minute covers any sane interval and a load balancer
+/// restarting, and an idle service then costs nothing.
+pub const KEEP_FOR: Duration = Duration::from_secs(60);
 
 /// The outcome of one sample, shared by the probes that waited for it.
 pub type Sampled = Arc<Result<Readings, MetricError>>;
@@ -35,41 +53,69 @@ struct Inner {
     wanted: bool,
     /// The running sample's window end, once it is known.
     window_end: Option<Instant>,
-    /// Probes served by the running sample, or by the wanted one.
-    sharers: u64,
+    /// Probes waiting for the running sample, or for the wanted one.
+    waiting: u64,
+    /// Probes answered at once from the last finished sample while the next one runs.
+    served: u64,
     /// The number of the last finished sample, whose outcome is `last`.
     finished: u64,
+    finished_at: Option<Instant>,
     last: Option<Sampled>,
+    last_poll: Option<Instant>,
     stopping: bool,
 }
 
-#[derive(Default)]
 pub struct Sampler {
     inner: Mutex<Inner>,
     /// Signalled on every change: a sample wanted, a window known, a sample finished, a stop.
     changed: Condvar,
+    window: Duration,
+    keep_for: Duration,
 }
 
 /// One sample: calls `wait(deadline)` once to pass its window, then reads the rest.
 pub type Take<'a> = dyn FnMut(&mut dyn FnMut(Instant)) -> Result<Readings, MetricError> + 'a;
 
 impl Sampler {
-    pub fn new() -> Sampler {
-        Sampler::default()
+    /// A sampler whose windows last `window` (`sample_ms`), kept going for `keep_for` after
+    /// the last poll ([`KEEP_FOR`] in the service).
+    pub fn new(window: Duration, keep_for: Duration) -> Sampler {
+        Sampler {
+            inner: Mutex::default(),
+            changed: Condvar::new(),
+            window,
+            keep_for,
+        }
     }
 
-    /// Joins the running sample, or asks for a new one.
+    /// The last finished sample when it is fresh, else the running one, else a new one.
     pub fn join(&self) -> Ticket {
+        let now = Instant::now();
         let mut inner = lock(&self.inner);
-        inner.sharers += 1;
-        if inner.running {
-            return Ticket(inner.started);
-        }
-        if !inner.wanted {
+        inner.last_poll = Some(now);
+        let fresh = inner
+            .finished_at
+            .is_some_and(|at| now.saturating_duration_since(at) < self.window + self.window / 2);
+        let ticket = match (fresh, inner.running) {
+            (true, _) => {
+                inner.served += 1;
+                Ticket(inner.finished)
+            }
+            (false, true) => {
+                inner.waiting += 1;
+                Ticket(inner.started)
+            }
+            (false, false) => {
+                inner.waiting += 1;
+                Ticket(inner.started + 1)
+            }
+        };
+        // A sampler that went idle starts again; one that keeps sampling just goes on.
+        if !inner.running && !inner.wanted {
             inner.wanted = true;
             self.changed.notify_all();
         }
-        Ticket(inner.started + 1)
+        ticket
     }
 
     /// When the window of the ticket's sample ends: the time until which `agent-send` is worth
@@ -105,20 +151,27 @@ impl Sampler {
         }
     }
 
-    /// The sampler thread: takes a sample whenever a probe asks, until [`Sampler::stop`].
-    /// Samples asked for before the stop are still taken: their probes are waiting.
+    /// The sampler thread: takes samples while polls come (see the module's text), until
+    /// [`Sampler::stop`]. A sample probes wait for is still taken after the stop; a window
+    /// nobody waits for ends at the stop.
     pub fn run(&self, take: &mut Take<'_>, log: &Log) {
         loop {
             let number = {
                 let mut inner = lock(&self.inner);
-                while !inner.wanted && !inner.stopping {
+                loop {
+                    let polled = inner
+                        .last_poll
+                        .is_some_and(|at| at.elapsed() < self.keep_for);
+                    if inner.wanted || (polled && !inner.stopping) {
+                        break;
+                    }
+                    if inner.stopping {
+                        return;
+                    }
                     inner = self
                         .changed
                         .wait(inner)
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                }
-                if !inner.wanted {
-                    return;
                 }
                 inner.wanted = false;
                 inner.running = true;
@@ -127,33 +180,54 @@ impl Sampler {
                 inner.started
             };
             let began = Instant::now();
-            let outcome = take(&mut |deadline| {
-                lock(&self.inner).window_end = Some(deadline);
-                self.changed.notify_all();
-                std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-            });
+            let outcome = take(&mut |deadline| self.pass_window(deadline));
             let outcome = Arc::new(outcome);
-            let sharers = {
+            let (waited, served) = {
                 let mut inner = lock(&self.inner);
                 inner.running = false;
                 inner.window_end = None;
                 inner.finished = number;
+                inner.finished_at = Some(Instant::now());
                 inner.last = Some(outcome.clone());
-                std::mem::take(&mut inner.sharers)
+                (
+                    std::mem::take(&mut inner.waiting),
+                    std::mem::take(&mut inner.served),
+                )
             };
             self.changed.notify_all();
             let took = began.elapsed().as_millis();
             match &*outcome {
                 Ok(_) => log.note(format!(
-                    "sample {number}: {took} ms, shared by {sharers} probe{}",
-                    if sharers == 1 { "" } else { "s" }
+                    "sample {number}: {took} ms, shared by {waited} probe{}{}",
+                    if waited == 1 { "" } else { "s" },
+                    match served {
+                        0 => String::new(),
+                        n => format!(", {n} answered at once from sample {}", number - 1),
+                    }
                 )),
                 // Logged once here, not once per probe that answers error:WHAT with it.
                 Err(err) => log.problem(format!(
-                    "sample {number} failed after {took} ms ({sharers} probes answered error:{}): {err}",
+                    "sample {number} failed after {took} ms ({waited} probes answered error:{}): {err}",
                     err.monitor
                 )),
             }
+            // A window that read no CPU still lasts its length.
+            self.pass_window(began + self.window);
+        }
+    }
+
+    /// Sleeps until `deadline`, or until the stop when no probe waits for this window.
+    fn pass_window(&self, deadline: Instant) {
+        let mut inner = lock(&self.inner);
+        if inner.running {
+            inner.window_end = Some(deadline);
+            self.changed.notify_all();
+        }
+        while let Some(left) = left(deadline) {
+            if inner.stopping && inner.waiting == 0 {
+                return;
+            }
+            inner = self.wait(inner, left);
         }
     }
 
@@ -194,8 +268,11 @@ mod tests {
     }
 
     /// A sampler thread whose samples last `window` and report how many were taken so far.
-    fn start(window: Duration) -> (Arc<Sampler>, Arc<AtomicU64>, std::thread::JoinHandle<()>) {
-        let sampler = Arc::new(Sampler::new());
+    fn start(
+        window: Duration,
+        keep_for: Duration,
+    ) -> (Arc<Sampler>, Arc<AtomicU64>, std::thread::JoinHandle<()>) {
+        let sampler = Arc::new(Sampler::new(window, keep_for));
         let taken = Arc::new(AtomicU64::new(0));
         let thread = {
             let (sampler, taken) = (sampler.clone(), taken.clone());
@@ -215,9 +292,17 @@ mod tests {
         Instant::now() + Duration::from_secs(10)
     }
 
+    /// What one poll got (the sample's number) and how long it waited.
+    fn poll(sampler: &Sampler) -> (u64, Duration) {
+        let asked = Instant::now();
+        let ticket = sampler.join();
+        let sampled = sampler.readings(ticket, give_up()).unwrap();
+        (sampled.as_ref().as_ref().unwrap().tcp[0].1, asked.elapsed())
+    }
+
     #[test]
     fn probes_arriving_during_a_sample_share_it() {
-        let (sampler, taken, thread) = start(Duration::from_millis(300));
+        let (sampler, taken, thread) = start(Duration::from_millis(300), KEEP_FOR);
         let probes: Vec<_> = (0..20)
             .map(|i| {
                 let sampler = sampler.clone();
@@ -231,23 +316,72 @@ mod tests {
             })
             .collect();
         let results: Vec<_> = probes.into_iter().map(|p| p.join().unwrap()).collect();
-        assert_eq!(taken.load(Ordering::SeqCst), 1);
+        // All had the first; the second, kept for the next polls, began as it ended.
+        assert!(taken.load(Ordering::SeqCst) <= 2);
         assert!(
             results
                 .iter()
                 .all(|(end, n)| *end == results[0].0 && *n == 1)
         );
-        // Idle now: a later probe gets a fresh sample of its own.
-        let ticket = sampler.join();
-        let sampled = sampler.readings(ticket, give_up()).unwrap();
-        assert_eq!(sampled.as_ref().as_ref().unwrap().tcp[0].1, 2);
+        // The next window runs already; a later probe is answered from the first at once.
+        let (n, waited) = poll(&sampler);
+        assert_eq!(n, 1);
+        assert!(waited < Duration::from_millis(100), "{waited:?}");
+        sampler.stop();
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn steady_polls_are_answered_at_once_from_consecutive_windows() {
+        let window = Duration::from_millis(200);
+        let (sampler, taken, thread) = start(window, KEEP_FOR);
+        // The first poll waits for its window.
+        let (first, waited) = poll(&sampler);
+        assert_eq!(first, 1);
+        assert!(waited >= window - Duration::from_millis(5), "{waited:?}");
+        let mut seen = vec![first];
+        let began = Instant::now();
+        while began.elapsed() < Duration::from_millis(1200) {
+            std::thread::sleep(Duration::from_millis(20));
+            let (n, waited) = poll(&sampler);
+            // Far below the window: no poll waits for one.
+            assert!(waited < window / 2, "poll waited {waited:?}");
+            seen.push(n);
+        }
+        // The figures move on window by window, each at most a window and a half old.
+        assert!(
+            seen.windows(2).all(|w| w[0] <= w[1] && w[1] - w[0] <= 1),
+            "{seen:?}"
+        );
+        let last = *seen.last().unwrap();
+        assert!((5..=8).contains(&last), "{seen:?}");
+        assert!(taken.load(Ordering::SeqCst) >= last);
+        sampler.stop();
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn an_idle_sampler_stops_and_the_next_poll_waits_one_window() {
+        let window = Duration::from_millis(100);
+        let (sampler, taken, thread) = start(window, Duration::from_millis(300));
+        poll(&sampler);
+        // Kept for 300 ms after the poll, then idle: about 4 windows, then no more.
+        std::thread::sleep(Duration::from_millis(900));
+        let idle = taken.load(Ordering::SeqCst);
+        assert!((3..=6).contains(&idle), "{idle} samples");
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(taken.load(Ordering::SeqCst), idle);
+        // After the pause the figures are stale: the poll waits for a new window.
+        let (n, waited) = poll(&sampler);
+        assert_eq!(n, idle + 1);
+        assert!(waited >= window - Duration::from_millis(5), "{waited:?}");
         sampler.stop();
         thread.join().unwrap();
     }
 
     #[test]
     fn window_end_is_known_before_the_sample_ends() {
-        let (sampler, _, thread) = start(Duration::from_millis(400));
+        let (sampler, _, thread) = start(Duration::from_millis(400), KEEP_FOR);
         let asked = Instant::now();
         let ticket = sampler.join();
         let end = sampler.window_end(ticket, give_up());
@@ -261,18 +395,27 @@ mod tests {
 
     #[test]
     fn waits_are_bounded_and_stop_ends_the_thread() {
-        let sampler = Arc::new(Sampler::new());
+        let sampler = Arc::new(Sampler::new(Duration::from_millis(100), KEEP_FOR));
         // No sampler thread: nothing ever finishes.
         let ticket = sampler.join();
         let soon = Instant::now() + Duration::from_millis(50);
         assert_eq!(sampler.window_end(ticket, soon), soon);
         assert!(sampler.readings(ticket, soon).is_none());
         // A wanted sample is still taken after the stop, then the thread returns.
-        let (sampler, taken, thread) = start(Duration::from_millis(10));
+        let (sampler, taken, thread) = start(Duration::from_millis(10), KEEP_FOR);
         let ticket = sampler.join();
         sampler.stop();
         assert!(sampler.readings(ticket, give_up()).is_some());
         thread.join().unwrap();
         assert_eq!(taken.load(Ordering::SeqCst), 1);
+        // A window kept for polls, with nobody waiting, ends at the stop.
+        let (sampler, taken, thread) = start(Duration::from_millis(400), KEEP_FOR);
+        poll(&sampler);
+        std::thread::sleep(Duration::from_millis(50));
+        let stopped = Instant::now();
+        sampler.stop();
+        thread.join().unwrap();
+        assert!(stopped.elapsed() < Duration::from_millis(250));
+        assert_eq!(taken.load(Ordering::SeqCst), 2);
     }
 }

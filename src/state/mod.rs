@@ -283,7 +283,7 @@ impl StateDir {
     /// The CPU counters the previous probe saved, and when; `None` when there are none or the
     /// record does not check out (written half, or by an older version): since-last mode then
     /// samples.
-    pub fn cpu_counters(&self) -> Result<Option<(u64, Counters)>, StateError> {
+    pub fn cpu_counters(&self) -> Result<Option<CpuRecord>, StateError> {
         let bytes = self.read(CPU_FILE)?;
         Ok(bytes.and_then(|bytes| parse_counters_record(std::str::from_utf8(&bytes).ok()?)))
     }
@@ -296,20 +296,40 @@ impl StateDir {
     /// time (docs/BENCHMARKS.md). The record has a fixed size, so no old bytes are left behind,
     /// and a checksum, so a record read while another probe writes it, or cut short by a crash,
     /// is rejected rather than misread.
-    pub fn save_cpu_counters(&self, at_ms: u64, counters: &Counters) -> Result<(), StateError> {
+    pub fn save_cpu_counters(&self, record: &CpuRecord) -> Result<(), StateError> {
         self.dir_to_write()?
-            .overwrite(CPU_FILE, counters_record(at_ms, counters).as_bytes())
+            .overwrite(CPU_FILE, counters_record(record).as_bytes())
     }
 }
 
-/// `AT BUSY TOTAL CHECK`: three 20-digit numbers (every u64 fits) and the FNV-1a hash of the
-/// text before it in 16 hex digits, 80 bytes with the newline whatever the values.
-fn counters_record(at_ms: u64, counters: &Counters) -> String {
-    let fields = format!("{at_ms:020} {:020} {:020}", counters.busy, counters.total);
+/// What since-last mode keeps between probes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CpuRecord {
+    pub at_ms: u64,
+    pub counters: Counters,
+    /// Whose counters they are: 0 for the host's, else a stamp of the cgroup and its
+    /// capacity (`cgroup::CpuCapacity::id`), so they are only compared with their own kind.
+    pub source: u64,
+    /// The busy share of the window that ended at `at_ms`, and its length in ms: the answer
+    /// for a probe that comes too soon after to measure a window of its own.
+    pub last: Option<(f64, u64)>,
+}
+
+/// `AT BUSY TOTAL SOURCE LAST SPAN CHECK`: six 20-digit numbers (every u64 fits; LAST in
+/// thousandths of a percent, SPAN 0 for none) and the FNV-1a hash of the text before it in 16
+/// hex digits, 143 bytes with the newline whatever the values.
+fn counters_record(record: &CpuRecord) -> String {
+    let (last, span) = record.last.map_or((0, 0), |(busy, span)| {
+        ((busy * 1000.0).round() as u64, span)
+    });
+    let fields = format!(
+        "{:020} {:020} {:020} {:020} {last:020} {span:020}",
+        record.at_ms, record.counters.busy, record.counters.total, record.source
+    );
     format!("{fields} {:016x}\n", fnv1a(fields.as_bytes()))
 }
 
-fn parse_counters_record(text: &str) -> Option<(u64, Counters)> {
+fn parse_counters_record(text: &str) -> Option<CpuRecord> {
     let (fields, check) = text.lines().next()?.rsplit_once(' ')?;
     if u64::from_str_radix(check, 16).ok()? != fnv1a(fields.as_bytes()) {
         return None;
@@ -320,7 +340,12 @@ fn parse_counters_record(text: &str) -> Option<(u64, Counters)> {
         .collect::<Result<_, _>>()
         .ok()?;
     match numbers[..] {
-        [at, busy, total] => Some((at, Counters { busy, total })),
+        [at_ms, busy, total, source, last, span] => Some(CpuRecord {
+            at_ms,
+            counters: Counters { busy, total },
+            source,
+            last: (span > 0).then(|| (last as f64 / 1000.0, span)),
+        }),
         _ => None,
     }
 }
@@ -468,21 +493,39 @@ mod tests {
         let state = temp_state("cpu");
         assert_eq!(state.cpu_counters().unwrap(), None);
         let counters = Counters { busy: 5, total: 50 };
-        state.save_cpu_counters(1234, &counters).unwrap();
-        assert_eq!(state.cpu_counters().unwrap(), Some((1234, counters)));
+        let record = |at_ms, last| CpuRecord {
+            at_ms,
+            counters,
+            source: 7,
+            last,
+        };
+        state.save_cpu_counters(&record(1234, None)).unwrap();
+        assert_eq!(state.cpu_counters().unwrap(), Some(record(1234, None)));
+        state
+            .save_cpu_counters(&record(1234, Some((42.125, 250))))
+            .unwrap();
+        assert_eq!(
+            state.cpu_counters().unwrap(),
+            Some(record(1234, Some((42.125, 250))))
+        );
         fs::write(state.path().join(CPU_FILE), "garbage").unwrap();
         assert_eq!(state.cpu_counters().unwrap(), None);
-        // The format before the checksum, and a record with one digit changed.
+        // The formats before (no checksum; no source and last figure), and a record with one
+        // digit changed.
         fs::write(state.path().join(CPU_FILE), "1234 5 50\n").unwrap();
         assert_eq!(state.cpu_counters().unwrap(), None);
-        let record = counters_record(1234, &counters);
-        assert_eq!(record.len(), 80);
-        fs::write(state.path().join(CPU_FILE), record.replace("50 ", "51 ")).unwrap();
+        let fields = "00000000000000001234 00000000000000000005 00000000000000000050";
+        let older = format!("{fields} {:016x}\n", fnv1a(fields.as_bytes()));
+        fs::write(state.path().join(CPU_FILE), older).unwrap();
+        assert_eq!(state.cpu_counters().unwrap(), None);
+        let text = counters_record(&record(1234, None));
+        assert_eq!(text.len(), 143);
+        fs::write(state.path().join(CPU_FILE), text.replace("50 ", "51 ")).unwrap();
         assert_eq!(state.cpu_counters().unwrap(), None);
         // Overwriting a longer file in place keeps only the first line.
         fs::write(state.path().join(CPU_FILE), "x".repeat(200)).unwrap();
-        state.save_cpu_counters(99, &counters).unwrap();
-        assert_eq!(state.cpu_counters().unwrap(), Some((99, counters)));
+        state.save_cpu_counters(&record(99, None)).unwrap();
+        assert_eq!(state.cpu_counters().unwrap(), Some(record(99, None)));
         fs::remove_dir_all(state.path()).unwrap();
     }
 
@@ -501,14 +544,21 @@ mod tests {
                             busy: at * 3,
                             total: at * 7 + 1,
                         };
-                        state.save_cpu_counters(at, &counters).unwrap();
+                        let record = CpuRecord {
+                            at_ms: at,
+                            counters,
+                            source: 0,
+                            last: None,
+                        };
+                        state.save_cpu_counters(&record).unwrap();
                     }
                 });
             }
             for _ in 0..2 {
                 scope.spawn(|| {
                     for _ in 0..5_000 {
-                        if let Some((at, counters)) = state.cpu_counters().unwrap() {
+                        if let Some(record) = state.cpu_counters().unwrap() {
+                            let (at, counters) = (record.at_ms, record.counters);
                             assert_eq!((counters.busy, counters.total), (at * 3, at * 7 + 1));
                         }
                     }

@@ -52,13 +52,20 @@ pub fn available(test: &str, names: &[&str]) -> bool {
         return true;
     }
     let what = format!("{} not installed", missing.join(", "));
+    skip(
+        test,
+        &what,
+        ".ci/run's apt-get line installs what the tests need",
+    )
+}
+
+/// What [`available`] does when something `test` needs is missing: a SKIPPED line with `what`
+/// and a `hint`, or, under LB_FEEDBACK_E2E=1, a failure. Returns false, for `return`.
+pub fn skip(test: &str, what: &str, hint: &str) -> bool {
     if e2e_required() {
         panic!("{what}, and LB_FEEDBACK_E2E=1 makes that a failure ({test})");
     }
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: {what} ({test}; .ci/run's apt-get line installs what the tests need)"
-    );
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {what} ({test}; {hint})");
     false
 }
 

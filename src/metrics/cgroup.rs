@@ -1,0 +1,1063 @@
+//! The cgroup this process runs in, v1 or v2 (from `/proc/self/cgroup` and the mounts in
+//! `/proc/self/mountinfo`, so it works with and without a cgroup namespace), and what it
+//! allows and uses: CPU capacity and usage, memory limit and usage. Every path is read under
+//! [`Roots`], so fixture trees stand in for a real system in the tests.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Where procfs is, and the directory the mount points of mountinfo are relative to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Roots {
+    pub procfs: PathBuf,
+    pub root: PathBuf,
+}
+
+impl Roots {
+    pub fn system() -> Roots {
+        Roots {
+            procfs: PathBuf::from("/proc"),
+            root: PathBuf::from("/"),
+        }
+    }
+
+    fn under_root(&self, absolute: &str) -> PathBuf {
+        self.root.join(absolute.trim_start_matches('/'))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+impl Version {
+    fn name(self) -> &'static str {
+        match self {
+            Version::V1 => "cgroup v1",
+            Version::V2 => "cgroup v2",
+        }
+    }
+}
+
+/// A mounted cgroup hierarchy, as mountinfo writes it (paths still escaped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Mount<'a> {
+    version: Version,
+    /// v1: the super options, which name the controllers the hierarchy carries.
+    options: &'a str,
+    /// The cgroup path the mount shows at its mount point ("/" unless it is a sub-tree).
+    root: &'a str,
+    point: &'a str,
+}
+
+impl Mount<'_> {
+    fn carries(&self, controller: &str) -> bool {
+        self.options.split(',').any(|option| option == controller)
+    }
+}
+
+/// This process's memberships and the cgroup mounts, read once per probe and looked up per
+/// controller asked about (the cost is in docs/BENCHMARKS.md).
+#[derive(Clone, Debug)]
+pub struct Placement {
+    /// The text of `/proc/self/cgroup`.
+    cgroup: String,
+    mountinfo: String,
+    /// The cgroup mounts in `mountinfo`, found in one pass: version, then the byte ranges of
+    /// root, mount point and super options.
+    mounts: Vec<(Version, [std::ops::Range<usize>; 3])>,
+    root: PathBuf,
+}
+
+/// One controller's cgroup: its path as `/proc/self/cgroup` names it and its directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    pub version: Version,
+    pub path: String,
+    dir: PathBuf,
+    /// How many levels above `dir` are visible under the mount point.
+    depth: usize,
+}
+
+impl Group {
+    /// The cgroup and its visible ancestors, nearest first: `(path, directory)`.
+    fn levels(&self) -> Vec<(&str, PathBuf)> {
+        let mut levels = Vec::with_capacity(self.depth + 1);
+        let (mut path, mut dir) = (self.path.as_str(), self.dir.clone());
+        for _ in 0..=self.depth {
+            levels.push((path, dir.clone()));
+            path = match path.rfind('/') {
+                Some(0) | None => path.get(..1).unwrap_or(path),
+                Some(parent) => &path[..parent],
+            };
+            dir.pop();
+        }
+        levels
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The directory of `path`, the cgroup itself or one of its visible ancestors.
+    fn level_dir(&self, path: &str) -> Option<PathBuf> {
+        self.levels()
+            .into_iter()
+            .find(|(level, _)| *level == path)
+            .map(|(_, dir)| dir)
+    }
+}
+
+/// Reads `/proc/self/cgroup` and `/proc/self/mountinfo`.
+pub fn locate(roots: &Roots) -> Result<Placement, String> {
+    let mountinfo = read(&roots.procfs.join("self/mountinfo"))?;
+    Ok(Placement {
+        cgroup: read(&roots.procfs.join("self/cgroup"))?,
+        mounts: cgroup_mounts(&mountinfo),
+        mountinfo,
+        root: roots.root.clone(),
+    })
+}
+
+/// The cgroup mounts of mountinfo: `ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - TYPE
+/// SOURCE SUPER_OPTIONS`. Every probe in scope auto reads it, and a host with containers has
+/// hundreds of mounts: the text is searched for the cgroup types, and only those lines are
+/// split (paths have their spaces escaped, so fields split on single spaces).
+fn cgroup_mounts(text: &str) -> Vec<(Version, [std::ops::Range<usize>; 3])> {
+    let range = |field: &str| {
+        let start = field.as_ptr() as usize - text.as_ptr() as usize;
+        start..start + field.len()
+    };
+    text.match_indices(" - cgroup")
+        .filter_map(|(at, _)| {
+            let start = text[..at].rfind('\n').map_or(0, |newline| newline + 1);
+            let end = text[at..]
+                .find('\n')
+                .map_or(text.len(), |newline| at + newline);
+            let mut head = text[start..at].split(' ');
+            let (root, point) = (head.nth(3)?, head.next()?);
+            let mut tail = text[at + 3..end].split(' ');
+            let version = match tail.next()? {
+                "cgroup" => Version::V1,
+                "cgroup2" => Version::V2,
+                _ => return None,
+            };
+            let options = tail.nth(1).unwrap_or("");
+            Some((version, [range(root), range(point), range(options)]))
+        })
+        .collect()
+}
+
+impl Placement {
+    /// `(controllers, path)` per line of `/proc/self/cgroup`; v2's line has no controllers.
+    fn memberships(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.cgroup.lines().filter_map(|line| {
+            let (_id, rest) = line.split_once(':')?;
+            rest.split_once(':')
+        })
+    }
+
+    fn mounts(&self) -> impl Iterator<Item = Mount<'_>> {
+        let text = |range: &std::ops::Range<usize>| self.mountinfo.get(range.clone()).unwrap_or("");
+        self.mounts
+            .iter()
+            .map(move |(version, [root, point, options])| Mount {
+                version: *version,
+                root: text(root),
+                point: text(point),
+                options: text(options),
+            })
+    }
+
+    /// The cgroup of `controller`: its v1 hierarchy if one carries it, else the v2 one when
+    /// the controller is enabled there (a hybrid system mounts v2 with no controllers).
+    pub fn group(&self, controller: &str) -> Result<Group, String> {
+        let v1 = self
+            .memberships()
+            .find(|(controllers, _)| controllers.split(',').any(|c| c == controller));
+        if let Some((_, path)) = v1 {
+            let mount = self
+                .mounts()
+                .filter(|m| m.version == Version::V1 && m.carries(controller))
+                .max_by_key(|m| usize::from(is_within(path, &unescape(m.root))))
+                .ok_or_else(|| format!("no cgroup v1 mount carries the {controller} controller"))?;
+            return Ok(place(&self.root, Version::V1, path, mount));
+        }
+        let path = self
+            .memberships()
+            .find(|(controllers, _)| controllers.is_empty())
+            .map(|(_, path)| path)
+            .ok_or_else(|| format!("no {controller} controller in /proc/self/cgroup"))?;
+        let mount = self
+            .mounts()
+            .filter(|m| m.version == Version::V2)
+            .max_by_key(|m| usize::from(is_within(path, &unescape(m.root))))
+            .ok_or_else(|| "no cgroup2 mount in /proc/self/mountinfo".to_string())?;
+        let group = place(&self.root, Version::V2, path, mount);
+        // The mount's root lists the controllers it has (a hybrid system's v2 has none or
+        // few); below it a controller may be enabled or not, which the readers see as files
+        // present or absent at each level.
+        let top = self
+            .root
+            .join(unescape(mount.point).trim_start_matches('/'));
+        let listed = top.join("cgroup.controllers");
+        let controllers = read(&listed)?;
+        if !controllers
+            .split_ascii_whitespace()
+            .any(|c| c == controller)
+        {
+            return Err(format!(
+                "the {controller} controller is not enabled ({})",
+                listed.display()
+            ));
+        }
+        Ok(group)
+    }
+}
+
+/// mountinfo writes space, tab, newline and backslash in paths as `\ooo`.
+fn unescape(field: &str) -> std::borrow::Cow<'_, str> {
+    if !field.contains('\\') {
+        return std::borrow::Cow::Borrowed(field);
+    }
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|_| byte == b'\\')
+            .and_then(|digits| std::str::from_utf8(digits).ok())
+            .and_then(|digits| u8::from_str_radix(digits, 8).ok());
+        match octal {
+            Some(decoded) => {
+                out.push(decoded);
+                i += 4;
+            }
+            None => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn is_within(path: &str, root: &str) -> bool {
+    root == "/"
+        || path == root
+        || path
+            .strip_prefix(root)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// The directory of cgroup `path` under `mount`. Outside the mount's root (a process moved
+/// out of a namespace's sub-tree, shown as `/..`), the mount point is the nearest it gets.
+fn place(root: &Path, version: Version, path: &str, mount: Mount<'_>) -> Group {
+    let (mount_root, point) = (unescape(mount.root), unescape(mount.point));
+    let below = match is_within(path, &mount_root) && !path.contains("/..") {
+        true => {
+            &path[if mount_root == "/" {
+                0
+            } else {
+                mount_root.len()
+            }..]
+        }
+        false => "",
+    };
+    let below = below.trim_matches('/');
+    let depth = below.split('/').filter(|part| !part.is_empty()).count();
+    Group {
+        version,
+        path: path.to_string(),
+        dir: root.join(point.trim_start_matches('/')).join(below),
+        depth,
+    }
+}
+
+/// A cgroup file's text (they are small; the bound keeps a strange one from costing much).
+fn read(path: &Path) -> Result<String, String> {
+    read_opened(std::fs::File::open(path), path)
+}
+
+/// The file's text, at most 64 KiB. The capacity holds any cgroup file and most mountinfo
+/// files, so one read fills it (the kernel writes what fits) and a second finds the end.
+fn read_opened(opened: std::io::Result<std::fs::File>, path: &Path) -> Result<String, String> {
+    let mut text = String::with_capacity(4096);
+    opened
+        .and_then(|file| file.take(64 * 1024).read_to_string(&mut text))
+        .map_err(|err| format!("{}: {}", path.display(), crate::config::io_reason(&err)))?;
+    Ok(text)
+}
+
+/// A file that may be absent at a level (the controller is not enabled there).
+fn read_if_present(path: &Path) -> Result<Option<String>, String> {
+    match std::fs::File::open(path) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        opened => read_opened(opened, path).map(Some),
+    }
+}
+
+fn number(text: &str, path: &Path) -> Result<u64, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{}: {:?} is not a number", path.display(), text.trim()))
+}
+
+/// The value of `key` in a `key value` file (`cpu.stat`, `memory.stat`).
+fn keyed(text: &str, key: &str, path: &Path) -> Result<u64, String> {
+    keyed_all(text, [key], path).map(|[value]| value)
+}
+
+/// The values of several keys, in one pass over the file.
+fn keyed_all<const N: usize>(text: &str, keys: [&str; N], path: &Path) -> Result<[u64; N], String> {
+    let mut found = [None; N];
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(' ') else {
+            continue;
+        };
+        if let Some(i) = keys.iter().position(|k| *k == key) {
+            found[i] = Some(value);
+        }
+    }
+    let mut values = [0; N];
+    for ((value, found), key) in values.iter_mut().zip(found).zip(keys) {
+        let text = found.ok_or_else(|| format!("{}: no {key} line", path.display()))?;
+        *value = number(text, path)?;
+    }
+    Ok(values)
+}
+
+/// CPUs in a list such as `0-3,8,10-11`.
+pub fn count_cpus(list: &str) -> Option<u64> {
+    let mut count = 0;
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        count += match part.split_once('-') {
+            Some((low, high)) => {
+                let (low, high): (u64, u64) = (low.parse().ok()?, high.parse().ok()?);
+                high.checked_sub(low)? + 1
+            }
+            None => part.parse::<u64>().map(|_| 1).ok()?,
+        };
+    }
+    Some(count)
+}
+
+/// How many CPUs the cgroup may use, in thousandths, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CpuCapacity {
+    pub group: Group,
+    /// The cgroup path the figure is measured at: the level whose quota binds.
+    pub at: String,
+    pub millis: u64,
+    /// Below the online CPUs: a quota or a cpuset holds the cgroup in.
+    pub limited: bool,
+    pub why: String,
+    usage: PathBuf,
+}
+
+impl CpuCapacity {
+    /// What the figure is, in words: "cgroup v2 /system.slice/x: 0.50 CPU quota".
+    pub fn describe(&self) -> String {
+        format!("{} {}: {}", self.group.version.name(), self.at, self.why)
+    }
+
+    /// The cgroup's CPU time so far, in microseconds.
+    pub fn usage_us(&self) -> Result<u64, String> {
+        let text = read(&self.usage)?;
+        match self.group.version {
+            Version::V2 => keyed(&text, "usage_usec", &self.usage),
+            Version::V1 => number(&text, &self.usage).map(|ns| ns / 1000),
+        }
+    }
+
+    /// A stamp that changes when the capacity or the cgroup does, so counters from before
+    /// are not compared with counters after.
+    pub fn id(&self) -> u64 {
+        let text = format!("{:?} {} {}", self.group.version, self.at, self.millis);
+        text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        }) | 1
+    }
+}
+
+/// The smallest quota over the cgroup and its ancestors, capped by its cpuset and the online
+/// CPUs; usage is read where the smallest quota is.
+pub fn cpu(placement: &Placement, roots: &Roots) -> Result<CpuCapacity, String> {
+    let group = placement.group("cpu")?;
+    let online_file = roots.under_root("/sys/devices/system/cpu/online");
+    let online = count_cpus(&read(&online_file)?)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{}: not a CPU list", online_file.display()))?;
+    let mut quota: Option<(u64, String)> = None;
+    for (path, dir) in group.levels() {
+        let Some(millis) = level_quota(&group, &dir)? else {
+            continue;
+        };
+        if quota.as_ref().is_none_or(|(least, _)| millis < *least) {
+            quota = Some((millis, path.to_string()));
+        }
+    }
+    let cpuset = cpuset_count(placement)?;
+    let mut millis = online * 1000;
+    let mut why = format!("no CPU quota, {online} online CPUs");
+    let mut at = group.path.clone();
+    if let Some((cpus, list)) = cpuset.filter(|(cpus, _)| *cpus < online) {
+        millis = cpus * 1000;
+        why = format!("cpuset {list}: {cpus} CPUs");
+    }
+    if let Some((quota, path)) = quota.filter(|(quota, _)| *quota < millis) {
+        millis = quota;
+        why = format!("{:.2} CPU quota", quota as f64 / 1000.0);
+        at = path;
+    }
+    let usage = match group.version {
+        Version::V2 => group.level_dir(&at).map(|dir| dir.join("cpu.stat")),
+        // v1 keeps usage in the cpuacct hierarchy, mounted with cpu or on its own.
+        Version::V1 => {
+            let acct = placement.group("cpuacct")?;
+            let dir = acct.level_dir(&at).unwrap_or_else(|| acct.dir.clone());
+            Some(dir.join("cpuacct.usage"))
+        }
+    }
+    .ok_or_else(|| format!("cgroup {at} is not visible for its usage"))?;
+    Ok(CpuCapacity {
+        limited: millis < online * 1000,
+        group,
+        at,
+        millis,
+        why,
+        usage,
+    })
+}
+
+/// One level's quota in thousandths of a CPU; `None` without one.
+fn level_quota(group: &Group, dir: &Path) -> Result<Option<u64>, String> {
+    let per_cpu = |quota: u64, period: u64| (period > 0).then(|| quota * 1000 / period);
+    match group.version {
+        Version::V2 => {
+            let path = dir.join("cpu.max");
+            let Some(text) = read_if_present(&path)? else {
+                return Ok(None);
+            };
+            let mut fields = text.split_ascii_whitespace();
+            match (fields.next(), fields.next()) {
+                (Some("max"), _) => Ok(None),
+                (Some(quota), Some(period)) => {
+                    Ok(per_cpu(number(quota, &path)?, number(period, &path)?))
+                }
+                _ => Err(format!(
+                    "{}: {:?} is not QUOTA PERIOD",
+                    path.display(),
+                    text.trim()
+                )),
+            }
+        }
+        Version::V1 => {
+            let path = dir.join("cpu.cfs_quota_us");
+            let Some(text) = read_if_present(&path)? else {
+                return Ok(None);
+            };
+            if text.trim().starts_with('-') {
+                return Ok(None);
+            }
+            let quota = number(&text, &path)?;
+            let period_path = dir.join("cpu.cfs_period_us");
+            let period = number(&read(&period_path)?, &period_path)?;
+            Ok(per_cpu(quota, period))
+        }
+    }
+}
+
+/// The CPUs of the cgroup's cpuset, and their list; `None` when there is no cpuset
+/// controller (then only the online CPUs cap it).
+fn cpuset_count(placement: &Placement) -> Result<Option<(u64, String)>, String> {
+    let Ok(group) = placement.group("cpuset") else {
+        return Ok(None);
+    };
+    let name = match group.version {
+        Version::V2 => "cpuset.cpus.effective",
+        Version::V1 => "cpuset.cpus",
+    };
+    for (_, dir) in group.levels() {
+        let path = dir.join(name);
+        if let Some(text) = read_if_present(&path)? {
+            let list = text.trim().to_string();
+            let count = count_cpus(&list)
+                .ok_or_else(|| format!("{}: {list:?} is not a CPU list", path.display()))?;
+            // An empty v2 list means the parent's CPUs: look further up.
+            if count > 0 {
+                return Ok(Some((count, list)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The memory a cgroup may use and uses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryUse {
+    pub group: Group,
+    /// The cgroup path the figure is measured at: the level whose limit binds.
+    pub at: String,
+    /// The smallest limit up the tree; `None` for `max` (v1: a huge number).
+    pub limit: Option<u64>,
+    /// In use, without the inactive file cache the kernel reclaims first.
+    pub used: u64,
+}
+
+impl MemoryUse {
+    pub fn describe(&self, total: u64) -> String {
+        let limit = match self.limit {
+            Some(limit) if limit < total => format!("{} limit", super::memory::bytes(limit)),
+            _ => "no memory limit".to_string(),
+        };
+        format!("{} {}: {limit}", self.group.version.name(), self.at)
+    }
+}
+
+/// `memory.current − inactive_file` over the smallest `memory.max` (v2), or
+/// `memory.usage_in_bytes − total_inactive_file` over `hierarchical_memory_limit` (v1).
+pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
+    let group = placement.group("memory")?;
+    match group.version {
+        Version::V2 => {
+            let mut least: Option<(u64, String, PathBuf)> = None;
+            for (path, dir) in group.levels() {
+                let file = dir.join("memory.max");
+                let Some(text) = read_if_present(&file)? else {
+                    continue;
+                };
+                if text.trim() == "max" {
+                    continue;
+                }
+                let limit = number(&text, &file)?;
+                if least
+                    .as_ref()
+                    .is_none_or(|(smallest, ..)| limit < *smallest)
+                {
+                    least = Some((limit, path.to_string(), dir));
+                }
+            }
+            let (limit, at, dir) = match least {
+                Some((limit, path, dir)) => (Some(limit), path, dir),
+                None => (None, group.path.clone(), group.dir.clone()),
+            };
+            let current = dir.join("memory.current");
+            let stat = dir.join("memory.stat");
+            let current = number(&read(&current)?, &current)?;
+            let inactive = keyed(&read(&stat)?, "inactive_file", &stat)?;
+            Ok(MemoryUse {
+                at,
+                limit,
+                used: current.saturating_sub(inactive),
+                group,
+            })
+        }
+        Version::V1 => {
+            let stat = group.file("memory.stat");
+            let usage = group.file("memory.usage_in_bytes");
+            let stat_text = read(&stat)?;
+            let [limit, inactive] = keyed_all(
+                &stat_text,
+                ["hierarchical_memory_limit", "total_inactive_file"],
+                &stat,
+            )?;
+            let usage = number(&read(&usage)?, &usage)?;
+            Ok(MemoryUse {
+                at: group.path.clone(),
+                // "No limit" is the largest page-aligned i64: anything from 2^62 up is none.
+                limit: Some(limit).filter(|l| *l < 1 << 62),
+                used: usage.saturating_sub(inactive),
+                group,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fixture tree: a procfs and a root with the files given, removed when dropped.
+    struct Tree(PathBuf);
+
+    impl Tree {
+        fn new(name: &str, files: &[(&str, &str)]) -> Tree {
+            let dir =
+                std::env::temp_dir().join(format!("lbf-cgroup-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            for (path, text) in files {
+                let path = dir.join(path);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, text).unwrap();
+            }
+            Tree(dir)
+        }
+
+        fn roots(&self) -> Roots {
+            Roots {
+                procfs: self.0.join("proc"),
+                root: self.0.join("root"),
+            }
+        }
+
+        fn cpu(&self) -> Result<CpuCapacity, String> {
+            cpu(&locate(&self.roots())?, &self.roots())
+        }
+
+        fn memory(&self) -> Result<MemoryUse, String> {
+            memory(&locate(&self.roots())?)
+        }
+    }
+
+    impl Drop for Tree {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const ONLINE: (&str, &str) = ("root/sys/devices/system/cpu/online", "0-7\n");
+
+    /// A systemd host on cgroup v2 (as Debian 12 mounts it), the probe in x.service.
+    const V2_MOUNTINFO: &str = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+24 22 0:22 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+35 24 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
+";
+
+    fn v2(name: &str, extra: &[(&str, &str)]) -> Tree {
+        let mut files = vec![
+            ONLINE,
+            ("proc/self/cgroup", "0::/system.slice/x.service\n"),
+            ("proc/self/mountinfo", V2_MOUNTINFO),
+            (
+                "root/sys/fs/cgroup/cgroup.controllers",
+                "cpuset cpu io memory hugetlb pids rdma misc\n",
+            ),
+            ("root/sys/fs/cgroup/cpu.stat", "usage_usec 99999999\n"),
+            ("root/sys/fs/cgroup/system.slice/cpu.max", "max 100000\n"),
+            (
+                "root/sys/fs/cgroup/system.slice/x.service/cpu.stat",
+                "usage_usec 1234567\nuser_usec 1000000\nsystem_usec 234567\nnr_periods 0\n",
+            ),
+            (
+                "root/sys/fs/cgroup/system.slice/x.service/memory.current",
+                "734003200\n",
+            ),
+            (
+                "root/sys/fs/cgroup/system.slice/x.service/memory.stat",
+                "anon 500000000\nfile 234003200\nactive_anon 0\ninactive_anon 0\nactive_file 0\ninactive_file 209715200\n",
+            ),
+        ];
+        files.extend_from_slice(extra);
+        Tree::new(name, &files)
+    }
+
+    #[test]
+    fn v2_quota_of_the_service() {
+        let tree = v2(
+            "v2-quota",
+            &[
+                (
+                    "root/sys/fs/cgroup/system.slice/x.service/cpu.max",
+                    "50000 100000\n",
+                ),
+                (
+                    "root/sys/fs/cgroup/system.slice/x.service/memory.max",
+                    "max\n",
+                ),
+            ],
+        );
+        let cpu = tree.cpu().unwrap();
+        assert_eq!(cpu.millis, 500);
+        assert!(cpu.limited);
+        assert_eq!(
+            cpu.describe(),
+            "cgroup v2 /system.slice/x.service: 0.50 CPU quota"
+        );
+        assert_eq!(cpu.usage_us().unwrap(), 1_234_567);
+        let memory = tree.memory().unwrap();
+        assert_eq!(memory.limit, None);
+        assert_eq!(memory.used, 734_003_200 - 209_715_200);
+    }
+
+    #[test]
+    fn v2_smallest_limit_up_the_tree_binds_and_is_measured_there() {
+        let tree = v2(
+            "v2-nested",
+            &[
+                ("root/sys/fs/cgroup/system.slice/cpu.max", "150000 100000\n"),
+                (
+                    "root/sys/fs/cgroup/system.slice/cpu.stat",
+                    "usage_usec 42\n",
+                ),
+                (
+                    "root/sys/fs/cgroup/system.slice/x.service/cpu.max",
+                    "max 100000\n",
+                ),
+                ("root/sys/fs/cgroup/system.slice/memory.max", "2147483648\n"),
+                (
+                    "root/sys/fs/cgroup/system.slice/memory.current",
+                    "1610612736\n",
+                ),
+                (
+                    "root/sys/fs/cgroup/system.slice/memory.stat",
+                    "inactive_file 0\n",
+                ),
+                (
+                    "root/sys/fs/cgroup/system.slice/x.service/memory.max",
+                    "4294967296\n",
+                ),
+            ],
+        );
+        let cpu = tree.cpu().unwrap();
+        assert_eq!((cpu.millis, cpu.at.as_str()), (1500, "/system.slice"));
+        assert_eq!(cpu.usage_us().unwrap(), 42);
+        let memory = tree.memory().unwrap();
+        assert_eq!(memory.limit, Some(2 << 30));
+        assert_eq!(memory.at, "/system.slice");
+        assert_eq!(memory.used, 1_610_612_736);
+        assert_eq!(
+            memory.describe(16 << 30),
+            "cgroup v2 /system.slice: 2.0 GiB limit"
+        );
+        // A limit at or above the host's memory is none.
+        assert_eq!(
+            memory.describe(1 << 30),
+            "cgroup v2 /system.slice: no memory limit"
+        );
+    }
+
+    #[test]
+    fn v2_cpuset_caps_the_capacity() {
+        let tree = v2(
+            "v2-cpuset",
+            &[
+                (
+                    "root/sys/fs/cgroup/system.slice/x.service/cpu.max",
+                    "300000 100000\n",
+                ),
+                (
+                    "root/sys/fs/cgroup/system.slice/x.service/cpuset.cpus.effective",
+                    "2-3\n",
+                ),
+            ],
+        );
+        let cpu = tree.cpu().unwrap();
+        assert_eq!(cpu.millis, 2000);
+        assert_eq!(cpu.why, "cpuset 2-3: 2 CPUs");
+        // No quota, no cpuset: the online CPUs, and not limited.
+        let tree = v2("v2-none", &[]);
+        let cpu = tree.cpu().unwrap();
+        assert_eq!((cpu.millis, cpu.limited), (8000, false));
+        assert_eq!(cpu.why, "no CPU quota, 8 online CPUs");
+    }
+
+    #[test]
+    fn v2_in_a_cgroup_namespace() {
+        // A container with its own cgroup namespace: it sees itself as the root.
+        let tree = Tree::new(
+            "v2-ns",
+            &[
+                ONLINE,
+                ("proc/self/cgroup", "0::/\n"),
+                (
+                    "proc/self/mountinfo",
+                    "700 650 0:30 / /sys/fs/cgroup ro,nosuid,nodev,noexec,relatime - cgroup2 cgroup rw,nsdelegate\n",
+                ),
+                ("root/sys/fs/cgroup/cgroup.controllers", "cpu memory pids\n"),
+                ("root/sys/fs/cgroup/cpu.max", "50000 100000\n"),
+                ("root/sys/fs/cgroup/cpu.stat", "usage_usec 7\n"),
+                ("root/sys/fs/cgroup/memory.max", "2147483648\n"),
+                ("root/sys/fs/cgroup/memory.current", "1000\n"),
+                ("root/sys/fs/cgroup/memory.stat", "inactive_file 10\n"),
+            ],
+        );
+        let cpu = tree.cpu().unwrap();
+        assert_eq!((cpu.millis, cpu.at.as_str()), (500, "/"));
+        let memory = tree.memory().unwrap();
+        assert_eq!((memory.limit, memory.used), (Some(2 << 30), 990));
+    }
+
+    #[test]
+    fn v2_missing_or_disabled_controller_is_an_error() {
+        let tree = v2(
+            "v2-disabled",
+            &[("root/sys/fs/cgroup/cgroup.controllers", "pids io\n")],
+        );
+        assert!(
+            tree.cpu()
+                .unwrap_err()
+                .contains("cpu controller is not enabled")
+        );
+        let tree = Tree::new("v2-nofile", &[("proc/self/cgroup", "0::/\n")]);
+        assert!(tree.cpu().unwrap_err().contains("self/mountinfo"));
+        let tree = v2(
+            "v2-garbage",
+            &[(
+                "root/sys/fs/cgroup/system.slice/x.service/cpu.max",
+                "lots\n",
+            )],
+        );
+        assert!(tree.cpu().unwrap_err().contains("is not QUOTA PERIOD"));
+    }
+
+    /// This build machine's layout: cgroup v1, each controller on its own mount and a hybrid
+    /// cgroup2 with no controllers.
+    const V1_MOUNTINFO: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    const V1_CGROUP: &str = "\
+5:devices:/
+4:memory:/lbf
+3:cpuset:/
+2:cpuacct:/lbf
+1:cpu:/lbf
+0::/
+";
+
+    fn v1(name: &str, extra: &[(&str, &str)]) -> Tree {
+        let mut files = vec![
+            ("root/sys/devices/system/cpu/online", "0-1\n"),
+            ("proc/self/cgroup", V1_CGROUP),
+            ("proc/self/mountinfo", V1_MOUNTINFO),
+            ("root/sys/fs/cgroup/unified/cgroup.controllers", "hugetlb\n"),
+            ("root/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "-1\n"),
+            ("root/sys/fs/cgroup/cpu/cpu.cfs_period_us", "100000\n"),
+            ("root/sys/fs/cgroup/cpu/lbf/cpu.cfs_quota_us", "50000\n"),
+            ("root/sys/fs/cgroup/cpu/lbf/cpu.cfs_period_us", "100000\n"),
+            (
+                "root/sys/fs/cgroup/cpuacct/lbf/cpuacct.usage",
+                "2450795273983\n",
+            ),
+            ("root/sys/fs/cgroup/cpuset/cpuset.cpus", "0-1\n"),
+            (
+                "root/sys/fs/cgroup/memory/lbf/memory.usage_in_bytes",
+                "1700000000\n",
+            ),
+            (
+                "root/sys/fs/cgroup/memory/lbf/memory.stat",
+                "cache 9310208\nrss 3346432\nhierarchical_memory_limit 2147483648\n\
+                 hierarchical_memsw_limit 9223372036854771712\ntotal_cache 9310208\n\
+                 total_inactive_file 100000000\n",
+            ),
+        ];
+        files.extend_from_slice(extra);
+        Tree::new(name, &files)
+    }
+
+    #[test]
+    fn v1_quota_usage_and_limit() {
+        let tree = v1("v1", &[]);
+        let cpu = tree.cpu().unwrap();
+        assert_eq!(cpu.describe(), "cgroup v1 /lbf: 0.50 CPU quota");
+        assert_eq!(cpu.usage_us().unwrap(), 2_450_795_273);
+        let memory = tree.memory().unwrap();
+        assert_eq!(memory.limit, Some(2 << 30));
+        assert_eq!(memory.used, 1_600_000_000);
+        assert_eq!(memory.describe(24 << 30), "cgroup v1 /lbf: 2.0 GiB limit");
+    }
+
+    #[test]
+    fn v1_minus_one_and_the_unlimited_number_are_no_limit() {
+        let tree = v1(
+            "v1-none",
+            &[
+                ("root/sys/fs/cgroup/cpu/lbf/cpu.cfs_quota_us", "-1\n"),
+                (
+                    "root/sys/fs/cgroup/memory/lbf/memory.stat",
+                    "hierarchical_memory_limit 9223372036854771712\ntotal_inactive_file 0\n",
+                ),
+            ],
+        );
+        let cpu = tree.cpu().unwrap();
+        assert_eq!((cpu.millis, cpu.limited), (2000, false));
+        assert_eq!(tree.memory().unwrap().limit, None);
+    }
+
+    #[test]
+    fn v1_cpuset_and_an_ancestor_quota() {
+        let tree = v1(
+            "v1-cpuset",
+            &[
+                ("root/sys/fs/cgroup/cpu/lbf/cpu.cfs_quota_us", "-1\n"),
+                ("root/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "150000\n"),
+                ("root/sys/fs/cgroup/cpuacct/cpuacct.usage", "5000\n"),
+                ("root/sys/fs/cgroup/cpuset/cpuset.cpus", "1\n"),
+            ],
+        );
+        let cpu = tree.cpu().unwrap();
+        // The cpuset (1 CPU) binds before the 1.5 CPU quota at the root.
+        assert_eq!((cpu.millis, cpu.why.as_str()), (1000, "cpuset 1: 1 CPUs"));
+        assert_eq!(cpu.at, "/lbf");
+        let tree = v1(
+            "v1-ancestor",
+            &[
+                ("root/sys/fs/cgroup/cpu/lbf/cpu.cfs_quota_us", "-1\n"),
+                ("root/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "150000\n"),
+                ("root/sys/fs/cgroup/cpuacct/cpuacct.usage", "5000\n"),
+            ],
+        );
+        let cpu = tree.cpu().unwrap();
+        assert_eq!((cpu.millis, cpu.at.as_str()), (1500, "/"));
+        assert_eq!(cpu.usage_us().unwrap(), 5);
+    }
+
+    #[test]
+    fn v1_in_a_container_without_a_cgroup_namespace() {
+        // Docker on v1: the container's cgroup is the root of each mount it sees.
+        let tree = Tree::new(
+            "v1-docker",
+            &[
+                ("root/sys/devices/system/cpu/online", "0-3\n"),
+                (
+                    "proc/self/cgroup",
+                    "12:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n",
+                ),
+                (
+                    "proc/self/mountinfo",
+                    "900 890 0:29 /docker/abc /sys/fs/cgroup/cpu,cpuacct ro,nosuid - cgroup cgroup rw,cpu,cpuacct\n\
+                     901 890 0:32 /docker/abc /sys/fs/cgroup/memory ro,nosuid - cgroup cgroup rw,memory\n",
+                ),
+                (
+                    "root/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us",
+                    "200000\n",
+                ),
+                (
+                    "root/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us",
+                    "100000\n",
+                ),
+                ("root/sys/fs/cgroup/cpu,cpuacct/cpuacct.usage", "3000000\n"),
+                ("root/sys/fs/cgroup/memory/memory.usage_in_bytes", "100\n"),
+                (
+                    "root/sys/fs/cgroup/memory/memory.stat",
+                    "hierarchical_memory_limit 1073741824\ntotal_inactive_file 0\n",
+                ),
+            ],
+        );
+        let cpu = tree.cpu().unwrap();
+        assert_eq!(cpu.describe(), "cgroup v1 /docker/abc: 2.00 CPU quota");
+        assert_eq!(cpu.usage_us().unwrap(), 3000);
+        assert_eq!(tree.memory().unwrap().limit, Some(1 << 30));
+    }
+
+    #[test]
+    fn v1_unreadable_controller_is_an_error() {
+        let tree = v1("v1-unreadable", &[]);
+        let usage = tree
+            .0
+            .join("root/sys/fs/cgroup/memory/lbf/memory.usage_in_bytes");
+        std::fs::remove_file(&usage).unwrap();
+        std::fs::create_dir(&usage).unwrap();
+        let err = tree.memory().unwrap_err();
+        assert!(err.contains("memory.usage_in_bytes"), "{err}");
+        let tree = v1("v1-nocpu", &[("proc/self/cgroup", "4:memory:/lbf\n")]);
+        assert!(tree.cpu().unwrap_err().contains("no cpu controller"));
+    }
+
+    /// What the probe makes of a tree: the sources `scope` picks, in `--explain`'s words.
+    fn sources(tree: &Tree, scope: crate::config::Scope) -> (String, String) {
+        use crate::metrics::{Cgroups, cpu, memory};
+        let cgroups = Cgroups::at(tree.roots());
+        let cpu = cpu::Source::choose(scope, &cgroups).map(|source| source.describe());
+        let ram = memory::read_scoped(scope, &cgroups).map(|(_, from)| from);
+        let text = |result: Result<String, crate::metrics::MetricError>| {
+            result.unwrap_or_else(|err| format!("error: {err}"))
+        };
+        (text(cpu), text(ram))
+    }
+
+    #[test]
+    fn auto_takes_a_limited_cgroup_and_falls_back_to_the_host_saying_why() {
+        use crate::config::Scope;
+        // Limited: the cgroup's CPU figure. (Its RAM one depends on the host's MemTotal, a
+        // limit at or above it being none, so it is left to the real-cgroup test.)
+        let tree = v1("scope-limited", &[]);
+        let (cpu, _) = sources(&tree, Scope::Auto);
+        assert_eq!(cpu, "cgroup v1 /lbf: 0.50 CPU quota");
+        // No quota: the host's, with the reason.
+        let tree = v1(
+            "scope-unlimited",
+            &[
+                ("root/sys/fs/cgroup/cpu/lbf/cpu.cfs_quota_us", "-1\n"),
+                (
+                    "root/sys/fs/cgroup/memory/lbf/memory.stat",
+                    "hierarchical_memory_limit 9223372036854771712\ntotal_inactive_file 0\n",
+                ),
+            ],
+        );
+        let (cpu, ram) = sources(&tree, Scope::Auto);
+        assert_eq!(
+            cpu,
+            "host /proc/stat (cgroup v1 /lbf: no CPU quota, 2 online CPUs)"
+        );
+        assert_eq!(ram, "host /proc/meminfo (cgroup v1 /lbf: no memory limit)");
+        // Scope cgroup insists on the cgroup even without a limit.
+        let (cpu, ram) = sources(&tree, Scope::Cgroup);
+        assert_eq!(cpu, "cgroup v1 /lbf: no CPU quota, 2 online CPUs");
+        assert_eq!(ram, "cgroup v1 /lbf: no memory limit");
+        // A controller that cannot be read: the host's under auto, with why; an error under
+        // cgroup; and host never looks.
+        let tree = v1("scope-unreadable", &[]);
+        std::fs::remove_file(tree.0.join("root/sys/fs/cgroup/memory/lbf/memory.stat")).unwrap();
+        std::fs::remove_file(tree.0.join("root/sys/fs/cgroup/cpuacct/lbf/cpuacct.usage")).unwrap();
+        std::fs::remove_file(tree.0.join("root/sys/devices/system/cpu/online")).unwrap();
+        let (cpu, ram) = sources(&tree, Scope::Auto);
+        assert!(cpu.starts_with("host /proc/stat (cgroup: "), "{cpu}");
+        assert!(cpu.contains("cpu/online: No such file"), "{cpu}");
+        assert!(ram.starts_with("host /proc/meminfo (cgroup: "), "{ram}");
+        assert!(ram.contains("memory.stat: No such file"), "{ram}");
+        let (cpu, ram) = sources(&tree, Scope::Cgroup);
+        assert!(
+            cpu.starts_with("error: cannot read cpu: scope cgroup: "),
+            "{cpu}"
+        );
+        assert!(
+            ram.starts_with("error: cannot read ram: scope cgroup: "),
+            "{ram}"
+        );
+        assert_eq!(
+            sources(&tree, Scope::Host),
+            (
+                "host /proc/stat".to_string(),
+                "host /proc/meminfo".to_string()
+            )
+        );
+        // No cgroup files at all (a chroot without /proc/self/cgroup).
+        let tree = Tree::new("scope-none", &[]);
+        let (cpu, _) = sources(&tree, Scope::Auto);
+        assert!(cpu.starts_with("host /proc/stat (cgroup: "), "{cpu}");
+        assert!(cpu.contains("self/mountinfo: No such file"), "{cpu}");
+    }
+
+    #[test]
+    fn cpu_lists_and_escapes() {
+        assert_eq!(count_cpus("0-3,8,10-11\n"), Some(7));
+        assert_eq!(count_cpus(""), Some(0));
+        assert_eq!(count_cpus("3-1"), None);
+        assert_eq!(count_cpus("x"), None);
+        assert_eq!(unescape(r"/mnt/a\040b\\"), r"/mnt/a b\\");
+        assert_eq!(unescape(r"/a\134b"), r"/a\b");
+    }
+
+    #[test]
+    fn the_live_system_is_readable() {
+        let roots = Roots::system();
+        if let Ok(placement) = locate(&roots) {
+            // Whatever the machine, reading must not panic and a found cgroup has a size.
+            if let Ok(cpu) = cpu(&placement, &roots) {
+                assert!(cpu.millis > 0);
+            }
+            let _ = memory(&placement);
+        }
+    }
+}
