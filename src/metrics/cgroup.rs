@@ -355,7 +355,8 @@ pub struct CpuCapacity {
     /// Below the online CPUs: a quota or a cpuset holds the cgroup in.
     pub limited: bool,
     pub why: String,
-    usage: PathBuf,
+    /// Set by [`CpuCapacity::with_usage`].
+    usage: Option<PathBuf>,
 }
 
 impl CpuCapacity {
@@ -366,10 +367,14 @@ impl CpuCapacity {
 
     /// The cgroup's CPU time so far, in microseconds.
     pub fn usage_us(&self) -> Result<u64, String> {
-        let text = read(&self.usage)?;
+        let path = self
+            .usage
+            .as_ref()
+            .ok_or_else(|| format!("cgroup {}: its usage file was not looked up", self.at))?;
+        let text = read(path)?;
         match self.group.version {
-            Version::V2 => keyed(&text, "usage_usec", &self.usage),
-            Version::V1 => number(&text, &self.usage).map(|ns| ns / 1000),
+            Version::V2 => keyed(&text, "usage_usec", path),
+            Version::V1 => number(&text, path).map(|ns| ns / 1000),
         }
     }
 
@@ -413,24 +418,37 @@ pub fn cpu(placement: &Placement, roots: &Roots) -> Result<CpuCapacity, String> 
         why = format!("{:.2} CPU quota", quota as f64 / 1000.0);
         at = path;
     }
-    let usage = match group.version {
-        Version::V2 => group.level_dir(&at).map(|dir| dir.join("cpu.stat")),
-        // v1 keeps usage in the cpuacct hierarchy, mounted with cpu or on its own.
-        Version::V1 => {
-            let acct = placement.group("cpuacct")?;
-            let dir = acct.level_dir(&at).unwrap_or_else(|| acct.dir.clone());
-            Some(dir.join("cpuacct.usage"))
-        }
-    }
-    .ok_or_else(|| format!("cgroup {at} is not visible for its usage"))?;
     Ok(CpuCapacity {
         limited: millis < online * 1000,
         group,
         at,
         millis,
         why,
-        usage,
+        usage: None,
     })
+}
+
+impl CpuCapacity {
+    /// Finds the file the usage is read from: asked only when the cgroup's figure is used,
+    /// so a host that falls back to its own pays nothing for it.
+    pub fn with_usage(mut self, placement: &Placement) -> Result<CpuCapacity, String> {
+        let usage = match self.group.version {
+            Version::V2 => self
+                .group
+                .level_dir(&self.at)
+                .map(|dir| dir.join("cpu.stat")),
+            // v1 keeps usage in the cpuacct hierarchy, mounted with cpu or on its own.
+            Version::V1 => {
+                let acct = placement.group("cpuacct")?;
+                let dir = acct.level_dir(&self.at).unwrap_or_else(|| acct.dir.clone());
+                Some(dir.join("cpuacct.usage"))
+            }
+        };
+        let at = &self.at;
+        self.usage =
+            Some(usage.ok_or_else(|| format!("cgroup {at} is not visible for its usage"))?);
+        Ok(self)
+    }
 }
 
 /// One level's quota in thousandths of a CPU; `None` without one.
@@ -605,7 +623,8 @@ mod tests {
         }
 
         fn cpu(&self) -> Result<CpuCapacity, String> {
-            cpu(&locate(&self.roots())?, &self.roots())
+            let placement = locate(&self.roots())?;
+            cpu(&placement, &self.roots())?.with_usage(&placement)
         }
 
         fn memory(&self) -> Result<MemoryUse, String> {

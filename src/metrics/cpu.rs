@@ -107,9 +107,13 @@ impl Source {
         if scope == Scope::Host {
             return Ok(Source::Host(None));
         }
-        let capacity = cgroups
-            .placement()
-            .and_then(|placement| super::cgroup::cpu(placement, &cgroups.roots()));
+        let capacity = cgroups.placement().and_then(|placement| {
+            let capacity = super::cgroup::cpu(placement, &cgroups.roots())?;
+            match scope == Scope::Auto && !capacity.limited {
+                true => Ok(capacity),
+                false => capacity.with_usage(placement),
+            }
+        });
         match (scope, capacity) {
             (Scope::Auto, Ok(capacity)) if !capacity.limited => {
                 Ok(Source::Host(Some(capacity.describe())))
