@@ -123,7 +123,7 @@ export LB_FEEDBACK_TCP="$tcp_port:10" LB_FEEDBACK_SAMPLE_MS=300
 explain=$(run "$agent" --explain) || fail "lb-feedback.exe --explain failed: $explain"
 printf '%s\n' "$explain" >&2
 grep -Eq '^cpu +busy [0-9.]+% over 300 ms' <<<"$explain" || fail "no CPU figure"
-grep -Eq '^ram +[0-9.]+ GiB of [0-9.]+ GiB in use' <<<"$explain" || fail "no RAM figure"
+grep -Eq '^ram +[0-9.]+ [KMG]iB of [0-9.]+ [KMG]iB in use' <<<"$explain" || fail "no RAM figure"
 grep -Eq "^tcp:$tcp_port +5 of 10 established" <<<"$explain" \
     || fail "the TCP tables under Wine did not count the 5 connections on $tcp_port"
 line=$(run "$agent") || fail "lb-feedback.exe failed: $line"
