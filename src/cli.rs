@@ -14,8 +14,8 @@ pub enum Command {
     CheckConfig,
     /// `lb-feedback mode`: show, set or reset the runtime mode.
     Mode(ModeCommand),
-    /// `lb-feedback status`: the mode and the pollers, from the state directory.
-    Status,
+    /// `lb-feedback status`: the mode, the pollers and the history, from the state directory.
+    Status(crate::status::Options),
     Help,
     Version,
 }
@@ -61,6 +61,17 @@ pub fn parse_from<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, lex
             Short('c') | Long("config") => config = Some(PathBuf::from(parser.value()?)),
             Long("explain") => explain = true,
             Long("for") => lasting = Some(parse_duration(&parser.value()?.string()?)?),
+            Long("since") if matches!(command, Some(Command::Status(_))) => {
+                let since = parse_duration(&parser.value()?.string()?)?;
+                if let Some(Command::Status(options)) = &mut command {
+                    options.since_ms = Some(since.as_millis() as u64);
+                }
+            }
+            Long("json") if matches!(command, Some(Command::Status(_))) => {
+                if let Some(Command::Status(options)) = &mut command {
+                    options.json = true;
+                }
+            }
             Long(flag) if Key::from_flag(flag).is_some() => {
                 // Settings flags share their names with the config keys (config::Key).
                 if let Some(key) = Key::from_flag(flag) {
@@ -71,7 +82,7 @@ pub fn parse_from<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, lex
                 command = Some(match value.string()?.as_str() {
                     "check-config" => Command::CheckConfig,
                     "mode" => Command::Mode(ModeCommand::Show),
-                    "status" => Command::Status,
+                    "status" => Command::Status(Default::default()),
                     "help" => Command::Help,
                     other => {
                         return Err(format!(
@@ -148,8 +159,10 @@ USAGE
     lb-feedback [OPTIONS] mode MODE [--for DURATION]
                                           set the runtime mode: normal, drain, maint, stop
     lb-feedback [OPTIONS] mode reset      forget the runtime mode; the config's counts again
-    lb-feedback [OPTIONS] status          the mode, and every load balancer that polled: what
-                                          it was last told, whether it is owed `up ready`
+    lb-feedback [OPTIONS] status [--since DURATION] [--json]
+                                          the mode, every load balancer that polled (what it
+                                          was last told, whether it is owed `up ready`), and
+                                          the last changes of what they were told
 
 DESCRIPTION
     HAProxy's agent-check connects to this program on port 3333 (through xinetd, a systemd
@@ -206,6 +219,8 @@ OPTIONS
                                cgroup; or per monitor, cpu=SCOPE,ram=SCOPE      [auto]
         --explain              print the breakdown: figures, rule, mode, recovery, reply
         --for DURATION         with `mode MODE`: the mode expires by itself (90s, 10m, 2h, 1d)
+        --since DURATION       with `status`: the changes of this last while, not the last 20
+        --json                 with `status`: one JSON document (see the README)
     -h, --help                 this text
     -V, --version              the version
 

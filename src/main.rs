@@ -33,6 +33,7 @@ use lb_feedback::explain;
 use lb_feedback::probe::{self, Caller};
 use lb_feedback::reply;
 use lb_feedback::socket;
+use lb_feedback::state::history::Event;
 use lb_feedback::state::{self, RuntimeMode, StateDir};
 use lb_feedback::status;
 
@@ -147,9 +148,10 @@ fn run(args: Args) -> Result<(), Failure> {
             let config = load_config(&args).map_err(Failure::Config)?;
             run_mode(&config, command)
         }
-        Command::Status => {
+        Command::Status(options) => {
             let config = load_config(&args).map_err(Failure::Config)?;
-            print(&status::render(&config, state::now_ms()).map_err(Failure::Runtime)?)
+            let text = status::render(&config, state::now_ms(), options);
+            print(&text.map_err(Failure::Runtime)?)
         }
     }
 }
@@ -234,6 +236,10 @@ fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
             ))
         })
     };
+    // What counted before, for the history's record of the change.
+    let was = probe::effective_mode(config, &state, now)
+        .map(|(mode, _)| mode.name())
+        .unwrap_or("unknown");
     match command {
         ModeCommand::Show => {
             let (mode, from) = probe::effective_mode(config, &state, now)
@@ -247,11 +253,12 @@ fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
                 until_ms: lasting.map(|d| now + d.as_millis() as u64),
             };
             stored(state.set_runtime_mode(Some(&runtime)))?;
-            owe_recovery(&state, now);
             let until = match lasting {
                 Some(d) => format!(" for {}", probe::human_duration(d.as_millis() as u64)),
                 None => " until changed".into(),
             };
+            let how = format!("lb-feedback mode {}{until}", mode.name());
+            owe_recovery(&state, now, mode_event(now, was, mode.name(), how));
             print(&format!(
                 "{}{until} (runtime mode in {})\n{}",
                 mode.name(),
@@ -261,7 +268,8 @@ fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
         }
         ModeCommand::Reset => {
             stored(state.set_runtime_mode(None))?;
-            owe_recovery(&state, now);
+            let how = "lb-feedback mode reset".to_string();
+            owe_recovery(&state, now, mode_event(now, was, config.mode.name(), how));
             print(&format!(
                 "runtime mode cleared; {} ({}) counts again\n",
                 config.mode.name(),
@@ -286,8 +294,20 @@ fn created_note(state: &StateDir, owner: Option<&str>) -> String {
 /// A mode change may have to be undone in HAProxy (`ready`, `up`): every known poller is owed
 /// recovery from now, whatever it was told before. Best effort: a table that cannot take it
 /// already makes the agent send `up ready` always, and a poller not in it is new, so owed.
-fn owe_recovery(state: &StateDir, now: u64) {
-    let _ = state.owe_all(now);
+fn owe_recovery(state: &StateDir, now: u64, event: Event) {
+    let _ = state.owe_all(now, event);
+}
+
+/// The history's record of a mode change.
+fn mode_event(at_ms: u64, from: &str, to: &str, why: String) -> Event {
+    Event {
+        at_ms,
+        peer: "mode".into(),
+        profile: None,
+        from: from.into(),
+        to: to.into(),
+        why,
+    }
 }
 
 /// Writes to stdout; a closed stdout (a person piping to `head`) is not worth a message.

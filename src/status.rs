@@ -1,23 +1,93 @@
-//! `lb-feedback status`: for people, the mode in force and every poller the state directory
-//! knows, with what it was last told and whether it is still owed `up ready`. Reads the state
+//! `lb-feedback status`: for people (or, with `--json`, for their scripts), the mode in force,
+//! every poller the state directory knows, with what it was last told and whether it is still
+//! owed `up ready`, and the last changes of what they were told (the history). Reads the state
 //! directory only; takes no sample.
 
 use std::fmt::Write;
 
 use crate::config::{Config, Recovery};
 use crate::probe::{self, human_duration};
+use crate::state::history::Event;
 use crate::state::pollers::Entry;
 use crate::state::{self, StateDir};
 
-/// The whole report, or why the state directory could not be read.
-pub fn render(config: &Config, now_ms: u64) -> Result<String, String> {
+/// What `lb-feedback status` was asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Events of the last this many milliseconds; without it the last [`SHOWN_EVENTS`].
+    pub since_ms: Option<u64>,
+    pub json: bool,
+}
+
+/// Events shown without `--since`.
+pub const SHOWN_EVENTS: usize = 20;
+
+/// What the state directory says, read once for either rendering.
+struct Found {
+    mode: &'static str,
+    mode_from: String,
+    pollers: Result<Option<Vec<Entry>>, String>,
+    events: Vec<Event>,
+    dir: std::path::PathBuf,
+}
+
+fn find(config: &Config, now_ms: u64, options: Options) -> Result<Found, String> {
     let state = StateDir::new(&config.state_dir);
-    let (mode, from) = probe::effective_mode(config, &state, now_ms)
+    let (mode, mode_from) = probe::effective_mode(config, &state, now_ms)
         .map_err(|err| format!("state directory: {err}"))?;
+    let mut events = state.history().unwrap_or_default();
+    match options.since_ms {
+        Some(since) => events.retain(|e| e.at_ms >= now_ms.saturating_sub(since)),
+        None => {
+            let older = events.len().saturating_sub(SHOWN_EVENTS);
+            events.drain(..older);
+        }
+    }
+    Ok(Found {
+        mode: mode.name(),
+        mode_from,
+        pollers: state.pollers().map_err(|err| err.to_string()),
+        events,
+        dir: state.path().to_path_buf(),
+    })
+}
+
+/// The `status --json` document (the README's "Machine-readable output" gives its fields).
+pub fn document(
+    config: &Config,
+    now_ms: u64,
+    options: Options,
+) -> Result<serde_json::Value, String> {
+    let found = find(config, now_ms, options)?;
+    let (pollers, problem) = match found.pollers {
+        Ok(entries) => (entries.unwrap_or_default(), None),
+        Err(err) => (Vec::new(), Some(err)),
+    };
+    Ok(serde_json::json!({
+        "mode": found.mode,
+        "mode_from": found.mode_from,
+        "recovery": {
+            "policy": config.recovery,
+            "replies": config.recovery_replies.get(),
+            "seconds": config.recovery_seconds.get(),
+        },
+        "now_ms": now_ms,
+        "pollers": pollers,
+        "pollers_problem": problem,
+        "events": found.events,
+    }))
+}
+
+/// The whole report, or why the state directory could not be read.
+pub fn render(config: &Config, now_ms: u64, options: Options) -> Result<String, String> {
+    if options.json {
+        return document(config, now_ms, options).map(|document| format!("{document:#}\n"));
+    }
+    let found = find(config, now_ms, options)?;
     let mut out = String::new();
-    let _ = writeln!(out, "mode      {} ({from})", mode.name());
+    let _ = writeln!(out, "mode      {} ({})", found.mode, found.mode_from);
     let _ = writeln!(out, "recovery  {}", rule_words(config));
-    match state.pollers() {
+    match found.pollers {
         Ok(Some(entries)) if !entries.is_empty() => out.push_str(&table_text(
             &entries,
             config.recovery_replies.get(),
@@ -28,14 +98,83 @@ pub fn render(config: &Config, now_ms: u64) -> Result<String, String> {
             let _ = writeln!(
                 out,
                 "pollers   none yet: no load balancer has polled (the table will be {})",
-                state.path().join("pollers").display()
+                found.dir.join("pollers").display()
             );
         }
         Err(err) => {
             let _ = writeln!(out, "pollers   unreadable: {err}");
         }
     }
+    out.push_str(&events_text(&found.events, options.since_ms));
     Ok(out)
+}
+
+/// The events, oldest first, newest last, in local time.
+fn events_text(events: &[Event], since_ms: Option<u64>) -> String {
+    let which = match since_ms {
+        Some(ms) => format!("of the last {}", human_duration(ms)),
+        None => format!("the last {SHOWN_EVENTS} at most; --since DURATION for others"),
+    };
+    if events.is_empty() {
+        return format!("events    none ({which})\n");
+    }
+    let mut out = format!("events    {} ({which})\n", events.len());
+    for event in events {
+        let who = match (&event.profile, event.peer.as_str()) {
+            (_, "mode") => "mode".to_string(),
+            (Some(profile), peer) => format!("{peer} {profile}"),
+            (None, peer) => format!("{peer} (base)"),
+        };
+        let why = match event.why.as_str() {
+            "" => String::new(),
+            why => format!("  {why}"),
+        };
+        let _ = writeln!(
+            out,
+            "  {}  {who}  {} -> {}{why}",
+            local_time(event.at_ms),
+            event.from,
+            event.to
+        );
+    }
+    out
+}
+
+/// `2026-12-01 23:45:12 +0100`: the local time, with its offset from UTC.
+#[cfg(unix)]
+fn local_time(ms: u64) -> String {
+    let seconds = (ms / 1000) as libc::time_t;
+    // SAFETY: localtime_r fills the struct given from the time given, nothing else; an
+    // all-zero tm is a valid value to start from.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&seconds, &mut tm) }.is_null() {
+        return utc_time(ms);
+    }
+    let offset = tm.tm_gmtoff / 60;
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} {}{:02}{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        if offset < 0 { '-' } else { '+' },
+        offset.abs() / 60,
+        offset.abs() % 60
+    )
+}
+
+/// Windows: UTC, said so (the local zone needs the Windows API, and the service's own log
+/// is in UTC too).
+#[cfg(not(unix))]
+fn local_time(ms: u64) -> String {
+    utc_time(ms)
+}
+
+/// As the service's log writes it: `2026-12-01T22:45:12Z`.
+fn utc_time(ms: u64) -> String {
+    crate::service::log::utc_timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
 fn rule_words(config: &Config) -> String {
@@ -156,5 +295,46 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn events_read_oldest_first_with_who_what_and_why() {
+        let event = |peer: &str, profile: Option<&str>, from: &str, to: &str, why: &str| Event {
+            at_ms: 1_700_000_000_000,
+            peer: peer.into(),
+            profile: profile.map(str::to_string),
+            from: from.into(),
+            to: to.into(),
+            why: why.into(),
+        };
+        let events = [
+            event("10.0.0.1", None, "normal", "drain", "tcp:3389:96>=95"),
+            event(
+                "mode",
+                None,
+                "drain",
+                "normal",
+                "lb-feedback mode normal until changed",
+            ),
+            event("10.0.0.1", Some("web"), "drain", "normal", ""),
+        ];
+        let text = events_text(&events, None);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "events    3 (the last 20 at most; --since DURATION for others)"
+        );
+        assert!(lines[1].ends_with("  10.0.0.1 (base)  normal -> drain  tcp:3389:96>=95"));
+        assert!(
+            lines[2].ends_with("  mode  drain -> normal  lb-feedback mode normal until changed")
+        );
+        assert!(lines[3].ends_with("  10.0.0.1 web  drain -> normal"));
+        // 2023-11-14 22:13:20 UTC, in whatever zone the test runs.
+        assert!(lines[1].starts_with("  2023-11-1"), "{text}");
+        assert_eq!(
+            events_text(&[], Some(3_600_000)),
+            "events    none (of the last 1h 0m)\n"
+        );
+        assert_eq!(utc_time(1_700_000_000_000), "2023-11-14T22:13:20Z");
     }
 }

@@ -268,3 +268,80 @@ fn status_shows_the_mode_and_says_when_nobody_polled_yet() {
         "{text}"
     );
 }
+
+#[test]
+fn a_threshold_drain_and_its_end_under_concurrent_probes_are_exactly_three_events() {
+    let dir = TempDir::new("pollers-history");
+    let mut held = common::Connections::open(2);
+    let port = held.port();
+    dir.file(
+        "config.json",
+        &format!(
+            r#"{{"cpu": {{"importance": 0}}, "ram": {{"importance": 0}},
+                "tcp": [{{"port": {port}, "max_connections": 10, "threshold": 50}}]}}"#
+        ),
+    );
+    // Ten probes at once from one load balancer, as xinetd runs them.
+    let round = |want: &str| {
+        std::thread::scope(|scope| {
+            let polls: Vec<_> = (0..10)
+                .map(|_| scope.spawn(|| Via::Inetd.poll(&dir, A, b"")))
+                .collect();
+            for poll in polls {
+                let line = poll.join().unwrap();
+                assert!(line.contains(want), "{line:?}, wanted {want:?}");
+            }
+        });
+    };
+    round("80%");
+    held.add(5);
+    round(&format!("drain #tcp:{port}:70>=50"));
+    held.close_all();
+    round("100%");
+    let output = agent(&dir).args(["status", "--json"]).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let events: Vec<(String, String, String)> = status["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e["peer"], "127.0.0.1");
+            let text = |key: &str| e[key].as_str().unwrap().to_string();
+            (text("from"), text("to"), text("why"))
+        })
+        .collect();
+    let expected = [
+        ("new", "normal", String::new()),
+        ("normal", "drain", format!("tcp:{port}:70>=50")),
+        ("drain", "normal", String::new()),
+    ]
+    .map(|(from, to, why)| (from.to_string(), to.to_string(), why));
+    assert_eq!(events, expected);
+    assert_eq!(status["pollers"].as_array().unwrap().len(), 1);
+    assert_eq!(status["pollers"][0]["last_reply"], "up ready 100%");
+    // The same, for people; a mode change is an event too.
+    mode(&dir, &["maint"]);
+    let text = stdout(&agent(&dir).arg("status").output().unwrap());
+    assert!(text.contains("events    4 (the last 20 at most"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "  127.0.0.1 (base)  normal -> drain  tcp:{port}:70>=50\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("  mode  normal -> maint  lb-feedback mode maint until changed\n"),
+        "{text}"
+    );
+    let recent = stdout(
+        &agent(&dir)
+            .args(["status", "--since", "1h"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        recent.contains("events    4 (of the last 1h 0m)"),
+        "{recent}"
+    );
+}

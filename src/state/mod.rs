@@ -7,6 +7,7 @@
 //! treats the directory as hostile.
 
 pub mod files;
+pub mod history;
 pub mod pollers;
 
 use std::path::{Path, PathBuf};
@@ -19,10 +20,12 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Mode, Recovery as RecoveryPolicy};
 use crate::metrics::cpu::Counters;
 use files::Dir;
+use history::Event;
 use pollers::{Entry, Kind, MAX_TABLE_BYTES, Poller, Rule, Table};
 
 const MODE_FILE: &str = "mode.json";
 const POLLERS_FILE: &str = "pollers";
+const HISTORY_FILE: &str = "history";
 const CPU_FILE: &str = "cpu-counters";
 
 /// How long a probe waits for the poller table's lock. Probes hold it for a read and a write
@@ -194,7 +197,8 @@ impl StateDir {
         now_ms: u64,
         line: &dyn Fn(bool) -> String,
     ) -> Result<Polled, StateError> {
-        let Some(locked) = self.dir_to_write()?.lock(POLLERS_FILE, LOCK_WAIT)? else {
+        let dir = self.dir_to_write()?;
+        let Some(locked) = dir.lock(POLLERS_FILE, LOCK_WAIT)? else {
             return Ok(Polled::Busy);
         };
         let bytes = locked.read(MAX_TABLE_BYTES)?;
@@ -205,7 +209,7 @@ impl StateDir {
             Err(_) if empty => (Table::default(), None),
             Err(why) => (Table::default(), Some(why)),
         };
-        let (recover, why, sent) = match table.poll(poller, kind, rule, now_ms, line) {
+        let (recover, why, sent, event) = match table.poll(poller, kind, rule, now_ms, line) {
             Ok(done) => done,
             // Its poller's line is malformed: the table cannot be trusted, start afresh.
             Err(problem) => {
@@ -221,6 +225,11 @@ impl StateDir {
         };
         let (header, body) = table.render();
         locked.write(&[header.as_bytes(), body])?;
+        // Under the table's lock, so concurrent probes lose no event; a history that cannot
+        // be written costs the record, not the reply.
+        if let Some(event) = event {
+            let _ = self.record(dir, event);
+        }
         Ok(Polled::Recorded {
             recover,
             why,
@@ -229,8 +238,27 @@ impl StateDir {
         })
     }
 
-    /// Every known poller is owed recovery from now (`lb-feedback mode`).
-    pub fn owe_all(&self, now_ms: u64) -> Result<(), StateError> {
+    /// Appends `event` to the history; the caller holds the poller table's lock.
+    fn record(&self, dir: &Dir, event: Event) -> Result<(), StateError> {
+        let Some(locked) = dir.lock(HISTORY_FILE, LOCK_WAIT)? else {
+            return Ok(());
+        };
+        let ring = history::parse(&locked.read(history::MAX_HISTORY_BYTES)?);
+        locked.write(&[&history::append(ring, [event])])
+    }
+
+    /// The history, oldest first; empty when there is none.
+    pub fn history(&self) -> Result<Vec<Event>, StateError> {
+        let Some(dir) = self.dir()? else {
+            return Ok(Vec::new());
+        };
+        let bytes = dir.read_shared(HISTORY_FILE, history::MAX_HISTORY_BYTES, LOCK_WAIT)?;
+        Ok(bytes.map(|b| history::parse(&b)).unwrap_or_default())
+    }
+
+    /// A mode change (`lb-feedback mode`): recorded in the history as `event`, and every
+    /// known poller is owed recovery from now.
+    pub fn owe_all(&self, now_ms: u64, event: Event) -> Result<(), StateError> {
         let Some(dir) = self.dir()? else {
             return Ok(());
         };
@@ -238,6 +266,7 @@ impl StateDir {
             // Held too long: without the table every poller is new, so owed.
             return dir.remove(POLLERS_FILE);
         };
+        let _ = self.record(dir, event);
         let mut table = match Table::parse(locked.read(MAX_TABLE_BYTES)?) {
             Ok(table) => table,
             // Unreadable: every poller is new, so owed, already.
@@ -606,7 +635,30 @@ mod tests {
             poll(&state, &a, Kind::Normal, at);
         }
         assert!(!poll(&state, &a, Kind::Normal, 21_000).recover);
-        state.owe_all(22_000).unwrap();
+        let mode = Event {
+            at_ms: 22_000,
+            peer: "mode".into(),
+            profile: None,
+            from: "drain".into(),
+            to: "normal".into(),
+            why: "lb-feedback mode normal until changed".into(),
+        };
+        state.owe_all(22_000, mode.clone()).unwrap();
+        // The history: each first poll, then the mode change; later polls changed nothing.
+        let history = state.history().unwrap();
+        let seen: Vec<(&str, &str, &str)> = history
+            .iter()
+            .map(|e| (e.peer.as_str(), e.from.as_str(), e.to.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("127.0.0.1", "new", "normal"),
+                ("127.0.0.2", "new", "normal"),
+                ("mode", "drain", "normal")
+            ]
+        );
+        assert_eq!(history[2], mode);
         assert!(poll(&state, &a, Kind::Normal, 23_000).recover);
         // By hand: nothing owed, nothing recorded.
         let (by_hand, sent) = recovery(RULE, Kind::Normal, &state, None, 24_000, &line);
@@ -617,7 +669,7 @@ mod tests {
         assert_eq!(sent, "70%\n");
         assert_eq!(state.pollers().unwrap().unwrap().len(), 2);
         let leftovers = fs::read_dir(state.path()).unwrap().count();
-        assert_eq!(leftovers, 1, "only the table");
+        assert_eq!(leftovers, 2, "only the table and the history");
         fs::remove_dir_all(state.path()).unwrap();
     }
 

@@ -6,6 +6,7 @@
 //! on its normal replies until it has been sent them `replies` times and `seconds` have
 //! passed since it was owed. Then bare `N%`, so drains an operator makes in HAProxy stay.
 
+use super::history::{self, Event};
 use crate::config::Recovery;
 
 /// At most this many pollers are kept; the least recently seen goes first.
@@ -19,10 +20,10 @@ pub const MAX_TABLE_BYTES: u64 = 2 << 20;
 const HEADER: &str = "lb-feedback pollers 1";
 /// How the base config (no `agent-send` profile) is written in the profile column; `*` is not
 /// a character profile names may use.
-const BASE: &str = "*";
+pub(super) const BASE: &str = "*";
 
 /// One load balancer asking about one backend.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Poller {
     /// The peer's address, canonical (`::ffff:10.0.0.1` is `10.0.0.1`), or `unknown`.
     pub peer: String,
@@ -40,7 +41,7 @@ impl Poller {
 }
 
 /// Recovery words still owed to a poller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Owed {
     /// When it became owed: its last non-normal reply, its first poll, or a mode change.
     pub since_ms: u64,
@@ -48,8 +49,9 @@ pub struct Owed {
     pub sent: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Entry {
+    #[serde(flatten)]
     pub poller: Poller,
     pub last_seen_ms: u64,
     pub last_reply: String,
@@ -249,8 +251,9 @@ impl Table {
     }
 
     /// Applies the rule to one poll and records it; returns whether the reply carries
-    /// `up ready`, why, and the line `line(recover)` gave. `Err` when the poller's line is
-    /// malformed (the caller starts afresh).
+    /// `up ready`, why, the line `line(recover)` gave, and the history event when what the
+    /// poller is told changed. `Err` when the poller's line is malformed (the caller starts
+    /// afresh).
     pub fn poll(
         &mut self,
         poller: &Poller,
@@ -258,7 +261,7 @@ impl Table {
         rule: Rule,
         now_ms: u64,
         line: &dyn Fn(bool) -> String,
-    ) -> Result<(bool, String, String), String> {
+    ) -> Result<(bool, String, String, Option<Event>), String> {
         let found = self.locate(poller)?;
         // Not seen for a day: forgotten, so new (its line goes when the table needs room).
         let before = found
@@ -267,6 +270,11 @@ impl Table {
             .map(|(_, e)| e.owed);
         let (recover, owed, why) = settle(before, kind, rule, now_ms);
         let sent = line(recover);
+        let told = found
+            .as_ref()
+            .filter(|_| before.is_some())
+            .map(|(_, e)| e.last_reply.as_str());
+        let event = history::change(poller, told, &sent, now_ms);
         let entry = Entry {
             poller: poller.clone(),
             last_seen_ms: now_ms,
@@ -277,7 +285,7 @@ impl Table {
             Some((range, _)) => self.text.replace_range(range, &render_entry(&entry)),
             None => self.add(entry, now_ms)?,
         }
-        Ok((recover, why, sent))
+        Ok((recover, why, sent, event))
     }
 
     /// A new poller's line; makes room first: pollers not seen for a day go, then the least
@@ -315,7 +323,7 @@ impl Table {
 /// A fast 64-bit checksum, eight bytes a step: enough to tell a whole table from one a crash
 /// cut short or someone edited by hand (the table's writers hold its lock, so nothing else
 /// tears it). Not a defence against a forger, who can write any file there anyway.
-fn checksum(bytes: &[u8]) -> u64 {
+pub(super) fn checksum(bytes: &[u8]) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut hash = 0xcbf2_9ce4_8422_2325 ^ bytes.len() as u64;
     let mut words = bytes.chunks_exact(8);
