@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -80,6 +81,16 @@ pub enum Recovery {
 
 /// One of an enum's words, case-insensitive, as the environment and flags carry it; the same
 /// serde names the JSON file uses, so the two can never disagree.
+/// `http`'s text form: `ADDR:PORT` (IPv6 in brackets), or empty or `off` for none.
+fn parse_http(text: &str) -> Result<Option<SocketAddr>, String> {
+    match text.trim() {
+        "" | "off" => Ok(None),
+        addr => addr.parse().map(Some).map_err(|_| {
+            format!("{addr:?}: expected ADDR:PORT, e.g. 127.0.0.1:3334 or [::1]:3334, or off")
+        }),
+    }
+}
+
 fn word<T: serde::de::DeserializeOwned>(
     what: &str,
     text: &str,
@@ -371,6 +382,9 @@ pub struct Config {
     /// lb-feedback-service: connections answered at once for one peer address.
     pub max_in_flight_per_source: MaxInFlight,
     pub scope: Scopes,
+    /// lb-feedback-service: where to serve `/metrics`, `/load`, `/status` and `/health`
+    /// (off when `None`).
+    pub http: Option<SocketAddr>,
     /// Where `mode` was last set; shown by `--explain` and `lb-feedback mode`.
     #[serde(skip)]
     pub mode_origin: Origin,
@@ -404,6 +418,7 @@ impl Default for Config {
                 cpu: Scope::Auto,
                 ram: Scope::Auto,
             },
+            http: None,
             mode_origin: Origin::Default,
         }
     }
@@ -483,11 +498,12 @@ pub enum Key {
     MaxInFlight,
     MaxInFlightPerSource,
     Scope,
+    Http,
 }
 
 impl Key {
     /// Every key, in the order the environment layer reads them.
-    pub const ALL: [Key; 18] = [
+    pub const ALL: [Key; 19] = [
         Key::Mode,
         Key::SampleMs,
         Key::CpuImportance,
@@ -506,6 +522,7 @@ impl Key {
         Key::MaxInFlight,
         Key::MaxInFlightPerSource,
         Key::Scope,
+        Key::Http,
     ];
 
     pub fn env_var(self) -> &'static str {
@@ -528,6 +545,7 @@ impl Key {
             Key::MaxInFlight => "LB_FEEDBACK_MAX_IN_FLIGHT",
             Key::MaxInFlightPerSource => "LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE",
             Key::Scope => "LB_FEEDBACK_SCOPE",
+            Key::Http => "LB_FEEDBACK_HTTP",
         }
     }
 
@@ -551,6 +569,7 @@ impl Key {
             Key::MaxInFlight => "max-in-flight",
             Key::MaxInFlightPerSource => "max-in-flight-per-source",
             Key::Scope => "scope",
+            Key::Http => "http",
         }
     }
 
@@ -584,6 +603,8 @@ struct Layer {
     max_in_flight: Option<MaxInFlight>,
     max_in_flight_per_source: Option<MaxInFlight>,
     scope: Option<ScopeLayer>,
+    #[serde(default, deserialize_with = "present")]
+    http: Option<Option<SocketAddr>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -850,6 +871,9 @@ impl Config {
             }
             None => {}
         }
+        if let Some(http) = layer.http {
+            self.http = http;
+        }
         Ok(())
     }
 
@@ -934,6 +958,7 @@ impl Config {
                 self.max_in_flight_per_source = MaxInFlight::parse(text)?;
             }
             Key::Scope => self.scope = self.scope.parse(text)?,
+            Key::Http => self.http = parse_http(text)?,
         }
         Ok(())
     }
@@ -1560,5 +1585,27 @@ mod tests {
         let mut again = Config::default();
         again.apply_json(&text, Path::new("x")).unwrap();
         assert_eq!(again.sample_ms, Config::default().sample_ms);
+    }
+
+    #[test]
+    fn http_is_off_by_default_and_takes_an_address() {
+        assert_eq!(Config::default().http, None);
+        let config = json(r#"{"http": "127.0.0.1:3334"}"#).unwrap();
+        assert_eq!(config.http, Some("127.0.0.1:3334".parse().unwrap()));
+        assert_eq!(json(r#"{"http": null}"#).unwrap().http, None);
+        assert!(json_err(r#"{"http": "3334"}"#).contains("invalid socket address"));
+        let mut config = Config::default();
+        config
+            .apply_text(Key::Http, "[::1]:3334", Origin::Flag("http"))
+            .unwrap();
+        assert_eq!(config.http, Some("[::1]:3334".parse().unwrap()));
+        config
+            .apply_text(Key::Http, "off", Origin::Env("LB_FEEDBACK_HTTP"))
+            .unwrap();
+        assert_eq!(config.http, None);
+        let err = config
+            .apply_text(Key::Http, "localhost:80", Origin::Default)
+            .unwrap_err();
+        assert!(err.contains("expected ADDR:PORT"), "{err}");
     }
 }

@@ -228,6 +228,9 @@ OPTIONS
         --cpu-mode MODE        sample | since-last
         --scope SCOPE          auto | host | cgroup, or cpu=SCOPE,ram=SCOPE
                                Meanings and defaults as in `lb-feedback --help`.
+        --http ADDR:PORT       also serve HTTP here (see HTTP below), e.g.
+                               127.0.0.1:3334; `allow` and max_in_flight_per_source
+                               apply, at most 64 requests at once            [off]
     -h, --help                 this text
     -V, --version              the version
 
@@ -237,8 +240,23 @@ OPTIONS
     LB_FEEDBACK_MAXCONN, LB_FEEDBACK_RECOVERY, LB_FEEDBACK_RECOVERY_SECONDS,
     LB_FEEDBACK_RECOVERY_REPLIES, LB_FEEDBACK_STATE_DIR, LB_FEEDBACK_STATE_OWNER,
     LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT,
-    LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_SCOPE, LB_FEEDBACK_CONFIG.
+    LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_SCOPE, LB_FEEDBACK_HTTP,
+    LB_FEEDBACK_CONFIG.
     Precedence: built-in defaults < config file < environment < flags.
+
+HTTP
+    With --http ADDR:PORT, one request per connection (HTTP/1.0 or 1.1, GET or HEAD):
+      /metrics   Prometheus text: the reply as figures (lb_feedback_reply_percent, a
+                 state gauge), each monitor's load, importance and threshold, the
+                 sample, polls answered and refused, pollers, build info
+      /load      one integer line for adaptive load balancers (Kemp LoadMaster's agent):
+                 0..100 busy (100 - the idle percent HAProxy gets), 101 stopped,
+                 102 drain or maint; 503 with error:WHAT when the probe fails
+      /status    the `lb-feedback status --json` document
+      /health    200 `ok` while the service answers
+    A peer outside `allow` is closed unanswered; request heads over 8 KiB (or 64 header
+    lines) get 431; each connection has the agent port's deadline (sample_ms + 2 s).
+    HTTP clients have slots of their own: they never take the agent port's.
 
 LOGS
     One line per problem (a failed sample, a reply that could not be delivered, a bad

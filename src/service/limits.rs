@@ -32,7 +32,7 @@
 //! max_in_flight_per_source". That is at most `FIRST_LINES + SUMMARY_LINES + 1` lines per
 //! window, whatever the flood.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -179,6 +179,8 @@ pub struct Refusals {
     /// Refusals of addresses beyond `TRACKED_SOURCES`.
     untracked: u64,
     first_lines: usize,
+    /// Every refusal since the start, by reason (lb-feedback-service's `/metrics`).
+    totals: BTreeMap<Refusal, u64>,
 }
 
 impl Refusals {
@@ -189,11 +191,13 @@ impl Refusals {
             counted: HashMap::new(),
             untracked: 0,
             first_lines: 0,
+            totals: BTreeMap::new(),
         }
     }
 
     /// Counts one refusal; the line to write now, if it is one of the window's first.
     pub fn refuse(&mut self, peer: SocketAddr, why: Refusal) -> Option<String> {
+        *self.totals.entry(why).or_insert(0) += 1;
         let key = (source(peer), why);
         if let Some(count) = self.counted.get_mut(&key) {
             *count += 1;
@@ -215,6 +219,11 @@ impl Refusals {
             "{peer}: {}; closed without a reply",
             why.explain(&self.limits)
         ))
+    }
+
+    /// Refusals since the start, by reason; reasons never seen are absent.
+    pub fn totals(&self) -> &BTreeMap<Refusal, u64> {
+        &self.totals
     }
 
     /// Once the window has passed: its totals (nothing if nothing is left to tell), and a new

@@ -42,6 +42,7 @@
 //! state module's part (non-blocking, regular-file-only reads).
 
 pub mod args;
+pub mod http;
 pub mod limits;
 pub mod log;
 pub mod sampler;
@@ -51,6 +52,7 @@ pub mod windows;
 
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -76,10 +78,10 @@ pub const CONNECTION_SLACK: Duration = Duration::from_secs(2);
 const BACKLOG: i32 = 1024;
 /// Handler threads do a few small reads and writes; the default 2 MiB stack is reserved for
 /// nothing, and with `max_in_flight` up to 10,000 that adds up.
-const HANDLER_STACK: usize = 256 * 1024;
+pub(crate) const HANDLER_STACK: usize = 256 * 1024;
 /// After a failed `accept` (out of descriptors, say) the connection stays queued: pause
 /// instead of spinning on it.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+pub(crate) const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// How long waking a listener by connecting to it may take.
 const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a stop waits for its last log lines to be written: a stderr that nobody reads
@@ -296,6 +298,8 @@ impl Drop for Slot {
 pub struct Service {
     config: Config,
     listeners: Vec<(SocketAddr, TcpListener)>,
+    /// `--http`'s listener ([`http`]).
+    http: Option<(SocketAddr, TcpListener)>,
     log: Arc<Log>,
 }
 
@@ -327,9 +331,17 @@ impl Service {
         for failure in failures {
             log.problem(format!("{failure}; going on without it"));
         }
+        let http = match config.http {
+            Some(addr) => match bind(addr) {
+                Ok(listener) => Some((listener.local_addr().unwrap_or(addr), listener)),
+                Err(err) => return Err(format!("cannot serve HTTP on {addr}: {err}")),
+            },
+            None => None,
+        };
         Ok(Service {
             config,
             listeners,
+            http,
             log,
         })
     }
@@ -400,6 +412,22 @@ impl Service {
         }
         for (addr, _) in &running.acceptors {
             running.shared.log.note(format!("listening on {addr}"));
+        }
+        if let Some((addr, listener)) = self.http {
+            let (shared, stop_for_thread) = (running.shared.clone(), stop.clone());
+            let spawned = thread::Builder::new()
+                .name("lbf-http".into())
+                .spawn(move || http::accept_loop(listener, &shared, &stop_for_thread));
+            match spawned {
+                // Among the acceptors, so the stop wakes it and waits for it as for the others.
+                Ok(thread) => running.acceptors.push((addr, thread)),
+                Err(err) => {
+                    stop.trigger();
+                    let _ = running.finish();
+                    return Err(format!("cannot start the HTTP thread for {addr}: {err}"));
+                }
+            }
+            running.shared.log.note(format!("HTTP on {addr}"));
         }
         Ok(running)
     }
@@ -491,6 +519,8 @@ struct Shared {
     slots: Arc<Slots>,
     /// Only the accept threads and the refusals' thread take it, for in-memory counting.
     refusals: Mutex<Refusals>,
+    /// Replies written on the agent port since the start.
+    answered: AtomicU64,
     connection_time: Duration,
 }
 
@@ -504,6 +534,7 @@ impl Shared {
             needs: Needs::of(&config),
             slots: Arc::new(Slots::new(limits)),
             refusals: Mutex::new(Refusals::new(limits, Instant::now())),
+            answered: AtomicU64::new(0),
             connection_time: Duration::from_millis(config.sample_ms.get()) + CONNECTION_SLACK,
             sampler: Sampler::new(
                 Duration::from_millis(config.sample_ms.get()),
@@ -561,9 +592,13 @@ impl Shared {
         let written = stream
             .set_write_timeout(Some(left))
             .and_then(|()| stream.write_all(line.as_bytes()));
-        if let Err(err) = written {
-            self.log
-                .problem(format!("{peer}: the reply was not delivered: {err}"));
+        match written {
+            Ok(()) => {
+                self.answered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(err) => self
+                .log
+                .problem(format!("{peer}: the reply was not delivered: {err}")),
         }
         let _ = stream.shutdown(Shutdown::Write);
         socket::drain(

@@ -60,6 +60,8 @@ struct Inner {
     /// The number of the last finished sample, whose outcome is `last`.
     finished: u64,
     finished_at: Option<Instant>,
+    /// How long the last finished sample took (lb-feedback-service's `/metrics`).
+    last_took: Option<Duration>,
     last: Option<Sampled>,
     last_poll: Option<Instant>,
     stopping: bool,
@@ -188,6 +190,7 @@ impl Sampler {
                 inner.window_end = None;
                 inner.finished = number;
                 inner.finished_at = Some(Instant::now());
+                inner.last_took = Some(began.elapsed());
                 inner.last = Some(outcome.clone());
                 (
                     std::mem::take(&mut inner.waiting),
@@ -229,6 +232,12 @@ impl Sampler {
             }
             inner = self.wait(inner, left);
         }
+    }
+
+    /// Samples finished so far, and how long the last one took.
+    pub fn taken(&self) -> (u64, Option<Duration>) {
+        let inner = lock(&self.inner);
+        (inner.finished, inner.last_took)
     }
 
     /// Lets [`Sampler::run`] return once no probe waits for a sample.

@@ -1,0 +1,769 @@
+//! lb-feedback-service's HTTP side (`--http ADDR:PORT`): its listener, who may use it, the
+//! bounded reading of one request, and the four answers: `/metrics` (Prometheus text),
+//! `/load` (the adaptive-agent integer), `/status` (`lb-feedback status --json`) and `/health`.
+//! The figures come from the agent port's kept sample and `probe::answer`, for the base config
+//! and each profile: no second copy of the rules.
+//!
+//! Bounded like the agent port: `allow` first, then a slot of its own (at most
+//! [`MAX_IN_FLIGHT`] requests at once, `max_in_flight_per_source` per address, with
+//! [`limits`]' reserve), a head of at most [`MAX_HEAD`] bytes and [`MAX_HEADERS`] lines, and
+//! the agent port's deadline for the whole request. HTTP clients never hold the agent port's
+//! slots, so a slow or garbage one cannot keep a poll out. One request per connection
+//! (`Connection: close`): nothing waits for a client's next request.
+//!
+//! httparse (hyper's request parser) reads the head from a buffer this module bounds; the
+//! server crates that own their accept loop (tiny_http 0.12) give no hook for a per
+//! connection deadline or a head bound, nor any limit on their threads.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::limits::{Limits, Refusal, Refusals};
+use super::{ACCEPT_PAUSE, HANDLER_STACK, Shared, Slots, Stop, lock};
+use crate::cidr;
+use crate::config::Mode;
+use crate::probe::{self, Caller, Readings};
+use crate::reply::Status;
+use crate::rules::Load;
+use crate::socket;
+use crate::state::{self, StateDir};
+use crate::status;
+
+/// HTTP requests answered at once; more are closed unanswered. Scrapes and adaptive polls
+/// come every few seconds from a handful of places.
+pub const MAX_IN_FLIGHT: usize = 64;
+/// Bytes of a request's head (request line and headers); more get 431.
+pub const MAX_HEAD: usize = 8 * 1024;
+/// Header lines of a request; more get 431.
+pub const MAX_HEADERS: usize = 64;
+
+/// Accepts on the HTTP listener until `stop`, then waits for the requests in flight (each
+/// within its deadline).
+pub(super) fn accept_loop(listener: TcpListener, shared: &Arc<Shared>, stop: &Stop) {
+    let limits = Limits::new(
+        MAX_IN_FLIGHT,
+        shared.config.max_in_flight_per_source.get() as usize,
+    );
+    let slots = Arc::new(Slots::new(limits));
+    // Only this thread counts them; their totals are written as a new refusal comes.
+    let mut refusals = Refusals::new(limits, Instant::now());
+    let mut refuse = |peer: SocketAddr, why: Refusal| {
+        let now = Instant::now();
+        let lines = refusals.refuse(peer, why).into_iter();
+        for line in lines.chain(refusals.due(now)) {
+            shared.log.problem(format!("HTTP: {line}"));
+        }
+    };
+    loop {
+        let accepted = listener.accept();
+        if stop.is_set() {
+            break;
+        }
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(err) => {
+                shared.log.problem(format!("accepting HTTP failed: {err}"));
+                thread::sleep(ACCEPT_PAUSE);
+                continue;
+            }
+        };
+        if !cidr::allowed(&shared.config.allow, peer.ip()) {
+            refuse(peer, Refusal::NotAllowed);
+            continue;
+        }
+        let slot = match Slots::take(&slots, peer) {
+            Ok(slot) => slot,
+            Err(why) => {
+                refuse(peer, why);
+                continue;
+            }
+        };
+        let for_thread = shared.clone();
+        let spawned = thread::Builder::new()
+            .name("lbf-http-req".into())
+            .stack_size(HANDLER_STACK)
+            .spawn(move || {
+                let _slot = slot;
+                serve(&for_thread, stream);
+            });
+        if spawned.is_err() {
+            refuse(peer, Refusal::NoThread);
+        }
+    }
+    slots.wait_idle(Instant::now() + shared.connection_time + socket::DRAIN_TIME);
+}
+
+/// One connection: its request, the answer, a clean close; all within the deadline.
+fn serve(shared: &Shared, mut stream: TcpStream) {
+    let deadline = Instant::now() + shared.connection_time;
+    let response = match read_head(&mut stream, deadline) {
+        Ok(head) => respond(shared, &head, deadline),
+        Err(HeadError::TooLarge) => Response::text(431, "request head too large\n"),
+        Err(HeadError::Bad) => Response::text(400, "bad request\n"),
+        // Closed, timed out or failed: nobody to answer.
+        Err(HeadError::Gone) => return,
+    };
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    let _ = stream
+        .set_write_timeout(Some(left))
+        .and_then(|()| stream.write_all(&response.bytes()));
+    let _ = stream.shutdown(Shutdown::Write);
+    socket::drain(
+        &mut stream,
+        deadline.min(Instant::now() + socket::DRAIN_TIME),
+    );
+}
+
+/// What a request asked for.
+#[derive(Debug, PartialEq, Eq)]
+struct Head {
+    method: String,
+    /// Without its query.
+    path: String,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum HeadError {
+    TooLarge,
+    Bad,
+    Gone,
+}
+
+/// Reads until the head is complete, at most [`MAX_HEAD`] bytes, until `deadline`.
+fn read_head(stream: &mut impl ReadTimeout, deadline: Instant) -> Result<Head, HeadError> {
+    let mut buf = vec![0; MAX_HEAD];
+    let mut len = 0;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.timeout(left).is_err() {
+            return Err(HeadError::Gone);
+        }
+        match stream.read(&mut buf[len..]) {
+            Ok(0) => return Err(HeadError::Gone),
+            Ok(n) => len += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return Err(HeadError::Gone),
+        }
+        match parse_head(&buf[..len]) {
+            Ok(Some(head)) => return Ok(head),
+            Ok(None) if len == MAX_HEAD => return Err(HeadError::TooLarge),
+            Ok(None) => {}
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// The head, `None` while it is incomplete.
+fn parse_head(bytes: &[u8]) -> Result<Option<Head>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(bytes) {
+        Ok(httparse::Status::Complete(_)) => {
+            let (Some(method), Some(target)) = (request.method, request.path) else {
+                return Err(HeadError::Bad);
+            };
+            let path = target.split(['?', '#']).next().unwrap_or_default();
+            Ok(Some(Head {
+                method: method.to_string(),
+                path: path.to_string(),
+            }))
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooLarge),
+        Err(_) => Err(HeadError::Bad),
+    }
+}
+
+/// A stream whose reads can be bounded in time: a socket, or a test's bytes.
+trait ReadTimeout: Read {
+    fn timeout(&mut self, left: Duration) -> io::Result<()>;
+}
+
+impl ReadTimeout for TcpStream {
+    fn timeout(&mut self, left: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(left))
+    }
+}
+
+/// An answer: status, content type, body.
+#[derive(Debug, PartialEq)]
+struct Response {
+    status: u16,
+    content_type: &'static str,
+    body: String,
+    head_only: bool,
+}
+
+impl Response {
+    fn text(status: u16, body: impl Into<String>) -> Response {
+        Response {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into(),
+            head_only: false,
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let reason = match self.status {
+            200 => "OK",
+            400 => "Bad Request",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            431 => "Request Header Fields Too Large",
+            _ => "Service Unavailable",
+        };
+        let allow = match self.status {
+            405 => "Allow: GET, HEAD\r\n",
+            _ => "",
+        };
+        let mut out = format!(
+            "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{allow}\
+             Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+            self.status,
+            self.content_type,
+            self.body.len()
+        )
+        .into_bytes();
+        if !self.head_only {
+            out.extend_from_slice(self.body.as_bytes());
+        }
+        out
+    }
+}
+
+fn respond(shared: &Shared, head: &Head, deadline: Instant) -> Response {
+    let mut response = match (head.method.as_str(), head.path.as_str()) {
+        ("GET" | "HEAD", "/health") => Response::text(200, "ok\n"),
+        ("GET" | "HEAD", "/load") => match current(shared, deadline) {
+            Ok(replies) => Response::text(200, format!("{}\n", load_value(&replies[0].status))),
+            Err(err) => Response::text(503, format!("error:{}\n", err.word)),
+        },
+        ("GET" | "HEAD", "/metrics") => Response {
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            ..Response::text(200, render(&figures(shared, deadline)))
+        },
+        ("GET" | "HEAD", "/status") => {
+            match status::document(&shared.config, state::now_ms(), Default::default()) {
+                Ok(document) => Response {
+                    content_type: "application/json",
+                    ..Response::text(200, format!("{document:#}\n"))
+                },
+                Err(err) => Response::text(503, format!("{err}\n")),
+            }
+        }
+        (_, "/health" | "/load" | "/metrics" | "/status") => {
+            Response::text(405, "GET or HEAD only\n")
+        }
+        _ => Response::text(404, "not found: /metrics, /load, /status, /health\n"),
+    };
+    response.head_only = head.method == "HEAD";
+    response
+}
+
+/// The `/load` figure (the adaptive-agent convention): busy 0..100, 101 down, 102 disabled.
+fn load_value(status: &Status) -> u8 {
+    match status {
+        Status::Ready(percent) => 100 - (*percent).min(100),
+        Status::Stopped(_) => 101,
+        Status::Drain(_) | Status::Maint(_) => 102,
+    }
+}
+
+/// What the agent port would answer one config now: its state and the loads behind it.
+#[derive(Clone, Debug, PartialEq)]
+struct Reply {
+    /// `None`: the base config.
+    profile: Option<String>,
+    status: Status,
+    loads: Vec<Load>,
+}
+
+/// Why there is no reply: the `error:WORD` the agent port gives.
+#[derive(Clone, Debug, PartialEq)]
+struct Failed {
+    word: String,
+}
+
+/// The replies for the base config (first) and each profile, from the kept sample (joining
+/// it, as a poll does, so the sampler keeps going while someone scrapes). As a person's
+/// probe: nothing is recorded in the poller table.
+fn current(shared: &Shared, deadline: Instant) -> Result<Vec<Reply>, Failed> {
+    let config = &shared.config;
+    let failed = |word: &str| Failed { word: word.into() };
+    let state = StateDir::new(&config.state_dir);
+    let (mode, mode_from) =
+        probe::effective_mode(config, &state, state::now_ms()).map_err(|_| failed("state"))?;
+    let sampled = match mode {
+        Mode::Normal => {
+            let ticket = shared.sampler.join();
+            Some(
+                shared
+                    .sampler
+                    .readings(ticket, deadline)
+                    .ok_or_else(|| failed("timeout"))?,
+            )
+        }
+        _ => None,
+    };
+    let nothing = Readings::default();
+    let readings = match sampled.as_deref() {
+        None => &nothing,
+        Some(Ok(readings)) => readings,
+        Some(Err(err)) => return Err(failed(err.monitor)),
+    };
+    let names = std::iter::once(None).chain(config.profiles.keys().map(|n| Some(n.as_str())));
+    let mut replies = Vec::new();
+    for name in names {
+        let (profiled, profile) = probe::select(config, name).map_err(|e| failed(e.word()))?;
+        let report = probe::answer(
+            &profiled,
+            profile.as_deref(),
+            readings,
+            (mode, mode_from.clone()),
+            Caller::Person,
+            &state,
+        );
+        replies.push(Reply {
+            profile,
+            status: report.status,
+            loads: report.loads.into_iter().map(|(load, _)| load).collect(),
+        });
+    }
+    Ok(replies)
+}
+
+/// Everything `/metrics` shows.
+#[derive(Clone, Debug, PartialEq)]
+struct Figures {
+    version: &'static str,
+    replies: Result<Vec<Reply>, Failed>,
+    /// The last sample's duration.
+    sample: Option<Duration>,
+    samples: u64,
+    answered: u64,
+    refused: BTreeMap<Refusal, u64>,
+    /// Pollers known (not forgotten), and how many of them are owed recovery.
+    pollers: Option<(usize, usize)>,
+}
+
+fn figures(shared: &Shared, deadline: Instant) -> Figures {
+    let replies = current(shared, deadline);
+    let (samples, sample) = shared.sampler.taken();
+    let now = state::now_ms();
+    let pollers = StateDir::new(&shared.config.state_dir)
+        .pollers()
+        .ok()
+        .map(|entries| {
+            let known: Vec<_> = entries
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| now.saturating_sub(e.last_seen_ms) < state::pollers::FORGET_AFTER_MS)
+                .collect();
+            let owed = known.iter().filter(|e| e.owed.is_some()).count();
+            (known.len(), owed)
+        });
+    Figures {
+        version: env!("CARGO_PKG_VERSION"),
+        replies,
+        sample,
+        samples,
+        answered: shared.answered.load(Ordering::Relaxed),
+        refused: lock(&shared.refusals).totals().clone(),
+        pollers,
+    }
+}
+
+/// A refusal's reason as a label value.
+fn reason(why: Refusal) -> &'static str {
+    match why {
+        Refusal::NotAllowed => "not_allowed",
+        Refusal::Full => "max_in_flight",
+        Refusal::PerSource => "max_in_flight_per_source",
+        Refusal::Reserved => "reserved",
+        Refusal::NoThread => "no_thread",
+    }
+}
+
+const REFUSALS: [Refusal; 5] = [
+    Refusal::NotAllowed,
+    Refusal::Full,
+    Refusal::PerSource,
+    Refusal::Reserved,
+    Refusal::NoThread,
+];
+
+/// The state a reply puts the server in, as the state gauge's label.
+fn state_word(status: &Status) -> &'static str {
+    match status {
+        Status::Ready(_) => "ready",
+        Status::Drain(_) => "drain",
+        Status::Maint(_) => "maint",
+        Status::Stopped(_) => "stopped",
+    }
+}
+
+const STATES: [&str; 5] = ["ready", "drain", "maint", "stopped", "error"];
+
+/// A label value in the text format: `\`, `"` and newlines escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The profile label of a reply: `(base)` for the base config.
+fn profile_label(profile: Option<&str>) -> String {
+    format!("profile=\"{}\"", escape(profile.unwrap_or("(base)")))
+}
+
+/// A monitor's labels: `monitor="cpu"`, or `monitor="tcp",port="3389"`.
+fn monitor_labels(name: &str) -> String {
+    match name.split_once(':') {
+        Some((monitor, port)) => {
+            format!("monitor=\"{}\",port=\"{}\"", escape(monitor), escape(port))
+        }
+        None => format!("monitor=\"{}\"", escape(name)),
+    }
+}
+
+/// The Prometheus text format (version 0.0.4) of `figures`: every family with its HELP and
+/// TYPE, counters ending in `_total`, seconds as the time unit.
+fn render(figures: &Figures) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            match labels.is_empty() {
+                true => {
+                    let _ = writeln!(out, "{name} {value}");
+                }
+                false => {
+                    let _ = writeln!(out, "{name}{{{labels}}} {value}");
+                }
+            }
+        }
+    };
+    family(
+        "lb_feedback_build_info",
+        "gauge",
+        "The agent's version; always 1.",
+        &[(
+            format!("version=\"{}\"", escape(figures.version)),
+            "1".into(),
+        )],
+    );
+    let (replies, failed) = match &figures.replies {
+        Ok(replies) => (replies.as_slice(), None),
+        Err(failed) => (&[][..], Some(failed)),
+    };
+    let percents: Vec<(String, String)> = replies
+        .iter()
+        .filter_map(|r| match r.status {
+            Status::Ready(percent) => {
+                Some((profile_label(r.profile.as_deref()), percent.to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    family(
+        "lb_feedback_reply_percent",
+        "gauge",
+        "The idle percent the agent port answers now (HAProxy sets the weight to it); absent while the reply is drain, maint or stopped.",
+        &percents,
+    );
+    let mut states = Vec::new();
+    match failed {
+        Some(_) => {
+            for state in STATES {
+                let value = u8::from(state == "error");
+                states.push((
+                    format!("{},state=\"{state}\"", profile_label(None)),
+                    value.to_string(),
+                ));
+            }
+        }
+        None => {
+            for reply in replies {
+                let now = state_word(&reply.status);
+                for state in STATES {
+                    let value = u8::from(state == now);
+                    states.push((
+                        format!(
+                            "{},state=\"{state}\"",
+                            profile_label(reply.profile.as_deref())
+                        ),
+                        value.to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    family(
+        "lb_feedback_state",
+        "gauge",
+        "1 for the state the agent port's reply puts the server in (ready, drain, maint, stopped, or error when the probe fails), 0 for the others.",
+        &states,
+    );
+    let per_monitor = |value: &dyn Fn(&Load) -> f64| -> Vec<(String, String)> {
+        replies
+            .iter()
+            .flat_map(|reply| {
+                reply.loads.iter().map(move |load| {
+                    (
+                        format!(
+                            "{},{}",
+                            profile_label(reply.profile.as_deref()),
+                            monitor_labels(&load.name)
+                        ),
+                        number(value(load)),
+                    )
+                })
+            })
+            .collect()
+    };
+    family(
+        "lb_feedback_monitor_load_percent",
+        "gauge",
+        "Each monitor's load in percent (a TCP load may pass 100); only in normal mode, where monitors are sampled.",
+        &per_monitor(&|l| l.load),
+    );
+    family(
+        "lb_feedback_monitor_importance",
+        "gauge",
+        "Each monitor's importance: its weight in the reply's percent.",
+        &per_monitor(&|l| l.importance),
+    );
+    family(
+        "lb_feedback_monitor_threshold_percent",
+        "gauge",
+        "Each monitor's drain threshold in percent; 0 is off.",
+        &per_monitor(&|l| l.threshold),
+    );
+    let sample: Vec<(String, String)> = figures
+        .sample
+        .iter()
+        .map(|took| (String::new(), number(took.as_secs_f64())))
+        .collect();
+    family(
+        "lb_feedback_sample_duration_seconds",
+        "gauge",
+        "How long the last sample (CPU window, RAM, TCP counts) took.",
+        &sample,
+    );
+    family(
+        "lb_feedback_samples_total",
+        "counter",
+        "Samples taken since the service started.",
+        &[(String::new(), figures.samples.to_string())],
+    );
+    family(
+        "lb_feedback_polls_answered_total",
+        "counter",
+        "Agent-port polls answered since the service started.",
+        &[(String::new(), figures.answered.to_string())],
+    );
+    let refused: Vec<(String, String)> = REFUSALS
+        .iter()
+        .map(|why| {
+            let count = figures.refused.get(why).copied().unwrap_or(0);
+            (format!("reason=\"{}\"", reason(*why)), count.to_string())
+        })
+        .collect();
+    family(
+        "lb_feedback_polls_refused_total",
+        "counter",
+        "Agent-port connections closed without a reply since the service started, by reason.",
+        &refused,
+    );
+    let (known, owed): (Vec<_>, Vec<_>) = figures
+        .pollers
+        .iter()
+        .map(|(known, owed)| {
+            (
+                (String::new(), known.to_string()),
+                (String::new(), owed.to_string()),
+            )
+        })
+        .unzip();
+    family(
+        "lb_feedback_pollers",
+        "gauge",
+        "Pollers (load balancer address and profile) the state directory knows; absent when its table cannot be read.",
+        &known,
+    );
+    family(
+        "lb_feedback_pollers_owed_recovery",
+        "gauge",
+        "Of those, how many are owed `up ready`.",
+        &owed,
+    );
+    out
+}
+
+/// A float as the text format writes it: integers without a fraction, others to 0.001.
+fn number(value: f64) -> String {
+    let rounded = (value * 1000.0).round() / 1000.0;
+    format!("{rounded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Bytes<'a>(&'a [&'a [u8]]);
+
+    impl Read for Bytes<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some((first, rest)) = self.0.split_first() else {
+                return Ok(0);
+            };
+            let n = first.len().min(buf.len());
+            buf[..n].copy_from_slice(&first[..n]);
+            self.0 = rest;
+            Ok(n)
+        }
+    }
+
+    impl ReadTimeout for Bytes<'_> {
+        fn timeout(&mut self, _left: Duration) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn head(chunks: &[&[u8]]) -> Result<Head, HeadError> {
+        read_head(&mut Bytes(chunks), Instant::now() + Duration::from_secs(5))
+    }
+
+    #[test]
+    fn heads_are_read_in_pieces_and_bounded() {
+        let got = head(&[b"GET /load?x=1 HT", b"TP/1.1\r\nHost: a\r\n", b"\r\n"]).unwrap();
+        assert_eq!(
+            got,
+            Head {
+                method: "GET".into(),
+                path: "/load".into()
+            }
+        );
+        assert_eq!(head(&[b"GET /load HTTP/1.1\r\n"]), Err(HeadError::Gone));
+        assert_eq!(head(&[b"\x16\x03\x01garbage\r\n\r\n"]), Err(HeadError::Bad));
+        let long = vec![b'a'; MAX_HEAD + 10];
+        let mut request = b"GET /".to_vec();
+        request.extend_from_slice(&long);
+        assert_eq!(head(&[&request]), Err(HeadError::TooLarge));
+        let many = "X: y\r\n".repeat(MAX_HEADERS + 1);
+        let request = format!("GET / HTTP/1.1\r\n{many}\r\n");
+        assert_eq!(head(&[request.as_bytes()]), Err(HeadError::TooLarge));
+    }
+
+    #[test]
+    fn load_follows_the_adaptive_agent_convention() {
+        assert_eq!(load_value(&Status::Ready(87)), 13);
+        assert_eq!(load_value(&Status::Ready(100)), 0);
+        assert_eq!(load_value(&Status::Ready(0)), 100);
+        assert_eq!(load_value(&Status::Stopped("mode".into())), 101);
+        assert_eq!(load_value(&Status::Drain("cpu:96>=95".into())), 102);
+        assert_eq!(load_value(&Status::Maint("mode".into())), 102);
+    }
+
+    #[test]
+    fn responses_say_their_length_and_close() {
+        let bytes = Response::text(200, "13\n").bytes();
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("Content-Length: 3\r\n"), "{text}");
+        assert!(text.contains("Connection: close\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\n13\n"), "{text}");
+        let head = Response {
+            head_only: true,
+            ..Response::text(405, "GET or HEAD only\n")
+        };
+        let text = String::from_utf8(head.bytes()).unwrap();
+        assert!(text.contains("Allow: GET, HEAD\r\n") && text.ends_with("\r\n\r\n"));
+        assert!(text.contains("Content-Length: 17\r\n"), "{text}");
+    }
+
+    fn load(name: &str, value: f64) -> Load {
+        Load {
+            name: name.into(),
+            load: value,
+            importance: 1.0,
+            threshold: 95.0,
+        }
+    }
+
+    #[test]
+    fn metrics_name_every_figure_with_its_labels() {
+        let figures = Figures {
+            version: "1.2.3",
+            replies: Ok(vec![
+                Reply {
+                    profile: None,
+                    status: Status::Ready(87),
+                    loads: vec![load("cpu", 12.345), load("tcp:3389", 14.0)],
+                },
+                Reply {
+                    profile: Some("w\"eb".into()),
+                    status: Status::Drain("tcp:3389:96>=95".into()),
+                    loads: vec![load("tcp:3389", 96.0)],
+                },
+            ]),
+            sample: Some(Duration::from_millis(1001)),
+            samples: 7,
+            answered: 40,
+            refused: BTreeMap::from([(Refusal::NotAllowed, 3)]),
+            pollers: Some((2, 1)),
+        };
+        let text = render(&figures);
+        for line in [
+            "lb_feedback_build_info{version=\"1.2.3\"} 1",
+            "lb_feedback_reply_percent{profile=\"(base)\"} 87",
+            "lb_feedback_state{profile=\"(base)\",state=\"ready\"} 1",
+            "lb_feedback_state{profile=\"w\\\"eb\",state=\"drain\"} 1",
+            "lb_feedback_state{profile=\"w\\\"eb\",state=\"ready\"} 0",
+            "lb_feedback_monitor_load_percent{profile=\"(base)\",monitor=\"cpu\"} 12.345",
+            "lb_feedback_monitor_load_percent{profile=\"(base)\",monitor=\"tcp\",port=\"3389\"} 14",
+            "lb_feedback_monitor_threshold_percent{profile=\"w\\\"eb\",monitor=\"tcp\",port=\"3389\"} 95",
+            "lb_feedback_monitor_importance{profile=\"(base)\",monitor=\"cpu\"} 1",
+            "lb_feedback_sample_duration_seconds 1.001",
+            "lb_feedback_samples_total 7",
+            "lb_feedback_polls_answered_total 40",
+            "lb_feedback_polls_refused_total{reason=\"not_allowed\"} 3",
+            "lb_feedback_polls_refused_total{reason=\"max_in_flight_per_source\"} 0",
+            "lb_feedback_pollers 2",
+            "lb_feedback_pollers_owed_recovery 1",
+            "# TYPE lb_feedback_samples_total counter",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        // Drain has no percent.
+        assert!(!text.contains("lb_feedback_reply_percent{profile=\"w"));
+        let failed = Figures {
+            replies: Err(Failed { word: "cpu".into() }),
+            pollers: None,
+            ..figures
+        };
+        let text = render(&failed);
+        assert!(text.contains("lb_feedback_state{profile=\"(base)\",state=\"error\"} 1"));
+        assert!(!text.contains("lb_feedback_reply_percent{"));
+        assert!(!text.lines().any(|l| l.starts_with("lb_feedback_pollers ")));
+    }
+}
