@@ -395,6 +395,9 @@ mod tests {
                 .is_some()
         );
         assert!(refusals.due(start + Duration::from_secs(9)).is_empty());
+        // Every refusal counts in the totals since the start, lines or not.
+        assert_eq!(refusals.totals().get(&Refusal::PerSource), Some(&5123));
+        assert_eq!(refusals.totals().get(&Refusal::NotAllowed), Some(&1));
         let totals = refusals.due(start + REPORT_WINDOW);
         assert_eq!(
             totals,
