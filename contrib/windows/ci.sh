@@ -7,9 +7,10 @@
 #      port holding 3 IPv4 + 2 IPv6 established connections (GetTcpTable and GetTcp6Table
 #      must count 5 of 10: Wine 8 reads the host's /proc/net/tcp*); then the plain reply is
 #      one valid line.
-#   2. lb-feedback-service.exe run --listen 127.0.0.1:P answers socat; `lb-feedback.exe mode
-#      drain` changes the next reply and `mode reset` undoes it; SIGINT (Wine turns it into a
-#      console Ctrl-C) stops it cleanly with exit code 0.
+#   2. lb-feedback-service.exe run --listen 127.0.0.1:P --http 127.0.0.1:H answers socat;
+#      `lb-feedback.exe mode drain` changes the next reply and /load (102), `mode reset` undoes
+#      it; /health and /metrics answer; SIGINT (Wine turns it into a console Ctrl-C) stops it
+#      cleanly with exit code 0.
 #   3. The Service Control Manager path: the service's own `install`, `start`, a probe,
 #      `mode drain` seen by the running service, Wine's `sc query`, `stop`, `uninstall`.
 #
@@ -94,6 +95,10 @@ wait_for_line() {
 }
 
 probe() { timeout 20 socat -t 10 - "TCP:127.0.0.1:$1" </dev/null || true; }
+# GET PATH on port PORT: the whole response, CRs removed.
+http_get() {
+    printf 'GET %s HTTP/1.0\r\n\r\n' "$2" | { timeout 20 socat -t 10 - "TCP:127.0.0.1:$1" || true; } | tr -d '\r'
+}
 
 percent_line='^[0-9]{1,3}%$'
 reply_line='^(up ready )?[0-9]{1,3}%$'
@@ -135,18 +140,29 @@ pass "lb-feedback.exe: '$line' from CPU, RAM and 5 of 10 connections (IPv4 and I
 # seconds on a host with tens of thousands of sockets, and that is tested above.
 unset LB_FEEDBACK_TCP
 port=$(free_port)
+hport=$(free_port)
 timeout 120 "$here/wine-run.sh" "$service" run --listen "127.0.0.1:$port" --verbose \
-    2>"$work/run.log" &
+    --http "127.0.0.1:$hport" 2>"$work/run.log" &
 run_pid=$!
 pids+=("$run_pid")
 wait_for_line "$work/run.log" "listening on 127.0.0.1:$port"
+wait_for_line "$work/run.log" "HTTP on 127.0.0.1:$hport"
 line=$(probe "$port")
 [[ $line =~ $reply_line ]] || fail "lb-feedback-service.exe run answered '$line'"
 pass "lb-feedback-service.exe run: '$line'"
+response=$(http_get "$hport" /health)
+[[ $response == "HTTP/1.1 200 OK"*$'\n\nok' ]] || fail "/health answered '$response'"
+response=$(http_get "$hport" /metrics)
+grep -q '^lb_feedback_build_info{version=' <<<"$response" || fail "/metrics answered '$response'"
+grep -q '^lb_feedback_polls_answered_total 1$' <<<"$response" || fail "/metrics: '$response'"
+pass "HTTP /health and /metrics answer"
 run "$agent" mode drain >&2 || fail "lb-feedback.exe mode drain failed"
 line=$(probe "$port")
 [[ $line == "drain #mode" ]] || fail "after mode drain the reply was '$line'"
 pass "after lb-feedback.exe mode drain: '$line'"
+response=$(http_get "$hport" /load)
+[[ $response == *$'\n\n102' ]] || fail "after mode drain /load answered '$response'"
+pass "after mode drain /load: 102"
 run "$agent" mode reset >&2 || fail "lb-feedback.exe mode reset failed"
 line=$(probe "$port")
 [[ $line =~ $reply_line ]] || fail "after mode reset the reply was '$line'"
@@ -160,7 +176,8 @@ status=0
 timeout 20 tail --pid="$run_pid" -f /dev/null || fail "the listener did not stop after Ctrl-C"
 wait "$run_pid" || status=$?
 ((status == 0)) || fail "the listener exited with $status after Ctrl-C: $(cat "$work/run.log")"
-grep -q "stopped (listened on 127.0.0.1:$port)" "$work/run.log" || fail "no clean stop logged"
+grep -q "stopped (listened on 127.0.0.1:$port, 127.0.0.1:$hport)" "$work/run.log" ||
+    fail "no clean stop logged"
 pass "Ctrl-C stopped the listener cleanly (exit 0)"
 
 # --- 3. the Service Control Manager ----------------------------------------------------
