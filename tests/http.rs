@@ -153,22 +153,8 @@ fn nothing_comes(stream: &mut TcpStream) -> bool {
     }
 }
 
-#[test]
-fn a_scrape_passes_promtool_and_carries_the_figures() {
-    if !e2e::available("a_scrape_passes_promtool", &["promtool"]) {
-        return;
-    }
-    let _turn = serial();
-    let dir = TempDir::new("http-metrics");
-    dir.file(
-        "config.json",
-        r#"{"tcp": [{"port": 3389, "max_connections": 50, "threshold": 95}],
-            "profiles": {"web": {"cpu": {"threshold": 90}}}}"#,
-    );
-    let service = Service::start(&dir, &[("LB_FEEDBACK_SAMPLE_MS", "1000")], &[]);
-    assert!(service.poll().ends_with("%\n"));
-    let (status, text) = service.get("/metrics");
-    assert_eq!(status, 200, "{text}");
+/// `promtool check metrics` on `text`: it must pass with nothing to say.
+fn promtool_accepts(text: &str) {
     let mut promtool = Command::new(e2e::program("promtool").unwrap())
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -187,6 +173,28 @@ fn a_scrape_passes_promtool_and_carries_the_figures() {
         checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
         "promtool: {checked:?}\n{text}"
     );
+}
+
+#[test]
+fn a_scrape_passes_promtool_and_carries_the_figures() {
+    if !e2e::available(
+        "a_scrape_passes_promtool_and_carries_the_figures",
+        &["promtool"],
+    ) {
+        return;
+    }
+    let _turn = serial();
+    let dir = TempDir::new("http-metrics");
+    dir.file(
+        "config.json",
+        r#"{"tcp": [{"port": 3389, "max_connections": 50, "threshold": 95}],
+            "profiles": {"web": {"cpu": {"threshold": 90}}}}"#,
+    );
+    let service = Service::start(&dir, &[("LB_FEEDBACK_SAMPLE_MS", "1000")], &[]);
+    assert!(service.poll().ends_with("%\n"));
+    let (status, text) = service.get("/metrics");
+    assert_eq!(status, 200, "{text}");
+    promtool_accepts(&text);
     for line in [
         "lb_feedback_polls_answered_total 1",
         "lb_feedback_state{profile=\"(base)\",state=\"ready\"} 1",
@@ -218,6 +226,19 @@ fn a_scrape_passes_promtool_and_carries_the_figures() {
         took[10], took[19]
     );
     assert!(took[19] < Duration::from_millis(500), "{took:?}");
+
+    // Drained: no percent and no monitor figures (nothing is sampled), still valid.
+    let output = agent(&dir).args(["mode", "drain"]).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let (status, text) = service.get("/metrics");
+    assert_eq!(status, 200);
+    promtool_accepts(&text);
+    assert!(text.contains("lb_feedback_state{profile=\"web\",state=\"drain\"} 1"));
+    assert!(!text.contains("lb_feedback_reply_percent{"), "{text}");
+    assert!(
+        !text.contains("lb_feedback_monitor_load_percent{"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //!
 //! Bounded like the agent port: `allow` first, then a slot of its own (at most
 //! [`MAX_IN_FLIGHT`] requests at once, `max_in_flight_per_source` per address, with
-//! [`limits`]' reserve), a head of at most [`MAX_HEAD`] bytes and [`MAX_HEADERS`] lines, and
+//! [`super::limits`]' reserve), a head of at most [`MAX_HEAD`] bytes and [`MAX_HEADERS`] lines, and
 //! the agent port's deadline for the whole request. HTTP clients never hold the agent port's
 //! slots, so a slow or garbage one cannot keep a poll out. One request per connection
 //! (`Connection: close`): nothing waits for a client's next request.

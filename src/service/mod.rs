@@ -3,7 +3,8 @@
 //! the same replies as `lb-feedback`: the same config layers, `probe::select` and
 //! `probe::answer`, as HAProxy's caller.
 //!
-//! Threads, no async runtime: one per listening address accepting, one taking samples
+//! Threads, no async runtime: one per listening address accepting (and one for `--http`, with
+//! a thread per request: [`http`]), one taking samples
 //! ([`sampler`]), one per connection in flight (a small stack each; at most `max_in_flight`),
 //! one writing the log ([`log`]: nothing else ever waits for a log write) and one writing the
 //! totals of refused connections every [`limits::REPORT_WINDOW`].
