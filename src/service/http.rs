@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use super::limits::{Limits, Refusal, Refusals};
 use super::{ACCEPT_PAUSE, HANDLER_STACK, Shared, Slots, Stop, lock};
 use crate::cidr;
-use crate::config::Mode;
+use crate::config::{Config, Mode};
 use crate::probe::{self, Caller, Readings};
 use crate::reply::Status;
 use crate::rules::Load;
@@ -111,7 +111,8 @@ pub(super) fn accept_loop(listener: TcpListener, shared: &Arc<Shared>, stop: &St
 fn serve(shared: &Shared, mut stream: TcpStream) {
     let deadline = Instant::now() + shared.connection_time;
     let response = match read_head(&mut stream, deadline) {
-        Ok(head) => respond(shared, &head, deadline),
+        // The one place a request reads the config: one config answers it whole.
+        Ok(head) => respond(shared, &shared.config, &head, deadline),
         Err(HeadError::TooLarge) => Response::text(431, "request head too large\n"),
         Err(HeadError::Bad) => Response::text(400, "bad request\n"),
         // Closed, timed out or failed: nobody to answer.
@@ -248,19 +249,19 @@ impl Response {
     }
 }
 
-fn respond(shared: &Shared, head: &Head, deadline: Instant) -> Response {
+fn respond(shared: &Shared, config: &Config, head: &Head, deadline: Instant) -> Response {
     let mut response = match (head.method.as_str(), head.path.as_str()) {
         ("GET" | "HEAD", "/health") => Response::text(200, "ok\n"),
-        ("GET" | "HEAD", "/load") => match current(shared, deadline) {
+        ("GET" | "HEAD", "/load") => match current(shared, config, deadline) {
             Ok(replies) => Response::text(200, format!("{}\n", load_value(&replies[0].status))),
             Err(err) => Response::text(503, format!("error:{}\n", err.word)),
         },
         ("GET" | "HEAD", "/metrics") => Response {
             content_type: "text/plain; version=0.0.4; charset=utf-8",
-            ..Response::text(200, render(&figures(shared, deadline)))
+            ..Response::text(200, render(&figures(shared, config, deadline)))
         },
         ("GET" | "HEAD", "/status") => {
-            match status::document(&shared.config, state::now_ms(), Default::default()) {
+            match status::document(config, state::now_ms(), Default::default()) {
                 Ok(document) => Response {
                     content_type: "application/json",
                     ..Response::text(200, format!("{document:#}\n"))
@@ -304,8 +305,7 @@ struct Failed {
 /// The replies for the base config (first) and each profile, from the kept sample (joining
 /// it, as a poll does, so the sampler keeps going while someone scrapes). As a person's
 /// probe: nothing is recorded in the poller table.
-fn current(shared: &Shared, deadline: Instant) -> Result<Vec<Reply>, Failed> {
-    let config = &shared.config;
+fn current(shared: &Shared, config: &Config, deadline: Instant) -> Result<Vec<Reply>, Failed> {
     let failed = |word: &str| Failed { word: word.into() };
     let state = StateDir::new(&config.state_dir);
     let (mode, mode_from) =
@@ -363,11 +363,11 @@ struct Figures {
     pollers: Option<(usize, usize)>,
 }
 
-fn figures(shared: &Shared, deadline: Instant) -> Figures {
-    let replies = current(shared, deadline);
+fn figures(shared: &Shared, config: &Config, deadline: Instant) -> Figures {
+    let replies = current(shared, config, deadline);
     let (samples, sample) = shared.sampler.taken();
     let now = state::now_ms();
-    let pollers = StateDir::new(&shared.config.state_dir)
+    let pollers = StateDir::new(&config.state_dir)
         .pollers()
         .ok()
         .map(|entries| {
