@@ -48,7 +48,7 @@ impl Command {
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Args {
     pub command: Command,
     pub config: Option<PathBuf>,
@@ -184,8 +184,11 @@ DESCRIPTION
     Each connection has a deadline of sample_ms + 2 s: a client that sends nothing or never
     reads cannot hold a slot past it.
 
-    The config file is read once, at start: restart the service after editing it. The runtime
-    mode (`lb-feedback mode drain`) is read on every connection: no restart needed.
+    After editing the config file, reload it: SIGHUP (`systemctl reload`, `kill -HUP`), on
+    Windows `sc control lb-feedback paramchange`. A valid file answers the next polls; a
+    broken one is logged (file, line, column) and the old config stays. sample_ms,
+    max_in_flight and max_in_flight_per_source, and the command line, need a restart. The
+    runtime mode (`lb-feedback mode drain`) is read on every connection: no reload needed.
 
 COMMANDS
     run          listen until SIGTERM or Ctrl-C, then finish the replies in flight (at most

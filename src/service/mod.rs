@@ -44,6 +44,7 @@
 pub mod args;
 pub mod limits;
 pub mod log;
+pub mod reload;
 pub mod sampler;
 pub mod signals;
 #[cfg(windows)]
@@ -59,13 +60,14 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::cidr;
 use crate::config::{self, Config, ConfigError, ConfigFile, CpuMode, Mode};
-use crate::probe::{self, Caller, Needs, ProbeError, Readings};
+use crate::probe::{self, Caller, ProbeError, Readings};
 use crate::reply;
 use crate::socket;
 use crate::state::{self, StateDir};
 use args::{Args, Command};
 use limits::{InFlight, Limits, Refusal, Refusals};
 use log::Log;
+use reload::Live;
 use sampler::Sampler;
 
 /// Added to `sample_ms` for a connection's deadline: room for `agent-send`, the reply and a
@@ -163,15 +165,26 @@ fn run_foreground(args: &Args) -> Result<(), Failure> {
     let log = Arc::new(Log::stderr(args.verbose));
     let service = Service::bind(config, &args.listen, log.clone()).map_err(Failure::Runtime)?;
     let stop = Stop::new();
+    let reload = reloader(args.clone(), service.live(), log.clone());
     // Installed before the listening addresses are logged, so a SIGTERM right after them
     // already means a clean stop.
-    let signals = signals::install(&stop)
+    let signals = signals::install(&stop, reload)
         .map_err(|err| Failure::Runtime(format!("cannot handle SIGTERM/Ctrl-C: {err}")))?;
     let served = service.serve(&stop).map_err(Failure::Runtime);
     drop(signals);
     // The last lines ("stopped"), unless stderr is stalled: then they are lost, not waited for.
     log.flush(Instant::now() + LOG_FLUSH);
     served
+}
+
+/// What SIGHUP (and the SCM's `paramchange`) runs: the config loaded again from the same
+/// layers, put in force if it is valid, and a log line either way.
+pub(crate) fn reloader(args: Args, live: Live, log: Arc<Log>) -> impl Fn() + Send + Sync + 'static {
+    move || {
+        for line in live.replace(load_config(&args)) {
+            log.problem(line);
+        }
+    }
 }
 
 /// Writes to stdout; a closed stdout (a person piping to `head`) is not worth a message.
@@ -294,7 +307,7 @@ impl Drop for Slot {
 
 /// Bound listeners and the config they answer for; [`Service::serve`] runs them.
 pub struct Service {
-    config: Config,
+    live: Live,
     listeners: Vec<(SocketAddr, TcpListener)>,
     log: Arc<Log>,
 }
@@ -328,10 +341,15 @@ impl Service {
             log.problem(format!("{failure}; going on without it"));
         }
         Ok(Service {
-            config,
+            live: Live::new(config),
             listeners,
             log,
         })
+    }
+
+    /// The config it answers with, to reload it ([`Live::replace`]).
+    pub fn live(&self) -> Live {
+        self.live.clone()
     }
 
     /// Where it listens, with the ports the OS chose for `:0`.
@@ -350,7 +368,7 @@ impl Service {
     /// [`Running::finish`] completes the stop. (`serve` in two halves, so the Windows service
     /// can report "stop pending" in between.)
     pub fn start(self, stop: &Stop) -> Result<Running, String> {
-        let shared = Arc::new(Shared::new(self.config, self.log));
+        let shared = Arc::new(Shared::new(self.live, self.log));
         check_fd_limit(shared.slots.limits.max, &shared.log);
         let sampler = {
             let shared = shared.clone();
@@ -484,8 +502,8 @@ fn stop_acceptors(acceptors: Vec<(SocketAddr, JoinHandle<()>)>, log: &Log) {
 
 /// What every connection's thread shares.
 struct Shared {
-    config: Config,
-    needs: Needs,
+    /// The config in force: each poll and each sample window takes it once.
+    live: Live,
     log: Arc<Log>,
     sampler: Sampler,
     slots: Arc<Slots>,
@@ -495,13 +513,13 @@ struct Shared {
 }
 
 impl Shared {
-    fn new(config: Config, log: Arc<Log>) -> Shared {
+    fn new(live: Live, log: Arc<Log>) -> Shared {
+        let config = live.get().config.clone();
         let limits = Limits::new(
             config.max_in_flight.get() as usize,
             config.max_in_flight_per_source.get() as usize,
         );
         Shared {
-            needs: Needs::of(&config),
             slots: Arc::new(Slots::new(limits)),
             refusals: Mutex::new(Refusals::new(limits, Instant::now())),
             connection_time: Duration::from_millis(config.sample_ms.get()) + CONNECTION_SLACK,
@@ -509,7 +527,7 @@ impl Shared {
                 Duration::from_millis(config.sample_ms.get()),
                 sampler::KEEP_FOR,
             ),
-            config,
+            live,
             log,
         }
     }
@@ -538,13 +556,16 @@ impl Shared {
     /// The kept windows follow each other, so each is already "since the last": since-last's
     /// saved counters would add nothing but a state write per window.
     fn take_samples(&self) {
-        let state = StateDir::new(&self.config.state_dir);
-        let config = Config {
-            cpu_mode: CpuMode::Sample,
-            ..self.config.clone()
+        let mut take = |wait: &mut dyn FnMut(Instant)| {
+            // Each window with the config in force when it starts.
+            let current = self.live.get();
+            let state = StateDir::new(&current.config.state_dir);
+            let config = Config {
+                cpu_mode: CpuMode::Sample,
+                ..current.config.clone()
+            };
+            probe::sample(&current.needs, &config, &state, wait)
         };
-        let mut take =
-            |wait: &mut dyn FnMut(Instant)| probe::sample(&self.needs, &config, &state, wait);
         self.sampler.run(&mut take, &self.log);
     }
 
@@ -580,11 +601,13 @@ impl Shared {
         accepted: Instant,
         deadline: Instant,
     ) -> Option<String> {
-        let state = StateDir::new(&self.config.state_dir);
+        let current = self.live.get();
+        let base = &current.config;
+        let state = StateDir::new(&base.state_dir);
         let caller = Caller::Haproxy {
             peer: Some(peer.ip()),
         };
-        let (mode, mode_from) = match probe::effective_mode(&self.config, &state, state::now_ms()) {
+        let (mode, mode_from) = match probe::effective_mode(base, &state, state::now_ms()) {
             Ok(mode) => mode,
             Err(err) => {
                 let err = ProbeError::State(err);
@@ -599,7 +622,7 @@ impl Shared {
         // and waited for until the window ends or REQUEST_GRACE after the connection,
         // whichever is later.
         let mut request = Vec::new();
-        if !self.config.profiles.is_empty() {
+        if !base.profiles.is_empty() {
             let grace = accepted + probe::REQUEST_GRACE;
             let until = match ticket {
                 Some(ticket) => self.sampler.window_end(ticket, deadline).max(grace),
@@ -607,14 +630,14 @@ impl Shared {
             };
             socket::read_line(stream, &mut request, &mut false, until.min(deadline));
         }
-        let (config, profile) =
-            match probe::select(&self.config, socket::request_line(&request).as_deref()) {
-                Ok(selected) => selected,
-                Err(err) => {
-                    self.log.problem(format!("{peer}: {err}"));
-                    return Some(err.line());
-                }
-            };
+        let (config, profile) = match probe::select(base, socket::request_line(&request).as_deref())
+        {
+            Ok(selected) => selected,
+            Err(err) => {
+                self.log.problem(format!("{peer}: {err}"));
+                return Some(err.line());
+            }
+        };
         let sampled = ticket.map(|ticket| self.sampler.readings(ticket, deadline));
         let nothing = Readings::default();
         let readings = match &sampled {
@@ -718,7 +741,7 @@ fn accept_loop(addr: SocketAddr, listener: TcpListener, shared: &Arc<Shared>, st
         };
         // Nothing in this loop waits for anything but `accept`: the slot and the refusal
         // counts are in memory, and the log only queues (see log.rs).
-        if !cidr::allowed(&shared.config.allow, peer.ip()) {
+        if !cidr::allowed(&shared.live.get().config.allow, peer.ip()) {
             shared.refuse(peer, Refusal::NotAllowed);
             continue;
         }
