@@ -194,7 +194,10 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
     let connection = connection.into_inner();
     let line = match &outcome {
         Ok(report) if args.explain && caller == Caller::Person => {
-            return print(&explain::render(report));
+            return match args.json {
+                true => print(&format!("{:#}\n", explain::json(report))),
+                false => print(&explain::render(report)),
+            };
         }
         Ok(report) => report.line.clone(),
         Err(err) => err.line(),
