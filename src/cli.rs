@@ -232,6 +232,8 @@ OPTIONS
         --scope SCOPE          whose CPU and RAM: auto (the cgroup's when it has a CPU
                                quota or cpuset / a memory limit, else the host's) | host |
                                cgroup; or per monitor, cpu=SCOPE,ram=SCOPE      [auto]
+        --log WHERE            none | syslog: the history's changes (see `status`) also go
+                               to /dev/log                                      [none]
         --explain              print the breakdown: figures, rule, mode, recovery, reply
         --for DURATION         with `mode MODE`: the mode expires by itself (90s, 10m, 2h, 1d)
         --since DURATION       with `status`: the changes of this last while, not the last 20
@@ -247,7 +249,8 @@ OPTIONS
     LB_FEEDBACK_RECOVERY_SECONDS, LB_FEEDBACK_RECOVERY_REPLIES, LB_FEEDBACK_STATE_DIR,
     LB_FEEDBACK_STATE_OWNER,
     LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT,
-    LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_SCOPE, LB_FEEDBACK_CONFIG.
+    LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_SCOPE, LB_FEEDBACK_LOG,
+    LB_FEEDBACK_CONFIG.
     Precedence: built-in defaults < config file < environment < flags.
 
 RECOVERY

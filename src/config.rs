@@ -90,6 +90,16 @@ fn word<T: serde::de::DeserializeOwned>(
         .map_err(|_| format!("unknown {what} {text:?}; allowed: {allowed}"))
 }
 
+/// Where the history's events go besides the state directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogTo {
+    /// Nowhere else (lb-feedback-service still writes them to its own log).
+    None,
+    /// Also the local syslog daemon (`/dev/log`), the channel inetd services use.
+    Syslog,
+}
+
 /// How the CPU load is measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -371,6 +381,7 @@ pub struct Config {
     /// lb-feedback-service: connections answered at once for one peer address.
     pub max_in_flight_per_source: MaxInFlight,
     pub scope: Scopes,
+    pub log: LogTo,
     /// Where `mode` was last set; shown by `--explain` and `lb-feedback mode`.
     #[serde(skip)]
     pub mode_origin: Origin,
@@ -404,6 +415,7 @@ impl Default for Config {
                 cpu: Scope::Auto,
                 ram: Scope::Auto,
             },
+            log: LogTo::None,
             mode_origin: Origin::Default,
         }
     }
@@ -483,11 +495,12 @@ pub enum Key {
     MaxInFlight,
     MaxInFlightPerSource,
     Scope,
+    Log,
 }
 
 impl Key {
     /// Every key, in the order the environment layer reads them.
-    pub const ALL: [Key; 18] = [
+    pub const ALL: [Key; 19] = [
         Key::Mode,
         Key::SampleMs,
         Key::CpuImportance,
@@ -506,6 +519,7 @@ impl Key {
         Key::MaxInFlight,
         Key::MaxInFlightPerSource,
         Key::Scope,
+        Key::Log,
     ];
 
     pub fn env_var(self) -> &'static str {
@@ -528,6 +542,7 @@ impl Key {
             Key::MaxInFlight => "LB_FEEDBACK_MAX_IN_FLIGHT",
             Key::MaxInFlightPerSource => "LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE",
             Key::Scope => "LB_FEEDBACK_SCOPE",
+            Key::Log => "LB_FEEDBACK_LOG",
         }
     }
 
@@ -551,6 +566,7 @@ impl Key {
             Key::MaxInFlight => "max-in-flight",
             Key::MaxInFlightPerSource => "max-in-flight-per-source",
             Key::Scope => "scope",
+            Key::Log => "log",
         }
     }
 
@@ -584,6 +600,7 @@ struct Layer {
     max_in_flight: Option<MaxInFlight>,
     max_in_flight_per_source: Option<MaxInFlight>,
     scope: Option<ScopeLayer>,
+    log: Option<LogTo>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -837,6 +854,9 @@ impl Config {
         if let Some(per_source) = layer.max_in_flight_per_source {
             self.max_in_flight_per_source = per_source;
         }
+        if let Some(log) = layer.log {
+            self.log = log;
+        }
         match layer.scope {
             Some(ScopeLayer::Both(scope)) => {
                 self.scope = Scopes {
@@ -934,6 +954,7 @@ impl Config {
                 self.max_in_flight_per_source = MaxInFlight::parse(text)?;
             }
             Key::Scope => self.scope = self.scope.parse(text)?,
+            Key::Log => self.log = word("log", text, "none, syslog")?,
         }
         Ok(())
     }

@@ -230,6 +230,8 @@ OPTIONS
         --state-dir PATH       --state-owner USER
         --cpu-mode MODE        sample | since-last
         --scope SCOPE          auto | host | cgroup, or cpu=SCOPE,ram=SCOPE
+        --log WHERE            none | syslog: changes of what a poller is told also go to
+                               /dev/log (they always go to this service's log)
                                Meanings and defaults as in `lb-feedback --help`.
     -h, --help                 this text
     -V, --version              the version
@@ -240,7 +242,8 @@ OPTIONS
     LB_FEEDBACK_MAXCONN, LB_FEEDBACK_RECOVERY, LB_FEEDBACK_RECOVERY_SECONDS,
     LB_FEEDBACK_RECOVERY_REPLIES, LB_FEEDBACK_STATE_DIR, LB_FEEDBACK_STATE_OWNER,
     LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT,
-    LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_SCOPE, LB_FEEDBACK_CONFIG.
+    LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_SCOPE, LB_FEEDBACK_LOG,
+    LB_FEEDBACK_CONFIG.
     Precedence: built-in defaults < config file < environment < flags.
 
 LOGS

@@ -63,6 +63,7 @@ use crate::config::{self, Config, ConfigError, ConfigFile, CpuMode, Mode};
 use crate::probe::{self, Caller, ProbeError, Readings};
 use crate::reply;
 use crate::socket;
+use crate::state::history::Event;
 use crate::state::{self, StateDir};
 use args::{Args, Command};
 use limits::{InFlight, Limits, Refusal, Refusals};
@@ -653,7 +654,9 @@ impl Shared {
                 // The sampler logged it once for every probe that shares it.
                 Err(err) => {
                     let line = reply::error_line(err.monitor);
-                    probe::record_error(&config, &state, caller, profile.as_deref(), &line);
+                    let change =
+                        probe::record_error(&config, &state, caller, profile.as_deref(), &line);
+                    self.tell(&config, change);
                     return Some(line);
                 }
             },
@@ -669,7 +672,17 @@ impl Shared {
             caller,
             &state,
         );
+        self.tell(&config, report.recovery.change);
         Some(report.line)
+    }
+
+    /// A change of what a poller is told goes to the service's log, and to syslog when
+    /// configured.
+    fn tell(&self, config: &Config, change: Option<Event>) {
+        if let Some(event) = change {
+            crate::syslog::tell(config, Some(&event));
+            self.log.problem(format!("told {event}"));
+        }
     }
 }
 

@@ -27,6 +27,22 @@ pub struct Event {
     pub why: String,
 }
 
+impl std::fmt::Display for Event {
+    /// `10.0.0.1 web: normal -> drain (tcp:3389:96>=95)`, as logs show it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.profile, self.peer.as_str()) {
+            (_, "mode") => write!(f, "mode: ")?,
+            (Some(profile), peer) => write!(f, "{peer} {profile}: ")?,
+            (None, peer) => write!(f, "{peer} (base): ")?,
+        }
+        write!(f, "{} -> {}", self.from, self.to)?;
+        match self.why.as_str() {
+            "" => Ok(()),
+            why => write!(f, " ({why})"),
+        }
+    }
+}
+
 /// What a reply line says, as history compares it: its state and its reason. Drains by a
 /// threshold differ by monitor, not by figure, so a load moving within a drain is no event.
 pub fn state_of(line: &str) -> (String, String) {

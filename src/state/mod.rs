@@ -227,14 +227,15 @@ impl StateDir {
         locked.write(&[header.as_bytes(), body])?;
         // Under the table's lock, so concurrent probes lose no event; a history that cannot
         // be written costs the record, not the reply.
-        if let Some(event) = event {
-            let _ = self.record(dir, event);
+        if let Some(event) = &event {
+            let _ = self.record(dir, event.clone());
         }
         Ok(Polled::Recorded {
             recover,
             why,
             line: sent,
             afresh,
+            event,
         })
     }
 
@@ -391,6 +392,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 pub struct RecoveryDecision {
     pub recover: bool,
     pub why: String,
+    /// The history's event, when this reply changed what the poller is told.
+    pub change: Option<Event>,
 }
 
 /// What [`StateDir::poll`] did.
@@ -401,6 +404,7 @@ enum Polled {
         line: String,
         /// Why the table was started afresh, when it was.
         afresh: Option<String>,
+        event: Option<Event>,
     },
     /// Another probe held the table's lock for all of [`LOCK_WAIT`].
     Busy,
@@ -423,7 +427,17 @@ pub fn recovery(
     now_ms: u64,
     line: &dyn Fn(bool) -> String,
 ) -> (RecoveryDecision, String) {
-    let decided = |recover: bool, why: String| (RecoveryDecision { recover, why }, line(recover));
+    let decided = |recover: bool, why: String| {
+        let change = None;
+        (
+            RecoveryDecision {
+                recover,
+                why,
+                change,
+            },
+            line(recover),
+        )
+    };
     let Some(poller) = poller else {
         return match rule.policy {
             RecoveryPolicy::Always => decided(kind == Kind::Normal, "recovery = always".into()),
@@ -457,6 +471,7 @@ pub fn recovery(
             why,
             line,
             afresh,
+            event,
         }) => {
             let why = match afresh {
                 Some(problem) => format!(
@@ -464,7 +479,15 @@ pub fn recovery(
                 ),
                 None => why,
             };
-            (RecoveryDecision { recover, why }, line)
+            let change = event;
+            (
+                RecoveryDecision {
+                    recover,
+                    why,
+                    change,
+                },
+                line,
+            )
         }
         Ok(Polled::Busy) => failed(format!(
             "its lock was held for more than {} ms",
