@@ -196,10 +196,10 @@ impl StateDir {
         rule: Rule,
         now_ms: u64,
         line: &dyn Fn(bool) -> String,
-    ) -> Result<Polled, StateError> {
+    ) -> Result<Option<Recorded>, StateError> {
         let dir = self.dir_to_write()?;
         let Some(locked) = dir.lock(POLLERS_FILE, LOCK_WAIT)? else {
-            return Ok(Polled::Busy);
+            return Ok(None);
         };
         let bytes = locked.read(MAX_TABLE_BYTES)?;
         let empty = bytes.is_empty();
@@ -230,13 +230,13 @@ impl StateDir {
         if let Some(event) = &event {
             let _ = self.record(dir, event.clone());
         }
-        Ok(Polled::Recorded {
+        Ok(Some(Recorded {
             recover,
             why,
             line: sent,
             afresh,
             event,
-        })
+        }))
     }
 
     /// Appends `event` to the history; the caller holds the poller table's lock.
@@ -396,18 +396,14 @@ pub struct RecoveryDecision {
     pub change: Option<Event>,
 }
 
-/// What [`StateDir::poll`] did.
-enum Polled {
-    Recorded {
-        recover: bool,
-        why: String,
-        line: String,
-        /// Why the table was started afresh, when it was.
-        afresh: Option<String>,
-        event: Option<Event>,
-    },
-    /// Another probe held the table's lock for all of [`LOCK_WAIT`].
-    Busy,
+/// What [`StateDir::poll`] recorded.
+struct Recorded {
+    recover: bool,
+    why: String,
+    line: String,
+    /// Why the table was started afresh, when it was.
+    afresh: Option<String>,
+    event: Option<Event>,
 }
 
 /// Decides the recovery words of one reply and records what the next probe needs to know;
@@ -466,13 +462,13 @@ pub fn recovery(
         )
     };
     match state.poll(poller, kind, rule, now_ms, line) {
-        Ok(Polled::Recorded {
+        Ok(Some(Recorded {
             recover,
             why,
             line,
             afresh,
             event,
-        }) => {
+        })) => {
             let why = match afresh {
                 Some(problem) => format!(
                     "{why} (the poller table was unreadable, {problem}: started afresh, every poller owed)"
@@ -489,7 +485,7 @@ pub fn recovery(
                 line,
             )
         }
-        Ok(Polled::Busy) => failed(format!(
+        Ok(None) => failed(format!(
             "its lock was held for more than {} ms",
             LOCK_WAIT.as_millis()
         )),
