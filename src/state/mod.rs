@@ -228,7 +228,7 @@ impl StateDir {
         // Under the table's lock, so concurrent probes lose no event; a history that cannot
         // be written costs the record, not the reply.
         if let Some(event) = &event {
-            let _ = self.record(dir, event.clone());
+            let _ = self.record(dir, event);
         }
         Ok(Some(Recorded {
             recover,
@@ -240,12 +240,12 @@ impl StateDir {
     }
 
     /// Appends `event` to the history; the caller holds the poller table's lock.
-    fn record(&self, dir: &Dir, event: Event) -> Result<(), StateError> {
+    fn record(&self, dir: &Dir, event: &Event) -> Result<(), StateError> {
         let Some(locked) = dir.lock(HISTORY_FILE, LOCK_WAIT)? else {
             return Ok(());
         };
-        let ring = history::parse(&locked.read(history::MAX_HISTORY_BYTES)?);
-        locked.write(&[&history::append(ring, [event])])
+        let bytes = locked.read(history::MAX_HISTORY_BYTES)?;
+        locked.write(&[&history::append(&bytes, event)])
     }
 
     /// The history, oldest first; empty when there is none.
@@ -267,7 +267,7 @@ impl StateDir {
             // Held too long: without the table every poller is new, so owed.
             return dir.remove(POLLERS_FILE);
         };
-        let _ = self.record(dir, event);
+        let _ = self.record(dir, &event);
         let mut table = match Table::parse(locked.read(MAX_TABLE_BYTES)?) {
             Ok(table) => table,
             // Unreadable: every poller is new, so owed, already.
