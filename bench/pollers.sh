@@ -72,6 +72,14 @@ instructions() {
     cat "$work"/vg.* | awk '/Collected :/ { print $NF }' | sort -n | sed -n 3p
 }
 
+# Instructions of the next single poll from 127.0.0.1.
+one_poll() {
+    rm -f "$work"/vg.*
+    poll "$counted" 127.0.0.1 >/dev/null
+    sleep 0.5
+    cat "$work"/vg.* | awk '/Collected :/ { print $NF }'
+}
+
 # Milliseconds per poll over 200 sequential polls from 127.0.0.1 (socat's start included).
 wall() {
     local start end
@@ -98,6 +106,18 @@ thousand_i=$(instructions)
 thousand_w=$(wall)
 thousand_size=$(stat -c %s "$work/state/pollers")
 
+# A change of what 127.0.0.1 is told (normal -> drain by the mode), which appends to the
+# history, full by now (1,000 first polls made 1,000 events; it keeps 500).
+mode() {
+    env -i PATH=/usr/bin:/bin "LB_FEEDBACK_CONFIG=$work/default.json" \
+        "LB_FEEDBACK_STATE_DIR=$work/state" "$probe" mode "$1" >/dev/null
+}
+events=$(($(wc -l <"$work/state/history") - 1))
+mode drain
+change_i=$(one_poll)
+steady_i=$(one_poll)
+mode normal
+
 # For comparison: the same probe by hand, which reads and writes no table.
 by_hand=$(env -i PATH=/usr/bin:/bin "LB_FEEDBACK_CONFIG=$work/default.json" \
     "LB_FEEDBACK_STATE_DIR=$work/state" valgrind --tool=callgrind \
@@ -111,3 +131,5 @@ echo "| 1 | $one_size bytes | $one_i | $one_w ms |"
 echo "| $count | $thousand_size bytes | $thousand_i | $thousand_w ms |"
 echo
 echo "by hand (no table, no socket), same binary and defaults: $by_hand instructions"
+echo
+echo "history ($events events, the ring full): a poll that changes what it is told (normal -> drain) $change_i instructions; the next, unchanged, $steady_i"

@@ -38,6 +38,8 @@ pub struct Args {
     /// Settings given as flags, in order; they win over the file and the environment.
     pub settings: Vec<(Key, String)>,
     pub explain: bool,
+    /// With `explain`: the breakdown as one JSON object.
+    pub json: bool,
 }
 
 pub fn parse_args() -> Result<Args, lexopt::Error> {
@@ -52,6 +54,7 @@ pub fn parse_from<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, lex
     let mut config = None;
     let mut settings = Vec::new();
     let mut explain = false;
+    let mut json = false;
     let mut lasting = None;
     let mut mode_word: Option<String> = None;
     while let Some(arg) = parser.next()? {
@@ -67,11 +70,7 @@ pub fn parse_from<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, lex
                     options.since_ms = Some(since.as_millis() as u64);
                 }
             }
-            Long("json") if matches!(command, Some(Command::Status(_))) => {
-                if let Some(Command::Status(options)) = &mut command {
-                    options.json = true;
-                }
-            }
+            Long("json") => json = true,
             Long(flag) if Key::from_flag(flag).is_some() => {
                 // Settings flags share their names with the config keys (config::Key).
                 if let Some(key) = Key::from_flag(flag) {
@@ -115,11 +114,26 @@ pub fn parse_from<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, lex
         }
         (command, _) => command.unwrap_or(Command::Probe),
     };
+    let command = match (command, json) {
+        (Command::Status(options), true) => Command::Status(crate::status::Options {
+            json: true,
+            ..options
+        }),
+        (Command::Probe, true) if !explain => {
+            return Err(
+                "--json goes with --explain or status: lb-feedback --explain --json".into(),
+            );
+        }
+        // check-config prints JSON anyway.
+        (command @ (Command::Probe | Command::CheckConfig), _) | (command, false) => command,
+        (_, true) => return Err("--json goes with --explain, status or check-config".into()),
+    };
     Ok(Args {
         command,
         config,
         settings,
         explain,
+        json,
     })
 }
 
@@ -153,7 +167,8 @@ lb-feedback - tell HAProxy how much capacity this server has left
 
 USAGE
     lb-feedback [OPTIONS]                 answer one agent-check poll
-    lb-feedback [OPTIONS] --explain       answer, and show how the answer was reached
+    lb-feedback [OPTIONS] --explain [--json]
+                                          answer, and show how the answer was reached
     lb-feedback [OPTIONS] check-config    validate the settings, print them as JSON
     lb-feedback [OPTIONS] mode            show the mode in force and where it comes from
     lb-feedback [OPTIONS] mode MODE [--for DURATION]
@@ -217,12 +232,15 @@ OPTIONS
         --scope SCOPE          whose CPU and RAM: auto (the cgroup's when it has a CPU
                                quota or cpuset / a memory limit, else the host's) | host |
                                cgroup; or per monitor, cpu=SCOPE,ram=SCOPE      [auto]
+        --log WHERE            none | syslog: the history's changes (see `status`) also go
+                               to /dev/log                                      [none]
         --http ADDR:PORT       lb-feedback-service: also serve /metrics (Prometheus), /load,
                                /status and /health over HTTP here; off      [off]
         --explain              print the breakdown: figures, rule, mode, recovery, reply
         --for DURATION         with `mode MODE`: the mode expires by itself (90s, 10m, 2h, 1d)
         --since DURATION       with `status`: the changes of this last while, not the last 20
-        --json                 with `status`: one JSON document (see the README)
+        --json                 with `--explain` or `status`: one JSON object instead (its
+                               fields: the README's \"Machine-readable output\")
     -h, --help                 this text
     -V, --version              the version
 
@@ -233,8 +251,8 @@ OPTIONS
     LB_FEEDBACK_RECOVERY_SECONDS, LB_FEEDBACK_RECOVERY_REPLIES, LB_FEEDBACK_STATE_DIR,
     LB_FEEDBACK_STATE_OWNER,
     LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT,
-    LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_SCOPE, LB_FEEDBACK_HTTP,
-    LB_FEEDBACK_CONFIG.
+    LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_SCOPE, LB_FEEDBACK_LOG,
+    LB_FEEDBACK_HTTP, LB_FEEDBACK_CONFIG.
     Precedence: built-in defaults < config file < environment < flags.
 
 RECOVERY

@@ -101,6 +101,16 @@ fn word<T: serde::de::DeserializeOwned>(
         .map_err(|_| format!("unknown {what} {text:?}; allowed: {allowed}"))
 }
 
+/// Where the history's events go besides the state directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogTo {
+    /// Nowhere else (lb-feedback-service still writes them to its own log).
+    None,
+    /// Also the local syslog daemon (`/dev/log`), the channel inetd services use.
+    Syslog,
+}
+
 /// How the CPU load is measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -382,6 +392,7 @@ pub struct Config {
     /// lb-feedback-service: connections answered at once for one peer address.
     pub max_in_flight_per_source: MaxInFlight,
     pub scope: Scopes,
+    pub log: LogTo,
     /// lb-feedback-service: where to serve `/metrics`, `/load`, `/status` and `/health`
     /// (off when `None`).
     pub http: Option<SocketAddr>,
@@ -418,6 +429,7 @@ impl Default for Config {
                 cpu: Scope::Auto,
                 ram: Scope::Auto,
             },
+            log: LogTo::None,
             http: None,
             mode_origin: Origin::Default,
         }
@@ -498,12 +510,13 @@ pub enum Key {
     MaxInFlight,
     MaxInFlightPerSource,
     Scope,
+    Log,
     Http,
 }
 
 impl Key {
     /// Every key, in the order the environment layer reads them.
-    pub const ALL: [Key; 19] = [
+    pub const ALL: [Key; 20] = [
         Key::Mode,
         Key::SampleMs,
         Key::CpuImportance,
@@ -522,6 +535,7 @@ impl Key {
         Key::MaxInFlight,
         Key::MaxInFlightPerSource,
         Key::Scope,
+        Key::Log,
         Key::Http,
     ];
 
@@ -545,6 +559,7 @@ impl Key {
             Key::MaxInFlight => "LB_FEEDBACK_MAX_IN_FLIGHT",
             Key::MaxInFlightPerSource => "LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE",
             Key::Scope => "LB_FEEDBACK_SCOPE",
+            Key::Log => "LB_FEEDBACK_LOG",
             Key::Http => "LB_FEEDBACK_HTTP",
         }
     }
@@ -569,6 +584,7 @@ impl Key {
             Key::MaxInFlight => "max-in-flight",
             Key::MaxInFlightPerSource => "max-in-flight-per-source",
             Key::Scope => "scope",
+            Key::Log => "log",
             Key::Http => "http",
         }
     }
@@ -603,6 +619,7 @@ struct Layer {
     max_in_flight: Option<MaxInFlight>,
     max_in_flight_per_source: Option<MaxInFlight>,
     scope: Option<ScopeLayer>,
+    log: Option<LogTo>,
     #[serde(default, deserialize_with = "present")]
     http: Option<Option<SocketAddr>>,
 }
@@ -858,6 +875,9 @@ impl Config {
         if let Some(per_source) = layer.max_in_flight_per_source {
             self.max_in_flight_per_source = per_source;
         }
+        if let Some(log) = layer.log {
+            self.log = log;
+        }
         match layer.scope {
             Some(ScopeLayer::Both(scope)) => {
                 self.scope = Scopes {
@@ -958,6 +978,7 @@ impl Config {
                 self.max_in_flight_per_source = MaxInFlight::parse(text)?;
             }
             Key::Scope => self.scope = self.scope.parse(text)?,
+            Key::Log => self.log = word("log", text, "none, syslog")?,
             Key::Http => self.http = parse_http(text)?,
         }
         Ok(())

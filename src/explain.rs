@@ -1,4 +1,5 @@
-//! `--explain`: the breakdown for people, built from the very values the reply came from.
+//! `--explain`: the breakdown for people, built from the very values the reply came from, and
+//! the same as one JSON object (`--explain --json`) for their scripts.
 
 use std::fmt::Write;
 
@@ -80,6 +81,50 @@ pub fn render(report: &Report) -> String {
     }
     let _ = write!(out, "reply       {}", report.line);
     out
+}
+
+/// The breakdown as JSON; the README's "Machine-readable output" lists the fields, which stay.
+pub fn json(report: &Report) -> serde_json::Value {
+    let monitors: Vec<serde_json::Value> = report
+        .loads
+        .iter()
+        .map(|(load, raw)| {
+            // The raw figure ends with where it came from (`; cgroup v1 /x: 0.50 CPU quota`).
+            let (figure, source) = match raw.split_once("; ") {
+                Some((figure, source)) => (figure, Some(source)),
+                None => (raw.as_str(), None),
+            };
+            serde_json::json!({
+                "name": load.name,
+                "figure": figure,
+                "source": source,
+                "load": load.load,
+                "importance": load.importance,
+                "contribution": load.contribution(),
+                "threshold": load.threshold,
+                "tripped": load.threshold > 0.0 && load.tripped(),
+            })
+        })
+        .collect();
+    let (state, reason) = match &report.status {
+        Status::Ready(_) => ("normal", None),
+        Status::Drain(reason) => ("drain", Some(reason)),
+        Status::Maint(reason) => ("maint", Some(reason)),
+        Status::Stopped(reason) => ("stopped", Some(reason)),
+    };
+    serde_json::json!({
+        "mode": report.mode.name(),
+        "mode_from": report.mode_from,
+        "profile": report.profile,
+        "monitors": monitors,
+        "utilization": report.verdict.utilization,
+        "percent": report.verdict.percent,
+        "state": state,
+        "reason": reason,
+        "recovery": {"up_ready": report.recovery.recover, "why": report.recovery.why},
+        "maxconn": report.maxconn,
+        "reply": report.line.trim_end(),
+    })
 }
 
 fn num(value: f64) -> String {

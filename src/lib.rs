@@ -18,3 +18,4 @@ pub mod service;
 pub mod socket;
 pub mod state;
 pub mod status;
+pub mod syslog;

@@ -194,7 +194,10 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
     let connection = connection.into_inner();
     let line = match &outcome {
         Ok(report) if args.explain && caller == Caller::Person => {
-            return print(&explain::render(report));
+            return match args.json {
+                true => print(&format!("{:#}\n", explain::json(report))),
+                false => print(&explain::render(report)),
+            };
         }
         Ok(report) => report.line.clone(),
         Err(err) => err.line(),
@@ -258,7 +261,7 @@ fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
                 None => " until changed".into(),
             };
             let how = format!("lb-feedback mode {}{until}", mode.name());
-            owe_recovery(&state, now, mode_event(now, was, mode.name(), how));
+            owe_recovery(config, &state, now, mode_event(now, was, mode.name(), how));
             print(&format!(
                 "{}{until} (runtime mode in {})\n{}",
                 mode.name(),
@@ -269,7 +272,12 @@ fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
         ModeCommand::Reset => {
             stored(state.set_runtime_mode(None))?;
             let how = "lb-feedback mode reset".to_string();
-            owe_recovery(&state, now, mode_event(now, was, config.mode.name(), how));
+            owe_recovery(
+                config,
+                &state,
+                now,
+                mode_event(now, was, config.mode.name(), how),
+            );
             print(&format!(
                 "runtime mode cleared; {} ({}) counts again\n",
                 config.mode.name(),
@@ -294,7 +302,8 @@ fn created_note(state: &StateDir, owner: Option<&str>) -> String {
 /// A mode change may have to be undone in HAProxy (`ready`, `up`): every known poller is owed
 /// recovery from now, whatever it was told before. Best effort: a table that cannot take it
 /// already makes the agent send `up ready` always, and a poller not in it is new, so owed.
-fn owe_recovery(state: &StateDir, now: u64, event: Event) {
+fn owe_recovery(config: &Config, state: &StateDir, now: u64, event: Event) {
+    lb_feedback::syslog::tell(config, Some(&event));
     let _ = state.owe_all(now, event);
 }
 

@@ -13,8 +13,10 @@ use crate::metrics::memory::{self, Memory};
 use crate::metrics::{Cgroups, MetricError, cpu, tcp};
 use crate::reply::{self, Status};
 use crate::rules::{self, Load, Verdict};
+use crate::state::history::Event;
 use crate::state::pollers::{Kind, Poller, Rule};
 use crate::state::{self, CpuRecord, RecoveryDecision, RuntimeMode, StateDir, StateError};
+use crate::syslog;
 
 /// How long after the probe starts `agent-send` is waited for when profiles depend on it
 /// (only when it has not arrived: HAProxy sends it right after connecting).
@@ -105,15 +107,16 @@ impl Caller {
 }
 
 /// Records an error reply in the poller table: HAProxy changes nothing on it, so neither does
-/// what the poller is owed, but `status` shows when it last polled and what it got.
+/// what the poller is owed, but `status` shows when it last polled and what it got. Returns
+/// the history's event when the poller was told something else before.
 pub fn record_error(
     config: &Config,
     state: &StateDir,
     caller: Caller,
     profile: Option<&str>,
     line: &str,
-) {
-    let _ = state::recovery(
+) -> Option<Event> {
+    let (decision, _) = state::recovery(
         rule(config),
         Kind::Error,
         state,
@@ -121,6 +124,7 @@ pub fn record_error(
         state::now_ms(),
         &|_| line.to_string(),
     );
+    decision.change
 }
 
 /// The recovery rule the config sets.
@@ -478,18 +482,21 @@ pub fn run(
         Ok(readings) => readings.unwrap_or_default(),
         Err(err) => {
             let err = ProbeError::from(err);
-            record_error(&config, &state, caller, profile.as_deref(), &err.line());
+            let change = record_error(&config, &state, caller, profile.as_deref(), &err.line());
+            syslog::tell(&config, change.as_ref());
             return Err(err);
         }
     };
-    Ok(answer(
+    let report = answer(
         &config,
         profile.as_deref(),
         &readings,
         (mode, mode_from),
         caller,
         &state,
-    ))
+    );
+    syslog::tell(&config, report.recovery.change.as_ref());
+    Ok(report)
 }
 
 fn load(name: &str, load: f64, importance: f64, threshold: f64, raw: String) -> (Load, String) {

@@ -345,3 +345,70 @@ fn a_threshold_drain_and_its_end_under_concurrent_probes_are_exactly_three_event
         "{recent}"
     );
 }
+
+/// `log: "syslog"`: every change, and only a change, is one datagram to /dev/log. The agent
+/// runs in a mount namespace whose /dev has the test's socket as `log` (this machine may have
+/// no syslog daemon, and the test must not write to the real one).
+#[test]
+fn with_log_syslog_each_change_is_one_datagram_to_dev_log() {
+    const TEST: &str = "with_log_syslog_each_change_is_one_datagram_to_dev_log";
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        let why = format!("SKIPPED: {TEST} needs root (a mount namespace)");
+        assert!(!common::e2e_required(), "{why}");
+        eprintln!("{why}");
+        return;
+    }
+    if !e2e::available(TEST, &["unshare"]) {
+        return;
+    }
+    let dir = TempDir::new("pollers-syslog");
+    dir.file(
+        "config.json",
+        r#"{"cpu": {"importance": 0}, "ram": {"importance": 0}, "log": "syslog"}"#,
+    );
+    let socket = dir.path().join("log.sock");
+    let daemon = std::os::unix::net::UnixDatagram::bind(&socket).unwrap();
+    daemon.set_read_timeout(Some(BOUND)).unwrap();
+    let in_namespace = || {
+        let plain = agent(&dir);
+        let mut command = std::process::Command::new("unshare");
+        command
+            .args(["-m", "sh", "-c"])
+            .arg(r#"mount -t tmpfs lbf /dev && ln -s "$0" /dev/log && exec "$@""#)
+            .arg(&socket)
+            .arg(plain.get_program())
+            .env_clear()
+            .envs(plain.get_envs().filter_map(|(k, v)| Some((k, v?))));
+        command
+    };
+    let poll = || {
+        let (mut client, mut child) = serve_from(in_namespace(), A);
+        reply(&mut client, &mut child)
+    };
+    assert_eq!(poll(), "up ready 100%\n");
+    let mut datagram = [0u8; 512];
+    let n = daemon.recv(&mut datagram).unwrap();
+    let text = String::from_utf8_lossy(&datagram[..n]).to_string();
+    assert!(text.starts_with("<29>lb-feedback["), "{text}");
+    assert!(
+        text.ends_with("]: 127.0.0.1 (base): new -> normal"),
+        "{text}"
+    );
+    // No change, no datagram.
+    assert_eq!(poll(), "up ready 100%\n");
+    daemon.set_nonblocking(true).unwrap();
+    assert!(
+        daemon.recv(&mut datagram).is_err(),
+        "a datagram without a change"
+    );
+    daemon.set_nonblocking(false).unwrap();
+    mode(&dir, &["drain"]);
+    assert_eq!(poll(), "drain #mode\n");
+    let n = daemon.recv(&mut datagram).unwrap();
+    let text = String::from_utf8_lossy(&datagram[..n]).to_string();
+    assert!(
+        text.ends_with("]: 127.0.0.1 (base): normal -> drain (mode)"),
+        "{text}"
+    );
+}

@@ -277,3 +277,43 @@ fn explain_by_hand_records_nothing_and_says_why() {
     );
     assert!(!dir.path().join("state/pollers").exists());
 }
+
+#[test]
+fn explain_json_is_one_object_with_every_figure_and_the_reply() {
+    let dir = TempDir::new("explain-json");
+    let held = Connections::open(2);
+    let output = agent(&dir)
+        .args(["--explain", "--json"])
+        .env("LB_FEEDBACK_TCP", format!("{}:8:1:20", held.port()))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["mode"], "normal");
+    assert_eq!(json["mode_from"], "built-in default");
+    let monitors = json["monitors"].as_array().unwrap();
+    let names: Vec<&str> = monitors
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cpu", "ram", &format!("tcp:{}", held.port())]);
+    let tcp = &monitors[2];
+    assert_eq!(tcp["figure"], "2 of 8 established");
+    assert_eq!(tcp["load"], 25.0);
+    assert_eq!(tcp["threshold"], 20.0);
+    assert_eq!(tcp["tripped"], true);
+    assert!(
+        monitors[0]["source"]
+            .as_str()
+            .unwrap()
+            .contains("/proc/stat")
+    );
+    assert_eq!(json["state"], "drain");
+    assert_eq!(json["reason"], format!("tcp:{}:25>=20", held.port()));
+    assert_eq!(json["reply"], format!("drain #tcp:{}:25>=20", held.port()));
+    assert_eq!(json["recovery"]["up_ready"], false);
+    // --json alone is a usage error, not a silent plain reply.
+    let output = agent(&dir).arg("--json").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--json goes with --explain or status"));
+}

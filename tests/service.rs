@@ -622,3 +622,48 @@ fn steady_polls_are_answered_at_once_and_follow_a_change_within_two_windows() {
         changed.elapsed()
     );
 }
+
+#[test]
+fn sighup_rereads_the_config_and_a_broken_edit_changes_nothing_but_a_log_line() {
+    let _turn = serial();
+    let dir = TempDir::new("svc-reload");
+    let quiet = r#"{"cpu": {"importance": 0}, "ram": {"importance": 0}"#;
+    dir.file("config.json", &format!("{quiet}}}"));
+    let service = start(&dir, &[], &[]);
+    assert_eq!(probe(service.addr()), "up ready 100%\n");
+    let hup = || {
+        let pid = service.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    // A valid edit: the next polls use it.
+    dir.file("config.json", &format!(r#"{quiet}, "mode": "drain"}}"#));
+    hup();
+    service.wait_for_log("config reloaded: the next polls use it");
+    assert_eq!(probe(service.addr()), "drain #mode\n");
+    // A broken edit: the file, line and column in the log, the old config answering.
+    dir.file("config.json", "{\n  \"mode\": \"sleep\"\n}\n");
+    hup();
+    let log = service.wait_for_log("config not reloaded, the old one stays");
+    let line = log
+        .iter()
+        .find(|l| l.contains("config not reloaded"))
+        .unwrap();
+    let at = format!("{}:2:", dir.path().join("config.json").display());
+    assert!(line.contains(&at), "{line}");
+    assert_eq!(probe(service.addr()), "drain #mode\n");
+    // What a running service cannot change is said, and kept.
+    dir.file(
+        "config.json",
+        &format!(r#"{quiet}, "mode": "normal", "max_in_flight": 3}}"#),
+    );
+    hup();
+    service.wait_for_log("max_in_flight changed from 1024 to 3: that needs a restart");
+    let line = probe(service.addr());
+    assert!(line.ends_with("100%\n"), "{line:?}");
+}

@@ -48,7 +48,7 @@ impl Command {
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Args {
     pub command: Command,
     pub config: Option<PathBuf>,
@@ -184,8 +184,11 @@ DESCRIPTION
     Each connection has a deadline of sample_ms + 2 s: a client that sends nothing or never
     reads cannot hold a slot past it.
 
-    The config file is read once, at start: restart the service after editing it. The runtime
-    mode (`lb-feedback mode drain`) is read on every connection: no restart needed.
+    After editing the config file, reload it: SIGHUP (`systemctl reload`, `kill -HUP`), on
+    Windows `sc control lb-feedback paramchange`. A valid file answers the next polls; a
+    broken one is logged (file, line, column) and the old config stays. sample_ms,
+    max_in_flight and max_in_flight_per_source, and the command line, need a restart. The
+    runtime mode (`lb-feedback mode drain`) is read on every connection: no reload needed.
 
 COMMANDS
     run          listen until SIGTERM or Ctrl-C, then finish the replies in flight (at most
@@ -227,6 +230,8 @@ OPTIONS
         --state-dir PATH       --state-owner USER
         --cpu-mode MODE        sample | since-last
         --scope SCOPE          auto | host | cgroup, or cpu=SCOPE,ram=SCOPE
+        --log WHERE            none | syslog: changes of what a poller is told also go to
+                               /dev/log (they always go to this service's log)
                                Meanings and defaults as in `lb-feedback --help`.
         --http ADDR:PORT       also serve HTTP here (see HTTP below), e.g.
                                127.0.0.1:3334; `allow` and max_in_flight_per_source
@@ -240,8 +245,8 @@ OPTIONS
     LB_FEEDBACK_MAXCONN, LB_FEEDBACK_RECOVERY, LB_FEEDBACK_RECOVERY_SECONDS,
     LB_FEEDBACK_RECOVERY_REPLIES, LB_FEEDBACK_STATE_DIR, LB_FEEDBACK_STATE_OWNER,
     LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT,
-    LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_SCOPE, LB_FEEDBACK_HTTP,
-    LB_FEEDBACK_CONFIG.
+    LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_SCOPE, LB_FEEDBACK_LOG,
+    LB_FEEDBACK_HTTP, LB_FEEDBACK_CONFIG.
     Precedence: built-in defaults < config file < environment < flags.
 
 HTTP

@@ -48,7 +48,8 @@ pub const MAX_HEADERS: usize = 64;
 pub(super) fn accept_loop(listener: TcpListener, shared: &Arc<Shared>, stop: &Stop) {
     let limits = Limits::new(
         MAX_IN_FLIGHT,
-        shared.config.max_in_flight_per_source.get() as usize,
+        // Sized at start, as the agent port's (a reload keeps it: reload::keep_fixed).
+        shared.live.get().config.max_in_flight_per_source.get() as usize,
     );
     let slots = Arc::new(Slots::new(limits));
     // Only this thread counts them; their totals are written as a new refusal comes.
@@ -81,7 +82,7 @@ pub(super) fn accept_loop(listener: TcpListener, shared: &Arc<Shared>, stop: &St
                 continue;
             }
         };
-        if !cidr::allowed(&shared.config.allow, peer.ip()) {
+        if !cidr::allowed(&shared.live.get().config.allow, peer.ip()) {
             refuse(peer, Refusal::NotAllowed);
             continue;
         }
@@ -112,7 +113,7 @@ fn serve(shared: &Shared, mut stream: TcpStream) {
     let deadline = Instant::now() + shared.connection_time;
     let response = match read_head(&mut stream, deadline) {
         // The one place a request reads the config: one config answers it whole.
-        Ok(head) => respond(shared, &shared.config, &head, deadline),
+        Ok(head) => respond(shared, &shared.live.get().config, &head, deadline),
         Err(HeadError::TooLarge) => Response::text(431, "request head too large\n"),
         Err(HeadError::Bad) => Response::text(400, "bad request\n"),
         // Closed, timed out or failed: nobody to answer.

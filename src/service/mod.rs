@@ -46,6 +46,7 @@ pub mod args;
 pub mod http;
 pub mod limits;
 pub mod log;
+pub mod reload;
 pub mod sampler;
 pub mod signals;
 #[cfg(windows)]
@@ -62,13 +63,15 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::cidr;
 use crate::config::{self, Config, ConfigError, ConfigFile, CpuMode, Mode};
-use crate::probe::{self, Caller, Needs, ProbeError, Readings};
+use crate::probe::{self, Caller, ProbeError, Readings};
 use crate::reply;
 use crate::socket;
+use crate::state::history::Event;
 use crate::state::{self, StateDir};
 use args::{Args, Command};
 use limits::{InFlight, Limits, Refusal, Refusals};
 use log::Log;
+use reload::Live;
 use sampler::Sampler;
 
 /// Added to `sample_ms` for a connection's deadline: room for `agent-send`, the reply and a
@@ -166,15 +169,26 @@ fn run_foreground(args: &Args) -> Result<(), Failure> {
     let log = Arc::new(Log::stderr(args.verbose));
     let service = Service::bind(config, &args.listen, log.clone()).map_err(Failure::Runtime)?;
     let stop = Stop::new();
+    let reload = reloader(args.clone(), service.live(), log.clone());
     // Installed before the listening addresses are logged, so a SIGTERM right after them
     // already means a clean stop.
-    let signals = signals::install(&stop)
+    let signals = signals::install(&stop, reload)
         .map_err(|err| Failure::Runtime(format!("cannot handle SIGTERM/Ctrl-C: {err}")))?;
     let served = service.serve(&stop).map_err(Failure::Runtime);
     drop(signals);
     // The last lines ("stopped"), unless stderr is stalled: then they are lost, not waited for.
     log.flush(Instant::now() + LOG_FLUSH);
     served
+}
+
+/// What SIGHUP (and the SCM's `paramchange`) runs: the config loaded again from the same
+/// layers, put in force if it is valid, and a log line either way.
+pub(crate) fn reloader(args: Args, live: Live, log: Arc<Log>) -> impl Fn() + Send + Sync + 'static {
+    move || {
+        for line in live.replace(load_config(&args)) {
+            log.problem(line);
+        }
+    }
 }
 
 /// Writes to stdout; a closed stdout (a person piping to `head`) is not worth a message.
@@ -297,7 +311,7 @@ impl Drop for Slot {
 
 /// Bound listeners and the config they answer for; [`Service::serve`] runs them.
 pub struct Service {
-    config: Config,
+    live: Live,
     listeners: Vec<(SocketAddr, TcpListener)>,
     /// `--http`'s listener ([`http`]).
     http: Option<(SocketAddr, TcpListener)>,
@@ -340,11 +354,16 @@ impl Service {
             None => None,
         };
         Ok(Service {
-            config,
+            live: Live::new(config),
             listeners,
             http,
             log,
         })
+    }
+
+    /// The config it answers with, to reload it ([`Live::replace`]).
+    pub fn live(&self) -> Live {
+        self.live.clone()
     }
 
     /// Where it listens, with the ports the OS chose for `:0`.
@@ -363,7 +382,7 @@ impl Service {
     /// [`Running::finish`] completes the stop. (`serve` in two halves, so the Windows service
     /// can report "stop pending" in between.)
     pub fn start(self, stop: &Stop) -> Result<Running, String> {
-        let shared = Arc::new(Shared::new(self.config, self.log));
+        let shared = Arc::new(Shared::new(self.live, self.log));
         check_fd_limit(shared.slots.limits.max, &shared.log);
         let sampler = {
             let shared = shared.clone();
@@ -513,8 +532,8 @@ fn stop_acceptors(acceptors: Vec<(SocketAddr, JoinHandle<()>)>, log: &Log) {
 
 /// What every connection's thread shares.
 struct Shared {
-    config: Config,
-    needs: Needs,
+    /// The config in force: each poll and each sample window takes it once.
+    live: Live,
     log: Arc<Log>,
     sampler: Sampler,
     slots: Arc<Slots>,
@@ -526,13 +545,13 @@ struct Shared {
 }
 
 impl Shared {
-    fn new(config: Config, log: Arc<Log>) -> Shared {
+    fn new(live: Live, log: Arc<Log>) -> Shared {
+        let config = live.get().config.clone();
         let limits = Limits::new(
             config.max_in_flight.get() as usize,
             config.max_in_flight_per_source.get() as usize,
         );
         Shared {
-            needs: Needs::of(&config),
             slots: Arc::new(Slots::new(limits)),
             refusals: Mutex::new(Refusals::new(limits, Instant::now())),
             answered: AtomicU64::new(0),
@@ -541,7 +560,7 @@ impl Shared {
                 Duration::from_millis(config.sample_ms.get()),
                 sampler::KEEP_FOR,
             ),
-            config,
+            live,
             log,
         }
     }
@@ -570,13 +589,16 @@ impl Shared {
     /// The kept windows follow each other, so each is already "since the last": since-last's
     /// saved counters would add nothing but a state write per window.
     fn take_samples(&self) {
-        let state = StateDir::new(&self.config.state_dir);
-        let config = Config {
-            cpu_mode: CpuMode::Sample,
-            ..self.config.clone()
+        let mut take = |wait: &mut dyn FnMut(Instant)| {
+            // Each window with the config in force when it starts.
+            let current = self.live.get();
+            let state = StateDir::new(&current.config.state_dir);
+            let config = Config {
+                cpu_mode: CpuMode::Sample,
+                ..current.config.clone()
+            };
+            probe::sample(&current.needs, &config, &state, wait)
         };
-        let mut take =
-            |wait: &mut dyn FnMut(Instant)| probe::sample(&self.needs, &config, &state, wait);
         self.sampler.run(&mut take, &self.log);
     }
 
@@ -616,11 +638,13 @@ impl Shared {
         accepted: Instant,
         deadline: Instant,
     ) -> Option<String> {
-        let state = StateDir::new(&self.config.state_dir);
+        let current = self.live.get();
+        let base = &current.config;
+        let state = StateDir::new(&base.state_dir);
         let caller = Caller::Haproxy {
             peer: Some(peer.ip()),
         };
-        let (mode, mode_from) = match probe::effective_mode(&self.config, &state, state::now_ms()) {
+        let (mode, mode_from) = match probe::effective_mode(base, &state, state::now_ms()) {
             Ok(mode) => mode,
             Err(err) => {
                 let err = ProbeError::State(err);
@@ -635,7 +659,7 @@ impl Shared {
         // and waited for until the window ends or REQUEST_GRACE after the connection,
         // whichever is later.
         let mut request = Vec::new();
-        if !self.config.profiles.is_empty() {
+        if !base.profiles.is_empty() {
             let grace = accepted + probe::REQUEST_GRACE;
             let until = match ticket {
                 Some(ticket) => self.sampler.window_end(ticket, deadline).max(grace),
@@ -643,14 +667,14 @@ impl Shared {
             };
             socket::read_line(stream, &mut request, &mut false, until.min(deadline));
         }
-        let (config, profile) =
-            match probe::select(&self.config, socket::request_line(&request).as_deref()) {
-                Ok(selected) => selected,
-                Err(err) => {
-                    self.log.problem(format!("{peer}: {err}"));
-                    return Some(err.line());
-                }
-            };
+        let (config, profile) = match probe::select(base, socket::request_line(&request).as_deref())
+        {
+            Ok(selected) => selected,
+            Err(err) => {
+                self.log.problem(format!("{peer}: {err}"));
+                return Some(err.line());
+            }
+        };
         let sampled = ticket.map(|ticket| self.sampler.readings(ticket, deadline));
         let nothing = Readings::default();
         let readings = match &sampled {
@@ -666,7 +690,9 @@ impl Shared {
                 // The sampler logged it once for every probe that shares it.
                 Err(err) => {
                     let line = reply::error_line(err.monitor);
-                    probe::record_error(&config, &state, caller, profile.as_deref(), &line);
+                    let change =
+                        probe::record_error(&config, &state, caller, profile.as_deref(), &line);
+                    self.tell(&config, change);
                     return Some(line);
                 }
             },
@@ -682,7 +708,17 @@ impl Shared {
             caller,
             &state,
         );
+        self.tell(&config, report.recovery.change);
         Some(report.line)
+    }
+
+    /// A change of what a poller is told goes to the service's log, and to syslog when
+    /// configured.
+    fn tell(&self, config: &Config, change: Option<Event>) {
+        if let Some(event) = change {
+            crate::syslog::tell(config, Some(&event));
+            self.log.problem(format!("told {event}"));
+        }
     }
 }
 
@@ -754,7 +790,7 @@ fn accept_loop(addr: SocketAddr, listener: TcpListener, shared: &Arc<Shared>, st
         };
         // Nothing in this loop waits for anything but `accept`: the slot and the refusal
         // counts are in memory, and the log only queues (see log.rs).
-        if !cidr::allowed(&shared.config.allow, peer.ip()) {
+        if !cidr::allowed(&shared.live.get().config.allow, peer.ip()) {
             shared.refuse(peer, Refusal::NotAllowed);
             continue;
         }

@@ -1,5 +1,6 @@
 //! SIGTERM and Ctrl-C (SIGINT; on Windows Ctrl-C and Ctrl-Break) become a clean stop: the
-//! listener stops accepting, finishes the replies in flight and `run` exits 0.
+//! listener stops accepting, finishes the replies in flight and `run` exits 0. SIGHUP (Unix)
+//! rereads the config ([`super::reload`]).
 //!
 //! Unix: signal-hook's iterator, read by one thread (no code of ours runs inside a signal
 //! handler). Windows: a console control handler, which Windows runs on a thread of its own.
@@ -16,18 +17,23 @@ pub struct Signals {
 }
 
 #[cfg(unix)]
-pub fn install(stop: &Stop) -> io::Result<Signals> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
+pub fn install(stop: &Stop, reload: impl Fn() + Send + 'static) -> io::Result<Signals> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let handle = signals.handle();
     let stop = stop.clone();
     let thread = std::thread::Builder::new()
         .name("lbf-signals".into())
         .spawn(move || {
-            // Ends with `None` when the handle is closed.
-            if signals.forever().next().is_some() {
-                stop.trigger();
+            // Ends when the handle is closed.
+            for signal in signals.forever() {
+                if signal == SIGHUP {
+                    reload();
+                } else {
+                    stop.trigger();
+                    break;
+                }
             }
         })?;
     Ok(Signals {
@@ -54,8 +60,9 @@ pub struct Signals;
 #[cfg(windows)]
 static CONSOLE_STOP: std::sync::OnceLock<Stop> = std::sync::OnceLock::new();
 
+/// `reload`: Windows consoles have no SIGHUP; the service reloads on the SCM's `paramchange`.
 #[cfg(windows)]
-pub fn install(stop: &Stop) -> io::Result<Signals> {
+pub fn install(stop: &Stop, _reload: impl Fn() + Send + 'static) -> io::Result<Signals> {
     use windows_sys::Win32::System::Console::SetConsoleCtrlHandler;
 
     if CONSOLE_STOP.set(stop.clone()).is_err() {

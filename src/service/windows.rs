@@ -12,7 +12,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use windows_service::service::{
@@ -340,13 +340,24 @@ fn service_main(_arguments: Vec<OsString>) {
     log.flush(Instant::now() + LOG_FLUSH);
 }
 
+/// The config reload the SCM's `paramchange` runs.
+type Reload = Box<dyn Fn() + Send + Sync>;
+
 fn run_service(args: Result<Args, lexopt::Error>, log: &Arc<Log>) -> Result<(), String> {
     let stop = Stop::new();
+    // Set once the service is bound: `sc control lb-feedback paramchange` rereads the config.
+    let reload: Arc<OnceLock<Reload>> = Arc::new(OnceLock::new());
     let on_control = {
-        let stop = stop.clone();
+        let (stop, reload) = (stop.clone(), reload.clone());
         move |control| match control {
             ServiceControl::Stop | ServiceControl::Shutdown => {
                 stop.trigger();
+                ServiceControlHandlerResult::NoError
+            }
+            ServiceControl::ParamChange => {
+                if let Some(reload) = reload.get() {
+                    reload();
+                }
                 ServiceControlHandlerResult::NoError
             }
             ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
@@ -384,6 +395,11 @@ fn run_service(args: Result<Args, lexopt::Error>, log: &Arc<Log>) -> Result<(), 
             let config = load_config(&args).map_err(Failure::Config)?;
             let service =
                 Service::bind(config, &args.listen, log.clone()).map_err(Failure::Runtime)?;
+            let _ = reload.set(Box::new(super::reloader(
+                args.clone(),
+                service.live(),
+                log.clone(),
+            )));
             service.start(&stop).map_err(Failure::Runtime)
         });
     let running = match started {
@@ -403,7 +419,9 @@ fn run_service(args: Result<Args, lexopt::Error>, log: &Arc<Log>) -> Result<(), 
     };
     report(
         ServiceState::Running,
-        ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN,
+        ServiceControlAccept::STOP
+            | ServiceControlAccept::SHUTDOWN
+            | ServiceControlAccept::PARAM_CHANGE,
         ServiceExitCode::NO_ERROR,
         Duration::ZERO,
     );

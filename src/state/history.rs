@@ -27,6 +27,22 @@ pub struct Event {
     pub why: String,
 }
 
+impl std::fmt::Display for Event {
+    /// `10.0.0.1 web: normal -> drain (tcp:3389:96>=95)`, as logs show it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.profile, self.peer.as_str()) {
+            (_, "mode") => write!(f, "mode: ")?,
+            (Some(profile), peer) => write!(f, "{peer} {profile}: ")?,
+            (None, peer) => write!(f, "{peer} (base): ")?,
+        }
+        write!(f, "{} -> {}", self.from, self.to)?;
+        match self.why.as_str() {
+            "" => Ok(()),
+            why => write!(f, " ({why})"),
+        }
+    }
+}
+
 /// What a reply line says, as history compares it: its state and its reason. Drains by a
 /// threshold differ by monitor, not by figure, so a load moving within a drain is no event.
 pub fn state_of(line: &str) -> (String, String) {
@@ -78,31 +94,43 @@ pub fn change(poller: &Poller, before: Option<&str>, now: &str, at_ms: u64) -> O
     })
 }
 
-/// The ring as read from its file; anything that does not check out starts an empty one
-/// (history is for people: losing it costs a record, never a reply).
-pub fn parse(bytes: &[u8]) -> Vec<Event> {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return Vec::new();
-    };
-    let Some((header, body)) = text.split_once('\n') else {
-        return Vec::new();
-    };
-    let check = header
-        .strip_prefix(HEADER)
-        .and_then(|rest| rest.strip_prefix(' '))
-        .and_then(|hex| u64::from_str_radix(hex, 16).ok());
-    if check != Some(checksum(body.as_bytes())) {
-        return Vec::new();
-    }
-    body.lines().filter_map(parse_event).collect()
+/// The header's count and the lines after it, when the file is a whole ring written by
+/// lb-feedback; `None` otherwise (history is for people: losing it costs a record, never a
+/// reply).
+fn checked(bytes: &[u8]) -> Option<(usize, &str)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let (header, body) = text.split_once('\n')?;
+    let mut fields = header.strip_prefix(HEADER)?.strip_prefix(' ')?.split(' ');
+    let count = fields.next()?.parse().ok()?;
+    let check = u64::from_str_radix(fields.next()?, 16).ok()?;
+    (check == checksum(body.as_bytes()) && (body.is_empty() || body.ends_with('\n')))
+        .then_some((count, body))
 }
 
-/// `events` appended to `ring`, the oldest dropped past [`MAX_EVENTS`], as the file's bytes.
-pub fn append(mut ring: Vec<Event>, events: impl IntoIterator<Item = Event>) -> Vec<u8> {
-    ring.extend(events);
-    let drop = ring.len().saturating_sub(MAX_EVENTS);
-    let body: String = ring[drop..].iter().map(render_event).collect();
-    format!("{HEADER} {:016x}\n{body}", checksum(body.as_bytes())).into_bytes()
+/// The ring as read from its file, oldest first; an empty one when it does not check out.
+pub fn parse(bytes: &[u8]) -> Vec<Event> {
+    checked(bytes)
+        .map(|(_, body)| body.lines().filter_map(parse_event).collect())
+        .unwrap_or_default()
+}
+
+/// The file's new bytes: `event` appended to the ring in `bytes`, the oldest lines dropped
+/// past [`MAX_EVENTS`]. The lines already there are carried as they are, not parsed (parsing
+/// and rendering a full ring cost a change 3.9 M instructions, docs/BENCHMARKS.md); the
+/// header keeps their count.
+pub fn append(bytes: &[u8], event: &Event) -> Vec<u8> {
+    let (mut count, old) = checked(bytes).unwrap_or((0, ""));
+    let mut body = old;
+    while count >= MAX_EVENTS {
+        body = body.split_once('\n').map_or("", |(_, rest)| rest);
+        count -= 1;
+    }
+    let line = render_event(event);
+    let mut new = String::with_capacity(body.len() + line.len());
+    new.push_str(body);
+    new.push_str(&line);
+    let header = format!("{HEADER} {} {:016x}\n", count + 1, checksum(new.as_bytes()));
+    [header.as_bytes(), new.as_bytes()].concat()
 }
 
 /// Tab-separated: no field holds a tab (reply text is printable ASCII and spaces).
@@ -201,10 +229,10 @@ mod tests {
     #[test]
     fn the_ring_round_trips_and_keeps_the_last_events() {
         let p = poller();
-        let events: Vec<Event> = (0..MAX_EVENTS as u64 + 20)
-            .map(|i| change(&p, None, "drain #mode", i).unwrap())
-            .collect();
-        let bytes = append(Vec::new(), events);
+        let mut bytes = Vec::new();
+        for i in 0..MAX_EVENTS as u64 + 20 {
+            bytes = append(&bytes, &change(&p, None, "drain #mode", i).unwrap());
+        }
         let ring = parse(&bytes);
         assert_eq!(ring.len(), MAX_EVENTS);
         assert_eq!(ring[0].at_ms, 20);
@@ -212,7 +240,12 @@ mod tests {
         // Torn or forged: an empty ring, never a wrong one.
         assert!(parse(&bytes[..bytes.len() - 5]).is_empty());
         assert!(parse(b"garbage").is_empty());
-        let more = append(ring, [change(&p, None, "80%", 9_999).unwrap()]);
-        assert_eq!(parse(&more).last().unwrap().at_ms, 9_999);
+        let more = append(&bytes, &change(&p, None, "80%", 9_999).unwrap());
+        let ring = parse(&more);
+        assert_eq!((ring.len(), ring[0].at_ms), (MAX_EVENTS, 21));
+        assert_eq!(ring.last().unwrap().at_ms, 9_999);
+        // A damaged ring starts again with the new event.
+        let fresh = append(b"garbage", &change(&p, None, "80%", 1).unwrap());
+        assert_eq!(parse(&fresh).len(), 1);
     }
 }

@@ -196,10 +196,10 @@ impl StateDir {
         rule: Rule,
         now_ms: u64,
         line: &dyn Fn(bool) -> String,
-    ) -> Result<Polled, StateError> {
+    ) -> Result<Option<Recorded>, StateError> {
         let dir = self.dir_to_write()?;
         let Some(locked) = dir.lock(POLLERS_FILE, LOCK_WAIT)? else {
-            return Ok(Polled::Busy);
+            return Ok(None);
         };
         let bytes = locked.read(MAX_TABLE_BYTES)?;
         let empty = bytes.is_empty();
@@ -227,24 +227,25 @@ impl StateDir {
         locked.write(&[header.as_bytes(), body])?;
         // Under the table's lock, so concurrent probes lose no event; a history that cannot
         // be written costs the record, not the reply.
-        if let Some(event) = event {
+        if let Some(event) = &event {
             let _ = self.record(dir, event);
         }
-        Ok(Polled::Recorded {
+        Ok(Some(Recorded {
             recover,
             why,
             line: sent,
             afresh,
-        })
+            event,
+        }))
     }
 
     /// Appends `event` to the history; the caller holds the poller table's lock.
-    fn record(&self, dir: &Dir, event: Event) -> Result<(), StateError> {
+    fn record(&self, dir: &Dir, event: &Event) -> Result<(), StateError> {
         let Some(locked) = dir.lock(HISTORY_FILE, LOCK_WAIT)? else {
             return Ok(());
         };
-        let ring = history::parse(&locked.read(history::MAX_HISTORY_BYTES)?);
-        locked.write(&[&history::append(ring, [event])])
+        let bytes = locked.read(history::MAX_HISTORY_BYTES)?;
+        locked.write(&[&history::append(&bytes, event)])
     }
 
     /// The history, oldest first; empty when there is none.
@@ -266,7 +267,7 @@ impl StateDir {
             // Held too long: without the table every poller is new, so owed.
             return dir.remove(POLLERS_FILE);
         };
-        let _ = self.record(dir, event);
+        let _ = self.record(dir, &event);
         let mut table = match Table::parse(locked.read(MAX_TABLE_BYTES)?) {
             Ok(table) => table,
             // Unreadable: every poller is new, so owed, already.
@@ -391,19 +392,18 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 pub struct RecoveryDecision {
     pub recover: bool,
     pub why: String,
+    /// The history's event, when this reply changed what the poller is told.
+    pub change: Option<Event>,
 }
 
-/// What [`StateDir::poll`] did.
-enum Polled {
-    Recorded {
-        recover: bool,
-        why: String,
-        line: String,
-        /// Why the table was started afresh, when it was.
-        afresh: Option<String>,
-    },
-    /// Another probe held the table's lock for all of [`LOCK_WAIT`].
-    Busy,
+/// What [`StateDir::poll`] recorded.
+struct Recorded {
+    recover: bool,
+    why: String,
+    line: String,
+    /// Why the table was started afresh, when it was.
+    afresh: Option<String>,
+    event: Option<Event>,
 }
 
 /// Decides the recovery words of one reply and records what the next probe needs to know;
@@ -423,7 +423,17 @@ pub fn recovery(
     now_ms: u64,
     line: &dyn Fn(bool) -> String,
 ) -> (RecoveryDecision, String) {
-    let decided = |recover: bool, why: String| (RecoveryDecision { recover, why }, line(recover));
+    let decided = |recover: bool, why: String| {
+        let change = None;
+        (
+            RecoveryDecision {
+                recover,
+                why,
+                change,
+            },
+            line(recover),
+        )
+    };
     let Some(poller) = poller else {
         return match rule.policy {
             RecoveryPolicy::Always => decided(kind == Kind::Normal, "recovery = always".into()),
@@ -452,21 +462,30 @@ pub fn recovery(
         )
     };
     match state.poll(poller, kind, rule, now_ms, line) {
-        Ok(Polled::Recorded {
+        Ok(Some(Recorded {
             recover,
             why,
             line,
             afresh,
-        }) => {
+            event,
+        })) => {
             let why = match afresh {
                 Some(problem) => format!(
                     "{why} (the poller table was unreadable, {problem}: started afresh, every poller owed)"
                 ),
                 None => why,
             };
-            (RecoveryDecision { recover, why }, line)
+            let change = event;
+            (
+                RecoveryDecision {
+                    recover,
+                    why,
+                    change,
+                },
+                line,
+            )
         }
-        Ok(Polled::Busy) => failed(format!(
+        Ok(None) => failed(format!(
             "its lock was held for more than {} ms",
             LOCK_WAIT.as_millis()
         )),
