@@ -187,7 +187,7 @@ DESCRIPTION
     After editing the config file, reload it: SIGHUP (`systemctl reload`, `kill -HUP`), on
     Windows `sc control lb-feedback paramchange`. A valid file answers the next polls; a
     broken one is logged (file, line, column) and the old config stays. sample_ms,
-    max_in_flight and max_in_flight_per_source, and the command line, need a restart. The
+    max_in_flight, max_in_flight_per_source, http and the command line need a restart. The
     runtime mode (`lb-feedback mode drain`) is read on every connection: no reload needed.
 
 COMMANDS
