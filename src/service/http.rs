@@ -25,7 +25,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::limits::{Limits, Refusal, Refusals};
-use super::{ACCEPT_PAUSE, HANDLER_STACK, Shared, Slots, Stop, lock};
+use super::{Accepted, HANDLER_STACK, Shared, Slots, Stop, lock};
 use crate::cidr;
 use crate::config::{Config, Mode};
 use crate::probe::{self, Caller, Readings};
@@ -62,25 +62,10 @@ pub(super) fn accept_loop(listener: TcpListener, shared: &Arc<Shared>, stop: &St
         }
     };
     loop {
-        let accepted = listener.accept();
-        if stop.is_set() {
-            break;
-        }
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
-            Err(err) => {
-                shared.log.problem(format!("accepting HTTP failed: {err}"));
-                thread::sleep(ACCEPT_PAUSE);
-                continue;
-            }
+        let (stream, peer) = match super::accept(&listener, stop, &shared.log, "HTTP") {
+            Accepted::Stop => break,
+            Accepted::Again => continue,
+            Accepted::Connection(stream, peer) => (stream, peer),
         };
         if !cidr::allowed(&shared.live.get().config.allow, peer.ip()) {
             refuse(peer, Refusal::NotAllowed);

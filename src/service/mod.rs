@@ -85,7 +85,7 @@ const BACKLOG: i32 = 1024;
 pub(crate) const HANDLER_STACK: usize = 256 * 1024;
 /// After a failed `accept` (out of descriptors, say) the connection stays queued: pause
 /// instead of spinning on it.
-pub(crate) const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// How long waking a listener by connecting to it may take.
 const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a stop waits for its last log lines to be written: a stderr that nobody reads
@@ -760,33 +760,49 @@ fn check_fd_limit(max_in_flight: usize, log: &Log) {
 #[cfg(not(target_os = "linux"))]
 fn check_fd_limit(_max_in_flight: usize, _log: &Log) {}
 
+/// What one `accept` gave a listener's loop.
+pub(crate) enum Accepted {
+    Connection(TcpStream, SocketAddr),
+    /// Nothing to answer: the peer gave up, a signal came, or accepting failed (logged, and
+    /// paused for [`ACCEPT_PAUSE`] so a full descriptor table is not a busy loop).
+    Again,
+    /// The stop was triggered (the wake-up connection, or one that came as it began: no reply).
+    Stop,
+}
+
+/// One `accept` on `listener`; `what` names it in the log.
+pub(crate) fn accept(listener: &TcpListener, stop: &Stop, log: &Log, what: &str) -> Accepted {
+    let accepted = listener.accept();
+    if stop.is_set() {
+        return Accepted::Stop;
+    }
+    match accepted {
+        Ok((stream, peer)) => Accepted::Connection(stream, peer),
+        Err(err)
+            if matches!(
+                err.kind(),
+                io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+            ) =>
+        {
+            Accepted::Again
+        }
+        Err(err) => {
+            log.problem(format!("accepting {what} failed: {err}"));
+            thread::sleep(ACCEPT_PAUSE);
+            Accepted::Again
+        }
+    }
+}
+
 /// Accepts until `stop`: checks the allowlist and the in-flight limits, then hands the
 /// connection to a thread of its own.
 fn accept_loop(addr: SocketAddr, listener: TcpListener, shared: &Arc<Shared>, stop: &Stop) {
+    let what = format!("on {addr}");
     loop {
-        let accepted = listener.accept();
-        if stop.is_set() {
-            // The wake-up connection, or one that came in as the stop began: no reply.
-            return;
-        }
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            // The peer gave up before it was accepted, or a signal interrupted the call.
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
-            Err(err) => {
-                shared
-                    .log
-                    .problem(format!("accepting on {addr} failed: {err}"));
-                thread::sleep(ACCEPT_PAUSE);
-                continue;
-            }
+        let (stream, peer) = match accept(&listener, stop, &shared.log, &what) {
+            Accepted::Stop => return,
+            Accepted::Again => continue,
+            Accepted::Connection(stream, peer) => (stream, peer),
         };
         // Nothing in this loop waits for anything but `accept`: the slot and the refusal
         // counts are in memory, and the log only queues (see log.rs).
