@@ -36,7 +36,7 @@ pub fn render(report: &Report) -> String {
                 out,
                 "{:<11} {:<32} {:>7} {:>10} {:>12}  {threshold}",
                 load.name,
-                raw,
+                raw.to_string(),
                 format!("{:.1}", load.load),
                 num(load.importance),
                 format!("{:.1}", load.contribution()),
@@ -89,15 +89,10 @@ pub fn json(report: &Report) -> serde_json::Value {
         .loads
         .iter()
         .map(|(load, raw)| {
-            // The raw figure ends with where it came from (`; cgroup v1 /x: 0.50 CPU quota`).
-            let (figure, source) = match raw.split_once("; ") {
-                Some((figure, source)) => (figure, Some(source)),
-                None => (raw.as_str(), None),
-            };
             serde_json::json!({
                 "name": load.name,
-                "figure": figure,
-                "source": source,
+                "figure": raw.text,
+                "source": raw.source,
                 "load": load.load,
                 "importance": load.importance,
                 "contribution": load.contribution(),

@@ -31,7 +31,7 @@ pub struct Report {
     /// The `agent-send` profile that applied.
     pub profile: Option<String>,
     /// The monitors sampled, each with its raw figure in words.
-    pub loads: Vec<(Load, String)>,
+    pub loads: Vec<(Load, Figure)>,
     pub verdict: Verdict,
     pub status: Status,
     pub recovery: RecoveryDecision,
@@ -215,11 +215,29 @@ impl Needs {
     }
 }
 
-/// The CPU busy share and how it was measured.
+/// The CPU busy share, how it was measured, and whose CPU it is.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CpuFigure {
     pub busy: f64,
     pub how: String,
+    pub from: String,
+}
+
+/// A monitor's raw reading in words, and where it came from (`None`: the host's sockets).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Figure {
+    pub text: String,
+    pub source: Option<String>,
+}
+
+impl std::fmt::Display for Figure {
+    /// `busy 7.9% over 1000 ms; host /proc/stat (...)`, as `--explain` shows it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            Some(source) => write!(f, "{}; {source}", self.text),
+            None => f.write_str(&self.text),
+        }
+    }
 }
 
 /// RAM in use and where the figure came from.
@@ -287,8 +305,8 @@ fn sample_cpu(
     let sampler = cpu::Sampler::start(source)?;
     wait(Instant::now() + Duration::from_millis(window));
     let busy = sampler.finish(source)?;
-    let how = format!("busy {busy:.1}% over {window} ms; {from}");
-    Ok(CpuFigure { busy, how })
+    let how = format!("busy {busy:.1}% over {window} ms");
+    Ok(CpuFigure { busy, how, from })
 }
 
 /// since-last: the busy share since the counters the previous probe saved, when they are
@@ -326,10 +344,10 @@ fn since_last(
         {
             let how = format!(
                 "busy {busy:.1}% over the last complete window ({:.1} s, ended {gap} ms ago: \
-                 too recent to measure a new one); {from}",
+                 too recent to measure a new one)",
                 span as f64 / 1000.0
             );
-            return Ok(CpuFigure { busy, how });
+            return Ok(CpuFigure { busy, how, from });
         }
         let mut waited = String::new();
         if gap < SINCE_LAST_MIN_MS {
@@ -342,10 +360,10 @@ fn since_last(
         if let Some(busy) = counters.busy_percent_since(&record.counters) {
             save(now, counters, Some((busy, span)));
             let how = format!(
-                "busy {busy:.1}% since the previous probe {:.1} s ago{waited}; {from}",
+                "busy {busy:.1}% since the previous probe {:.1} s ago{waited}",
                 span as f64 / 1000.0
             );
-            return Ok(CpuFigure { busy, how });
+            return Ok(CpuFigure { busy, how, from });
         }
     }
     // No fresh counters: the window starts at the reading just taken, and its end is what
@@ -355,8 +373,8 @@ fn since_last(
     let end = source.read()?;
     let busy = cpu::busy_between(&counters, &end)?;
     save(state::now_ms(), end, Some((busy, window)));
-    let how = format!("busy {busy:.1}% over {window} ms (no fresh counters to compare); {from}");
-    Ok(CpuFigure { busy, how })
+    let how = format!("busy {busy:.1}% over {window} ms (no fresh counters to compare)");
+    Ok(CpuFigure { busy, how, from })
 }
 
 /// The config to answer with: the base, or the profile the first line of `agent-send` names.
@@ -391,6 +409,7 @@ pub fn answer(
                 config.cpu.importance.get(),
                 config.cpu.threshold.get(),
                 cpu.how.clone(),
+                Some(cpu.from.clone()),
             ));
         }
         if let Some(ram) = readings.memory.as_ref().filter(|_| config.ram.enabled()) {
@@ -400,12 +419,8 @@ pub fn answer(
                 ram.memory.load(),
                 config.ram.importance.get(),
                 config.ram.threshold.get(),
-                format!(
-                    "{} of {} in use; {}",
-                    memory::bytes(used),
-                    memory::bytes(total),
-                    ram.from
-                ),
+                format!("{} of {} in use", memory::bytes(used), memory::bytes(total)),
+                Some(ram.from.clone()),
             ));
         }
         for monitor in config.tcp.iter().filter(|t| t.enabled()) {
@@ -422,6 +437,7 @@ pub fn answer(
                 monitor.importance.get(),
                 monitor.threshold.get(),
                 format!("{count} of {max} established"),
+                None,
             ));
         }
     }
@@ -499,7 +515,14 @@ pub fn run(
     Ok(report)
 }
 
-fn load(name: &str, load: f64, importance: f64, threshold: f64, raw: String) -> (Load, String) {
+fn load(
+    name: &str,
+    load: f64,
+    importance: f64,
+    threshold: f64,
+    text: String,
+    source: Option<String>,
+) -> (Load, Figure) {
     (
         Load {
             name: name.to_string(),
@@ -507,7 +530,7 @@ fn load(name: &str, load: f64, importance: f64, threshold: f64, raw: String) -> 
             importance,
             threshold,
         },
-        raw,
+        Figure { text, source },
     )
 }
 
@@ -571,6 +594,7 @@ mod tests {
             cpu: Some(CpuFigure {
                 busy: 30.0,
                 how: "test".into(),
+                from: "test".into(),
             }),
             memory: Some(RamFigure {
                 memory: Memory {
@@ -648,7 +672,7 @@ mod tests {
             "{}",
             second.how
         );
-        assert!(second.how.contains("host /proc/stat"), "{}", second.how);
+        assert!(second.from.contains("host /proc/stat"), "{}", second.from);
         assert_eq!(waited.borrow().len(), 1);
         assert!(waited.borrow()[0] >= Duration::from_millis(50));
         // Counters older than the bound are not used, nor another source's.
