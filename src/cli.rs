@@ -193,8 +193,9 @@ DESCRIPTION
                            and leaves the server as it was
 
     utilization = sum(load x importance) / (number of monitors with importance > 0)
-    N = 100 - utilization, rounded, clamped to 0..100. A load at or over its non-zero
-    threshold drains the server. TCP load = established / max_connections x 100.
+    N = 100 - utilization, rounded, clamped to 0..100, at least min_percent. A load at or
+    over its non-zero threshold drains the server, until it is at or below its release
+    (see STEADY STEERING). TCP load = established / max_connections x 100.
     Example: cpu 40% and ram 60%, both importance 1: (40 + 60) / 2 = 50, reply 50%.
     CPU load counts iowait as idle and steal as busy. In a cgroup with a CPU quota or a
     memory limit (a container) the loads are the cgroup's: its CPU time over its quota, its
@@ -209,8 +210,16 @@ OPTIONS
         --cpu-threshold X      drain at this CPU %, 0..100, 0 is off           [0]
         --ram-importance X     0..100                                          [1]
         --ram-threshold X      drain at this RAM %, 0..100, 0 is off           [0]
-        --tcp LIST             port:max_connections[:importance[:threshold]],...
+        --cpu-release X        a CPU drain lasts until CPU is at or below X %; auto:
+                               threshold - hysteresis                        [auto]
+        --ram-release X        the same for RAM                               [auto]
+        --tcp LIST             port:max_connections[:importance[:threshold[:release]]],...
                                replaces the config file's tcp list; \"\" clears it
+        --hysteresis X         a drain by a threshold lasts until the load is X points
+                               below it (unless the monitor sets release), 0..100  [10]
+        --smoothing-seconds N  time constant of each monitor's moving average, 0..3600;
+                               0 answers with each probe's own figures        [0]
+        --min-percent N        a normal reply never says less, 0..100          [0]
         --maxconn N            append maxconn:N to the reply, 1..1000000; none clears
         --recovery WHEN        window (per poller, see RECOVERY) | always | never  [window]
         --recovery-seconds N   a poller owed recovery gets `up ready` for at least this
@@ -252,7 +261,9 @@ OPTIONS
     LB_FEEDBACK_STATE_OWNER,
     LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT,
     LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_SCOPE, LB_FEEDBACK_LOG,
-    LB_FEEDBACK_HTTP, LB_FEEDBACK_CONFIG.
+    LB_FEEDBACK_HTTP, LB_FEEDBACK_CPU_RELEASE, LB_FEEDBACK_RAM_RELEASE,
+    LB_FEEDBACK_HYSTERESIS, LB_FEEDBACK_SMOOTHING_SECONDS, LB_FEEDBACK_MIN_PERCENT,
+    LB_FEEDBACK_CONFIG.
     Precedence: built-in defaults < config file < environment < flags.
 
 RECOVERY
@@ -267,6 +278,17 @@ RECOVERY
     seen for a day is forgotten (new, so owed, if it returns). A person running lb-feedback
     by hand is not a poller. The table (at most 4096) is in the state directory; a state
     directory that cannot be used means `up ready` on every normal reply.
+
+STEADY STEERING
+    A monitor that reached its threshold keeps the server draining until its load is at or
+    below its release (threshold - hysteresis, 10 points by default): a load hovering at
+    the threshold drains once, not on every poll. With smoothing_seconds, each monitor's
+    load is a moving average over that time constant, weighted by time (not by the number
+    of polls), so a one-second burst moves the weight a little; thresholds act on each
+    probe's own figure, so a real overload still drains at once. Both are kept per profile
+    in the state directory, shared by every probe. min_percent floors normal replies: with
+    every server at 0% HAProxy has no weight left anywhere. HAProxy truncates weight x N /
+    100: give servers weight 100 or 256, not 1 (with weight 1 anything under 100% is 0).
 
 SOCKET MODE
     When stdin is a socket, lb-feedback reads what HAProxy's agent-send sends (at most 1 KiB,

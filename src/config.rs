@@ -91,6 +91,14 @@ fn parse_http(text: &str) -> Result<Option<SocketAddr>, String> {
     }
 }
 
+/// A CPU or RAM `release` in text: a percent, or empty or `auto` for threshold − hysteresis.
+fn parse_release(text: &str) -> Result<Option<Threshold>, String> {
+    match text.trim() {
+        "" | "auto" => Ok(None),
+        text => Threshold::parse(text).map(Some),
+    }
+}
+
 fn word<T: serde::de::DeserializeOwned>(
     what: &str,
     text: &str,
@@ -285,12 +293,21 @@ pub type Importance = Real<100>;
 pub type Threshold = Real<100>;
 /// Load in percent at which a TCP monitor drains the server; its load may pass 100.
 pub type TcpThreshold = Real<100_000>;
+/// Points below a threshold where the drain it caused ends, unless a monitor sets `release`.
+pub type Hysteresis = Real<100>;
+/// The time constant of the moving average of each monitor's load; 0 is off.
+pub type SmoothingSeconds = Int<0, 3_600>;
+/// The least a normal reply says, in percent.
+pub type MinPercent = Int<0, 100>;
 
 /// CPU or RAM: how much it counts and when it drains.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Monitor {
     pub importance: Importance,
     pub threshold: Threshold,
+    /// Where a drain by the threshold ends; unset: threshold − `hysteresis`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<Threshold>,
 }
 
 impl Monitor {
@@ -300,16 +317,63 @@ impl Monitor {
     }
 }
 
+/// The load at or below which a drain by `threshold` ends: `release` when the monitor sets
+/// one, else `hysteresis` points below the threshold (not below 0).
+pub fn release_of(threshold: f64, release: Option<f64>, hysteresis: f64) -> f64 {
+    release.unwrap_or((threshold - hysteresis).max(0.0))
+}
+
+/// A monitor's own `release` must be below its threshold, or no drain would ever hold.
+fn check_release(what: &str, threshold: f64, release: Option<f64>) -> Result<(), String> {
+    match release {
+        Some(release) if threshold > 0.0 && release >= threshold => Err(format!(
+            "{what}: release {release} must be below its threshold {threshold} (a drain by the \
+             threshold lasts until the load is at or below release)"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Established connections on a local port against a maximum.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, try_from = "TcpEntry")]
 pub struct TcpMonitor {
     pub port: Port,
     pub max_connections: MaxConnections,
-    #[serde(default = "one")]
     pub importance: Importance,
-    #[serde(default)]
     pub threshold: TcpThreshold,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<TcpThreshold>,
+}
+
+/// A file's `tcp` entry as written, checked (its release against its threshold) into a
+/// [`TcpMonitor`] as it is read, so an error has the entry's position.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TcpEntry {
+    port: Port,
+    max_connections: MaxConnections,
+    #[serde(default = "one")]
+    importance: Importance,
+    #[serde(default)]
+    threshold: TcpThreshold,
+    #[serde(default)]
+    release: Option<TcpThreshold>,
+}
+
+impl TryFrom<TcpEntry> for TcpMonitor {
+    type Error = String;
+    fn try_from(entry: TcpEntry) -> Result<TcpMonitor, String> {
+        let what = format!("tcp:{}", entry.port.get());
+        check_release(&what, entry.threshold.get(), entry.release.map(Real::get))?;
+        Ok(TcpMonitor {
+            port: entry.port,
+            max_connections: entry.max_connections,
+            importance: entry.importance,
+            threshold: entry.threshold,
+            release: entry.release,
+        })
+    }
 }
 
 impl TcpMonitor {
@@ -317,11 +381,11 @@ impl TcpMonitor {
         self.importance.get() > 0.0 || self.threshold.get() > 0.0
     }
 
-    /// Parses one `port:max_connections[:importance[:threshold]]` entry.
+    /// Parses one `port:max_connections[:importance[:threshold[:release]]]` entry.
     fn parse(text: &str) -> Result<TcpMonitor, String> {
         let fields: Vec<&str> = text.split(':').collect();
-        let shape = "expected port:max_connections[:importance[:threshold]]";
-        if !(2..=4).contains(&fields.len()) {
+        let shape = "expected port:max_connections[:importance[:threshold[:release]]]";
+        if !(2..=5).contains(&fields.len()) {
             return Err(format!("{text:?}: {shape}"));
         }
         let field = |i: usize| fields.get(i).copied();
@@ -336,11 +400,20 @@ impl TcpMonitor {
             Some(text) => TcpThreshold::parse(text).map_err(|e| format!("threshold {e}"))?,
             None => TcpThreshold::ZERO,
         };
+        let release = field(4)
+            .map(|text| TcpThreshold::parse(text).map_err(|e| format!("release {e}")))
+            .transpose()?;
+        check_release(
+            &format!("tcp:{}", port.get()),
+            threshold.get(),
+            release.map(Real::get),
+        )?;
         Ok(TcpMonitor {
             port,
             max_connections,
             importance,
             threshold,
+            release,
         })
     }
 
@@ -396,6 +469,12 @@ pub struct Config {
     /// lb-feedback-service: where to serve `/metrics`, `/load`, `/status` and `/health`
     /// (off when `None`).
     pub http: Option<SocketAddr>,
+    /// Points below a threshold where the drain it caused ends (a monitor's `release` wins).
+    pub hysteresis: Hysteresis,
+    /// The time constant of each monitor's moving average; 0: every reply is this probe's.
+    pub smoothing_seconds: SmoothingSeconds,
+    /// The least a normal reply says (a drain still drains).
+    pub min_percent: MinPercent,
     /// Where `mode` was last set; shown by `--explain` and `lb-feedback mode`.
     #[serde(skip)]
     pub mode_origin: Origin,
@@ -406,6 +485,7 @@ impl Default for Config {
         let monitor = Monitor {
             importance: Importance::ONE,
             threshold: Threshold::ZERO,
+            release: None,
         };
         Config {
             mode: Mode::Normal,
@@ -431,6 +511,9 @@ impl Default for Config {
             },
             log: LogTo::None,
             http: None,
+            hysteresis: Real(10.0),
+            smoothing_seconds: SmoothingSeconds::new_const(0),
+            min_percent: MinPercent::new_const(0),
             mode_origin: Origin::Default,
         }
     }
@@ -472,6 +555,8 @@ pub enum Place {
     FileAt(PathBuf, usize, usize),
     Env(&'static str),
     Flag(&'static str),
+    /// The file, the environment and the flags together (a release against its threshold).
+    Combined,
 }
 
 impl fmt::Display for ConfigError {
@@ -483,6 +568,11 @@ impl fmt::Display for ConfigError {
             }
             Place::Env(var) => write!(f, "environment variable {var}: {}", self.message),
             Place::Flag(flag) => write!(f, "--{flag}: {}", self.message),
+            Place::Combined => write!(
+                f,
+                "the settings (file, environment and flags together): {}",
+                self.message
+            ),
         }
     }
 }
@@ -512,11 +602,16 @@ pub enum Key {
     Scope,
     Log,
     Http,
+    CpuRelease,
+    RamRelease,
+    Hysteresis,
+    SmoothingSeconds,
+    MinPercent,
 }
 
 impl Key {
     /// Every key, in the order the environment layer reads them.
-    pub const ALL: [Key; 20] = [
+    pub const ALL: [Key; 25] = [
         Key::Mode,
         Key::SampleMs,
         Key::CpuImportance,
@@ -537,6 +632,11 @@ impl Key {
         Key::Scope,
         Key::Log,
         Key::Http,
+        Key::CpuRelease,
+        Key::RamRelease,
+        Key::Hysteresis,
+        Key::SmoothingSeconds,
+        Key::MinPercent,
     ];
 
     pub fn env_var(self) -> &'static str {
@@ -561,6 +661,11 @@ impl Key {
             Key::Scope => "LB_FEEDBACK_SCOPE",
             Key::Log => "LB_FEEDBACK_LOG",
             Key::Http => "LB_FEEDBACK_HTTP",
+            Key::CpuRelease => "LB_FEEDBACK_CPU_RELEASE",
+            Key::RamRelease => "LB_FEEDBACK_RAM_RELEASE",
+            Key::Hysteresis => "LB_FEEDBACK_HYSTERESIS",
+            Key::SmoothingSeconds => "LB_FEEDBACK_SMOOTHING_SECONDS",
+            Key::MinPercent => "LB_FEEDBACK_MIN_PERCENT",
         }
     }
 
@@ -586,6 +691,11 @@ impl Key {
             Key::Scope => "scope",
             Key::Log => "log",
             Key::Http => "http",
+            Key::CpuRelease => "cpu-release",
+            Key::RamRelease => "ram-release",
+            Key::Hysteresis => "hysteresis",
+            Key::SmoothingSeconds => "smoothing-seconds",
+            Key::MinPercent => "min-percent",
         }
     }
 
@@ -622,6 +732,9 @@ struct Layer {
     log: Option<LogTo>,
     #[serde(default, deserialize_with = "present")]
     http: Option<Option<SocketAddr>>,
+    hysteresis: Option<Hysteresis>,
+    smoothing_seconds: Option<SmoothingSeconds>,
+    min_percent: Option<MinPercent>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -631,6 +744,13 @@ pub struct MonitorLayer {
     importance: Option<Importance>,
     #[serde(skip_serializing_if = "Option::is_none")]
     threshold: Option<Threshold>,
+    /// `null` clears a release set below, back to threshold − hysteresis.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    release: Option<Option<Threshold>>,
 }
 
 /// What an `agent-send` profile may change over the base config: the monitors and maxconn.
@@ -818,6 +938,9 @@ impl MonitorLayer {
         if let Some(threshold) = self.threshold {
             monitor.threshold = threshold;
         }
+        if let Some(release) = self.release {
+            monitor.release = release;
+        }
     }
 }
 
@@ -894,6 +1017,15 @@ impl Config {
         if let Some(http) = layer.http {
             self.http = http;
         }
+        if let Some(hysteresis) = layer.hysteresis {
+            self.hysteresis = hysteresis;
+        }
+        if let Some(seconds) = layer.smoothing_seconds {
+            self.smoothing_seconds = seconds;
+        }
+        if let Some(min_percent) = layer.min_percent {
+            self.min_percent = min_percent;
+        }
         Ok(())
     }
 
@@ -930,6 +1062,27 @@ impl Config {
             }
         }
         monitors
+    }
+
+    /// Every monitor's own `release` is below its threshold, in the base and in each profile:
+    /// they may come from different layers, so this is checked once all are laid.
+    pub fn check_releases(&self) -> Result<(), String> {
+        let profiles = self.profiles.iter().map(|(name, p)| (Some(name), Some(p)));
+        for (name, profile) in std::iter::once((None, None)).chain(profiles) {
+            let monitors = self.monitors(profile);
+            let what = |monitor: &str| match name {
+                Some(name) => format!("profile {:?}: {monitor}", name.as_str()),
+                None => monitor.to_string(),
+            };
+            for (monitor, m) in [("cpu", monitors.cpu), ("ram", monitors.ram)] {
+                check_release(&what(monitor), m.threshold.get(), m.release.map(Real::get))?;
+            }
+            for tcp in monitors.tcp {
+                let monitor = what(&format!("tcp:{}", tcp.port.get()));
+                check_release(&monitor, tcp.threshold.get(), tcp.release.map(Real::get))?;
+            }
+        }
+        Ok(())
     }
 
     /// Sets one key from its text form, as the environment and the flags carry it.
@@ -980,6 +1133,11 @@ impl Config {
             Key::Scope => self.scope = self.scope.parse(text)?,
             Key::Log => self.log = word("log", text, "none, syslog")?,
             Key::Http => self.http = parse_http(text)?,
+            Key::CpuRelease => self.cpu.release = parse_release(text)?,
+            Key::RamRelease => self.ram.release = parse_release(text)?,
+            Key::Hysteresis => self.hysteresis = Hysteresis::parse(text)?,
+            Key::SmoothingSeconds => self.smoothing_seconds = SmoothingSeconds::parse(text)?,
+            Key::MinPercent => self.min_percent = MinPercent::parse(text)?,
         }
         Ok(())
     }
@@ -1078,6 +1236,10 @@ pub fn load(
                 message,
             })?;
     }
+    config.check_releases().map_err(|message| ConfigError {
+        place: Place::Combined,
+        message,
+    })?;
     Ok(config)
 }
 
@@ -1157,6 +1319,89 @@ mod tests {
         assert_eq!(config.cpu.threshold.get(), 90.0);
         assert_eq!(config.cpu.importance.get(), 1.0);
         assert_eq!(config.ram, Config::default().ram);
+    }
+
+    #[test]
+    fn steady_steering_settings_from_every_layer() {
+        let config = Config::default();
+        assert_eq!(config.hysteresis.get(), 10.0);
+        assert_eq!(config.smoothing_seconds.get(), 0);
+        assert_eq!(config.min_percent.get(), 0);
+        assert_eq!(config.cpu.release, None);
+        let config = json(
+            r#"{"hysteresis": 5, "smoothing_seconds": 10, "min_percent": 5,
+                "cpu": {"threshold": 90, "release": 70},
+                "tcp": [{"port": 80, "max_connections": 10, "threshold": 95, "release": 80}]}"#,
+        )
+        .unwrap();
+        assert_eq!(config.hysteresis.get(), 5.0);
+        assert_eq!(config.smoothing_seconds.get(), 10);
+        assert_eq!(config.min_percent.get(), 5);
+        assert_eq!(config.cpu.release.map(Real::get), Some(70.0));
+        assert_eq!(config.tcp[0].release.map(Real::get), Some(80.0));
+        let env = env_map(&[
+            ("LB_FEEDBACK_HYSTERESIS", "0"),
+            ("LB_FEEDBACK_MIN_PERCENT", "3"),
+            ("LB_FEEDBACK_RAM_RELEASE", "50"),
+            ("LB_FEEDBACK_RAM_THRESHOLD", "60"),
+        ]);
+        let flags = [
+            (Key::SmoothingSeconds, "30".to_string()),
+            (Key::Tcp, "3389:50:1:95:90".to_string()),
+        ];
+        let config = load(&missing_file(), &env, &flags).unwrap();
+        assert_eq!(config.hysteresis.get(), 0.0);
+        assert_eq!(config.min_percent.get(), 3);
+        assert_eq!(config.smoothing_seconds.get(), 30);
+        assert_eq!(config.ram.release.map(Real::get), Some(50.0));
+        assert_eq!(config.tcp[0].release.map(Real::get), Some(90.0));
+        // `auto` clears a release back to threshold − hysteresis.
+        let flags = [(Key::CpuRelease, "auto".to_string())];
+        let env = env_map(&[("LB_FEEDBACK_CPU_RELEASE", "20")]);
+        assert_eq!(load(&missing_file(), &env, &flags).unwrap().cpu.release, None);
+        assert_eq!(release_of(95.0, None, 10.0), 85.0);
+        assert_eq!(release_of(5.0, None, 10.0), 0.0);
+        assert_eq!(release_of(95.0, Some(50.0), 10.0), 50.0);
+    }
+
+    #[test]
+    fn a_release_must_be_below_its_threshold_wherever_they_come_from() {
+        let message = json_err(
+            r#"{"tcp": [{"port": 80, "max_connections": 10, "threshold": 90, "release": 90}]}"#,
+        );
+        // A whole TCP entry is checked as it is read, so the error has its position.
+        assert!(message.starts_with("c.json:1:"), "{message}");
+        assert!(
+            message.contains("tcp:80: release 90 must be below its threshold 90"),
+            "{message}"
+        );
+        let file = ConfigFile {
+            path: std::env::temp_dir().join(format!("lbf-release-{}.json", std::process::id())),
+            explicit: true,
+        };
+        std::fs::write(
+            &file.path,
+            r#"{"profiles": {"web": {"cpu": {"threshold": 50}}}, "cpu": {"release": 60}}"#,
+        )
+        .unwrap();
+        let err = load(&file, &env_map(&[]), &[]).unwrap_err();
+        assert_eq!(err.place, Place::Combined);
+        assert_eq!(
+            err.to_string(),
+            "the settings (file, environment and flags together): profile \"web\": cpu: \
+             release 60 must be below its threshold 50 (a drain by the threshold lasts until \
+             the load is at or below release)"
+        );
+        // A flag laid over the file puts it right.
+        let flags = [(Key::CpuRelease, "40".to_string())];
+        assert!(load(&file, &env_map(&[]), &flags).is_ok());
+        let _ = std::fs::remove_file(&file.path);
+        assert!(
+            load(&missing_file(), &env_map(&[]), &[(Key::Tcp, "80:10:1:50:60".into())])
+                .unwrap_err()
+                .to_string()
+                .contains("release 60 must be below")
+        );
     }
 
     #[test]

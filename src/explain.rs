@@ -27,10 +27,19 @@ pub fn render(report: &Report) -> String {
             "monitor", "raw figure", "load %", "importance", "contribution"
         );
         for (load, raw) in &report.loads {
-            let threshold = match (load.threshold > 0.0, load.tripped()) {
-                (false, _) => "off".to_string(),
-                (true, true) => format!("{} REACHED", num(load.threshold)),
-                (true, false) => num(load.threshold),
+            let threshold = match load.threshold > 0.0 {
+                false => "off".to_string(),
+                true => {
+                    let state = match (load.holding(), load.tripped()) {
+                        (true, _) => {
+                            format!(", HOLDING a drain: {:.1} is still above release", load.raw)
+                        }
+                        (false, true) => " REACHED".to_string(),
+                        (false, false) => String::new(),
+                    };
+                    let (threshold, release) = (num(load.threshold), num(load.release));
+                    format!("{threshold} (release {release}){state}")
+                }
             };
             let _ = writeln!(
                 out,
@@ -41,6 +50,17 @@ pub fn render(report: &Report) -> String {
                 num(load.importance),
                 format!("{:.1}", load.contribution()),
             );
+        }
+        if let Some(steady) = &report.steady {
+            let _ = writeln!(out, "steady      {steady}");
+            let moved = report.loads.iter().filter(|(l, _)| l.load != l.raw);
+            for (load, _) in moved {
+                let _ = writeln!(
+                    out,
+                    "            {}: {:.1} this probe, {:.1} averaged",
+                    load.name, load.raw, load.load
+                );
+            }
         }
         let counted: Vec<_> = report
             .loads
@@ -62,18 +82,26 @@ pub fn render(report: &Report) -> String {
                 report.verdict.utilization
             );
         }
+        let floor = match report.verdict.floored {
+            Some(floor) => format!(", raised to min_percent = {floor}%"),
+            None => String::new(),
+        };
+        let idle = 100.0 - report.verdict.utilization;
+        let rounded = idle.round().clamp(0.0, 100.0);
         let _ = writeln!(
             out,
-            "idle        100 - {:.2} = {:.2}, rounded and clamped to 0..100 = {}%",
+            "idle        100 - {:.2} = {idle:.2}, rounded and clamped to 0..100 = {rounded}%{floor}",
             report.verdict.utilization,
-            100.0 - report.verdict.utilization,
-            report.verdict.percent
         );
     }
     if let Status::Drain(reason) = &report.status
         && report.mode == crate::config::Mode::Normal
     {
-        let _ = writeln!(out, "threshold   reached ({reason}): the server drains");
+        let what = match report.loads.iter().any(|(l, _)| l.holding()) {
+            true => "held until the load is at or below release",
+            false => "reached",
+        };
+        let _ = writeln!(out, "threshold   {what} ({reason}): the server drains");
     }
     let _ = writeln!(out, "recovery    {}", report.recovery.why);
     if let Some(maxconn) = report.maxconn {
@@ -94,10 +122,13 @@ pub fn json(report: &Report) -> serde_json::Value {
                 "figure": raw.text,
                 "source": raw.source,
                 "load": load.load,
+                "raw": load.raw,
                 "importance": load.importance,
                 "contribution": load.contribution(),
                 "threshold": load.threshold,
-                "tripped": load.threshold > 0.0 && load.tripped(),
+                "release": load.release,
+                "tripped": load.tripped(),
+                "holding": load.holding(),
             })
         })
         .collect();
@@ -114,6 +145,8 @@ pub fn json(report: &Report) -> serde_json::Value {
         "monitors": monitors,
         "utilization": report.verdict.utilization,
         "percent": report.verdict.percent,
+        "min_percent_applied": report.verdict.floored.is_some(),
+        "steady": report.steady,
         "state": state,
         "reason": reason,
         "recovery": {"up_ready": report.recovery.recover, "why": report.recovery.why},

@@ -8,13 +8,14 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, CpuMode, Mode};
+use crate::config::{Config, CpuMode, Mode, release_of};
 use crate::metrics::memory::{self, Memory};
 use crate::metrics::{Cgroups, MetricError, cpu, tcp};
 use crate::reply::{self, Status};
 use crate::rules::{self, Load, Verdict};
 use crate::state::history::Event;
 use crate::state::pollers::{Kind, Poller, Rule};
+use crate::state::steady;
 use crate::state::{self, CpuRecord, RecoveryDecision, RuntimeMode, StateDir, StateError};
 use crate::syslog;
 
@@ -32,6 +33,8 @@ pub struct Report {
     pub profile: Option<String>,
     /// The monitors sampled, each with its raw figure in words.
     pub loads: Vec<(Load, Figure)>,
+    /// What smoothing and held drains did, in words; `None` when neither applies.
+    pub steady: Option<String>,
     pub verdict: Verdict,
     pub status: Status,
     pub recovery: RecoveryDecision,
@@ -401,24 +404,34 @@ pub fn answer(
     state: &StateDir,
 ) -> Report {
     let mut loads = Vec::new();
+    let hysteresis = config.hysteresis.get();
+    let release = |threshold: f64, release: Option<f64>| release_of(threshold, release, hysteresis);
     if mode == Mode::Normal {
         if let Some(cpu) = readings.cpu.as_ref().filter(|_| config.cpu.enabled()) {
+            let threshold = config.cpu.threshold.get();
             loads.push(load(
                 "cpu",
                 cpu.busy,
                 config.cpu.importance.get(),
-                config.cpu.threshold.get(),
+                (
+                    threshold,
+                    release(threshold, config.cpu.release.map(|r| r.get())),
+                ),
                 cpu.how.clone(),
                 Some(cpu.from.clone()),
             ));
         }
         if let Some(ram) = readings.memory.as_ref().filter(|_| config.ram.enabled()) {
             let (used, total) = (ram.memory.used(), ram.memory.total);
+            let threshold = config.ram.threshold.get();
             loads.push(load(
                 "ram",
                 ram.memory.load(),
                 config.ram.importance.get(),
-                config.ram.threshold.get(),
+                (
+                    threshold,
+                    release(threshold, config.ram.release.map(|r| r.get())),
+                ),
                 format!("{} of {} in use", memory::bytes(used), memory::bytes(total)),
                 Some(ram.from.clone()),
             ));
@@ -431,18 +444,23 @@ pub fn answer(
                 .find(|(p, _)| *p == port)
                 .map_or(0, |(_, count)| *count);
             let max = monitor.max_connections.get();
+            let threshold = monitor.threshold.get();
             loads.push(load(
                 &format!("tcp:{port}"),
                 rules::tcp_load(count, max),
                 monitor.importance.get(),
-                monitor.threshold.get(),
+                (
+                    threshold,
+                    release(threshold, monitor.release.map(|r| r.get())),
+                ),
                 format!("{count} of {max} established"),
                 None,
             ));
         }
     }
+    let steady = steady(config, profile, &mut loads, caller, state);
     let plain: Vec<Load> = loads.iter().map(|(l, _)| l.clone()).collect();
-    let verdict = rules::judge(&plain);
+    let verdict = rules::judge(&plain, config.min_percent.get() as u8);
     let status = Status::decide(mode, &verdict, &plain);
     let maxconn = config.maxconn.map(|m| m.get());
     let kind = match status.is_normal() {
@@ -462,6 +480,7 @@ pub fn answer(
         mode_from,
         profile: profile.map(str::to_string),
         loads,
+        steady,
         verdict,
         status,
         recovery,
@@ -515,21 +534,71 @@ pub fn run(
     Ok(report)
 }
 
+/// Smoothing and held drains, from the steady-steering memory of this profile: each load
+/// becomes its moving average (when `smoothing_seconds` is set) and learns whether it was
+/// holding a drain; what they are now is recorded for the next probe. A person at a shell
+/// reads the memory without moving it, so `--explain` shows what the next reply would be.
+/// The memory is not touched when nothing needs it (no smoothing, no threshold with a
+/// release below it). When it cannot be used the figures answer as they are, holding
+/// nothing: a drain may end early, the reply is never held up. Returns what happened, for
+/// `--explain`.
+fn steady(
+    config: &Config,
+    profile: Option<&str>,
+    loads: &mut [(Load, Figure)],
+    caller: Caller,
+    state: &StateDir,
+) -> Option<String> {
+    let seconds = config.smoothing_seconds.get();
+    let holds = loads
+        .iter()
+        .any(|(l, _)| l.threshold > 0.0 && l.release < l.threshold);
+    if seconds == 0 && !holds {
+        return None;
+    }
+    let now = state::now_ms();
+    let write = caller != Caller::Person;
+    let result = state.steady(write, &mut |table| {
+        for (load, _) in loads.iter_mut() {
+            let before = table.get(profile, &load.name);
+            load.load = rules::smooth(before.map(|e| (e.at_ms, e.average)), load.raw, now, seconds);
+            load.held = before.is_some_and(|e| e.holding);
+            let entry = steady::Entry {
+                at_ms: now,
+                average: load.load,
+                holding: load.tripped(),
+            };
+            table.set(profile, &load.name, entry);
+        }
+    });
+    let smoothing = match seconds {
+        0 => "no smoothing".to_string(),
+        s => format!(
+            "load % is the moving average over a {s} s time constant (thresholds act on the raw figure)"
+        ),
+    };
+    Some(match result {
+        Ok(None) => smoothing,
+        Ok(Some(why)) => format!(
+            "{smoothing}; the steady-steering memory was unreadable ({why}): started afresh"
+        ),
+        Err(err) => {
+            format!("the steady-steering memory is unusable ({err}): raw figures, no drain held")
+        }
+    })
+}
+
+/// One monitor's load; `threshold` is (threshold, release).
 fn load(
     name: &str,
     load: f64,
     importance: f64,
-    threshold: f64,
+    (threshold, release): (f64, f64),
     text: String,
     source: Option<String>,
 ) -> (Load, Figure) {
     (
-        Load {
-            name: name.to_string(),
-            load,
-            importance,
-            threshold,
-        },
+        Load::new(name.to_string(), load, importance, threshold, release),
         Figure { text, source },
     )
 }

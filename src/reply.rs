@@ -25,10 +25,17 @@ impl Status {
             Mode::Maint => Status::Maint("mode".into()),
             Mode::Drain => Status::Drain("mode".into()),
             Mode::Normal => match verdict.tripped.and_then(|i| loads.get(i)) {
+                // A drain held by hysteresis says so: its figure is under the threshold.
+                Some(load) if load.holding() => Status::Drain(format!(
+                    "{}:{}>{}(release)",
+                    load.name,
+                    round1(load.raw),
+                    round1(load.release)
+                )),
                 Some(load) => Status::Drain(format!(
                     "{}:{}>={}",
                     load.name,
-                    round1(load.load),
+                    round1(load.raw),
                     round1(load.threshold)
                 )),
                 None => Status::Ready(verdict.percent),
@@ -77,15 +84,13 @@ fn round1(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::judge;
 
     fn load(name: &str, value: f64, threshold: f64) -> Load {
-        Load {
-            name: name.into(),
-            load: value,
-            importance: 1.0,
-            threshold,
-        }
+        Load::new(name.into(), value, 1.0, threshold, threshold)
+    }
+
+    fn judge(loads: &[Load]) -> crate::rules::Verdict {
+        crate::rules::judge(loads, 0)
     }
 
     #[test]
@@ -121,6 +126,16 @@ mod tests {
         let loads = [load("ram", 91.26, 90.5)];
         let status = Status::decide(Mode::Normal, &judge(&loads), &loads);
         assert_eq!(status.line(false, None), "drain #ram:91.3>=90.5\n");
+    }
+
+    #[test]
+    fn a_held_drain_names_its_release() {
+        let loads = [Load {
+            held: true,
+            ..Load::new("tcp:3389".into(), 90.0, 1.0, 95.0, 85.0)
+        }];
+        let status = Status::decide(Mode::Normal, &judge(&loads), &loads);
+        assert_eq!(status.line(false, None), "drain #tcp:3389:90>85(release)\n");
     }
 
     #[test]

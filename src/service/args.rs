@@ -225,7 +225,9 @@ OPTIONS
         --mode MODE            normal | drain | maint | stop                   [normal]
         --sample-ms N          CPU sample window, 100..10000 ms                [1000]
         --cpu-importance X     --cpu-threshold X  --ram-importance X  --ram-threshold X
-        --tcp LIST             port:max_connections[:importance[:threshold]],...
+        --cpu-release X        --ram-release X  --hysteresis X  --smoothing-seconds N
+        --min-percent N
+        --tcp LIST             port:max_connections[:importance[:threshold[:release]]],...
         --maxconn N            --recovery WHEN  --recovery-seconds N  --recovery-replies N
         --state-dir PATH       --state-owner USER
         --cpu-mode MODE        sample | since-last
@@ -246,7 +248,9 @@ OPTIONS
     LB_FEEDBACK_RECOVERY_REPLIES, LB_FEEDBACK_STATE_DIR, LB_FEEDBACK_STATE_OWNER,
     LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT,
     LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_SCOPE, LB_FEEDBACK_LOG,
-    LB_FEEDBACK_HTTP, LB_FEEDBACK_CONFIG.
+    LB_FEEDBACK_HTTP, LB_FEEDBACK_CPU_RELEASE, LB_FEEDBACK_RAM_RELEASE,
+    LB_FEEDBACK_HYSTERESIS, LB_FEEDBACK_SMOOTHING_SECONDS, LB_FEEDBACK_MIN_PERCENT,
+    LB_FEEDBACK_CONFIG.
     Precedence: built-in defaults < config file < environment < flags.
 
 HTTP

@@ -688,12 +688,7 @@ mod tests {
     }
 
     fn load(name: &str, value: f64) -> Load {
-        Load {
-            name: name.into(),
-            load: value,
-            importance: 1.0,
-            threshold: 95.0,
-        }
+        Load::new(name.into(), value, 1.0, 95.0, 85.0)
     }
 
     #[test]

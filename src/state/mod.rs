@@ -9,6 +9,7 @@
 pub mod files;
 pub mod history;
 pub mod pollers;
+pub mod steady;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -27,6 +28,7 @@ const MODE_FILE: &str = "mode.json";
 const POLLERS_FILE: &str = "pollers";
 const HISTORY_FILE: &str = "history";
 const CPU_FILE: &str = "cpu-counters";
+const STEADY_FILE: &str = "steady";
 
 /// How long a probe waits for the poller table's lock. Probes hold it for a read and a write
 /// of a small file (docs/BENCHMARKS.md); only a stalled disk or someone holding it on purpose
@@ -308,6 +310,41 @@ impl StateDir {
             Some(dir) => dir.remove(POLLERS_FILE),
             None => Ok(()),
         }
+    }
+
+    /// The steady-steering memory ([`steady`]) for one probe: `update` gets the table, and
+    /// with `write` what it leaves is written back, all under the file's lock, so concurrent
+    /// probes lose no update. Without `write` (a person at a shell) it is only read. Returns
+    /// why the file was started afresh, when it was.
+    pub fn steady(
+        &self,
+        write: bool,
+        update: &mut dyn FnMut(&mut steady::Table),
+    ) -> Result<Option<String>, StateError> {
+        let afresh = |bytes: &[u8]| match steady::Table::parse(bytes) {
+            Ok(table) => (table, None),
+            Err(why) => (steady::Table::default(), Some(why)),
+        };
+        if !write {
+            let bytes = match self.dir()? {
+                Some(dir) => dir.read_shared(STEADY_FILE, steady::MAX_STEADY_BYTES, LOCK_WAIT)?,
+                None => None,
+            };
+            let (mut table, why) = afresh(&bytes.unwrap_or_default());
+            update(&mut table);
+            return Ok(why);
+        }
+        let dir = self.dir_to_write()?;
+        let Some(locked) = dir.lock(STEADY_FILE, LOCK_WAIT)? else {
+            return Err(StateError {
+                path: self.path.join(STEADY_FILE),
+                message: format!("its lock was held for over {} ms", LOCK_WAIT.as_millis()),
+            });
+        };
+        let (mut table, why) = afresh(&locked.read(steady::MAX_STEADY_BYTES)?);
+        update(&mut table);
+        locked.write(&[&table.render()])?;
+        Ok(why)
     }
 
     /// The CPU counters the previous probe saved, and when; `None` when there are none or the
