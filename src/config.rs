@@ -1358,7 +1358,10 @@ mod tests {
         // `auto` clears a release back to threshold − hysteresis.
         let flags = [(Key::CpuRelease, "auto".to_string())];
         let env = env_map(&[("LB_FEEDBACK_CPU_RELEASE", "20")]);
-        assert_eq!(load(&missing_file(), &env, &flags).unwrap().cpu.release, None);
+        assert_eq!(
+            load(&missing_file(), &env, &flags).unwrap().cpu.release,
+            None
+        );
         assert_eq!(release_of(95.0, None, 10.0), 85.0);
         assert_eq!(release_of(5.0, None, 10.0), 0.0);
         assert_eq!(release_of(95.0, Some(50.0), 10.0), 50.0);
@@ -1397,10 +1400,14 @@ mod tests {
         assert!(load(&file, &env_map(&[]), &flags).is_ok());
         let _ = std::fs::remove_file(&file.path);
         assert!(
-            load(&missing_file(), &env_map(&[]), &[(Key::Tcp, "80:10:1:50:60".into())])
-                .unwrap_err()
-                .to_string()
-                .contains("release 60 must be below")
+            load(
+                &missing_file(),
+                &env_map(&[]),
+                &[(Key::Tcp, "80:10:1:50:60".into())]
+            )
+            .unwrap_err()
+            .to_string()
+            .contains("release 60 must be below")
         );
     }
 

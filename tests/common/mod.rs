@@ -105,9 +105,11 @@ impl Connections {
         }
     }
 
+    /// The listening side first: closing a socket leaves ESTABLISHED at once, while the
+    /// other end's leaves it only when its FIN is processed, which a busy machine defers.
     pub fn close_all(&mut self) {
-        self.clients.clear();
         self.servers.clear();
+        self.clients.clear();
     }
 }
 
