@@ -431,3 +431,112 @@ fn two_haproxy_processes_at_1s_and_3s_both_come_back_every_cycle() {
     assert_clean(&a);
     assert_clean(&b);
 }
+
+/// The load that made servers flap: TCP hovering at the drain threshold, 9 ↔ 10 connections
+/// of max 10 (90 % ↔ 100 %, threshold 95), changing every 2 s, for 40 s, polled every second.
+/// s1's agent has the defaults (hysteresis 10: a drain holds until the load is at or below
+/// 85); s2's has `hysteresis: 0`, the rule before hysteresis. HAProxy's log counts each
+/// server's DRAIN and UP transitions: s1 at most one of each, s2 flapping with the load.
+/// Then the load falls to 5 and s1 comes back.
+#[test]
+fn a_load_hovering_at_its_threshold_drains_once_with_hysteresis() {
+    if !e2e::available(
+        "a_load_hovering_at_its_threshold_drains_once_with_hysteresis",
+        &["haproxy", "systemd-socket-activate"],
+    ) {
+        return;
+    }
+    let mut held = Connections::open(9);
+    let port = held.port();
+    let steady = TempDir::new("e2e-hover-steady");
+    let flappy = TempDir::new("e2e-hover-flappy");
+    steady.file("config.json", &tcp_config(port, 95, ""));
+    flappy.file("config.json", &tcp_config(port, 95, r#", "hysteresis": 0"#));
+    let agent_steady = Agent::socket_activate(&steady, &[]);
+    let agent_flappy = Agent::socket_activate(&flappy, &[]);
+    let backend = Backend::start();
+    let line = |name: &str, agent: &Agent| {
+        format!(
+            "server {name} {} weight 100 check inter 1s agent-check agent-port {} agent-inter 1s",
+            backend.addr(),
+            agent.port
+        )
+    };
+    let haproxy = Haproxy::start(
+        &steady,
+        &[line("s1", &agent_steady), line("s2", &agent_flappy)],
+    );
+    haproxy.wait_server("s1", "UP at 90%", &agent_steady, |s| s.weight == 10);
+    haproxy.wait_server("s2", "UP at 90%", &agent_flappy, |s| s.weight == 10);
+    let before = haproxy.log().len();
+    for step in 0..20 {
+        held.close_all();
+        held.add(if step % 2 == 0 { 10 } else { 9 });
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let log = haproxy.log()[before..].to_string();
+    let transitions = |server: &str| {
+        // The log lines proper (HAProxy also prints each as a [WARNING] on stderr).
+        let name = format!("Server b/{server} ");
+        let of = |what: &str| {
+            log.lines()
+                .filter(|l| l.starts_with(&name) && l.contains(what))
+                .count()
+        };
+        (
+            of(" enters drain state"),
+            of(" is UP (leaving forced drain)"),
+        )
+    };
+    let (s1, s2) = (transitions("s1"), transitions("s2"));
+    eprintln!("over 40 s: s1 (hysteresis 10) {s1:?}, s2 (hysteresis 0) {s2:?} (drains, returns)");
+    assert!(s1.0 <= 1 && s1.1 <= 1, "s1 {s1:?}\n{log}");
+    assert!(haproxy.server("s1").unwrap().drain(), "{log}");
+    // The same load without hysteresis flaps: this test sees the difference.
+    assert!(s2.0 >= 5 && s2.1 >= 5, "s2 {s2:?}\n{log}");
+    held.close_all();
+    held.add(5);
+    haproxy.wait_server("s1", "back UP and READY at 50%", &agent_steady, |s| {
+        s.up() && s.ready() && s.weight == 50
+    });
+    assert_clean(&haproxy);
+}
+
+/// `min_percent 5` on a saturated server (10 of 10): `5%`, weight 5 of 100, still a share of
+/// new sessions; on a `weight 1` line HAProxy rounds 1 × 5 / 100 down to 0, as the README
+/// warns; and a threshold still drains.
+#[test]
+fn min_percent_keeps_a_saturated_server_weighted_and_weight_1_truncates() {
+    if !e2e::available(
+        "min_percent_keeps_a_saturated_server_weighted_and_weight_1_truncates",
+        &["haproxy", "systemd-socket-activate"],
+    ) {
+        return;
+    }
+    let held = Connections::open(10);
+    let port = held.port();
+    let dir = TempDir::new("e2e-floor");
+    dir.file("config.json", &tcp_config(port, 0, r#", "min_percent": 5"#));
+    let agent = Agent::socket_activate(&dir, &[]);
+    let backend = Backend::start();
+    let line = |name: &str, weight: u32| {
+        format!(
+            "server {name} {} weight {weight} check inter 1s agent-check agent-port {} agent-inter {INTER}",
+            backend.addr(),
+            agent.port
+        )
+    };
+    let haproxy = Haproxy::start(&dir, &[line("s1", 100), line("s2", 1)]);
+    // This poll is a new poller, so owed `up ready`.
+    assert_eq!(poll(agent.port), "up ready 5% maxconn:40\n");
+    let s1 = haproxy.wait_server("s1", "weight 5", &agent, |s| s.weight == 5);
+    assert!(s1.up() && s1.ready(), "{s1:#?}");
+    let s2 = haproxy.wait_server("s2", "weight 0", &agent, |s| s.weight == 0);
+    assert!(s2.up() && s2.ready(), "{s2:#?}");
+    dir.file(
+        "config.json",
+        &tcp_config(port, 95, r#", "min_percent": 5"#),
+    );
+    haproxy.wait_server("s1", "DRAIN", &agent, Server::drain);
+    assert_clean(&haproxy);
+}
