@@ -572,7 +572,7 @@ fn steady(
         }
     });
     let smoothing = match seconds {
-        0 => "no smoothing".to_string(),
+        0 => "no smoothing: each load is this probe's own figure".to_string(),
         s => format!(
             "load % is the moving average over a {s} s time constant (thresholds act on the raw figure)"
         ),

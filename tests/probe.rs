@@ -300,8 +300,16 @@ fn explain_json_is_one_object_with_every_figure_and_the_reply() {
     let tcp = &monitors[2];
     assert_eq!(tcp["figure"], "2 of 8 established");
     assert_eq!(tcp["load"], 25.0);
+    assert_eq!(tcp["raw"], 25.0);
     assert_eq!(tcp["threshold"], 20.0);
+    assert_eq!(tcp["release"], 10.0);
     assert_eq!(tcp["tripped"], true);
+    assert_eq!(tcp["holding"], false);
+    assert_eq!(json["min_percent_applied"], false);
+    assert_eq!(
+        json["steady"],
+        "no smoothing: each load is this probe's own figure"
+    );
     assert!(
         monitors[0]["source"]
             .as_str()

@@ -529,8 +529,14 @@ fn render(figures: &Figures) -> String {
     family(
         "lb_feedback_monitor_load_percent",
         "gauge",
-        "Each monitor's load in percent (a TCP load may pass 100); only in normal mode, where monitors are sampled.",
+        "Each monitor's load in percent as the weight uses it (the moving average when smoothing_seconds is set; a TCP load may pass 100); only in normal mode, where monitors are sampled.",
         &per_monitor(&|l| l.load),
+    );
+    family(
+        "lb_feedback_monitor_raw_percent",
+        "gauge",
+        "Each monitor's own figure of the latest sample in percent, which its threshold acts on.",
+        &per_monitor(&|l| l.raw),
     );
     family(
         "lb_feedback_monitor_importance",
@@ -543,6 +549,18 @@ fn render(figures: &Figures) -> String {
         "gauge",
         "Each monitor's drain threshold in percent; 0 is off.",
         &per_monitor(&|l| l.threshold),
+    );
+    family(
+        "lb_feedback_monitor_release_percent",
+        "gauge",
+        "Each monitor's release in percent: a drain by its threshold lasts until the load is at or below it.",
+        &per_monitor(&|l| l.release),
+    );
+    family(
+        "lb_feedback_monitor_holding",
+        "gauge",
+        "1 when a monitor holds a drain: its load is under the threshold but still above release.",
+        &per_monitor(&|l| f64::from(u8::from(l.holding()))),
     );
     let sample: Vec<(String, String)> = figures
         .sample
@@ -724,6 +742,8 @@ mod tests {
             "lb_feedback_monitor_load_percent{profile=\"(base)\",monitor=\"tcp\",port=\"3389\"} 14",
             "lb_feedback_monitor_threshold_percent{profile=\"w\\\"eb\",monitor=\"tcp\",port=\"3389\"} 95",
             "lb_feedback_monitor_importance{profile=\"(base)\",monitor=\"cpu\"} 1",
+            "lb_feedback_monitor_release_percent{profile=\"w\\\"eb\",monitor=\"tcp\",port=\"3389\"} 85",
+            "lb_feedback_monitor_holding{profile=\"(base)\",monitor=\"cpu\"} 0",
             "lb_feedback_sample_duration_seconds 1.001",
             "lb_feedback_samples_total 7",
             "lb_feedback_polls_answered_total 40",

@@ -1,6 +1,6 @@
 //! The state directory: the runtime mode set by `lb-feedback mode`, the poller table that
-//! says who is owed HAProxy's recovery words ([`pollers`]), and the CPU counters of since-last
-//! mode. The mode is written as a temp file and a rename, so a reader sees the old file or the
+//! says who is owed HAProxy's recovery words ([`pollers`]), the steady-steering memory of
+//! moving averages and held drains ([`steady`]), and the CPU counters of since-last mode. The mode is written as a temp file and a rename, so a reader sees the old file or the
 //! new one, never half of one; the table and the counters, written by every probe, are
 //! overwritten in place (the table under a lock) and carry a checksum instead, so a torn one
 //! is told apart (see `save_cpu_counters`). All file operations go through `files`, which
