@@ -80,11 +80,23 @@ fn logind_kind(class: Option<&str>, state: Option<&str>) -> Option<bool> {
 /// The sessions logind records under `root`/run/systemd/sessions.
 #[cfg(target_os = "linux")]
 pub fn read_logind(root: &std::path::Path) -> Result<Sessions, MetricError> {
+    // The directory alone proves nothing: packages and images create it, and then, without
+    // systemd running, it stays empty and would read as 0 sessions. `run/systemd/system`
+    // exists only while systemd is the init system (sd_booted(3)), and with it logind runs.
+    let booted = root.join("run/systemd/system");
+    if !booted.is_dir() {
+        return Err(error(format!(
+            "{} does not exist: this host was not booted with systemd, so no systemd-logind \
+             keeps session records, and sessions are counted from logind only (not utmp: see \
+             the README); the sessions monitor is unavailable here",
+            booted.display()
+        )));
+    }
     let dir = root.join("run/systemd/sessions");
     let entries = std::fs::read_dir(&dir).map_err(|err| match err.kind() {
         std::io::ErrorKind::NotFound => error(format!(
             "{} does not exist: systemd-logind does not run here, and sessions are counted from \
-             logind only (not utmp: see the README), so the sessions monitor is unavailable",
+             logind only (not utmp: see the README); the sessions monitor is unavailable here",
             dir.display()
         )),
         _ => error(format!(
@@ -271,6 +283,7 @@ mod tests {
             let _ = std::fs::remove_dir_all(&root);
             let dir = root.join("run/systemd/sessions");
             std::fs::create_dir_all(&dir).unwrap();
+            std::fs::create_dir_all(root.join("run/systemd/system")).unwrap();
             for (id, text) in records {
                 std::fs::write(dir.join(id), text).unwrap();
             }
@@ -353,27 +366,44 @@ mod tests {
             let root = tree("empty", &[]);
             let sessions = read_logind(&root).unwrap();
             assert_eq!((sessions.active, sessions.disconnected), (0, 0));
-            let _ = std::fs::remove_dir_all(&root);
-            let err = read_logind(Path::new("/nonexistent/lbf")).unwrap_err();
+            // No logind records, systemd running: logind does not run.
+            std::fs::remove_dir(root.join("run/systemd/sessions")).unwrap();
+            let err = read_logind(&root).unwrap_err();
             assert_eq!(err.monitor, "sessions");
+            let missing = root.join("run/systemd/sessions");
             assert!(
-                err.message.contains(
-                    "/nonexistent/lbf/run/systemd/sessions does not exist: systemd-logind does not run here"
-                ),
+                err.message.starts_with(&format!(
+                    "{} does not exist: systemd-logind does not run here",
+                    missing.display()
+                )),
                 "{err}"
             );
             assert!(err.message.contains("unavailable"), "{err}");
+            // Records but no systemd (a package made the directory): not 0, an error.
+            std::fs::create_dir_all(root.join("run/systemd/sessions")).unwrap();
+            std::fs::remove_dir(root.join("run/systemd/system")).unwrap();
+            let err = read_logind(&root).unwrap_err();
+            assert!(
+                err.message.contains(
+                    "run/systemd/system does not exist: this host was not \
+                     booted with systemd"
+                ),
+                "{err}"
+            );
+            let _ = std::fs::remove_dir_all(&root);
+            assert!(read_logind(Path::new("/nonexistent/lbf")).is_err());
         }
 
         #[test]
         fn the_machines_own_sessions_when_it_has_logind() {
-            match Path::new("/run/systemd/sessions").is_dir() {
+            let booted = Path::new("/run/systemd/system").is_dir();
+            match booted && Path::new("/run/systemd/sessions").is_dir() {
                 true => {
                     let sessions = read_logind(Path::new("/")).unwrap();
                     assert_eq!(sessions.source, "logind /run/systemd/sessions");
                 }
                 false => {
-                    eprintln!("SKIPPED: no /run/systemd/sessions on this machine");
+                    eprintln!("SKIPPED: no logind on this machine (not booted with systemd)");
                     assert!(read_logind(Path::new("/")).is_err());
                 }
             }
