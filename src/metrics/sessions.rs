@@ -218,12 +218,13 @@ pub fn read() -> Result<Sessions, MetricError> {
     }
     let kinds: Vec<String> = tally
         .iter()
-        .map(|(kind, n)| format!("{n} {kind}"))
+        .map(|(kind, n)| format!(", {n} {kind}"))
         .collect();
+    // Wine 8's WTSEnumerateSessionsW is a stub that lists none: "0 listed" says so.
     sessions.source = format!(
-        "WTSEnumerateSessionsW: {listed} listed ({}); counted: active and disconnected, \
-         outside session 0",
-        kinds.join(", ")
+        "WTSEnumerateSessionsW: {listed} listed{}; counted: active and disconnected, outside \
+         session 0",
+        kinds.concat()
     );
     Ok(sessions)
 }
