@@ -15,9 +15,10 @@
 //! out and left processes running, and distributions are dropping it (its 32-bit times run out
 //! in 2038). Counted: `CLASS=user` (and its `user-early`, `user-incomplete`, `user-light`
 //! kinds); greeters, lock screens, `background` and `manager` sessions are not people. A
-//! session whose `STATE=closing` has logged out while its processes go on (`KillUserProcesses=no`:
-//! tmux, screen, nohup): the Linux counterpart of a disconnected session. Without
-//! logind there is nothing to count from: the probe answers `error:sessions` and says why.
+//! session whose `STATE=closing` has logged out while its processes go on
+//! (`KillUserProcesses=no`: tmux, screen, nohup): the Linux counterpart of a disconnected
+//! session. Without logind there is nothing to count from: the probe answers
+//! `error:sessions` and says why. The reader takes a root path, so fixture trees test it.
 //!
 //! Other systems: not supported, `error:sessions`.
 
@@ -59,7 +60,7 @@ pub fn load(count: u64, max_sessions: u64) -> f64 {
 /// The variable that points the Linux reader at a fixture tree instead of `/` (tests only; a
 /// host has no reason to set it).
 #[cfg(target_os = "linux")]
-pub const TEST_ROOT_VAR: &str = "LB_FEEDBACK_TEST_SESSIONS_ROOT";
+const TEST_ROOT_VAR: &str = "LB_FEEDBACK_TEST_SESSIONS_ROOT";
 
 /// The host's sessions (or, for tests, those of the tree [`TEST_ROOT_VAR`] names).
 #[cfg(target_os = "linux")]
@@ -79,7 +80,7 @@ fn logind_kind(class: Option<&str>, state: Option<&str>) -> Option<bool> {
 
 /// The sessions logind records under `root`/run/systemd/sessions.
 #[cfg(target_os = "linux")]
-pub fn read_logind(root: &std::path::Path) -> Result<Sessions, MetricError> {
+fn read_logind(root: &std::path::Path) -> Result<Sessions, MetricError> {
     // The directory alone proves nothing: packages and images create it, and then, without
     // systemd running, it stays empty and would read as 0 sessions. `run/systemd/system`
     // exists only while systemd is the init system (sd_booted(3)), and with it logind runs.
