@@ -182,20 +182,21 @@ USAGE
 DESCRIPTION
     HAProxy's agent-check connects to this program on port 3333 (through xinetd, a systemd
     socket with Accept=yes, or lb-feedback-service) and reads one line. lb-feedback samples
-    CPU over sample_ms, RAM, and established TCP connections on the ports it watches, then
-    answers:
+    CPU over sample_ms, RAM, established TCP connections on the ports it watches, and user
+    sessions if asked (--sessions), then answers:
 
         N%                 idle capacity: HAProxy sets the weight to N% of the configured one
         up ready N%        the same, to a poller owed recovery (see RECOVERY)
         drain #why         a monitor reached its threshold, or the mode is drain
         maint #mode        the mode is maint;  stopped #mode: the mode is stop
-        error:WHAT         the probe failed (config, cpu, ram, tcp, state); HAProxy logs it
-                           and leaves the server as it was
+        error:WHAT         the probe failed (config, cpu, ram, tcp, sessions, state); HAProxy
+                           logs it and leaves the server as it was
 
     utilization = sum(load x importance) / (number of monitors with importance > 0)
     N = 100 - utilization, rounded, clamped to 0..100, at least min_percent. A load at or
     over its non-zero threshold drains the server, until it is at or below its release
     (see STEADY STEERING). TCP load = established / max_connections x 100.
+    Sessions load = user sessions / max_sessions x 100 (both may pass 100).
     Example: cpu 40% and ram 60%, both importance 1: (40 + 60) / 2 = 50, reply 50%.
     CPU load counts iowait as idle and steal as busy. In a cgroup with a CPU quota or a
     memory limit (a container) the loads are the cgroup's: its CPU time over its quota, its
@@ -220,6 +221,11 @@ OPTIONS
         --smoothing-seconds N  time constant of each monitor's moving average, 0..3600;
                                0 answers with each probe's own figures        [0]
         --min-percent N        a normal reply never says less, 0..100          [0]
+        --sessions SPEC        max_sessions[:importance[:threshold[:disconnected]]]: user
+                               sessions (Windows: WTSEnumerateSessionsW; Linux: logind's
+                               /run/systemd/sessions) against max_sessions, 1..1000000;
+                               disconnected yes (the default: they still hold memory and
+                               CPU) | no; off or \"\" turns it off                 [off]
         --maxconn N            append maxconn:N to the reply, 1..1000000; none clears
         --recovery WHEN        window (per poller, see RECOVERY) | always | never  [window]
         --recovery-seconds N   a poller owed recovery gets `up ready` for at least this
@@ -256,7 +262,7 @@ OPTIONS
     Every option can also come from the environment, for systemd Environment= and xinetd
     env =: LB_FEEDBACK_MODE, LB_FEEDBACK_SAMPLE_MS, LB_FEEDBACK_CPU_IMPORTANCE,
     LB_FEEDBACK_CPU_THRESHOLD, LB_FEEDBACK_RAM_IMPORTANCE, LB_FEEDBACK_RAM_THRESHOLD,
-    LB_FEEDBACK_TCP, LB_FEEDBACK_MAXCONN, LB_FEEDBACK_RECOVERY,
+    LB_FEEDBACK_TCP, LB_FEEDBACK_SESSIONS, LB_FEEDBACK_MAXCONN, LB_FEEDBACK_RECOVERY,
     LB_FEEDBACK_RECOVERY_SECONDS, LB_FEEDBACK_RECOVERY_REPLIES, LB_FEEDBACK_STATE_DIR,
     LB_FEEDBACK_STATE_OWNER,
     LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT,

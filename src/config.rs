@@ -287,6 +287,7 @@ pub type RecoverySeconds = Int<0, 86_400>;
 pub type RecoveryReplies = Int<1, 1000>;
 pub type SinceLastMaxSeconds = Int<1, 3_600>;
 pub type MaxInFlight = Int<1, 10_000>;
+pub type MaxSessions = Int<1, 1_000_000>;
 /// Weight of a monitor in the utilization average; 0 leaves it out.
 pub type Importance = Real<100>;
 /// Load in percent at which CPU or RAM drains the server; 0 is off.
@@ -431,6 +432,75 @@ fn one() -> Importance {
     Importance::ONE
 }
 
+fn yes() -> bool {
+    true
+}
+
+/// User sessions on the host (see `metrics::sessions`) against a maximum.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsMonitor {
+    pub max_sessions: MaxSessions,
+    #[serde(default = "one")]
+    pub importance: Importance,
+    /// Like a TCP load, a sessions load may pass 100.
+    #[serde(default)]
+    pub threshold: TcpThreshold,
+    /// Whether disconnected sessions count (logind: closing ones). On by default: they hold
+    /// their memory and processes, which is why this monitor balances Remote Desktop hosts
+    /// better than counting connections on 3389.
+    #[serde(default = "yes")]
+    pub disconnected: bool,
+    /// Where a drain by the threshold ends (the file only); unset: threshold − `hysteresis`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<TcpThreshold>,
+}
+
+impl SessionsMonitor {
+    pub fn enabled(&self) -> bool {
+        self.importance.get() > 0.0 || self.threshold.get() > 0.0
+    }
+
+    /// `max_sessions[:importance[:threshold[:disconnected]]]`, as `LB_FEEDBACK_SESSIONS` and
+    /// `--sessions` carry it; empty or `off` is no sessions monitor.
+    fn parse(text: &str) -> Result<Option<SessionsMonitor>, String> {
+        let text = text.trim();
+        if text.is_empty() || text == "off" {
+            return Ok(None);
+        }
+        let fields: Vec<&str> = text.split(':').collect();
+        let shape = "expected max_sessions[:importance[:threshold[:disconnected]]], or off";
+        if fields.len() > 4 {
+            return Err(format!("{text:?}: {shape}"));
+        }
+        let field = |i: usize| fields.get(i).copied();
+        let max_sessions =
+            MaxSessions::parse(fields[0]).map_err(|e| format!("max_sessions {e}"))?;
+        let importance = match field(1) {
+            Some(text) => Importance::parse(text).map_err(|e| format!("importance {e}"))?,
+            None => Importance::ONE,
+        };
+        let threshold = match field(2) {
+            Some(text) => TcpThreshold::parse(text).map_err(|e| format!("threshold {e}"))?,
+            None => TcpThreshold::ZERO,
+        };
+        let disconnected = match field(3).map(str::trim) {
+            None | Some("yes" | "true") => true,
+            Some("no" | "false") => false,
+            Some(other) => {
+                return Err(format!("disconnected {other:?}: expected yes or no"));
+            }
+        };
+        Ok(Some(SessionsMonitor {
+            max_sessions,
+            importance,
+            threshold,
+            disconnected,
+            release: None,
+        }))
+    }
+}
+
 impl Default for Real<100_000> {
     fn default() -> Self {
         Real(0.0)
@@ -445,6 +515,8 @@ pub struct Config {
     pub cpu: Monitor,
     pub ram: Monitor,
     pub tcp: Vec<TcpMonitor>,
+    /// Off (`None`) unless configured.
+    pub sessions: Option<SessionsMonitor>,
     pub maxconn: Option<MaxConn>,
     pub recovery: Recovery,
     pub recovery_seconds: RecoverySeconds,
@@ -493,6 +565,7 @@ impl Default for Config {
             cpu: monitor,
             ram: monitor,
             tcp: Vec::new(),
+            sessions: None,
             maxconn: None,
             recovery: Recovery::Window,
             recovery_seconds: RecoverySeconds::new_const(10),
@@ -607,11 +680,12 @@ pub enum Key {
     Hysteresis,
     SmoothingSeconds,
     MinPercent,
+    Sessions,
 }
 
 impl Key {
     /// Every key, in the order the environment layer reads them.
-    pub const ALL: [Key; 25] = [
+    pub const ALL: [Key; 26] = [
         Key::Mode,
         Key::SampleMs,
         Key::CpuImportance,
@@ -637,6 +711,7 @@ impl Key {
         Key::Hysteresis,
         Key::SmoothingSeconds,
         Key::MinPercent,
+        Key::Sessions,
     ];
 
     pub fn env_var(self) -> &'static str {
@@ -666,6 +741,7 @@ impl Key {
             Key::Hysteresis => "LB_FEEDBACK_HYSTERESIS",
             Key::SmoothingSeconds => "LB_FEEDBACK_SMOOTHING_SECONDS",
             Key::MinPercent => "LB_FEEDBACK_MIN_PERCENT",
+            Key::Sessions => "LB_FEEDBACK_SESSIONS",
         }
     }
 
@@ -696,6 +772,7 @@ impl Key {
             Key::Hysteresis => "hysteresis",
             Key::SmoothingSeconds => "smoothing-seconds",
             Key::MinPercent => "min-percent",
+            Key::Sessions => "sessions",
         }
     }
 
@@ -713,6 +790,8 @@ struct Layer {
     cpu: Option<MonitorLayer>,
     ram: Option<MonitorLayer>,
     tcp: Option<Vec<TcpMonitor>>,
+    #[serde(default, deserialize_with = "present")]
+    sessions: Option<Option<SessionsMonitor>>,
     #[serde(default, deserialize_with = "present")]
     maxconn: Option<Option<MaxConn>>,
     recovery: Option<Recovery>,
@@ -763,6 +842,12 @@ pub struct Profile {
     ram: Option<MonitorLayer>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tcp: Option<Vec<TcpMonitor>>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    sessions: Option<Option<SessionsMonitor>>,
     #[serde(
         default,
         deserialize_with = "present",
@@ -921,6 +1006,7 @@ pub struct Monitors<'a> {
     pub cpu: Monitor,
     pub ram: Monitor,
     pub tcp: &'a [TcpMonitor],
+    pub sessions: Option<SessionsMonitor>,
 }
 
 /// Tells `"maxconn": null` (clear it) from a missing key (leave it).
@@ -961,6 +1047,9 @@ impl Config {
         }
         if let Some(tcp) = layer.tcp {
             self.tcp = tcp;
+        }
+        if let Some(sessions) = layer.sessions {
+            self.sessions = sessions;
         }
         if let Some(maxconn) = layer.maxconn {
             self.maxconn = maxconn;
@@ -1036,6 +1125,7 @@ impl Config {
         let monitors = self.monitors(Some(profile));
         (config.cpu, config.ram) = (monitors.cpu, monitors.ram);
         config.tcp = monitors.tcp.to_vec();
+        config.sessions = monitors.sessions;
         if let Some(maxconn) = profile.maxconn {
             config.maxconn = maxconn;
         }
@@ -1049,6 +1139,7 @@ impl Config {
             cpu: self.cpu,
             ram: self.ram,
             tcp: &self.tcp,
+            sessions: self.sessions,
         };
         if let Some(profile) = profile {
             if let Some(cpu) = &profile.cpu {
@@ -1059,6 +1150,9 @@ impl Config {
             }
             if let Some(tcp) = &profile.tcp {
                 monitors.tcp = tcp;
+            }
+            if let Some(sessions) = profile.sessions {
+                monitors.sessions = sessions;
             }
         }
         monitors
@@ -1080,6 +1174,13 @@ impl Config {
             for tcp in monitors.tcp {
                 let monitor = what(&format!("tcp:{}", tcp.port.get()));
                 check_release(&monitor, tcp.threshold.get(), tcp.release.map(Real::get))?;
+            }
+            if let Some(s) = monitors.sessions {
+                check_release(
+                    &what("sessions"),
+                    s.threshold.get(),
+                    s.release.map(Real::get),
+                )?;
             }
         }
         Ok(())
@@ -1138,6 +1239,7 @@ impl Config {
             Key::Hysteresis => self.hysteresis = Hysteresis::parse(text)?,
             Key::SmoothingSeconds => self.smoothing_seconds = SmoothingSeconds::parse(text)?,
             Key::MinPercent => self.min_percent = MinPercent::parse(text)?,
+            Key::Sessions => self.sessions = SessionsMonitor::parse(text)?,
         }
         Ok(())
     }
@@ -1880,5 +1982,95 @@ mod tests {
             .apply_text(Key::Http, "localhost:80", Origin::Default)
             .unwrap_err();
         assert!(err.contains("expected ADDR:PORT"), "{err}");
+    }
+
+    #[test]
+    fn sessions_is_off_by_default_and_set_in_every_layer() {
+        assert_eq!(Config::default().sessions, None);
+        let config = json(r#"{"sessions": {"max_sessions": 50}}"#).unwrap();
+        let sessions = config.sessions.unwrap();
+        assert_eq!(sessions.max_sessions.get(), 50);
+        assert_eq!(sessions.importance.get(), 1.0);
+        assert_eq!(sessions.threshold.get(), 0.0);
+        assert!(sessions.disconnected);
+        let config = json(
+            r#"{"sessions": {"max_sessions": 40, "importance": 2, "threshold": 120,
+                "disconnected": false}}"#,
+        )
+        .unwrap();
+        let sessions = config.sessions.unwrap();
+        assert_eq!(sessions.threshold.get(), 120.0);
+        assert!(!sessions.disconnected);
+        assert_eq!(json(r#"{"sessions": null}"#).unwrap().sessions, None);
+        assert!(json_err(r#"{"sessions": {}}"#).contains("missing field `max_sessions`"));
+        assert!(json_err(r#"{"sessions": {"max_sessions": 0}}"#).contains("allowed: 1 to 1000000"));
+        assert!(
+            json_err(r#"{"sessions": {"max_sessions": 5, "active": true}}"#)
+                .contains("unknown field `active`")
+        );
+        let env = env_map(&[("LB_FEEDBACK_SESSIONS", "50:2:90")]);
+        let config = load(&missing_file(), &env, &[]).unwrap();
+        let sessions = config.sessions.unwrap();
+        assert_eq!(
+            (sessions.max_sessions.get(), sessions.importance.get()),
+            (50, 2.0)
+        );
+        assert_eq!(sessions.threshold.get(), 90.0);
+        assert!(sessions.disconnected);
+        let flags = [(Key::Sessions, "off".to_string())];
+        assert_eq!(load(&missing_file(), &env, &flags).unwrap().sessions, None);
+        let flags = [(Key::Sessions, String::new())];
+        assert_eq!(load(&missing_file(), &env, &flags).unwrap().sessions, None);
+        let flags = [(Key::Sessions, "30:1:0:no".to_string())];
+        let sessions = load(&missing_file(), &env, &flags)
+            .unwrap()
+            .sessions
+            .unwrap();
+        assert!(!sessions.disconnected);
+        let bad = |text: &str| {
+            let flags = [(Key::Sessions, text.to_string())];
+            load(&missing_file(), &env_map(&[]), &flags)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            bad("0"),
+            "--sessions: max_sessions 0 is out of range; allowed: 1 to 1000000"
+        );
+        assert!(bad("50:1:0:maybe").contains("disconnected \"maybe\": expected yes or no"));
+        assert!(bad("50:1:0:no:x").contains("expected max_sessions[:importance"));
+        assert!(bad("50:x").starts_with("--sessions: importance "));
+        let env = env_map(&[("LB_FEEDBACK_SESSIONS", "many")]);
+        assert!(
+            load(&missing_file(), &env, &[])
+                .unwrap_err()
+                .to_string()
+                .starts_with("environment variable LB_FEEDBACK_SESSIONS: max_sessions")
+        );
+    }
+
+    #[test]
+    fn profiles_set_or_clear_the_sessions_monitor() {
+        let config = json(
+            r#"{"sessions": {"max_sessions": 50},
+                "profiles": {"rds": {"sessions": {"max_sessions": 20, "disconnected": false}},
+                             "web": {"sessions": null}, "same": {}}}"#,
+        )
+        .unwrap();
+        let rds = config.with_profile("rds").unwrap().sessions.unwrap();
+        assert_eq!(rds.max_sessions.get(), 20);
+        assert!(!rds.disconnected);
+        assert_eq!(config.with_profile("web").unwrap().sessions, None);
+        assert_eq!(
+            config.with_profile("same").unwrap().sessions,
+            config.sessions
+        );
+        assert_eq!(config.monitors(config.profiles.get("web")).sessions, None);
+        // The effective config's JSON reads back the same.
+        let text = serde_json::to_string(&config).unwrap();
+        assert!(text.contains(r#""sessions":{"max_sessions":50,"importance":1.0,"threshold":0.0,"disconnected":true}"#), "{text}");
+        let again = json(&text).unwrap();
+        assert_eq!(again.sessions, config.sessions);
+        assert_eq!(again.profiles, config.profiles);
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, CpuMode, Mode, release_of};
 use crate::metrics::memory::{self, Memory};
+use crate::metrics::sessions::{self, Sessions};
 use crate::metrics::{Cgroups, MetricError, cpu, tcp};
 use crate::reply::{self, Status};
 use crate::rules::{self, Load, Verdict};
@@ -195,6 +196,7 @@ pub struct Needs {
     pub cpu: bool,
     pub ram: bool,
     pub ports: Vec<u16>,
+    pub sessions: bool,
 }
 
 impl Needs {
@@ -211,6 +213,7 @@ impl Needs {
             needs.ram |= monitors.ram.enabled();
             let enabled = monitors.tcp.iter().filter(|t| t.enabled());
             needs.ports.extend(enabled.map(|t| t.port.get() as u16));
+            needs.sessions |= monitors.sessions.is_some_and(|s| s.enabled());
         }
         needs.ports.sort_unstable();
         needs.ports.dedup();
@@ -263,6 +266,8 @@ pub struct Readings {
     pub memory: Option<RamFigure>,
     /// Established connections per watched port.
     pub tcp: Vec<(u16, u64)>,
+    /// The user sessions, counted once for every monitor (each decides on disconnected ones).
+    pub sessions: Option<Sessions>,
 }
 
 /// Takes the readings `needs` asks for. `wait(deadline)` is called to pass the sample window,
@@ -287,6 +292,9 @@ pub fn sample(
     if !needs.ports.is_empty() {
         let counts = tcp::count_established(&needs.ports)?;
         readings.tcp = needs.ports.iter().copied().zip(counts).collect();
+    }
+    if needs.sessions {
+        readings.sessions = Some(sessions::read()?);
     }
     Ok(readings)
 }
@@ -455,6 +463,36 @@ pub fn answer(
                 ),
                 format!("{count} of {max} established"),
                 None,
+            ));
+        }
+        if let Some((monitor, found)) = config
+            .sessions
+            .filter(|s| s.enabled())
+            .zip(readings.sessions.as_ref())
+        {
+            let count = found.count(monitor.disconnected);
+            let max = monitor.max_sessions.get();
+            let text = match monitor.disconnected {
+                true => format!(
+                    "{count} of {max} ({} active, {} disconnected)",
+                    found.active, found.disconnected
+                ),
+                false => format!(
+                    "{count} of {max} active ({} disconnected not counted)",
+                    found.disconnected
+                ),
+            };
+            let threshold = monitor.threshold.get();
+            loads.push(load(
+                "sessions",
+                sessions::load(count, max),
+                monitor.importance.get(),
+                (
+                    threshold,
+                    release(threshold, monitor.release.map(|r| r.get())),
+                ),
+                text,
+                Some(found.source.clone()),
             ));
         }
     }
@@ -673,6 +711,7 @@ mod tests {
                 from: "test".into(),
             }),
             tcp: vec![(80, 5)],
+            sessions: None,
         };
         let state = temp_state("answer");
         let mode = || (Mode::Normal, "test".to_string());
@@ -787,6 +826,65 @@ mod tests {
         assert!(cpu.how.contains("waited to make it 250 ms"), "{}", cpu.how);
         // Not the 2 s sample: at most the minimum window (and some slack for a busy machine).
         assert!(took >= Duration::from_millis(200) && took < Duration::from_millis(1500));
+        let _ = std::fs::remove_dir_all(state.path());
+    }
+
+    #[test]
+    fn sessions_are_needed_when_a_config_or_profile_counts_them() {
+        assert!(!Needs::of(&config("{}")).sessions);
+        let off = config(r#"{"sessions": {"max_sessions": 5, "importance": 0}}"#);
+        assert!(!Needs::of(&off).sessions);
+        let profiled = config(r#"{"profiles": {"rds": {"sessions": {"max_sessions": 5}}}}"#);
+        assert!(Needs::of(&profiled).sessions);
+    }
+
+    #[test]
+    fn answer_counts_sessions_against_the_maximum() {
+        let config = config(
+            r#"{"cpu": {"importance": 0}, "ram": {"importance": 0}, "recovery": "never",
+                "sessions": {"max_sessions": 40, "threshold": 100},
+                "profiles": {"active": {"sessions": {"max_sessions": 40, "disconnected": false}}}}"#,
+        );
+        let mut readings = Readings {
+            sessions: Some(Sessions {
+                active: 6,
+                disconnected: 4,
+                source: "fixture".into(),
+            }),
+            ..Readings::default()
+        };
+        let state = temp_state("sessions");
+        let mode = || (Mode::Normal, "test".to_string());
+        let base = answer(&config, None, &readings, mode(), Caller::Person, &state);
+        // 10 of 40: load 25, reply 75%.
+        assert_eq!(base.line, "75%\n");
+        let (load, figure) = &base.loads[0];
+        assert_eq!((load.name.as_str(), load.load), ("sessions", 25.0));
+        assert_eq!(figure.text, "10 of 40 (6 active, 4 disconnected)");
+        assert_eq!(figure.source.as_deref(), Some("fixture"));
+        let (active, name) = select(&config, Some("active")).unwrap();
+        let active = answer(
+            &active,
+            name.as_deref(),
+            &readings,
+            mode(),
+            Caller::Person,
+            &state,
+        );
+        assert_eq!(active.line, "85%\n");
+        assert_eq!(
+            active.loads[0].1.text,
+            "6 of 40 active (4 disconnected not counted)"
+        );
+        // Over the maximum the load passes 100 and the threshold drains.
+        readings.sessions = Some(Sessions {
+            active: 44,
+            disconnected: 0,
+            source: "fixture".into(),
+        });
+        let full = answer(&config, None, &readings, mode(), Caller::Person, &state);
+        assert_eq!(full.loads[0].0.load, 110.0);
+        assert!(full.line.starts_with("drain"), "{}", full.line);
         let _ = std::fs::remove_dir_all(state.path());
     }
 }

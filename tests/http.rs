@@ -337,3 +337,60 @@ fn slow_silent_and_garbage_http_clients_do_not_stall_the_agent_port() {
     drop(silent);
     assert!(service.poll().ends_with("%\n"));
 }
+
+#[test]
+fn the_service_reads_sessions_every_window_and_lists_them_in_metrics() {
+    let _turn = serial();
+    let dir = TempDir::new("http-sessions");
+    // logind's records in a fixture tree: 4 user sessions, one of them closing (logged out,
+    // processes left), and a greeter that does not count.
+    let root = dir.path().join("root");
+    let records = root.join("run/systemd/sessions");
+    std::fs::create_dir_all(&records).unwrap();
+    std::fs::create_dir_all(root.join("run/systemd/system")).unwrap();
+    let write = |id: &str, class: &str, state: &str| {
+        let text = format!("UID=1000\nUSER=ann\nSTATE={state}\nCLASS={class}\nREMOTE=1\n");
+        std::fs::write(records.join(id), text).unwrap();
+    };
+    for (id, class, state) in [
+        ("1", "user", "active"),
+        ("2", "user", "active"),
+        ("3", "user", "online"),
+        ("4", "user", "closing"),
+        ("c1", "greeter", "active"),
+    ] {
+        write(id, class, state);
+    }
+    let root_text = root.to_str().unwrap();
+    let service = Service::start(
+        &dir,
+        &[
+            ("LB_FEEDBACK_TEST_SESSIONS_ROOT", root_text),
+            ("LB_FEEDBACK_CPU_IMPORTANCE", "0"),
+            ("LB_FEEDBACK_RAM_IMPORTANCE", "0"),
+            ("LB_FEEDBACK_RECOVERY", "never"),
+        ],
+        &["--sessions", "50"],
+    );
+    // 4 of 50: load 8.
+    assert_eq!(service.poll(), "92%\n");
+    let (status, text) = service.get("/metrics");
+    assert_eq!(status, 200, "{text}");
+    let line = "lb_feedback_monitor_load_percent{profile=\"(base)\",monitor=\"sessions\"} 8";
+    assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    // A fifth session: a later window reads it, without a restart.
+    write("5", "user", "active");
+    let until = Instant::now() + BOUND;
+    loop {
+        let reply = service.poll();
+        if reply == "90%\n" {
+            break;
+        }
+        assert_eq!(reply, "92%\n");
+        assert!(
+            Instant::now() < until,
+            "the fifth session was never counted"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

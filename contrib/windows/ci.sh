@@ -213,4 +213,23 @@ run "$service" uninstall >&2 || fail "uninstall failed"
 if run "$service" start 2>/dev/null; then fail "start worked after uninstall"; fi
 pass "uninstall"
 
+# --- sessions monitor (issue 14): begin -------------------------------------------------
+# Wine 8.0's WTSEnumerateSessionsW is a stub ("fixme:wtsapi:WTSEnumerateSessionsW Stub" under
+# WINEDEBUG=fixme+wtsapi): it succeeds and lists no session at all, not even its own. So the
+# figure is exactly 0 of 50 from 0 listed, and the reply 100%; what runs here is the call,
+# its success path and the figure's way to --explain, not the counting of real sessions.
+sessions=$(LB_FEEDBACK_TCP= run "$agent" --cpu-importance 0 --ram-importance 0 --sessions 50 \
+    --explain | tr -d '\r') || fail "lb-feedback.exe --sessions 50 --explain failed: $sessions"
+printf '%s\n' "$sessions" >&2
+grep -Eq '^sessions +0 of 50 \(0 active, 0 disconnected\); WTSEnumerateSessionsW: 0 listed; counted: active and disconnected, outside session 0 +0\.0 ' \
+    <<<"$sessions" || fail "--sessions 50 under Wine: not the figure Wine's stub gives"
+grep -q '^reply       100%$' <<<"$sessions" || fail "--sessions 50 under Wine did not reply 100%"
+sessions=$(LB_FEEDBACK_TCP= run "$agent" --cpu-importance 0 --ram-importance 0 \
+    --sessions 50:1:0:no --explain --json | tr -d '\r') || fail "--explain --json failed: $sessions"
+grep -q '"figure": "0 of 50 active (0 disconnected not counted)"' <<<"$sessions" \
+    || fail "--sessions 50:1:0:no --explain --json: $sessions"
+grep -q '"source": "WTSEnumerateSessionsW: 0 listed; ' <<<"$sessions" || fail "no source: $sessions"
+pass "lb-feedback.exe --sessions 50: 0 of 50 from WTSEnumerateSessionsW (Wine 8 lists none), 100%"
+# --- sessions monitor (issue 14): end ---------------------------------------------------
+
 say "all Windows checks passed"

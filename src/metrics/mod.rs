@@ -1,10 +1,12 @@
 //! Raw figures from the operating system, as loads in percent: CPU busy share, RAM in use,
-//! established TCP connections on a port. The OS-specific parts live behind `cfg` here.
+//! established TCP connections on a port, user sessions. The OS-specific parts live behind
+//! `cfg` here.
 
 #[cfg(target_os = "linux")]
 pub mod cgroup;
 pub mod cpu;
 pub mod memory;
+pub mod sessions;
 pub mod tcp;
 
 /// The cgroup placement of this process, read at most once per sample and only when a

@@ -717,7 +717,11 @@ mod tests {
                 Reply {
                     profile: None,
                     status: Status::Ready(87),
-                    loads: vec![load("cpu", 12.345), load("tcp:3389", 14.0)],
+                    loads: vec![
+                        load("cpu", 12.345),
+                        load("tcp:3389", 14.0),
+                        load("sessions", 120.0),
+                    ],
                 },
                 Reply {
                     profile: Some("w\"eb".into()),
@@ -744,6 +748,7 @@ mod tests {
             "lb_feedback_monitor_importance{profile=\"(base)\",monitor=\"cpu\"} 1",
             "lb_feedback_monitor_release_percent{profile=\"w\\\"eb\",monitor=\"tcp\",port=\"3389\"} 85",
             "lb_feedback_monitor_holding{profile=\"(base)\",monitor=\"cpu\"} 0",
+            "lb_feedback_monitor_load_percent{profile=\"(base)\",monitor=\"sessions\"} 120",
             "lb_feedback_sample_duration_seconds 1.001",
             "lb_feedback_samples_total 7",
             "lb_feedback_polls_answered_total 40",
