@@ -667,3 +667,60 @@ fn sighup_rereads_the_config_and_a_broken_edit_changes_nothing_but_a_log_line() 
     let line = probe(service.addr());
     assert!(line.ends_with("100%\n"), "{line:?}");
 }
+
+/// Steady steering in the service: a drain by a threshold holds across polls and windows
+/// until the load is at or below release, and the state it keeps is the one the one-shot
+/// probes share (one state directory).
+#[test]
+fn a_threshold_drain_holds_until_release_in_the_service_too() {
+    let _turn = serial();
+    let dir = TempDir::new("svc-steady");
+    let mut held = Connections::open(10);
+    let port = held.port();
+    let tcp = format!("{port}:10:1:95");
+    let env = [
+        ("LB_FEEDBACK_RECOVERY", "never"),
+        ("LB_FEEDBACK_CPU_IMPORTANCE", "0"),
+        ("LB_FEEDBACK_RAM_IMPORTANCE", "0"),
+        ("LB_FEEDBACK_TCP", tcp.as_str()),
+    ];
+    let service = start(&dir, &env, &[]);
+    assert_eq!(
+        probe(service.addr()),
+        format!("drain #tcp:{port}:100>=95\n")
+    );
+    // Wait out a few windows at 9 of 10: every reply holds the drain.
+    held.close_all();
+    held.add(9);
+    let held_line = format!("drain #tcp:{port}:90>85(release)\n");
+    let until = Instant::now() + Duration::from_secs(1);
+    let mut seen = Vec::new();
+    while Instant::now() < until {
+        seen.push(probe(service.addr()));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let last = seen.last().unwrap().clone();
+    assert_eq!(last, held_line, "{seen:?}");
+    assert!(
+        seen.iter().all(|line| line.starts_with("drain #tcp:")),
+        "{seen:?}"
+    );
+    // The one-shot, in the same state directory, holds it as well.
+    assert_eq!(one_shot_over_a_socket(&dir, &env), held_line);
+    held.close_all();
+    held.add(8);
+    let line = wait_for_line(&service, "20%\n");
+    assert_eq!(line, "20%\n");
+}
+
+/// Polls until the reply is `wanted`, for at most two seconds; returns the last reply.
+fn wait_for_line(service: &Service, wanted: &str) -> String {
+    let until = Instant::now() + Duration::from_secs(2);
+    loop {
+        let line = probe(service.addr());
+        if line == wanted || Instant::now() > until {
+            return line;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
