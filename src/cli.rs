@@ -176,8 +176,9 @@ USAGE
     lb-feedback [OPTIONS] mode reset      forget the runtime mode; the config's counts again
     lb-feedback [OPTIONS] status [--since DURATION] [--json]
                                           the mode, every load balancer that polled (what it
-                                          was last told, whether it is owed `up ready`), and
-                                          the last changes of what they were told
+                                          was last told, whether it is owed `up ready`), the
+                                          drains thresholds hold, and the last changes of
+                                          what they were told
 
 DESCRIPTION
     HAProxy's agent-check connects to this program on port 3333 (through xinetd, a systemd

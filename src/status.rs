@@ -1,7 +1,7 @@
 //! `lb-feedback status`: for people (or, with `--json`, for their scripts), the mode in force,
 //! every poller the state directory knows, with what it was last told and whether it is still
-//! owed `up ready`, and the last changes of what they were told (the history). Reads the state
-//! directory only; takes no sample.
+//! owed `up ready`, the drains thresholds hold (steady steering), and the last changes of what
+//! they were told (the history). Reads the state directory only; takes no sample.
 
 use std::fmt::Write;
 
@@ -28,7 +28,37 @@ struct Found {
     mode_from: String,
     pollers: Result<Option<Vec<Entry>>, String>,
     events: Vec<Event>,
+    /// Monitors holding a drain: profile, monitor, their average and when it was updated.
+    held: Result<Vec<Held>, String>,
     dir: std::path::PathBuf,
+}
+
+/// A monitor holding a drain by its threshold, as the steady-steering memory records it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+struct Held {
+    profile: Option<String>,
+    monitor: String,
+    average: f64,
+    at_ms: u64,
+}
+
+/// The held drains the memory records; `Err` says why it could not be read.
+fn held_drains(state: &StateDir) -> Result<Vec<Held>, String> {
+    let mut held = Vec::new();
+    let why = state.steady(false, &mut |table| {
+        let holding = table.entries().filter(|(_, _, entry)| entry.holding);
+        held.extend(holding.map(|(profile, monitor, entry)| Held {
+            profile: profile.map(str::to_string),
+            monitor: monitor.to_string(),
+            average: entry.average,
+            at_ms: entry.at_ms,
+        }));
+    });
+    match why {
+        Ok(None) => Ok(held),
+        Ok(Some(why)) => Err(why),
+        Err(err) => Err(err.to_string()),
+    }
 }
 
 fn find(config: &Config, now_ms: u64, options: Options) -> Result<Found, String> {
@@ -48,6 +78,7 @@ fn find(config: &Config, now_ms: u64, options: Options) -> Result<Found, String>
         mode_from,
         pollers: state.pollers().map_err(|err| err.to_string()),
         events,
+        held: held_drains(&state),
         dir: state.path().to_path_buf(),
     })
 }
@@ -74,6 +105,8 @@ pub fn document(
         "now_ms": now_ms,
         "pollers": pollers,
         "pollers_problem": problem,
+        "held_drains": found.held.as_ref().ok(),
+        "held_drains_problem": found.held.as_ref().err(),
         "events": found.events,
     }))
 }
@@ -105,8 +138,34 @@ pub fn render(config: &Config, now_ms: u64, options: Options) -> Result<String, 
             let _ = writeln!(out, "pollers   unreadable: {err}");
         }
     }
+    out.push_str(&held_text(&found.held, now_ms));
     out.push_str(&events_text(&found.events, options.since_ms));
     Ok(out)
+}
+
+/// The drains thresholds hold (nothing when none do).
+fn held_text(held: &Result<Vec<Held>, String>, now_ms: u64) -> String {
+    match held {
+        Ok(held) if held.is_empty() => String::new(),
+        Ok(held) => {
+            let mut out = format!(
+                "held      {} drain(s) held until the load is at or below release:\n",
+                held.len()
+            );
+            for h in held {
+                let profile = h.profile.as_deref().unwrap_or("(base)");
+                let _ = writeln!(
+                    out,
+                    "  {profile} {}: load {:.1}, updated {} ago",
+                    h.monitor,
+                    h.average,
+                    human_duration(now_ms.saturating_sub(h.at_ms))
+                );
+            }
+            out
+        }
+        Err(why) => format!("held      unreadable steady-steering memory: {why}\n"),
+    }
 }
 
 /// The events, oldest first, newest last, in local time.

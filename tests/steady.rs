@@ -72,6 +72,22 @@ fn a_drain_holds_until_the_load_is_at_or_below_release_across_probes() {
         "{explain}"
     );
     assert!(explain.contains("threshold   held until the load is at or below release"));
+    let status = stdout(&tcp_agent(&dir, &tcp, &[]).arg("status").output().unwrap());
+    assert!(
+        status.contains(&format!(
+            "held      1 drain(s) held until the load is at or below release:\n  (base) tcp:{port}: load 90.0, updated "
+        )),
+        "{status}"
+    );
+    let json = stdout(
+        &tcp_agent(&dir, &tcp, &[])
+            .args(["status", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["held_drains"][0]["monitor"], format!("tcp:{port}"));
+    assert_eq!(json["held_drains"][0]["profile"], serde_json::Value::Null);
     hold(&mut held, 8);
     let explain = stdout(
         &tcp_agent(&dir, &tcp, &[])

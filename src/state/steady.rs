@@ -74,6 +74,14 @@ impl Table {
         }
     }
 
+    /// Every entry: its profile (`None` for the base config), monitor and what is kept.
+    pub fn entries(&self) -> impl Iterator<Item = (Option<&str>, &str, Entry)> {
+        self.entries.iter().map(|(profile, monitor, entry)| {
+            let profile = (profile != "*").then_some(profile.as_str());
+            (profile, monitor.as_str(), *entry)
+        })
+    }
+
     pub fn render(&self) -> Vec<u8> {
         let mut body = String::new();
         for (profile, monitor, entry) in &self.entries {
