@@ -13,9 +13,11 @@
 #      cleanly with exit code 0.
 #   3. The Service Control Manager path: the service's own `install`, `start`, a probe,
 #      `mode drain` seen by the running service, Wine's `sc query`, `stop`, `uninstall`.
+#   4. The .msi (msi-check.sh): silent install with PORT/ALLOW/TCP, upgrade from an older
+#      one, `mode drain` from cmd's PATH, the Event Log calls, msiexec /x.
 #
 # Needs (Debian 12): apt-get install -y -t bookworm-security rustc-web cargo-web rust-web-src \
-#   gcc-mingw-w64-x86-64 wine64 socat
+#   gcc-mingw-w64-x86-64 wine64 socat wixl msitools
 # Env: KEEP_PREFIX=1 keeps the Wine prefix for a look afterwards (its path is printed).
 set -euo pipefail
 
@@ -187,8 +189,9 @@ pass "Ctrl-C stopped the listener cleanly (exit 0)"
 unset LB_FEEDBACK_SAMPLE_MS
 state='C:\ProgramData\lb-feedback'
 port=$(free_port)
+# --service-log file: this step reads the log file (the default, the event log, is step 4's).
 run "$service" install --listen "127.0.0.1:$port" --sample-ms 300 --state-dir "$state" \
-    --verbose >&2 || fail "install failed"
+    --verbose --service-log file >&2 || fail "install failed"
 pass "install"
 run "$service" start >&2 || fail "start failed"
 pass "start"
@@ -212,5 +215,8 @@ pass "service.log ($log) shows the clean stop"
 run "$service" uninstall >&2 || fail "uninstall failed"
 if run "$service" start 2>/dev/null; then fail "start worked after uninstall"; fi
 pass "uninstall"
+
+# --- 4. the .msi ------------------------------------------------------------------------
+source "$here/msi-check.sh"
 
 say "all Windows checks passed"
