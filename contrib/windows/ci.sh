@@ -192,7 +192,10 @@ port=$(free_port)
 # --service-log file: this step reads the log file (the default, the event log, is step 4's).
 run "$service" install --listen "127.0.0.1:$port" --sample-ms 300 --state-dir "$state" \
     --verbose --service-log file >&2 || fail "install failed"
-pass "install"
+source_key='HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\lb-feedback'
+timeout 60 "$wine_dir/wine64" reg query "$source_key" </dev/null 2>/dev/null | grep -q EventMessageFile ||
+    fail "install did not register the Event Log source"
+pass "install (and the Event Log source's key)"
 run "$service" start >&2 || fail "start failed"
 pass "start"
 line=$(probe "$port")
@@ -214,7 +217,10 @@ grep -q "stopped (listened on 127.0.0.1:$port)" "$log" || fail "no clean stop in
 pass "service.log ($log) shows the clean stop"
 run "$service" uninstall >&2 || fail "uninstall failed"
 if run "$service" start 2>/dev/null; then fail "start worked after uninstall"; fi
-pass "uninstall"
+if timeout 60 "$wine_dir/wine64" reg query "$source_key" </dev/null 2>/dev/null | grep -q EventMessageFile; then
+    fail "uninstall left the Event Log source's key"
+fi
+pass "uninstall (and the Event Log source's key gone)"
 
 # --- 4. the .msi ------------------------------------------------------------------------
 source "$here/msi-check.sh"

@@ -133,6 +133,7 @@ pub fn install(args: &Args) -> Result<(), Failure> {
         Err(failure) => {
             // Not left half set up: without its recovery actions it would not come back.
             let _ = service.delete();
+            let _ = eventlog::deregister();
             return Err(failure);
         }
     }
