@@ -3,8 +3,9 @@
 #
 #   1. msi.sh builds the package, and an older one (0.0.1) to upgrade from.
 #   2. The old one installs silently with PORT, ALLOW and TCP: the files, the service RUNNING
-#      with those flags, a probe answering on PORT, the Event Log source's registry key,
-#      the PATH entry.
+#      with those flags, a probe answering on PORT, the Event Log source's registry key and
+#      its message table (format-event.c, FormatMessageW as Event Viewer calls it), the PATH
+#      entry.
 #   3. `lb-feedback mode drain` through cmd's PATH search changes the next reply.
 #   4. config.json is edited; the new package installs over the old one (MajorUpgrade): the
 #      edit is kept, one version is installed, the service runs again (with a new PORT) and
@@ -85,9 +86,17 @@ done
 [[ $line =~ $reply_line ]] || fail "the installed service answered '$line'"
 pass "probe of the installed service on PORT $port: '$line'"
 source_values=$(wine_text reg query "$source_key")
-grep -q 'EventMessageFile.*lb-feedback-service.exe' <<<"$source_values" ||
+grep -q 'EventMessageFile *REG_EXPAND_SZ .*lb-feedback-service.exe' <<<"$source_values" ||
     fail "no Event Log source key: $source_values"
 pass "Event Log source registered: $(grep EventMessageFile <<<"$source_values" | tr -s ' ')"
+# What Event Viewer does with that file: message 1 with the event's text as %1.
+x86_64-w64-mingw32-gcc -municode -O2 -s -o "$work/format-event.exe" "$here/format-event.c" ||
+    fail "cannot build format-event.exe"
+sample='not started: cannot listen on 0.0.0.0:3333'
+formatted=$(run "$work/format-event.exe" 'C:\Program Files\lb-feedback\lb-feedback-service.exe' "$sample" </dev/null | tr -d '\r') ||
+    fail "FormatMessageW found no message 1 in lb-feedback-service.exe"
+[[ $formatted == "$sample" ]] || fail "message 1 formats as '$formatted'"
+pass "the message table formats event 1 as its text: '$formatted'"
 grep -qF 'C:\Program Files\lb-feedback' <<<"$(wine_text reg query "$env_key" /v Path)" ||
     fail "the system PATH lacks C:\\Program Files\\lb-feedback"
 pass "system PATH has C:\\Program Files\\lb-feedback"

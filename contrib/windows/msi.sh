@@ -17,8 +17,9 @@
 #   (SERVICELOG=file too); each property becomes a flag on the service's command line.
 #
 # What wixl (msitools 0.101) cannot write is added to the database afterwards with msibuild:
-# the Environment table (PATH), the Permanent|NeverOverwrite component bits and the secure
-# public properties (without which a managed install drops PORT & co. on the server side).
+# the Environment table (PATH), the Permanent|NeverOverwrite component bits, the secure
+# public properties (without which a managed install drops PORT & co. on the server side) and
+# the REG_EXPAND_SZ type of EventMessageFile.
 #
 # Needs: apt-get install wixl msitools
 # Usage: contrib/windows/msi.sh [--version X.Y.Z] [-o FILE]
@@ -72,6 +73,9 @@ rm -f "$out"
     -o "$out" "$here/lb-feedback.wxs")
 
 sql() { msibuild "$out" -q "$1"; }
+# wixl writes Type="expandable" values without the "#%" that makes them REG_EXPAND_SZ, as
+# install writes EventMessageFile.
+sql "UPDATE \`Registry\` SET \`Value\` = '#%[#ServiceExe]' WHERE \`Name\` = 'EventMessageFile'"
 # 400 = 64-bit (256) | NeverOverwrite (128) | Permanent (16).
 sql "UPDATE \`Component\` SET \`Attributes\` = 400 WHERE \`Component\` = 'Config'"
 sql "UPDATE \`Property\` SET \`Value\` = 'WIX_DOWNGRADE_DETECTED;WIX_UPGRADE_DETECTED;PORT;ALLOW;TCP;SERVICELOG' WHERE \`Property\` = 'SecureCustomProperties'"
