@@ -249,7 +249,7 @@ OPTIONS
                                quota or cpuset / a memory limit, else the host's) | host |
                                cgroup; or per monitor, cpu=SCOPE,ram=SCOPE      [auto]
         --log WHERE            none | syslog: the history's changes (see `status`) also go
-                               to /dev/log                                      [none]
+                               to /dev/log (Windows: the Application event log) [none]
         --http ADDR:PORT       lb-feedback-service: also serve /metrics (Prometheus), /load,
                                /status and /health over HTTP here; off      [off]
         --explain              print the breakdown: figures, rule, mode, recovery, reply

@@ -9,6 +9,7 @@
 pub mod cidr;
 pub mod cli;
 pub mod config;
+pub mod eventlog;
 pub mod explain;
 pub mod metrics;
 pub mod probe;

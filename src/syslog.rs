@@ -1,6 +1,7 @@
 //! The history's events to the local syslog daemon when `log: "syslog"` asks for it: one
 //! datagram to `/dev/log` (the channel inetd services use), best effort and never waiting, so a
-//! missing or stalled daemon costs the record, never the reply.
+//! missing or stalled daemon costs the record, never the reply. On Windows the same events go
+//! to the Application event log.
 
 use crate::config::{Config, LogTo};
 use crate::state::history::Event;
@@ -31,6 +32,14 @@ fn send(message: &str) {
         .and_then(|()| socket.send(line.as_bytes()));
 }
 
-/// Windows has no /dev/log; its Event Log is issue 14's.
-#[cfg(not(unix))]
+/// Windows has no /dev/log: the Application event log takes its place, an Information event
+/// from the source `lb-feedback`. Opened per event: state changes are rare.
+#[cfg(windows)]
+fn send(message: &str) {
+    if let Ok(events) = crate::eventlog::EventLog::open() {
+        let _ = events.report(crate::eventlog::Level::Information, message);
+    }
+}
+
+#[cfg(not(any(unix, windows)))]
 fn send(_message: &str) {}

@@ -13,9 +13,11 @@
 #      cleanly with exit code 0.
 #   3. The Service Control Manager path: the service's own `install`, `start`, a probe,
 #      `mode drain` seen by the running service, Wine's `sc query`, `stop`, `uninstall`.
+#   4. The .msi (msi-check.sh): silent install with PORT/ALLOW/TCP, upgrade from an older
+#      one, `mode drain` from cmd's PATH, the Event Log calls, msiexec /x.
 #
 # Needs (Debian 12): apt-get install -y -t bookworm-security rustc-web cargo-web rust-web-src \
-#   gcc-mingw-w64-x86-64 wine64 socat
+#   gcc-mingw-w64-x86-64 wine64 socat wixl msitools
 # Env: KEEP_PREFIX=1 keeps the Wine prefix for a look afterwards (its path is printed).
 set -euo pipefail
 
@@ -187,9 +189,13 @@ pass "Ctrl-C stopped the listener cleanly (exit 0)"
 unset LB_FEEDBACK_SAMPLE_MS
 state='C:\ProgramData\lb-feedback'
 port=$(free_port)
+# --service-log file: this step reads the log file (the default, the event log, is step 4's).
 run "$service" install --listen "127.0.0.1:$port" --sample-ms 300 --state-dir "$state" \
-    --verbose >&2 || fail "install failed"
-pass "install"
+    --verbose --service-log file >&2 || fail "install failed"
+source_key='HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\lb-feedback'
+timeout 60 "$wine_dir/wine64" reg query "$source_key" </dev/null 2>/dev/null | grep -q EventMessageFile ||
+    fail "install did not register the Event Log source"
+pass "install (and the Event Log source's key)"
 run "$service" start >&2 || fail "start failed"
 pass "start"
 line=$(probe "$port")
@@ -211,7 +217,13 @@ grep -q "stopped (listened on 127.0.0.1:$port)" "$log" || fail "no clean stop in
 pass "service.log ($log) shows the clean stop"
 run "$service" uninstall >&2 || fail "uninstall failed"
 if run "$service" start 2>/dev/null; then fail "start worked after uninstall"; fi
-pass "uninstall"
+if timeout 60 "$wine_dir/wine64" reg query "$source_key" </dev/null 2>/dev/null | grep -q EventMessageFile; then
+    fail "uninstall left the Event Log source's key"
+fi
+pass "uninstall (and the Event Log source's key gone)"
+
+# --- 4. the .msi ------------------------------------------------------------------------
+source "$here/msi-check.sh"
 
 # --- sessions monitor (issue 14): begin -------------------------------------------------
 # Wine 8.0's WTSEnumerateSessionsW is a stub ("fixme:wtsapi:WTSEnumerateSessionsW Stub" under

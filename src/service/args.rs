@@ -48,6 +48,36 @@ impl Command {
     }
 }
 
+/// Where the service's own log goes under the Service Control Manager (`--service-log`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ServiceLog {
+    /// The Application event log, source `lb-feedback`: where Windows admins and their
+    /// collectors (Event Viewer, WEF, agents) look first.
+    #[default]
+    EventLog,
+    /// `%ProgramData%\lb-feedback\service.log`, moved to `.old` at 1 MiB.
+    File,
+}
+
+impl ServiceLog {
+    fn parse(text: &str) -> Result<ServiceLog, String> {
+        match text {
+            "eventlog" => Ok(ServiceLog::EventLog),
+            "file" => Ok(ServiceLog::File),
+            other => Err(format!(
+                "--service-log {other:?}: expected eventlog or file"
+            )),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ServiceLog::EventLog => "eventlog",
+            ServiceLog::File => "file",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Args {
     pub command: Command,
@@ -57,6 +87,8 @@ pub struct Args {
     /// Empty: the defaults, see [`default_listen`].
     pub listen: Vec<SocketAddr>,
     pub verbose: bool,
+    /// `None`: not given, [`ServiceLog::default`].
+    pub service_log: Option<ServiceLog>,
 }
 
 /// `0.0.0.0:3333` and `[::]:3333`: every IPv4 and every IPv6 address.
@@ -81,6 +113,7 @@ pub fn parse_from<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, lex
     let mut settings = Vec::new();
     let mut listen = Vec::new();
     let mut verbose = false;
+    let mut service_log = None;
     while let Some(arg) = parser.next()? {
         match arg {
             Short('h') | Long("help") => asked = Some(Command::Help),
@@ -88,6 +121,9 @@ pub fn parse_from<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, lex
             Short('c') | Long("config") => config = Some(PathBuf::from(parser.value()?)),
             Short('l') | Long("listen") => listen.push(parse_listen(&parser.value()?.string()?)?),
             Short('v') | Long("verbose") => verbose = true,
+            Long("service-log") => {
+                service_log = Some(ServiceLog::parse(&parser.value()?.string()?)?);
+            }
             Long(flag) if Key::from_flag(flag).is_some() => {
                 // Settings flags share their names with the config keys (config::Key).
                 if let Some(key) = Key::from_flag(flag) {
@@ -113,6 +149,7 @@ pub fn parse_from<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, lex
         settings,
         listen,
         verbose,
+        service_log,
     })
 }
 
@@ -150,6 +187,12 @@ impl Args {
         }
         if self.verbose {
             out.push(OsString::from("--verbose"));
+        }
+        if let Some(service_log) = self.service_log {
+            out.push(OsString::from(format!(
+                "--service-log={}",
+                service_log.name()
+            )));
         }
         out
     }
@@ -196,10 +239,12 @@ COMMANDS
     install      Windows: create the service `lb-feedback`: automatic start, running as
                  NT AUTHORITY\\LocalService, restarted by the Service Control Manager 5 s,
                  30 s and 60 s after a failure. The options given here (--listen, --config,
-                 settings flags, --verbose) become the service's command line; the config
-                 file is checked now. Gives LocalService write access to the state directory.
+                 settings flags, --verbose, --service-log) become the service's command
+                 line; the config file is checked now. Gives LocalService write access to
+                 the state directory; registers the Event Log source lb-feedback.
     start, stop  Windows: start or stop the installed service and wait until it has
-    uninstall    Windows: stop the service if it runs, then remove it
+    uninstall    Windows: stop the service if it runs, then remove it and its Event Log
+                 source
     scm          Windows: the entry point the Service Control Manager starts; not for a prompt
 
 OPTIONS
@@ -210,6 +255,9 @@ OPTIONS
                                cannot be bound is an error]
     -v, --verbose              also log the listening addresses, one line per sample (its
                                number, duration and how many probes shared it) and the stop
+        --service-log WHERE    Windows, under the Service Control Manager: eventlog (the
+                               Application event log, source lb-feedback) | file
+                               (%ProgramData%\\lb-feedback\\service.log)    [eventlog]
     -c, --config PATH          JSON config file (default /etc/lb-feedback/config.json, on
                                Windows %ProgramData%\\lb-feedback\\config.json, or
                                LB_FEEDBACK_CONFIG)
@@ -234,7 +282,8 @@ OPTIONS
         --cpu-mode MODE        sample | since-last
         --scope SCOPE          auto | host | cgroup, or cpu=SCOPE,ram=SCOPE
         --log WHERE            none | syslog: changes of what a poller is told also go to
-                               /dev/log (they always go to this service's log)
+                               /dev/log, on Windows the Application event log (they
+                               always go to this service's log)
                                Meanings and defaults as in `lb-feedback --help`.
         --http ADDR:PORT       also serve HTTP here (see HTTP below), e.g.
                                127.0.0.1:3334; `allow` and max_in_flight_per_source
@@ -270,9 +319,13 @@ HTTP
 
 LOGS
     One line per problem (a failed sample, a reply that could not be delivered, a bad
-    runtime-mode file) on stderr; under the Windows Service Control Manager in
-    %ProgramData%\\lb-feedback\\service.log (moved to service.log.old at 1 MiB). Never on
-    the socket. Refused peers (allow, the limits) are told by address: the first 5 of each
+    runtime-mode file, a config reload) and per change of what a poller is told, on stderr.
+    Under the Windows Service Control Manager, by default, the Application event log, source
+    lb-feedback (Event Viewer > Windows Logs > Application): problems as warnings, a start
+    that failed as an error, the start, the stop and the changes as information; with
+    --service-log file, %ProgramData%\\lb-feedback\\service.log (moved to service.log.old at
+    1 MiB) instead. When the event log cannot be opened the file is used. Never on the
+    socket. Refused peers (allow, the limits) are told by address: the first 5 of each
     10 s as they come, then one total per address (\"refused 5123 more connections from
     192.0.2.7 in the last 10 s: max_in_flight_per_source\"), a few lines a window however
     many. Logging never holds up a connection: lines wait in a queue of 256 for the writer;
@@ -353,6 +406,12 @@ mod tests {
         assert!(parse(&["run", "--listen", "::1:3333"]).is_err());
         assert!(parse(&["run", "--explain"]).is_err());
         assert!(parse(&["run", "extra"]).is_err());
+        assert!(
+            parse(&["install", "--service-log", "syslog"])
+                .unwrap_err()
+                .contains("expected eventlog or file")
+        );
+        assert_eq!(parse(&["run"]).unwrap().service_log, None);
         assert_eq!(parse(&["--help"]).unwrap().command, Command::Help);
         assert_eq!(parse(&["run", "-V"]).unwrap().command, Command::Version);
     }
@@ -368,6 +427,8 @@ mod tests {
             "--listen",
             "[::]:3333",
             "--verbose",
+            "--service-log",
+            "file",
         ])
         .unwrap();
         let cwd = std::env::temp_dir();
@@ -380,6 +441,7 @@ mod tests {
         assert_eq!(parsed.settings, args.settings);
         assert_eq!(parsed.listen, args.listen);
         assert!(parsed.verbose);
+        assert_eq!(parsed.service_log, Some(ServiceLog::File));
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! Where `lb-feedback-service` says what went wrong: stderr in the foreground, a file under
-//! `%ProgramData%\lb-feedback` when the Windows Service Control Manager runs it (a service has
-//! no console). One line per problem; `--verbose` adds the listening addresses, one line per
-//! sample (its number, how long it took, how many probes shared it) and the stop.
+//! Where `lb-feedback-service` says what went wrong: stderr in the foreground; when the Windows
+//! Service Control Manager runs it (a service has no console), the Application event log
+//! (source `lb-feedback`, the default) or a file under `%ProgramData%\lb-feedback`
+//! (`--service-log file`). One line per problem; `--verbose` adds the listening addresses, one
+//! line per sample (its number, how long it took, how many probes shared it) and the stop.
+//! Each line has a [`Level`], which only the event log shows (as the event's type).
 //!
 //! Writing never blocks the caller: a line goes into a queue of [`QUEUE_LINES`] and a thread
 //! of its own (`lbf-log`) writes it. A stderr that nobody reads (a full pipe, a stopped
@@ -20,6 +22,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::lock;
+pub use crate::eventlog::Level;
 
 /// A log file is moved aside to `<name>.old` when it would pass this size, so a problem that
 /// repeats every poll for weeks cannot fill the disk; the previous `.old` is replaced.
@@ -30,11 +33,21 @@ pub const QUEUE_LINES: usize = 256;
 pub struct Log {
     /// `None` only if the writer thread could not be started: lines are then written by the
     /// caller, as before there was a queue.
-    queue: Option<SyncSender<String>>,
+    queue: Option<SyncSender<(Level, String)>>,
     inline: Option<Mutex<Sink>>,
     progress: Arc<Progress>,
-    stamped: bool,
+    style: Style,
     verbose: bool,
+}
+
+/// How a line starts: stderr's name the program, a file's the UTC time, an event nothing
+/// (Event Viewer shows the source and the time beside it).
+#[derive(Clone, Copy)]
+enum Style {
+    Named,
+    Stamped,
+    #[cfg(windows)]
+    Bare,
 }
 
 /// What the writer has done, for [`Log::flush`] and the dropped count.
@@ -49,6 +62,8 @@ struct Progress {
 enum Sink {
     Stderr,
     File(FileLog),
+    #[cfg(windows)]
+    EventLog(crate::eventlog::EventLog),
     #[cfg(test)]
     Test(Box<dyn Write + Send>),
 }
@@ -61,7 +76,7 @@ struct FileLog {
 
 impl Log {
     pub fn stderr(verbose: bool) -> Log {
-        Log::start(Sink::Stderr, false, verbose)
+        Log::start(Sink::Stderr, Style::Named, verbose)
     }
 
     /// Appends to `path`, creating it and its directory on the first line. Lines are prefixed
@@ -72,12 +87,20 @@ impl Log {
             file: None,
             size: 0,
         };
-        Log::start(Sink::File(file), true, verbose)
+        Log::start(Sink::File(file), Style::Stamped, verbose)
     }
 
-    fn start(sink: Sink, stamped: bool, verbose: bool) -> Log {
+    /// Reports to the Application event log as the source `lb-feedback`; lines are not
+    /// stamped (each event has its time). Fails when the source cannot be opened.
+    #[cfg(windows)]
+    pub fn event_log(verbose: bool) -> std::io::Result<Log> {
+        let events = crate::eventlog::EventLog::open()?;
+        Ok(Log::start(Sink::EventLog(events), Style::Bare, verbose))
+    }
+
+    fn start(sink: Sink, style: Style, verbose: bool) -> Log {
         let progress = Arc::new(Progress::default());
-        let (sender, receiver) = mpsc::sync_channel::<String>(QUEUE_LINES);
+        let (sender, receiver) = mpsc::sync_channel::<(Level, String)>(QUEUE_LINES);
         let sink = Arc::new(Mutex::new(Some(sink)));
         let for_writer = (sink.clone(), progress.clone());
         let spawned = std::thread::Builder::new()
@@ -89,11 +112,11 @@ impl Log {
                     return;
                 };
                 // Ends when the Log, and with it the sender, is dropped.
-                for line in receiver {
-                    sink.write(&line);
+                for (level, line) in receiver {
+                    sink.write(level, &line);
                     let dropped = progress.dropped.swap(0, Ordering::Relaxed);
                     if dropped > 0 {
-                        sink.write(&dropped_line(dropped, stamped));
+                        sink.write(Level::Warning, &dropped_line(dropped, style));
                     }
                     *lock(&progress.written) += 1;
                     progress.moved.notify_all();
@@ -107,32 +130,50 @@ impl Log {
             queue,
             inline,
             progress,
-            stamped,
+            style,
             verbose,
         }
     }
 
     #[cfg(test)]
     fn test(writer: Box<dyn Write + Send>) -> Log {
-        Log::start(Sink::Test(writer), false, false)
+        Log::start(Sink::Test(writer), Style::Named, false)
     }
 
     /// Something went wrong: always written.
     pub fn problem(&self, message: impl Display) {
-        self.write(message);
+        self.write(Level::Warning, message);
+    }
+
+    /// The service cannot go on (it did not start, or stops on an error): always written.
+    pub fn failure(&self, message: impl Display) {
+        self.write(Level::Error, message);
+    }
+
+    /// Worth a line without `--verbose` (the service started or stopped): always written.
+    pub fn info(&self, message: impl Display) {
+        self.write(Level::Information, message);
+    }
+
+    /// Whether lines go to the Windows event log.
+    pub fn is_event_log(&self) -> bool {
+        #[cfg(windows)]
+        return matches!(self.style, Style::Bare);
+        #[cfg(not(windows))]
+        false
     }
 
     /// What `--verbose` asks for; nothing otherwise.
     pub fn note(&self, message: impl Display) {
         if self.verbose {
-            self.write(message);
+            self.write(Level::Information, message);
         }
     }
 
-    fn write(&self, message: impl Display) {
-        let line = line(message, self.stamped);
+    fn write(&self, level: Level, message: impl Display) {
+        let line = line(message, self.style);
         if let Some(queue) = &self.queue {
-            match queue.try_send(line) {
+            match queue.try_send((level, line)) {
                 Ok(()) => {
                     self.progress.queued.fetch_add(1, Ordering::Relaxed);
                 }
@@ -141,7 +182,7 @@ impl Log {
                 }
             }
         } else if let Some(sink) = &self.inline {
-            lock(sink).write(&line);
+            lock(sink).write(level, &line);
         }
     }
 
@@ -164,31 +205,40 @@ impl Log {
 }
 
 /// One whole line, written with one call so that lines from threads never interleave.
-fn line(message: impl Display, stamped: bool) -> String {
-    match stamped {
-        true => format!("{} {message}\n", utc_timestamp(SystemTime::now())),
-        false => format!("lb-feedback-service: {message}\n"),
+fn line(message: impl Display, style: Style) -> String {
+    match style {
+        Style::Stamped => format!("{} {message}\n", utc_timestamp(SystemTime::now())),
+        Style::Named => format!("lb-feedback-service: {message}\n"),
+        #[cfg(windows)]
+        Style::Bare => format!("{message}\n"),
     }
 }
 
-fn dropped_line(dropped: u64, stamped: bool) -> String {
+fn dropped_line(dropped: u64, style: Style) -> String {
     line(
         format!(
             "{dropped} log line{} dropped: the log could not keep up",
             if dropped == 1 { "" } else { "s" }
         ),
-        stamped,
+        style,
     )
 }
 
 impl Sink {
-    fn write(&mut self, line: &str) {
+    // Only the event log has a use for the level.
+    #[cfg_attr(not(windows), expect(unused_variables))]
+    fn write(&mut self, level: Level, line: &str) {
         match self {
             // A closed stderr leaves nowhere to report that; the service carries on.
             Sink::Stderr => {
                 let _ = std::io::stderr().lock().write_all(line.as_bytes());
             }
             Sink::File(file) => file.append(line),
+            // A failed report has nowhere else to go either; the next line tries again.
+            #[cfg(windows)]
+            Sink::EventLog(events) => {
+                let _ = events.report(level, line.trim_end());
+            }
             #[cfg(test)]
             Sink::Test(writer) => {
                 let _ = writer.write_all(line.as_bytes());

@@ -46,6 +46,7 @@ pub mod args;
 pub mod http;
 pub mod limits;
 pub mod log;
+pub mod registration;
 pub mod reload;
 pub mod sampler;
 pub mod signals;
@@ -713,11 +714,14 @@ impl Shared {
     }
 
     /// A change of what a poller is told goes to the service's log, and to syslog when
-    /// configured.
+    /// configured (unless the service's log is the event log, where syslog's events go on
+    /// Windows: once is enough).
     fn tell(&self, config: &Config, change: Option<Event>) {
         if let Some(event) = change {
-            crate::syslog::tell(config, Some(&event));
-            self.log.problem(format!("told {event}"));
+            if !self.log.is_event_log() {
+                crate::syslog::tell(config, Some(&event));
+            }
+            self.log.info(format!("told {event}"));
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Windows: the `lb-feedback` service in the Service Control Manager (SCM). `install`,
 //! `uninstall`, `start` and `stop` go through the windows-service crate's `ServiceManager`;
 //! `scm` is the entry point `install` registers, which runs the same listener as `run` and
-//! stops on SERVICE_CONTROL_STOP or at system shutdown, after the replies in flight.
+//! stops on SERVICE_CONTROL_STOP or at system shutdown, after the replies in flight. `install`
+//! also registers the Event Log source the service reports to, `uninstall` removes it.
 //!
 //! The service runs as `NT AUTHORITY\LocalService`: enough to read the counters and TCP table
 //! and to listen on port 3333, with none of LocalSystem's rights. Its files (the state
@@ -25,17 +26,12 @@ use windows_service::service_control_handler::{self, ServiceControlHandlerResult
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 use windows_service::{define_windows_service, service_dispatcher};
 
-use super::args::{self, Args};
+use super::args::{self, Args, ServiceLog};
 use super::log::Log;
+pub use super::registration::SERVICE_NAME;
+use super::registration::{ACCOUNT, DESCRIPTION, DISPLAY_NAME};
 use super::{Failure, LOG_FLUSH, Service, Stop, load_config, print};
-use crate::config;
-
-pub const SERVICE_NAME: &str = "lb-feedback";
-const DISPLAY_NAME: &str = "lb-feedback (HAProxy agent-check)";
-const DESCRIPTION: &str = "Answers HAProxy agent-check polls (TCP port 3333 by default) with \
-    this server's idle capacity from CPU, RAM and TCP connections, or with the mode set by \
-    `lb-feedback mode`. Logs: %ProgramData%\\lb-feedback\\service.log.";
-const ACCOUNT: &str = r"NT AUTHORITY\LocalService";
+use crate::{config, eventlog};
 /// LocalService's well-known SID: icacls accepts it whatever the language of the account name.
 const LOCAL_SERVICE_SID: &str = "*S-1-5-19";
 /// Restart 5 s, 30 s and 60 s after a failure; count failures afresh after a day without one.
@@ -51,6 +47,14 @@ const START_HINT: Duration = Duration::from_secs(10);
 /// `%ProgramData%\lb-feedback\service.log`: beside the default config file.
 pub fn log_path() -> PathBuf {
     config::default_config_path().with_file_name("service.log")
+}
+
+/// Where the service's log is, for messages that send a person there.
+fn log_place(service_log: ServiceLog) -> String {
+    match service_log {
+        ServiceLog::EventLog => format!("the Application event log (source {})", eventlog::SOURCE),
+        ServiceLog::File => log_path().display().to_string(),
+    }
 }
 
 /// An SCM call's error in words, with what to do about the usual ones.
@@ -115,11 +119,21 @@ pub fn install(args: &Args) -> Result<(), Failure> {
         .create_service(&info, access)
         .map_err(|err| scm_error(&format!("cannot create the service {SERVICE_NAME}"), err))?;
     let mut warnings = Vec::new();
+    // Also for --service-log file: a source that is there costs nothing, and a later change
+    // of the flag finds it.
+    if let Err(err) = eventlog::register(&exe) {
+        warnings.push(format!(
+            "cannot register the Event Log source {} ({err}): its events will show without \
+             their text formatted",
+            eventlog::SOURCE
+        ));
+    }
     match configure(&service) {
         Ok(warning) => warnings.extend(warning),
         Err(failure) => {
             // Not left half set up: without its recovery actions it would not come back.
             let _ = service.delete();
+            let _ = eventlog::deregister();
             return Err(failure);
         }
     }
@@ -161,7 +175,7 @@ pub fn install(args: &Args) -> Result<(), Failure> {
          \x20 open the port: netsh advfirewall firewall add rule name=\"lb-feedback\" dir=in action=allow protocol=TCP localport={ports}\n\
          \x20 logs:         {}\n",
         command_line.join(" "),
-        log_path().display()
+        log_place(args.service_log.unwrap_or_default())
     );
     for warning in warnings {
         text.push_str(&format!("  warning: {warning}\n"));
@@ -249,10 +263,18 @@ pub fn uninstall() -> Result<(), Failure> {
     service
         .delete()
         .map_err(|err| scm_error("cannot remove the service", err))?;
-    print(&format!(
+    let mut text = format!(
         "removed the service {SERVICE_NAME} (its files in {} stay)\n",
         log_path().parent().unwrap_or(Path::new(".")).display()
-    ))
+    );
+    if let Err(err) = eventlog::deregister() {
+        text.push_str(&format!(
+            "  warning: cannot remove the Event Log source {} ({err}): delete HKLM\\{}\n",
+            eventlog::SOURCE,
+            eventlog::SOURCE_KEY
+        ));
+    }
+    print(&text)
 }
 
 /// `start`: starts the service and waits until it runs (or has stopped again).
@@ -264,7 +286,8 @@ pub fn start() -> Result<(), Failure> {
     match wait_for(&service, &[ServiceState::Running, ServiceState::Stopped])? {
         ServiceState::Running => print(&format!("{SERVICE_NAME} is running\n")),
         _ => Err(Failure::Runtime(format!(
-            "{SERVICE_NAME} stopped right after starting; see {}",
+            "{SERVICE_NAME} stopped right after starting; see {} or {}",
+            log_place(ServiceLog::EventLog),
             log_path().display()
         ))),
     }
@@ -302,8 +325,9 @@ fn wait_for(service: &ScmService, states: &[ServiceState]) -> Result<ServiceStat
         }
         if Instant::now() >= until {
             return Err(Failure::Runtime(format!(
-                "{SERVICE_NAME} is still {state:?} after {} s; see {}",
+                "{SERVICE_NAME} is still {state:?} after {} s; see {} or {}",
                 STATE_WAIT.as_secs(),
+                log_place(ServiceLog::EventLog),
                 log_path().display()
             )));
         }
@@ -328,16 +352,34 @@ pub fn dispatch() -> Result<(), Failure> {
 }
 
 /// The service's life. Its options are the command line `install` registered (the SCM's own
-/// start arguments, `_arguments`, are not used); its log is the file, there is no console.
+/// start arguments, `_arguments`, are not used); its log is the event log or the file
+/// (`--service-log`), there is no console.
 fn service_main(_arguments: Vec<OsString>) {
     let args = args::parse_args();
     let verbose = args.as_ref().is_ok_and(|args| args.verbose);
-    let log = Arc::new(Log::file(log_path(), verbose));
+    let wanted = args.as_ref().ok().and_then(|args| args.service_log);
+    let log = Arc::new(open_log(wanted.unwrap_or_default(), verbose));
     if let Err(message) = run_service(args, &log) {
-        log.problem(message);
+        log.failure(message);
     }
     // The writer thread ends with the process: give it the last lines.
     log.flush(Instant::now() + LOG_FLUSH);
+}
+
+/// The log `--service-log` asks for; the file when the event log cannot be opened, with a
+/// line there saying why.
+fn open_log(service_log: ServiceLog, verbose: bool) -> Log {
+    match service_log {
+        ServiceLog::File => Log::file(log_path(), verbose),
+        ServiceLog::EventLog => Log::event_log(verbose).unwrap_or_else(|err| {
+            let log = Log::file(log_path(), verbose);
+            log.problem(format!(
+                "cannot open the Application event log as {} ({err}): logging here instead",
+                eventlog::SOURCE
+            ));
+            log
+        }),
+    }
 }
 
 /// The config reload the SCM's `paramchange` runs.
@@ -405,7 +447,7 @@ fn run_service(args: Result<Args, lexopt::Error>, log: &Arc<Log>) -> Result<(), 
     let running = match started {
         Ok(running) => running,
         Err(failure) => {
-            log.problem(format!("not started: {}", failure.message()));
+            log.failure(format!("not started: {}", failure.message()));
             log.flush(Instant::now() + LOG_FLUSH);
             // A service-specific exit code counts as a failure: the recovery actions restart it.
             report(
@@ -425,6 +467,11 @@ fn run_service(args: Result<Args, lexopt::Error>, log: &Arc<Log>) -> Result<(), 
         ServiceExitCode::NO_ERROR,
         Duration::ZERO,
     );
+    log.info(format!(
+        "started: lb-feedback-service {}, {}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    ));
     stop.wait();
     report(
         ServiceState::StopPending,
@@ -435,6 +482,7 @@ fn run_service(args: Result<Args, lexopt::Error>, log: &Arc<Log>) -> Result<(), 
     if let Err(message) = running.finish() {
         log.problem(message);
     }
+    log.info("stopped");
     log.flush(Instant::now() + LOG_FLUSH);
     // Stopped as asked: an error code here would make the recovery actions restart it.
     report(
