@@ -12,6 +12,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::cidr::Cidr;
 
+mod custom;
+use custom::CustomList;
+pub use custom::{CustomMonitor, MAX_CUSTOM, OnError, Source, SourceKind, TimeoutMs};
+
 /// The file read when neither `--config` nor `LB_FEEDBACK_CONFIG` names one.
 #[cfg(not(windows))]
 pub fn default_config_path() -> PathBuf {
@@ -372,6 +376,8 @@ pub struct Config {
     pub cpu: Monitor,
     pub ram: Monitor,
     pub tcp: Vec<TcpMonitor>,
+    /// Values from commands, files and local HTTP endpoints (the JSON file only).
+    pub custom: Vec<CustomMonitor>,
     pub maxconn: Option<MaxConn>,
     pub recovery: Recovery,
     pub recovery_seconds: RecoverySeconds,
@@ -413,6 +419,7 @@ impl Default for Config {
             cpu: monitor,
             ram: monitor,
             tcp: Vec::new(),
+            custom: Vec::new(),
             maxconn: None,
             recovery: Recovery::Window,
             recovery_seconds: RecoverySeconds::new_const(10),
@@ -603,6 +610,7 @@ struct Layer {
     cpu: Option<MonitorLayer>,
     ram: Option<MonitorLayer>,
     tcp: Option<Vec<TcpMonitor>>,
+    custom: Option<CustomList>,
     #[serde(default, deserialize_with = "present")]
     maxconn: Option<Option<MaxConn>>,
     recovery: Option<Recovery>,
@@ -643,6 +651,9 @@ pub struct Profile {
     ram: Option<MonitorLayer>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tcp: Option<Vec<TcpMonitor>>,
+    /// Replaces the base's list, as `tcp` does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    custom: Option<CustomList>,
     #[serde(
         default,
         deserialize_with = "present",
@@ -801,6 +812,7 @@ pub struct Monitors<'a> {
     pub cpu: Monitor,
     pub ram: Monitor,
     pub tcp: &'a [TcpMonitor],
+    pub custom: &'a [CustomMonitor],
 }
 
 /// Tells `"maxconn": null` (clear it) from a missing key (leave it).
@@ -838,6 +850,9 @@ impl Config {
         }
         if let Some(tcp) = layer.tcp {
             self.tcp = tcp;
+        }
+        if let Some(custom) = layer.custom {
+            self.custom = custom.0;
         }
         if let Some(maxconn) = layer.maxconn {
             self.maxconn = maxconn;
@@ -904,6 +919,7 @@ impl Config {
         let monitors = self.monitors(Some(profile));
         (config.cpu, config.ram) = (monitors.cpu, monitors.ram);
         config.tcp = monitors.tcp.to_vec();
+        config.custom = monitors.custom.to_vec();
         if let Some(maxconn) = profile.maxconn {
             config.maxconn = maxconn;
         }
@@ -917,6 +933,7 @@ impl Config {
             cpu: self.cpu,
             ram: self.ram,
             tcp: &self.tcp,
+            custom: &self.custom,
         };
         if let Some(profile) = profile {
             if let Some(cpu) = &profile.cpu {
@@ -927,6 +944,9 @@ impl Config {
             }
             if let Some(tcp) = &profile.tcp {
                 monitors.tcp = tcp;
+            }
+            if let Some(custom) = &profile.custom {
+                monitors.custom = &custom.0;
             }
         }
         monitors
@@ -1606,6 +1626,31 @@ mod tests {
         let mut again = Config::default();
         again.apply_json(&text, Path::new("x")).unwrap();
         assert_eq!(again.sample_ms, Config::default().sample_ms);
+    }
+
+    #[test]
+    fn custom_monitors_come_from_the_file_and_profiles_replace_them() {
+        let config = json(
+            r#"{"custom": [{"name": "q", "file": "/run/q", "max": 200}],
+                "profiles": {"app": {"custom": [{"name": "app", "http": "http://127.0.0.1:8080/"}]},
+                             "none": {"custom": []}, "same": {}}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.custom[0].name, "q");
+        assert_eq!(config.with_profile("app").unwrap().custom[0].name, "app");
+        assert!(config.with_profile("none").unwrap().custom.is_empty());
+        assert_eq!(config.with_profile("same").unwrap().custom, config.custom);
+        // Errors carry the entry's place in the file.
+        assert_eq!(
+            json_err(
+                "{\"custom\": [\n  {\"name\": \"q\", \"file\": \"/q\", \"http\": \"http://h/\"}]}"
+            ),
+            "c.json:2:51: custom \"q\": give exactly one of command, file, http"
+        );
+        assert!(
+            json_err(r#"{"profiles": {"p": {"custom": [{"name": "ram", "file": "/q"}]}}}"#)
+                .contains("taken by a built-in")
+        );
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub fn render(report: &Report) -> String {
             report.verdict.percent
         );
     }
+    for (name, why) in &report.ignored {
+        let _ = writeln!(out, "ignored     {name}: {why} (on_error ignore)");
+    }
     if let Status::Drain(reason) = &report.status
         && report.mode == crate::config::Mode::Normal
     {
@@ -93,6 +96,8 @@ pub fn json(report: &Report) -> serde_json::Value {
                 "name": load.name,
                 "figure": raw.text,
                 "source": raw.source,
+                "value": raw.custom.map(|(value, _)| value),
+                "took_ms": raw.custom.map(|(_, took)| took.as_secs_f64() * 1000.0),
                 "load": load.load,
                 "importance": load.importance,
                 "contribution": load.contribution(),
@@ -112,6 +117,7 @@ pub fn json(report: &Report) -> serde_json::Value {
         "mode_from": report.mode_from,
         "profile": report.profile,
         "monitors": monitors,
+        "ignored": report.ignored.iter().map(|(name, why)| serde_json::json!({"name": name, "error": why})).collect::<Vec<_>>(),
         "utilization": report.verdict.utilization,
         "percent": report.verdict.percent,
         "state": state,

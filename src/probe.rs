@@ -1,5 +1,6 @@
 //! One probe, from the effective config to the reply line: pick the mode, sample only what
-//! counts, pick the `agent-send` profile, apply the rules, decide the recovery words. The
+//! counts (custom sources running beside the CPU window), pick the `agent-send` profile,
+//! apply the rules, decide the recovery words. The
 //! binaries gather inputs and write the line; everything they agree on is decided here.
 //!
 //! `sample` and `answer` are separate so the wrapper service can share one sample between
@@ -8,9 +9,9 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, CpuMode, Mode};
+use crate::config::{Config, CpuMode, Mode, OnError, Source};
 use crate::metrics::memory::{self, Memory};
-use crate::metrics::{Cgroups, MetricError, cpu, tcp};
+use crate::metrics::{Cgroups, MetricError, cpu, custom, tcp};
 use crate::reply::{self, Status};
 use crate::rules::{self, Load, Verdict};
 use crate::state::history::Event;
@@ -32,6 +33,8 @@ pub struct Report {
     pub profile: Option<String>,
     /// The monitors sampled, each with its raw figure in words.
     pub loads: Vec<(Load, Figure)>,
+    /// Custom monitors with `on_error: "ignore"` whose source failed: name and why.
+    pub ignored: Vec<(String, String)>,
     pub verdict: Verdict,
     pub status: Status,
     pub recovery: RecoveryDecision,
@@ -49,9 +52,9 @@ pub enum ProbeError {
 }
 
 impl ProbeError {
-    pub fn word(&self) -> &'static str {
+    pub fn word(&self) -> &str {
         match self {
-            ProbeError::Metric(err) => err.monitor,
+            ProbeError::Metric(err) => &err.monitor,
             ProbeError::State(_) => "state",
             ProbeError::Profile(_) => "profile",
         }
@@ -192,6 +195,8 @@ pub struct Needs {
     pub cpu: bool,
     pub ram: bool,
     pub ports: Vec<u16>,
+    /// Custom sources, each once however many monitors read it.
+    pub custom: Vec<Source>,
 }
 
 impl Needs {
@@ -208,9 +213,13 @@ impl Needs {
             needs.ram |= monitors.ram.enabled();
             let enabled = monitors.tcp.iter().filter(|t| t.enabled());
             needs.ports.extend(enabled.map(|t| t.port.get() as u16));
+            let custom = monitors.custom.iter().filter(|c| c.enabled());
+            needs.custom.extend(custom.map(|c| c.source.clone()));
         }
         needs.ports.sort_unstable();
         needs.ports.dedup();
+        needs.custom.sort_unstable();
+        needs.custom.dedup();
         needs
     }
 }
@@ -228,14 +237,20 @@ pub struct CpuFigure {
 pub struct Figure {
     pub text: String,
     pub source: Option<String>,
+    /// A custom monitor's value and how long its source took.
+    pub custom: Option<(f64, Duration)>,
 }
 
 impl std::fmt::Display for Figure {
     /// `busy 7.9% over 1000 ms; host /proc/stat (...)`, as `--explain` shows it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.source {
-            Some(source) => write!(f, "{}; {source}", self.text),
-            None => f.write_str(&self.text),
+            Some(source) => write!(f, "{}; {source}", self.text)?,
+            None => f.write_str(&self.text)?,
+        }
+        match self.custom {
+            Some((_, took)) => write!(f, ", took {} ms", took.as_millis()),
+            None => Ok(()),
         }
     }
 }
@@ -260,6 +275,8 @@ pub struct Readings {
     pub memory: Option<RamFigure>,
     /// Established connections per watched port.
     pub tcp: Vec<(u16, u64)>,
+    /// Each custom source's value or failure.
+    pub custom: Vec<custom::Reading>,
 }
 
 /// Takes the readings `needs` asks for. `wait(deadline)` is called to pass the sample window,
@@ -273,6 +290,9 @@ pub fn sample(
 ) -> Result<Readings, MetricError> {
     let mut readings = Readings::default();
     let cgroups = Cgroups::default();
+    // Started before the CPU window and collected after it: they run while it passes.
+    let window = Duration::from_millis(config.sample_ms.get());
+    let running = custom::start(&needs.custom, window);
     if needs.cpu {
         let source = cpu::Source::choose(config.scope.cpu, &cgroups)?;
         readings.cpu = Some(sample_cpu(config, state, &source, wait)?);
@@ -285,6 +305,7 @@ pub fn sample(
         let counts = tcp::count_established(&needs.ports)?;
         readings.tcp = needs.ports.iter().copied().zip(counts).collect();
     }
+    readings.custom = running.collect();
     Ok(readings)
 }
 
@@ -391,7 +412,8 @@ pub fn select(
     }
 }
 
-/// Turns readings into the reply for one config (a profile already applied).
+/// Turns readings into the reply for one config (a profile already applied); a failed
+/// custom source is the probe's error unless its monitor ignores failures.
 pub fn answer(
     config: &Config,
     profile: Option<&str>,
@@ -399,8 +421,9 @@ pub fn answer(
     (mode, mode_from): (Mode, String),
     caller: Caller,
     state: &StateDir,
-) -> Report {
+) -> Result<Report, ProbeError> {
     let mut loads = Vec::new();
+    let mut ignored = Vec::new();
     if mode == Mode::Normal {
         if let Some(cpu) = readings.cpu.as_ref().filter(|_| config.cpu.enabled()) {
             loads.push(load(
@@ -440,6 +463,38 @@ pub fn answer(
                 None,
             ));
         }
+        for monitor in config.custom.iter().filter(|c| c.enabled()) {
+            let reading = readings.custom.iter().find(|r| r.source == monitor.source);
+            let (value, took) = match reading.map(|r| (&r.value, r.took)) {
+                Some((Ok(value), took)) => (*value, took),
+                failed => {
+                    let message = match failed {
+                        Some((Err(why), _)) => why.clone(),
+                        _ => "not read in this sample".to_string(),
+                    };
+                    match monitor.on_error {
+                        OnError::Ignore => ignored.push((monitor.name.clone(), message)),
+                        OnError::Error => {
+                            return Err(ProbeError::Metric(MetricError {
+                                monitor: monitor.name.clone(),
+                                message: format!("{}: {message}", monitor.source),
+                            }));
+                        }
+                    }
+                    continue;
+                }
+            };
+            let mut entry = load(
+                &monitor.name,
+                value / monitor.max * 100.0,
+                monitor.importance.get(),
+                monitor.threshold.get(),
+                format!("{} of max {}", number(value), number(monitor.max)),
+                Some(monitor.source.to_string()),
+            );
+            entry.1.custom = Some((value, took));
+            loads.push(entry);
+        }
     }
     let plain: Vec<Load> = loads.iter().map(|(l, _)| l.clone()).collect();
     let verdict = rules::judge(&plain);
@@ -457,17 +512,18 @@ pub fn answer(
         state::now_ms(),
         &|recover| status.line(recover, maxconn),
     );
-    Report {
+    Ok(Report {
         mode,
         mode_from,
         profile: profile.map(str::to_string),
         loads,
+        ignored,
         verdict,
         status,
         recovery,
         maxconn,
         line,
-    }
+    })
 }
 
 /// Runs one probe. `wait(deadline)` passes the sample window; `request(deadline)` returns
@@ -494,23 +550,25 @@ pub fn run(
         false => request(start + REQUEST_GRACE),
     };
     let (config, profile) = select(config, line.as_deref())?;
-    let readings = match sampled {
-        Ok(readings) => readings.unwrap_or_default(),
+    // A failed sample or custom source is an error reply, recorded as one.
+    let report = sampled.map_err(ProbeError::from).and_then(|readings| {
+        answer(
+            &config,
+            profile.as_deref(),
+            &readings.unwrap_or_default(),
+            (mode, mode_from),
+            caller,
+            &state,
+        )
+    });
+    let report = match report {
+        Ok(report) => report,
         Err(err) => {
-            let err = ProbeError::from(err);
             let change = record_error(&config, &state, caller, profile.as_deref(), &err.line());
             syslog::tell(&config, change.as_ref());
             return Err(err);
         }
     };
-    let report = answer(
-        &config,
-        profile.as_deref(),
-        &readings,
-        (mode, mode_from),
-        caller,
-        &state,
-    );
     syslog::tell(&config, report.recovery.change.as_ref());
     Ok(report)
 }
@@ -530,8 +588,17 @@ fn load(
             importance,
             threshold,
         },
-        Figure { text, source },
+        Figure {
+            text,
+            source,
+            custom: None,
+        },
     )
+}
+
+/// `20`, `0.75`: a custom value as the config would write it.
+fn number(value: f64) -> String {
+    format!("{}", (value * 1000.0).round() / 1000.0)
 }
 
 /// `1h 2m`, `3m 4s`, `5s`: a duration for people.
@@ -581,6 +648,21 @@ mod tests {
         assert!(needs.cpu);
         assert!(!needs.ram);
         assert_eq!(needs.ports, vec![80, 3389]);
+        assert!(needs.custom.is_empty());
+    }
+
+    #[test]
+    fn needs_run_each_custom_source_once() {
+        let config = config(
+            r#"{"custom": [{"name": "q", "file": "/q"}, {"name": "off", "file": "/off", "importance": 0}],
+                "profiles": {"a": {"custom": [{"name": "q2", "file": "/q", "max": 5}]},
+                             "b": {"custom": [{"name": "q", "file": "/q", "timeout_ms": 50}]}}}"#,
+        );
+        let needs = Needs::of(&config);
+        let sources: Vec<String> = needs.custom.iter().map(|s| s.to_string()).collect();
+        // The same file twice (other max, same source) once; another timeout is another source.
+        assert_eq!(sources, ["file /q", "file /q"]);
+        assert_ne!(needs.custom[0], needs.custom[1]);
     }
 
     #[test]
@@ -604,10 +686,11 @@ mod tests {
                 from: "test".into(),
             }),
             tcp: vec![(80, 5)],
+            custom: Vec::new(),
         };
         let state = temp_state("answer");
         let mode = || (Mode::Normal, "test".to_string());
-        let base = answer(&config, None, &readings, mode(), Caller::Person, &state);
+        let base = answer(&config, None, &readings, mode(), Caller::Person, &state).unwrap();
         // (30 + 50) / 2 = 40 → 60%
         assert_eq!(base.line, "60%\n");
         let (web, name) = select(&config, Some("web")).unwrap();
@@ -618,7 +701,8 @@ mod tests {
             mode(),
             Caller::Person,
             &state,
-        );
+        )
+        .unwrap();
         assert_eq!(web.line, "50%\n");
         assert_eq!(web.profile.as_deref(), Some("web"));
         assert!(matches!(

@@ -29,8 +29,48 @@ use std::time::{Duration, Instant};
 
 use super::lock;
 use super::log::Log;
+use crate::config::Source;
 use crate::metrics::MetricError;
 use crate::probe::Readings;
+
+/// Logs a custom source's failure when it starts or its reason changes, and its recovery,
+/// not once a window while it stays down; returns the failures of this window.
+fn report_custom(
+    number: u64,
+    readings: &Readings,
+    before: Vec<(Source, String)>,
+    log: &Log,
+) -> Vec<(Source, String)> {
+    let now: Vec<(Source, String)> = readings
+        .custom
+        .iter()
+        .filter_map(|r| {
+            r.value
+                .as_ref()
+                .err()
+                .map(|why| (r.source.clone(), why.clone()))
+        })
+        .collect();
+    for (source, why) in &now {
+        if !before.contains(&(source.clone(), why.clone())) {
+            log.problem(format!(
+                "sample {number}: custom source {source} failed: {why}"
+            ));
+        }
+    }
+    for (source, _) in &before {
+        if readings
+            .custom
+            .iter()
+            .any(|r| &r.source == source && r.value.is_ok())
+        {
+            log.problem(format!(
+                "sample {number}: custom source {source} answers again"
+            ));
+        }
+    }
+    now
+}
 
 /// How long the sampler keeps measuring after the last poll. HAProxy polls every
 /// `agent-inter` (2 s by default); a minute covers any sane interval and a load balancer
@@ -157,6 +197,7 @@ impl Sampler {
     /// [`Sampler::stop`]. A sample probes wait for is still taken after the stop; a window
     /// nobody waits for ends at the stop.
     pub fn run(&self, take: &mut Take<'_>, log: &Log) {
+        let mut failing = Vec::new();
         loop {
             let number = {
                 let mut inner = lock(&self.inner);
@@ -199,6 +240,9 @@ impl Sampler {
             };
             self.changed.notify_all();
             let took = began.elapsed().as_millis();
+            if let Ok(readings) = &*outcome {
+                failing = report_custom(number, readings, failing, log);
+            }
             match &*outcome {
                 Ok(_) => log.note(format!(
                     "sample {number}: {took} ms, shared by {waited} probe{}{}",
