@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{Importance, Int, TcpThreshold, one};
 
 /// How long one source may take, in ms; unset: the sample window (`sample_ms`).
-pub type TimeoutMs = Int<10, 60_000>;
+pub type TimeoutMs = Int<10, 10_000>;
 /// A file source older than this fails.
 pub type MaxAgeSeconds = Int<1, 86_400>;
 
@@ -333,7 +333,7 @@ mod tests {
         assert!(err(r#"{"name": "a", "http": "http:///x"}"#).contains("no host"));
         assert!(err(r#"{"name": "a", "file": "/x", "max": 0}"#).contains("above 0"));
         assert!(err(r#"{"name": "a", "file": "/x", "max": -5}"#).contains("above 0"));
-        assert!(err(r#"{"name": "a", "file": "/x", "timeout_ms": 5}"#).contains("10 to 60000"));
+        assert!(err(r#"{"name": "a", "file": "/x", "timeout_ms": 5}"#).contains("10 to 10000"));
         assert!(
             err(r#"{"name": "a", "command": ["x"], "max_age_seconds": 5}"#)
                 .contains("file source only")
