@@ -14,6 +14,11 @@ pub fn get(url: &str, timeout: Duration) -> Result<String, String> {
         .max_redirects(0)
         .http_status_as_error(false)
         .max_response_header_size(16 * 1024)
+        // ureq's buffers are 128 KiB each by default, zeroed on every connection: two thirds
+        // of this source's instructions (docs/BENCHMARKS.md). A GET and a small answer need
+        // a fraction; the input one still holds the largest head allowed.
+        .input_buffer_size(16 * 1024)
+        .output_buffer_size(2 * 1024)
         .user_agent(concat!("lb-feedback/", env!("CARGO_PKG_VERSION")))
         .build()
         .into();
