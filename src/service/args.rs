@@ -186,8 +186,8 @@ DESCRIPTION
 
     Custom monitors (the config file's \"custom\" list; never from the environment, a flag
     or agent-send) are read once a sample window with CPU, RAM and TCP, not once a poll;
-    keep their timeout_ms within sample_ms + 1 s. A source that starts failing, changes
-    its reason or answers again is logged once.
+    keep their timeout_ms within sample_ms + 1 s. A source is logged when it starts
+    failing and when it answers again, not once a window while it stays down.
 
     After editing the config file, reload it: SIGHUP (`systemctl reload`, `kill -HUP`), on
     Windows `sc control lb-feedback paramchange`. A valid file answers the next polls; a
