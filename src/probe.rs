@@ -1,7 +1,7 @@
 //! One probe, from the effective config to the reply line: pick the mode, sample only what
 //! counts (custom sources running beside the CPU window), pick the `agent-send` profile,
-//! apply the rules, decide the recovery words. The
-//! binaries gather inputs and write the line; everything they agree on is decided here.
+//! apply the rules, decide the recovery words. The binaries gather inputs and write the
+//! line; everything they agree on is decided here.
 //!
 //! `sample` and `answer` are separate so the wrapper service can share one sample between
 //! probes that arrive together; `run` is the one-shot path that chains them.
@@ -463,38 +463,7 @@ pub fn answer(
                 None,
             ));
         }
-        for monitor in config.custom.iter().filter(|c| c.enabled()) {
-            let reading = readings.custom.iter().find(|r| r.source == monitor.source);
-            let (value, took) = match reading.map(|r| (&r.value, r.took)) {
-                Some((Ok(value), took)) => (*value, took),
-                failed => {
-                    let message = match failed {
-                        Some((Err(why), _)) => why.clone(),
-                        _ => "not read in this sample".to_string(),
-                    };
-                    match monitor.on_error {
-                        OnError::Ignore => ignored.push((monitor.name.clone(), message)),
-                        OnError::Error => {
-                            return Err(ProbeError::Metric(MetricError {
-                                monitor: monitor.name.clone(),
-                                message: format!("{}: {message}", monitor.source),
-                            }));
-                        }
-                    }
-                    continue;
-                }
-            };
-            let mut entry = load(
-                &monitor.name,
-                value / monitor.max * 100.0,
-                monitor.importance.get(),
-                monitor.threshold.get(),
-                format!("{} of max {}", number(value), number(monitor.max)),
-                Some(monitor.source.to_string()),
-            );
-            entry.1.custom = Some((value, took));
-            loads.push(entry);
-        }
+        custom_loads(config, readings, &mut loads, &mut ignored)?;
     }
     let plain: Vec<Load> = loads.iter().map(|(l, _)| l.clone()).collect();
     let verdict = rules::judge(&plain);
@@ -524,6 +493,49 @@ pub fn answer(
         maxconn,
         line,
     })
+}
+
+/// The loads of the config's custom monitors, each from its source's reading; a failure is
+/// the probe's error, or, for a monitor that ignores failures, a line in `ignored`.
+fn custom_loads(
+    config: &Config,
+    readings: &Readings,
+    loads: &mut Vec<(Load, Figure)>,
+    ignored: &mut Vec<(String, String)>,
+) -> Result<(), ProbeError> {
+    for monitor in config.custom.iter().filter(|c| c.enabled()) {
+        let reading = readings.custom.iter().find(|r| r.source == monitor.source);
+        let (value, took) = match reading.map(|r| (&r.value, r.took)) {
+            Some((Ok(value), took)) => (*value, took),
+            failed => {
+                let message = match failed {
+                    Some((Err(why), _)) => why.clone(),
+                    _ => "not read in this sample".to_string(),
+                };
+                match monitor.on_error {
+                    OnError::Ignore => ignored.push((monitor.name.clone(), message)),
+                    OnError::Error => {
+                        return Err(ProbeError::Metric(MetricError {
+                            monitor: monitor.name.clone(),
+                            message: format!("{}: {message}", monitor.source),
+                        }));
+                    }
+                }
+                continue;
+            }
+        };
+        let mut entry = load(
+            &monitor.name,
+            value / monitor.max * 100.0,
+            monitor.importance.get(),
+            monitor.threshold.get(),
+            format!("{} of max {}", number(value), number(monitor.max)),
+            Some(monitor.source.to_string()),
+        );
+        entry.1.custom = Some((value, took));
+        loads.push(entry);
+    }
+    Ok(())
 }
 
 /// Runs one probe. `wait(deadline)` passes the sample window; `request(deadline)` returns
