@@ -203,6 +203,15 @@ DESCRIPTION
     memory limit (a container) the loads are the cgroup's: its CPU time over its quota, its
     memory over its limit (see --scope; --explain names the source of each figure).
 
+CUSTOM MONITORS
+    The config file's \"custom\" list (and a profile's) adds monitors whose value comes from
+    a command, a file or a plain http:// GET: the first number in its output, or the number
+    at \"json_pointer\"; load = value / max x 100. Each runs beside the CPU window within
+    its timeout_ms (a command that overruns is killed with its process group); a failure
+    answers error:<name> unless \"on_error\": \"ignore\". Commands come from the config
+    file only, never from the environment, a flag or agent-send, and run with the agent's
+    privileges and no shell (write [\"/bin/sh\", \"-c\", ...] for one). See the README.
+
 OPTIONS
     -c, --config PATH          JSON config file (default /etc/lb-feedback/config.json,
                                or LB_FEEDBACK_CONFIG); a missing default file means defaults

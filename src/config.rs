@@ -12,6 +12,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::cidr::Cidr;
 
+mod custom;
+use custom::CustomList;
+pub use custom::{CustomMonitor, MAX_CUSTOM, OnError, Source, SourceKind, TimeoutMs};
+
 /// The file read when neither `--config` nor `LB_FEEDBACK_CONFIG` names one.
 #[cfg(not(windows))]
 pub fn default_config_path() -> PathBuf {
@@ -517,6 +521,8 @@ pub struct Config {
     pub tcp: Vec<TcpMonitor>,
     /// Off (`None`) unless configured.
     pub sessions: Option<SessionsMonitor>,
+    /// Values from commands, files and local HTTP endpoints (the JSON file only).
+    pub custom: Vec<CustomMonitor>,
     pub maxconn: Option<MaxConn>,
     pub recovery: Recovery,
     pub recovery_seconds: RecoverySeconds,
@@ -566,6 +572,7 @@ impl Default for Config {
             ram: monitor,
             tcp: Vec::new(),
             sessions: None,
+            custom: Vec::new(),
             maxconn: None,
             recovery: Recovery::Window,
             recovery_seconds: RecoverySeconds::new_const(10),
@@ -790,6 +797,7 @@ struct Layer {
     cpu: Option<MonitorLayer>,
     ram: Option<MonitorLayer>,
     tcp: Option<Vec<TcpMonitor>>,
+    custom: Option<CustomList>,
     #[serde(default, deserialize_with = "present")]
     sessions: Option<Option<SessionsMonitor>>,
     #[serde(default, deserialize_with = "present")]
@@ -842,6 +850,9 @@ pub struct Profile {
     ram: Option<MonitorLayer>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tcp: Option<Vec<TcpMonitor>>,
+    /// Replaces the base's list, as `tcp` does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    custom: Option<CustomList>,
     #[serde(
         default,
         deserialize_with = "present",
@@ -1007,6 +1018,7 @@ pub struct Monitors<'a> {
     pub ram: Monitor,
     pub tcp: &'a [TcpMonitor],
     pub sessions: Option<SessionsMonitor>,
+    pub custom: &'a [CustomMonitor],
 }
 
 /// Tells `"maxconn": null` (clear it) from a missing key (leave it).
@@ -1050,6 +1062,9 @@ impl Config {
         }
         if let Some(sessions) = layer.sessions {
             self.sessions = sessions;
+        }
+        if let Some(custom) = layer.custom {
+            self.custom = custom.0;
         }
         if let Some(maxconn) = layer.maxconn {
             self.maxconn = maxconn;
@@ -1126,6 +1141,7 @@ impl Config {
         (config.cpu, config.ram) = (monitors.cpu, monitors.ram);
         config.tcp = monitors.tcp.to_vec();
         config.sessions = monitors.sessions;
+        config.custom = monitors.custom.to_vec();
         if let Some(maxconn) = profile.maxconn {
             config.maxconn = maxconn;
         }
@@ -1140,6 +1156,7 @@ impl Config {
             ram: self.ram,
             tcp: &self.tcp,
             sessions: self.sessions,
+            custom: &self.custom,
         };
         if let Some(profile) = profile {
             if let Some(cpu) = &profile.cpu {
@@ -1153,6 +1170,9 @@ impl Config {
             }
             if let Some(sessions) = profile.sessions {
                 monitors.sessions = sessions;
+            }
+            if let Some(custom) = &profile.custom {
+                monitors.custom = &custom.0;
             }
         }
         monitors
@@ -1181,6 +1201,10 @@ impl Config {
                     s.threshold.get(),
                     s.release.map(Real::get),
                 )?;
+            }
+            for c in monitors.custom {
+                let monitor = what(&format!("custom {:?}", c.name));
+                check_release(&monitor, c.threshold.get(), c.release.map(Real::get))?;
             }
         }
         Ok(())
@@ -1960,6 +1984,31 @@ mod tests {
         let mut again = Config::default();
         again.apply_json(&text, Path::new("x")).unwrap();
         assert_eq!(again.sample_ms, Config::default().sample_ms);
+    }
+
+    #[test]
+    fn custom_monitors_come_from_the_file_and_profiles_replace_them() {
+        let config = json(
+            r#"{"custom": [{"name": "q", "file": "/run/q", "max": 200}],
+                "profiles": {"app": {"custom": [{"name": "app", "http": "http://127.0.0.1:8080/"}]},
+                             "none": {"custom": []}, "same": {}}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.custom[0].name, "q");
+        assert_eq!(config.with_profile("app").unwrap().custom[0].name, "app");
+        assert!(config.with_profile("none").unwrap().custom.is_empty());
+        assert_eq!(config.with_profile("same").unwrap().custom, config.custom);
+        // Errors carry the entry's place in the file.
+        assert_eq!(
+            json_err(
+                "{\"custom\": [\n  {\"name\": \"q\", \"file\": \"/q\", \"http\": \"http://h/\"}]}"
+            ),
+            "c.json:2:51: custom \"q\": give exactly one of command, file, http"
+        );
+        assert!(
+            json_err(r#"{"profiles": {"p": {"custom": [{"name": "ram", "file": "/q"}]}}}"#)
+                .contains("taken by a built-in")
+        );
     }
 
     #[test]

@@ -94,6 +94,9 @@ pub fn render(report: &Report) -> String {
             report.verdict.utilization,
         );
     }
+    for (name, why) in &report.ignored {
+        let _ = writeln!(out, "ignored     {name}: {why} (on_error ignore)");
+    }
     if let Status::Drain(reason) = &report.status
         && report.mode == crate::config::Mode::Normal
     {
@@ -121,6 +124,8 @@ pub fn json(report: &Report) -> serde_json::Value {
                 "name": load.name,
                 "figure": raw.text,
                 "source": raw.source,
+                "value": raw.custom.map(|(value, _)| value),
+                "took_ms": raw.custom.map(|(_, took)| took.as_secs_f64() * 1000.0),
                 "load": load.load,
                 "raw": load.raw,
                 "importance": load.importance,
@@ -143,6 +148,7 @@ pub fn json(report: &Report) -> serde_json::Value {
         "mode_from": report.mode_from,
         "profile": report.profile,
         "monitors": monitors,
+        "ignored": report.ignored.iter().map(|(name, why)| serde_json::json!({"name": name, "error": why})).collect::<Vec<_>>(),
         "utilization": report.verdict.utilization,
         "percent": report.verdict.percent,
         "min_percent_applied": report.verdict.floored.is_some(),

@@ -1,6 +1,7 @@
 //! One probe, from the effective config to the reply line: pick the mode, sample only what
-//! counts, pick the `agent-send` profile, apply the rules, decide the recovery words. The
-//! binaries gather inputs and write the line; everything they agree on is decided here.
+//! counts (custom sources running beside the CPU window), pick the `agent-send` profile,
+//! apply the rules, decide the recovery words. The binaries gather inputs and write the
+//! line; everything they agree on is decided here.
 //!
 //! `sample` and `answer` are separate so the wrapper service can share one sample between
 //! probes that arrive together; `run` is the one-shot path that chains them.
@@ -8,10 +9,10 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, CpuMode, Mode, release_of};
+use crate::config::{Config, CpuMode, Mode, OnError, Source, release_of};
 use crate::metrics::memory::{self, Memory};
 use crate::metrics::sessions::{self, Sessions};
-use crate::metrics::{Cgroups, MetricError, cpu, tcp};
+use crate::metrics::{Cgroups, MetricError, cpu, custom, tcp};
 use crate::reply::{self, Status};
 use crate::rules::{self, Load, Verdict};
 use crate::state::history::Event;
@@ -36,6 +37,8 @@ pub struct Report {
     pub loads: Vec<(Load, Figure)>,
     /// What smoothing and held drains did, in words; `None` when neither applies.
     pub steady: Option<String>,
+    /// Custom monitors with `on_error: "ignore"` whose source failed: name and why.
+    pub ignored: Vec<(String, String)>,
     pub verdict: Verdict,
     pub status: Status,
     pub recovery: RecoveryDecision,
@@ -53,9 +56,9 @@ pub enum ProbeError {
 }
 
 impl ProbeError {
-    pub fn word(&self) -> &'static str {
+    pub fn word(&self) -> &str {
         match self {
-            ProbeError::Metric(err) => err.monitor,
+            ProbeError::Metric(err) => &err.monitor,
             ProbeError::State(_) => "state",
             ProbeError::Profile(_) => "profile",
         }
@@ -197,6 +200,8 @@ pub struct Needs {
     pub ram: bool,
     pub ports: Vec<u16>,
     pub sessions: bool,
+    /// Custom sources, each once however many monitors read it.
+    pub custom: Vec<Source>,
 }
 
 impl Needs {
@@ -214,9 +219,13 @@ impl Needs {
             let enabled = monitors.tcp.iter().filter(|t| t.enabled());
             needs.ports.extend(enabled.map(|t| t.port.get() as u16));
             needs.sessions |= monitors.sessions.is_some_and(|s| s.enabled());
+            let custom = monitors.custom.iter().filter(|c| c.enabled());
+            needs.custom.extend(custom.map(|c| c.source.clone()));
         }
         needs.ports.sort_unstable();
         needs.ports.dedup();
+        needs.custom.sort_unstable();
+        needs.custom.dedup();
         needs
     }
 }
@@ -234,14 +243,20 @@ pub struct CpuFigure {
 pub struct Figure {
     pub text: String,
     pub source: Option<String>,
+    /// A custom monitor's value and how long its source took.
+    pub custom: Option<(f64, Duration)>,
 }
 
 impl std::fmt::Display for Figure {
     /// `busy 7.9% over 1000 ms; host /proc/stat (...)`, as `--explain` shows it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.source {
-            Some(source) => write!(f, "{}; {source}", self.text),
-            None => f.write_str(&self.text),
+            Some(source) => write!(f, "{}; {source}", self.text)?,
+            None => f.write_str(&self.text)?,
+        }
+        match self.custom {
+            Some((_, took)) => write!(f, ", took {} ms", took.as_millis()),
+            None => Ok(()),
         }
     }
 }
@@ -268,6 +283,8 @@ pub struct Readings {
     pub tcp: Vec<(u16, u64)>,
     /// The user sessions, counted once for every monitor (each decides on disconnected ones).
     pub sessions: Option<Sessions>,
+    /// Each custom source's value or failure.
+    pub custom: Vec<custom::Reading>,
 }
 
 /// Takes the readings `needs` asks for. `wait(deadline)` is called to pass the sample window,
@@ -281,6 +298,9 @@ pub fn sample(
 ) -> Result<Readings, MetricError> {
     let mut readings = Readings::default();
     let cgroups = Cgroups::default();
+    // Started before the CPU window and collected after it: they run while it passes.
+    let window = Duration::from_millis(config.sample_ms.get());
+    let running = custom::start(&needs.custom, window);
     if needs.cpu {
         let source = cpu::Source::choose(config.scope.cpu, &cgroups)?;
         readings.cpu = Some(sample_cpu(config, state, &source, wait)?);
@@ -296,6 +316,7 @@ pub fn sample(
     if needs.sessions {
         readings.sessions = Some(sessions::read()?);
     }
+    readings.custom = running.collect();
     Ok(readings)
 }
 
@@ -402,7 +423,8 @@ pub fn select(
     }
 }
 
-/// Turns readings into the reply for one config (a profile already applied).
+/// Turns readings into the reply for one config (a profile already applied); a failed
+/// custom source is the probe's error unless its monitor ignores failures.
 pub fn answer(
     config: &Config,
     profile: Option<&str>,
@@ -410,10 +432,11 @@ pub fn answer(
     (mode, mode_from): (Mode, String),
     caller: Caller,
     state: &StateDir,
-) -> Report {
+) -> Result<Report, ProbeError> {
     let mut loads = Vec::new();
     let hysteresis = config.hysteresis.get();
     let release = |threshold: f64, release: Option<f64>| release_of(threshold, release, hysteresis);
+    let mut ignored = Vec::new();
     if mode == Mode::Normal {
         if let Some(cpu) = readings.cpu.as_ref().filter(|_| config.cpu.enabled()) {
             let threshold = config.cpu.threshold.get();
@@ -495,6 +518,7 @@ pub fn answer(
                 Some(found.source.clone()),
             ));
         }
+        custom_loads(config, readings, &mut loads, &mut ignored)?;
     }
     let steady = steady(config, profile, &mut loads, caller, state);
     let plain: Vec<Load> = loads.iter().map(|(l, _)| l.clone()).collect();
@@ -513,18 +537,67 @@ pub fn answer(
         state::now_ms(),
         &|recover| status.line(recover, maxconn),
     );
-    Report {
+    Ok(Report {
         mode,
         mode_from,
         profile: profile.map(str::to_string),
         loads,
         steady,
+        ignored,
         verdict,
         status,
         recovery,
         maxconn,
         line,
+    })
+}
+
+/// The loads of the config's custom monitors, each from its source's reading; a failure is
+/// the probe's error, or, for a monitor that ignores failures, a line in `ignored`.
+fn custom_loads(
+    config: &Config,
+    readings: &Readings,
+    loads: &mut Vec<(Load, Figure)>,
+    ignored: &mut Vec<(String, String)>,
+) -> Result<(), ProbeError> {
+    for monitor in config.custom.iter().filter(|c| c.enabled()) {
+        let reading = readings.custom.iter().find(|r| r.source == monitor.source);
+        let (value, took) = match reading.map(|r| (&r.value, r.took)) {
+            Some((Ok(value), took)) => (*value, took),
+            failed => {
+                let message = match failed {
+                    Some((Err(why), _)) => why.clone(),
+                    _ => "not read in this sample".to_string(),
+                };
+                match monitor.on_error {
+                    OnError::Ignore => ignored.push((monitor.name.clone(), message)),
+                    OnError::Error => {
+                        return Err(ProbeError::Metric(MetricError {
+                            monitor: monitor.name.clone(),
+                            message: format!("{}: {message}", monitor.source),
+                        }));
+                    }
+                }
+                continue;
+            }
+        };
+        let threshold = monitor.threshold.get();
+        let release = monitor.release.map(|r| r.get());
+        let mut entry = load(
+            &monitor.name,
+            value / monitor.max * 100.0,
+            monitor.importance.get(),
+            (
+                threshold,
+                release_of(threshold, release, config.hysteresis.get()),
+            ),
+            format!("{} of max {}", number(value), number(monitor.max)),
+            Some(monitor.source.to_string()),
+        );
+        entry.1.custom = Some((value, took));
+        loads.push(entry);
     }
+    Ok(())
 }
 
 /// Runs one probe. `wait(deadline)` passes the sample window; `request(deadline)` returns
@@ -551,23 +624,25 @@ pub fn run(
         false => request(start + REQUEST_GRACE),
     };
     let (config, profile) = select(config, line.as_deref())?;
-    let readings = match sampled {
-        Ok(readings) => readings.unwrap_or_default(),
+    // A failed sample or custom source is an error reply, recorded as one.
+    let report = sampled.map_err(ProbeError::from).and_then(|readings| {
+        answer(
+            &config,
+            profile.as_deref(),
+            &readings.unwrap_or_default(),
+            (mode, mode_from),
+            caller,
+            &state,
+        )
+    });
+    let report = match report {
+        Ok(report) => report,
         Err(err) => {
-            let err = ProbeError::from(err);
             let change = record_error(&config, &state, caller, profile.as_deref(), &err.line());
             syslog::tell(&config, change.as_ref());
             return Err(err);
         }
     };
-    let report = answer(
-        &config,
-        profile.as_deref(),
-        &readings,
-        (mode, mode_from),
-        caller,
-        &state,
-    );
     syslog::tell(&config, report.recovery.change.as_ref());
     Ok(report)
 }
@@ -637,8 +712,17 @@ fn load(
 ) -> (Load, Figure) {
     (
         Load::new(name.to_string(), load, importance, threshold, release),
-        Figure { text, source },
+        Figure {
+            text,
+            source,
+            custom: None,
+        },
     )
+}
+
+/// `20`, `0.75`: a custom value as the config would write it.
+fn number(value: f64) -> String {
+    format!("{}", (value * 1000.0).round() / 1000.0)
 }
 
 /// `1h 2m`, `3m 4s`, `5s`: a duration for people.
@@ -688,6 +772,21 @@ mod tests {
         assert!(needs.cpu);
         assert!(!needs.ram);
         assert_eq!(needs.ports, vec![80, 3389]);
+        assert!(needs.custom.is_empty());
+    }
+
+    #[test]
+    fn needs_run_each_custom_source_once() {
+        let config = config(
+            r#"{"custom": [{"name": "q", "file": "/q"}, {"name": "off", "file": "/off", "importance": 0}],
+                "profiles": {"a": {"custom": [{"name": "q2", "file": "/q", "max": 5}]},
+                             "b": {"custom": [{"name": "q", "file": "/q", "timeout_ms": 50}]}}}"#,
+        );
+        let needs = Needs::of(&config);
+        let sources: Vec<String> = needs.custom.iter().map(|s| s.to_string()).collect();
+        // The same file twice (other max, same source) once; another timeout is another source.
+        assert_eq!(sources, ["file /q", "file /q"]);
+        assert_ne!(needs.custom[0], needs.custom[1]);
     }
 
     #[test]
@@ -712,10 +811,11 @@ mod tests {
             }),
             tcp: vec![(80, 5)],
             sessions: None,
+            custom: Vec::new(),
         };
         let state = temp_state("answer");
         let mode = || (Mode::Normal, "test".to_string());
-        let base = answer(&config, None, &readings, mode(), Caller::Person, &state);
+        let base = answer(&config, None, &readings, mode(), Caller::Person, &state).unwrap();
         // (30 + 50) / 2 = 40 → 60%
         assert_eq!(base.line, "60%\n");
         let (web, name) = select(&config, Some("web")).unwrap();
@@ -726,7 +826,8 @@ mod tests {
             mode(),
             Caller::Person,
             &state,
-        );
+        )
+        .unwrap();
         assert_eq!(web.line, "50%\n");
         assert_eq!(web.profile.as_deref(), Some("web"));
         assert!(matches!(
@@ -855,7 +956,7 @@ mod tests {
         };
         let state = temp_state("sessions");
         let mode = || (Mode::Normal, "test".to_string());
-        let base = answer(&config, None, &readings, mode(), Caller::Person, &state);
+        let base = answer(&config, None, &readings, mode(), Caller::Person, &state).unwrap();
         // 10 of 40: load 25, reply 75%.
         assert_eq!(base.line, "75%\n");
         let (load, figure) = &base.loads[0];
@@ -870,7 +971,8 @@ mod tests {
             mode(),
             Caller::Person,
             &state,
-        );
+        )
+        .unwrap();
         assert_eq!(active.line, "85%\n");
         assert_eq!(
             active.loads[0].1.text,
@@ -882,7 +984,7 @@ mod tests {
             disconnected: 0,
             source: "fixture".into(),
         });
-        let full = answer(&config, None, &readings, mode(), Caller::Person, &state);
+        let full = answer(&config, None, &readings, mode(), Caller::Person, &state).unwrap();
         assert_eq!(full.loads[0].0.load, 110.0);
         assert!(full.line.starts_with("drain"), "{}", full.line);
         let _ = std::fs::remove_dir_all(state.path());

@@ -15,9 +15,13 @@
 #      `mode drain` seen by the running service, Wine's `sc query`, `stop`, `uninstall`.
 #   4. The .msi (msi-check.sh): silent install with PORT/ALLOW/TCP, upgrade from an older
 #      one, `mode drain` from cmd's PATH, the Event Log calls, msiexec /x.
+#   5. The sessions monitor: `--sessions 50` through WTSEnumerateSessionsW (Wine 8's lists
+#      none: 0 of 50, 100%).
+#   6. Custom monitors: a command (cmd /c echo), a file and HTTP/JSON (python3 serves it
+#      on 127.0.0.1) answer 70%; a hanging command is killed with its job object.
 #
 # Needs (Debian 12): apt-get install -y -t bookworm-security rustc-web cargo-web rust-web-src \
-#   gcc-mingw-w64-x86-64 wine64 socat wixl msitools
+#   gcc-mingw-w64-x86-64 wine64 socat wixl msitools python3
 # Env: KEEP_PREFIX=1 keeps the Wine prefix for a look afterwards (its path is printed).
 set -euo pipefail
 
@@ -225,7 +229,7 @@ pass "uninstall (and the Event Log source's key gone)"
 # --- 4. the .msi ------------------------------------------------------------------------
 source "$here/msi-check.sh"
 
-# --- sessions monitor (issue 14): begin -------------------------------------------------
+# --- 5. the sessions monitor ----------------------------------------------------------
 # Wine 8.0's WTSEnumerateSessionsW is a stub ("fixme:wtsapi:WTSEnumerateSessionsW Stub" under
 # WINEDEBUG=fixme+wtsapi): it succeeds and lists no session at all, not even its own. So the
 # figure is exactly 0 of 50 from 0 listed, and the reply 100%; what runs here is the call,
@@ -242,6 +246,71 @@ grep -q '"figure": "0 of 50 active (0 disconnected not counted)"' <<<"$sessions"
     || fail "--sessions 50:1:0:no --explain --json: $sessions"
 grep -q '"source": "WTSEnumerateSessionsW: 0 listed; ' <<<"$sessions" || fail "no source: $sessions"
 pass "lb-feedback.exe --sessions 50: 0 of 50 from WTSEnumerateSessionsW (Wine 8 lists none), 100%"
-# --- sessions monitor (issue 14): end ---------------------------------------------------
+
+# --- 6. custom monitors: a command, a file and HTTP ------------------------------------
+# (issue 12) cmd's echo gives 20 of 50, a file 30 of 100, JSON served from the Linux side on
+# 127.0.0.1 20 of 100: a load of 30, 70%. Then a command that hangs (cmd starting a listener
+# that never exits) is killed with its job at its timeout: error:hang, and nothing of it left.
+winpath() { printf 'Z:%s' "${1//\//\\}"; }
+custom_http=$(free_port)
+python3 -c '
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"{\"load\": 20}"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+' "$custom_http" </dev/null >/dev/null 2>&1 &
+pids+=($!)
+printf '30\n' >"$work/queue-depth"
+hang_port=$(free_port)
+python3 - "$work" "$(winpath "$work/queue-depth")" "$custom_http" "$(winpath "$service")" "$hang_port" <<'PY'
+import json, sys
+work, queue, port, service, hang_port = sys.argv[1:]
+base = {"cpu": {"importance": 0}, "ram": {"importance": 0}, "recovery": "never"}
+ok = dict(base, custom=[
+    {"name": "sessions", "command": ["cmd", "/c", "echo 20"], "max": 50, "timeout_ms": 8000},
+    {"name": "queue", "file": queue, "max_age_seconds": 60, "timeout_ms": 8000},
+    {"name": "app", "http": f"http://127.0.0.1:{port}/load", "json_pointer": "/load", "timeout_ms": 8000},
+])
+flag = "Z:" + work.replace("/", "\\") + "\\hang.flag"
+hang = dict(base, custom=[{"name": "hang", "timeout_ms": 4000, "command": [
+    "cmd", "/c", f"echo x> {flag} && {service} run --listen 127.0.0.1:{hang_port}"]}])
+json.dump(ok, open(f"{work}/custom.json", "w"))
+json.dump(hang, open(f"{work}/hang.json", "w"))
+PY
+for _ in $(seq 50); do
+    ss -Htln "( sport = :$custom_http )" | grep -q . && break
+    sleep 0.1
+done
+line=$(run "$agent" --config "$(winpath "$work/custom.json")" </dev/null 2>"$work/custom.err" | tr -d '\r') || true
+[[ $line == "70%" ]] || fail "custom monitors answered '$line': $(cat "$work/custom.err")"
+pass "custom command (cmd /c echo 20), file and HTTP/JSON: '$line'"
+run "$agent" --config "$(winpath "$work/custom.json")" --explain </dev/null >"$work/custom.explain" 2>&1 || true
+grep -q 'sessions .*20 of max 50; command \["cmd", "/c", "echo 20"\], took ' "$work/custom.explain" ||
+    fail "--explain does not show the command's value: $(cat "$work/custom.explain")"
+pass "--explain shows each custom value, its source and how long it took"
+run "$agent" --config "$(winpath "$work/hang.json")" </dev/null >"$work/hang.out" 2>"$work/hang.err" &
+hang_probe=$!
+listened=0
+while kill -0 "$hang_probe" 2>/dev/null; do
+    ss -Htln "( sport = :$hang_port )" | grep -q . && listened=1
+    sleep 0.1
+done
+wait "$hang_probe" || true
+line=$(tr -d '\r' <"$work/hang.out")
+[[ $line == "error:hang" ]] || fail "the hanging command answered '$line': $(cat "$work/hang.err")"
+[[ -f $work/hang.flag ]] || fail "the hanging command never started"
+((listened)) || fail "the hanging command's listener never listened on $hang_port"
+sleep 1
+if ss -Htln "( sport = :$hang_port )" | grep -q .; then
+    fail "the hanging command's listener on $hang_port is still running"
+fi
+pass "a hanging command: error:hang, killed with its job (nothing listens on $hang_port)"
 
 say "all Windows checks passed"

@@ -26,7 +26,7 @@ impl Counters {
 
 fn error(message: impl Into<String>) -> MetricError {
     MetricError {
-        monitor: "cpu",
+        monitor: "cpu".into(),
         message: message.into(),
     }
 }

@@ -26,7 +26,7 @@ impl Memory {
 
 fn error(message: impl Into<String>) -> MetricError {
     MetricError {
-        monitor: "ram",
+        monitor: "ram".into(),
         message: message.into(),
     }
 }

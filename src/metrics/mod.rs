@@ -1,10 +1,11 @@
 //! Raw figures from the operating system, as loads in percent: CPU busy share, RAM in use,
-//! established TCP connections on a port, user sessions. The OS-specific parts live behind
-//! `cfg` here.
+//! established TCP connections on a port, user sessions, and custom values from commands,
+//! files and local HTTP endpoints. The OS-specific parts live behind `cfg` here.
 
 #[cfg(target_os = "linux")]
 pub mod cgroup;
 pub mod cpu;
+pub mod custom;
 pub mod memory;
 pub mod sessions;
 pub mod tcp;
@@ -41,10 +42,11 @@ impl Cgroups {
     }
 }
 
-/// A figure that could not be read; `monitor` becomes the reply's `error:<monitor>`.
+/// A figure that could not be read; `monitor` becomes the reply's `error:<monitor>` (`cpu`,
+/// `ram`, `tcp`, or a custom monitor's name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricError {
-    pub monitor: &'static str,
+    pub monitor: String,
     pub message: String,
 }
 

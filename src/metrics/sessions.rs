@@ -26,7 +26,7 @@ use super::MetricError;
 
 fn error(message: impl Into<String>) -> MetricError {
     MetricError {
-        monitor: "sessions",
+        monitor: "sessions".to_string(),
         message: message.into(),
     }
 }

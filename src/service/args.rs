@@ -227,6 +227,11 @@ DESCRIPTION
     Each connection has a deadline of sample_ms + 2 s: a client that sends nothing or never
     reads cannot hold a slot past it.
 
+    Custom monitors (the config file's \"custom\" list; never from the environment, a flag
+    or agent-send) are read once a sample window with CPU, RAM and TCP, not once a poll;
+    keep their timeout_ms within sample_ms + 1 s. A source is logged when it starts
+    failing and when it answers again, not once a window while it stays down.
+
     After editing the config file, reload it: SIGHUP (`systemctl reload`, `kill -HUP`), on
     Windows `sc control lb-feedback paramchange`. A valid file answers the next polls; a
     broken one is logged (file, line, column) and the old config stays. sample_ms,

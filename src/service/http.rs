@@ -312,7 +312,7 @@ fn current(shared: &Shared, config: &Config, deadline: Instant) -> Result<Vec<Re
     let readings = match sampled.as_deref() {
         None => &nothing,
         Some(Ok(readings)) => readings,
-        Some(Err(err)) => return Err(failed(err.monitor)),
+        Some(Err(err)) => return Err(failed(&err.monitor)),
     };
     let names = std::iter::once(None).chain(config.profiles.keys().map(|n| Some(n.as_str())));
     let mut replies = Vec::new();
@@ -325,7 +325,8 @@ fn current(shared: &Shared, config: &Config, deadline: Instant) -> Result<Vec<Re
             (mode, mode_from.clone()),
             Caller::Person,
             &state,
-        );
+        )
+        .map_err(|e| failed(e.word()))?;
         replies.push(Reply {
             profile,
             status: report.status,

@@ -690,7 +690,7 @@ impl Shared {
                 Ok(readings) => readings,
                 // The sampler logged it once for every probe that shares it.
                 Err(err) => {
-                    let line = reply::error_line(err.monitor);
+                    let line = reply::error_line(&err.monitor);
                     let change =
                         probe::record_error(&config, &state, caller, profile.as_deref(), &line);
                     self.tell(&config, change);
@@ -709,8 +709,20 @@ impl Shared {
             caller,
             &state,
         );
-        self.tell(&config, report.recovery.change);
-        Some(report.line)
+        match report {
+            Ok(report) => {
+                self.tell(&config, report.recovery.change);
+                Some(report.line)
+            }
+            // A failed custom source: the sampler logged it once for the window.
+            Err(err) => {
+                let line = err.line();
+                let change =
+                    probe::record_error(&config, &state, caller, profile.as_deref(), &line);
+                self.tell(&config, change);
+                Some(line)
+            }
+        }
     }
 
     /// A change of what a poller is told goes to the service's log, and to syslog when

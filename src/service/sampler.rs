@@ -29,8 +29,40 @@ use std::time::{Duration, Instant};
 
 use super::lock;
 use super::log::Log;
+use crate::config::Source;
 use crate::metrics::MetricError;
 use crate::probe::Readings;
+
+/// The log lines for custom sources that started failing or answer again in this sample,
+/// and the sources failing now: a source that stays down is logged once, not once a window.
+fn custom_changes(
+    number: u64,
+    readings: &Readings,
+    before: &[Source],
+) -> (Vec<String>, Vec<Source>) {
+    let mut lines = Vec::new();
+    let mut failing = Vec::new();
+    for reading in &readings.custom {
+        let was = before.contains(&reading.source);
+        match &reading.value {
+            Err(why) => {
+                if !was {
+                    let source = &reading.source;
+                    lines.push(format!(
+                        "sample {number}: custom source {source} failed: {why}"
+                    ));
+                }
+                failing.push(reading.source.clone());
+            }
+            Ok(_) if was => lines.push(format!(
+                "sample {number}: custom source {} answers again",
+                reading.source
+            )),
+            Ok(_) => {}
+        }
+    }
+    (lines, failing)
+}
 
 /// How long the sampler keeps measuring after the last poll. HAProxy polls every
 /// `agent-inter` (2 s by default); a minute covers any sane interval and a load balancer
@@ -157,6 +189,7 @@ impl Sampler {
     /// [`Sampler::stop`]. A sample probes wait for is still taken after the stop; a window
     /// nobody waits for ends at the stop.
     pub fn run(&self, take: &mut Take<'_>, log: &Log) {
+        let mut failing = Vec::new();
         loop {
             let number = {
                 let mut inner = lock(&self.inner);
@@ -199,6 +232,11 @@ impl Sampler {
             };
             self.changed.notify_all();
             let took = began.elapsed().as_millis();
+            if let Ok(readings) = &*outcome {
+                let (lines, now) = custom_changes(number, readings, &failing);
+                lines.into_iter().for_each(|line| log.problem(line));
+                failing = now;
+            }
             match &*outcome {
                 Ok(_) => log.note(format!(
                     "sample {number}: {took} ms, shared by {waited} probe{}{}",
@@ -274,6 +312,37 @@ mod tests {
             tcp: vec![(80, tcp)],
             ..Readings::default()
         })
+    }
+
+    #[test]
+    fn a_custom_source_is_logged_when_it_fails_and_when_it_answers_again_only() {
+        let config: crate::config::Config = {
+            let mut config = crate::config::Config::default();
+            let json = r#"{"custom": [{"name": "q", "file": "/q"}]}"#;
+            config
+                .apply_json(json, std::path::Path::new("t.json"))
+                .unwrap();
+            config
+        };
+        let source = config.custom[0].source.clone();
+        let sample = |value: Result<f64, String>| Readings {
+            custom: vec![crate::metrics::custom::Reading {
+                source: source.clone(),
+                value,
+                took: Duration::ZERO,
+            }],
+            ..Readings::default()
+        };
+        let (lines, failing) = custom_changes(1, &sample(Ok(5.0)), &[]);
+        assert!(lines.is_empty() && failing.is_empty());
+        let (lines, failing) = custom_changes(2, &sample(Err("gone".into())), &failing);
+        assert_eq!(lines, ["sample 2: custom source file /q failed: gone"]);
+        // Still down, even for another reason: nothing new to say.
+        let (lines, failing) = custom_changes(3, &sample(Err("still".into())), &failing);
+        assert!(lines.is_empty());
+        let (lines, failing) = custom_changes(4, &sample(Ok(5.0)), &failing);
+        assert_eq!(lines, ["sample 4: custom source file /q answers again"]);
+        assert!(failing.is_empty());
     }
 
     /// A sampler thread whose samples last `window` and report how many were taken so far.
