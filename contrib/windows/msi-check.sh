@@ -52,6 +52,17 @@ WINEDEBUG=-all,+eventlog run "$agent" --version </dev/null >/dev/null 2>"$work/s
 # until it has, as Windows does for ServiceControl Wait="yes", and goes on to delete it (the
 # new one then cannot be created while the old is marked for deletion) and its files (still
 # open).
+# The first non-empty reply on port $1 within 10 s (a service just started is still binding).
+first_reply() {
+    local line=
+    for _ in $(seq 50); do
+        line=$(probe "$1")
+        [[ -n $line ]] && break
+        sleep 0.2
+    done
+    printf '%s' "$line"
+}
+
 stop_service() {
     timeout 60 "$wine_dir/wine64" sc stop lb-feedback </dev/null >/dev/null 2>&1 || fail "sc stop failed"
     for _ in $(seq 100); do
@@ -77,12 +88,7 @@ command_line="scm --listen=0.0.0.0:$port --listen=[::]:$port --allow=127.0.0.1 -
 pgrep -af 'lb-feedback-service.exe scm' | grep -qF -- "$command_line" ||
     fail "the service's command line lacks the properties: $(pgrep -af lb-feedback-service.exe)"
 pass "sc query: RUNNING, command line $command_line"
-line=
-for _ in $(seq 50); do
-    line=$(probe "$port")
-    [[ -n $line ]] && break
-    sleep 0.2
-done
+line=$(first_reply "$port")
 [[ $line =~ $reply_line ]] || fail "the installed service answered '$line'"
 pass "probe of the installed service on PORT $port: '$line'"
 source_values=$(wine_text reg query "$source_key")
@@ -134,12 +140,7 @@ grep -q RUNNING <<<"$sc" || fail "the service is not running after the upgrade: 
 pgrep -af 'lb-feedback-service.exe scm' | grep -qF -- "$command_line" ||
     fail "the upgraded service's command line lacks the new PORT: $(pgrep -af lb-feedback-service.exe)"
 pass "upgrade from 0.0.1 with PORT=$port: one version installed, the edited config.json kept, RUNNING"
-line=
-for _ in $(seq 50); do
-    line=$(probe "$port")
-    [[ -n $line ]] && break
-    sleep 0.2
-done
+line=$(first_reply "$port")
 [[ $line =~ $reply_line ]] || fail "the upgraded service answered '$line'"
 pass "probe of the upgraded service: '$line'"
 
