@@ -19,6 +19,8 @@
 #      none: 0 of 50, 100%).
 #   6. Custom monitors: a command (cmd /c echo), a file and HTTP/JSON (python3 serves it
 #      on 127.0.0.1) answer 70%; a hanging command is killed with its job object.
+#   7. Steady steering: the service holds a threshold's drain until the release, through
+#      the state directory's steady-steering memory (LockFileEx).
 #
 # Needs (Debian 12): apt-get install -y -t bookworm-security rustc-web cargo-web rust-web-src \
 #   gcc-mingw-w64-x86-64 wine64 socat wixl msitools python3
@@ -312,5 +314,43 @@ if ss -Htln "( sport = :$hang_port )" | grep -q .; then
     fail "the hanging command's listener on $hang_port is still running"
 fi
 pass "a hanging command: error:hang, killed with its job (nothing listens on $hang_port)"
+
+# --- 7. steady steering: a drain held in the state directory -----------------------------
+# (issue 12) The service polled over its port (a poller, so it records): a custom file at 100
+# of 100 with threshold 95 drains; at 90 the drain holds (release 85), which is the state
+# directory's steady-steering memory written and read under Windows' LockFileEx; at 80 it
+# ends. Each reply is waited for: the service reads the file once a 100 ms window.
+steady_port=$(free_port)
+printf '100\n' >"$work/gate"
+printf '{"cpu": {"importance": 0}, "ram": {"importance": 0}, "recovery": "never",
+  "sample_ms": 100, "custom": [{"name": "gate", "file": "%s", "threshold": 95}]}\n' \
+    "$(winpath "$work/gate" | sed 's/\\/\\\\/g')" >"$work/steady.json"
+timeout 120 "$here/wine-run.sh" "$service" run --verbose --listen "127.0.0.1:$steady_port" \
+    --config "$(winpath "$work/steady.json")" --state-dir "$(winpath "$work/steady-state")" \
+    2>"$work/steady.log" &
+steady_pid=$!
+pids+=("$steady_pid")
+wait_for_line "$work/steady.log" "listening on 127.0.0.1:$steady_port"
+# Polls until the reply is $1, for at most 10 s.
+reply_becomes() {
+    local line=
+    for _ in $(seq 100); do
+        line=$(probe "$steady_port" | tr -d '\r')
+        [[ $line == "$1" ]] && return 0
+        sleep 0.1
+    done
+    fail "the service answered '$line', not '$1': $(cat "$work/steady.log")"
+}
+reply_becomes "drain #gate:100>=95"
+printf '90\n' >"$work/gate"
+reply_becomes "drain #gate:90>85(release)"
+for _ in 1 2 3; do
+    line=$(probe "$steady_port" | tr -d '\r')
+    [[ $line == "drain #gate:90>85(release)" ]] || fail "the held drain let go at 90: '$line'"
+done
+printf '80\n' >"$work/gate"
+reply_becomes "20%"
+pass "steady steering under Wine: drain at 100, held at 90 (release 85), 20% at 80"
+kill "$steady_pid" 2>/dev/null || true
 
 say "all Windows checks passed"
