@@ -1369,6 +1369,20 @@ pub fn load(
     Ok(config)
 }
 
+/// [`load`] with this process's environment: the file `--config` names (`flag`), else
+/// `LB_FEEDBACK_CONFIG`'s, else the default, and `flags` over both; the one way both
+/// binaries read their settings.
+pub fn load_from_environment(
+    flag: Option<&Path>,
+    flags: &[(Key, String)],
+) -> Result<Config, ConfigError> {
+    // A lookup per key: copying the whole environment once costs more in a large one, and
+    // the environments inetd and systemd give are small either way (measured with callgrind).
+    let env = |name: &str| std::env::var_os(name);
+    let file = ConfigFile::choose(flag, &env);
+    load(&file, &env, flags)
+}
+
 /// An I/O error's reason without Rust's "(os error N)" suffix.
 pub fn io_reason(err: &std::io::Error) -> String {
     let text = err.to_string();

@@ -28,7 +28,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use lb_feedback::cli::{self, Args, Command, ModeCommand};
-use lb_feedback::config::{self, Config, ConfigError, ConfigFile};
+use lb_feedback::config::{self, Config, ConfigError};
 use lb_feedback::explain;
 use lb_feedback::probe::{self, Caller};
 use lb_feedback::reply;
@@ -157,9 +157,7 @@ fn run(args: Args) -> Result<(), Failure> {
 }
 
 fn load_config(args: &Args) -> Result<Config, ConfigError> {
-    let env = |name: &str| std::env::var_os(name);
-    let file = ConfigFile::choose(args.config.as_deref(), &env);
-    config::load(&file, &env, &args.settings)
+    config::load_from_environment(args.config.as_deref(), &args.settings)
 }
 
 fn run_probe(args: &Args) -> Result<(), Failure> {

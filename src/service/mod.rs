@@ -63,7 +63,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::cidr;
-use crate::config::{self, Config, ConfigError, ConfigFile, CpuMode, Mode};
+use crate::config::{self, Config, ConfigError, CpuMode, Mode};
 use crate::probe::{self, Caller, ProbeError, Readings};
 use crate::reply;
 use crate::socket;
@@ -159,9 +159,7 @@ pub fn execute(args: Args) -> Result<(), Failure> {
 
 /// The effective config, from the same layers as `lb-feedback`'s.
 pub fn load_config(args: &Args) -> Result<Config, ConfigError> {
-    let env = |name: &str| std::env::var_os(name);
-    let file = ConfigFile::choose(args.config.as_deref(), &env);
-    config::load(&file, &env, &args.settings)
+    config::load_from_environment(args.config.as_deref(), &args.settings)
 }
 
 /// `run`: listen until SIGTERM or Ctrl-C, logging to stderr.
