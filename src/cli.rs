@@ -190,8 +190,9 @@ DESCRIPTION
         up ready N%        the same, to a poller owed recovery (see RECOVERY)
         drain #why         a monitor reached its threshold, or the mode is drain
         maint #mode        the mode is maint;  stopped #mode: the mode is stop
-        error:WHAT         the probe failed (config, cpu, ram, tcp, sessions, state); HAProxy
-                           logs it and leaves the server as it was
+        error:WHAT         the probe failed (config, cpu, ram, tcp, sessions, state,
+                           profile, or a custom monitor's name); HAProxy shows it and
+                           leaves the server as it was
 
     utilization = sum(load x importance) / (number of monitors with importance > 0)
     N = 100 - utilization, rounded, clamped to 0..100, at least min_percent. A load at or
@@ -310,8 +311,8 @@ SOCKET MODE
     When stdin is a socket, lb-feedback reads what HAProxy's agent-send sends (at most 1 KiB,
     while the sample runs; in drain, maint and stop mode, which sample nothing, for at most
     200 ms, and only when the config has profiles), writes the reply, half-closes and
-    drains, so HAProxy sees a clean close. When stdio is a socket nothing is ever written to stderr (a stderr that
-    is a socket is pointed at /dev/null at start).
+    drains, so HAProxy sees a clean close. When stdio is a socket nothing is ever written
+    to stderr (a stderr that is a socket is pointed at /dev/null at start).
 
 EXIT STATUS
     0   the reply was given (or the command succeeded)

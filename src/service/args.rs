@@ -217,8 +217,9 @@ DESCRIPTION
          most an eighth of max_in_flight) are kept for addresses with nothing in flight, so
          a flood from one address cannot keep other load balancers out;
       3. drain, maint or stop answer at once, without sampling;
-      4. the probe joins the CPU/RAM/TCP/sessions sample being taken, or starts one: probes arriving
-         while a sample runs share it, so N load balancers polling at once cost one sample;
+      4. the probe joins the sample being taken (CPU, RAM, TCP, sessions, custom sources),
+         or starts one: probes arriving while a sample runs share it, so N load balancers
+         polling at once cost one sample;
          when the config has profiles it meanwhile reads agent-send's line (1 KiB at most),
          waiting for it until the sample's window ends or 200 ms after connecting, whichever
          is later; without profiles agent-send selects nothing;
@@ -299,8 +300,8 @@ OPTIONS
     Every setting can also come from the environment: LB_FEEDBACK_MODE,
     LB_FEEDBACK_SAMPLE_MS, LB_FEEDBACK_CPU_IMPORTANCE, LB_FEEDBACK_CPU_THRESHOLD,
     LB_FEEDBACK_RAM_IMPORTANCE, LB_FEEDBACK_RAM_THRESHOLD, LB_FEEDBACK_TCP,
-    LB_FEEDBACK_SESSIONS, LB_FEEDBACK_MAXCONN, LB_FEEDBACK_RECOVERY, LB_FEEDBACK_RECOVERY_SECONDS,
-    LB_FEEDBACK_RECOVERY_REPLIES, LB_FEEDBACK_STATE_DIR, LB_FEEDBACK_STATE_OWNER,
+    LB_FEEDBACK_SESSIONS, LB_FEEDBACK_MAXCONN, LB_FEEDBACK_RECOVERY,
+    LB_FEEDBACK_RECOVERY_SECONDS, LB_FEEDBACK_RECOVERY_REPLIES, LB_FEEDBACK_STATE_DIR, LB_FEEDBACK_STATE_OWNER,
     LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT,
     LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_SCOPE, LB_FEEDBACK_LOG,
     LB_FEEDBACK_HTTP, LB_FEEDBACK_CPU_RELEASE, LB_FEEDBACK_RAM_RELEASE,
