@@ -5,14 +5,17 @@
 //! reads them once a window and lists them in `/metrics`.
 
 mod common;
+#[path = "common/service.rs"]
+mod service;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{TempDir, agent, serve, stderr, stdout};
+use service::Service;
 
 /// Far longer than any source here takes, far shorter than a hung one would.
 const BOUND: Duration = Duration::from_secs(10);
@@ -332,72 +335,16 @@ fn a_profile_replaces_the_custom_list() {
     assert_eq!(poll("plain\n"), "90%\n");
 }
 
-/// lb-feedback-service with its agent port and HTTP side on 127.0.0.1; killed when dropped.
-struct Service {
-    child: Child,
-    agent: SocketAddr,
-    http: SocketAddr,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Service {
-    fn start(dir: &TempDir) -> Service {
-        let mut child = common::prepared(env!("CARGO_BIN_EXE_lb-feedback-service"), dir)
-            .env("LB_FEEDBACK_SAMPLE_MS", "500")
-            .args([
-                "run",
-                "--verbose",
-                "--listen",
-                "127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let (mut agent, mut http) = (None, None);
-        while agent.is_none() || http.is_none() {
-            let line = lines.next().expect("the service did not start").unwrap();
-            let addr = |prefix: &str| line.strip_prefix(prefix).and_then(|a| a.parse().ok());
-            agent = agent.or(addr("lb-feedback-service: listening on "));
-            http = http.or(addr("lb-feedback-service: HTTP on "));
-        }
-        // The rest of the log is read so the service never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Service {
-            child,
-            agent: agent.unwrap(),
-            http: http.unwrap(),
-        }
-    }
-
-    fn poll(&self) -> String {
-        let mut stream = TcpStream::connect_timeout(&self.agent, BOUND).unwrap();
-        stream.set_read_timeout(Some(BOUND)).unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        text
-    }
-
-    fn metrics(&self) -> String {
-        let mut stream = TcpStream::connect_timeout(&self.http, BOUND).unwrap();
-        stream.set_read_timeout(Some(BOUND)).unwrap();
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        text
-    }
+/// A scrape of the service's `/metrics`.
+fn metrics(service: &Service) -> String {
+    let mut stream = TcpStream::connect_timeout(&service.http(), BOUND).unwrap();
+    stream.set_read_timeout(Some(BOUND)).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
 }
 
 #[test]
@@ -413,12 +360,15 @@ fn the_service_runs_sources_once_a_window_and_lists_them_in_metrics() {
             serde_json::to_string(&count).unwrap()
         ),
     );
-    let service = Service::start(&dir);
+    let service = Service::run(&dir)
+        .http()
+        .envs(&[("LB_FEEDBACK_SAMPLE_MS", "500")])
+        .start();
     let polls = 12;
     for _ in 0..polls {
         assert_eq!(service.poll(), "60%\n");
     }
-    let metrics = service.metrics();
+    let metrics = metrics(&service);
     assert!(
         metrics.contains(
             "lb_feedback_monitor_load_percent{profile=\"(base)\",monitor=\"sessions\"} 40"

@@ -10,16 +10,18 @@
 mod common;
 #[path = "common/e2e.rs"]
 mod e2e;
+#[path = "common/service.rs"]
+mod service;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::{TempDir, agent, connect_from};
+use service::Service;
 
-const SERVICE: &str = env!("CARGO_BIN_EXE_lb-feedback-service");
 const BOUND: Duration = Duration::from_secs(10);
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -28,103 +30,9 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A running service with its agent and HTTP addresses; killed and reaped when dropped.
-struct Service {
-    child: Child,
-    agent: SocketAddr,
-    http: SocketAddr,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Service {
-    fn start(dir: &TempDir, env: &[(&str, &str)], args: &[&str]) -> Service {
-        let mut child = common::prepared(SERVICE, dir)
-            .envs(env.iter().copied())
-            .args(["run", "--verbose", "--listen", "127.0.0.1:0"])
-            .args(["--http", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
-        let mut service = Service {
-            child,
-            agent: "0.0.0.0:0".parse().unwrap(),
-            http: "0.0.0.0:0".parse().unwrap(),
-            lines,
-        };
-        let find = |prefix: &str| {
-            service.lines.lock().unwrap().iter().find_map(|line| {
-                line.strip_prefix(prefix)
-                    .and_then(|addr| addr.parse::<SocketAddr>().ok())
-            })
-        };
-        let until = Instant::now() + BOUND;
-        loop {
-            let found = (
-                find("lb-feedback-service: listening on "),
-                find("lb-feedback-service: HTTP on "),
-            );
-            if let (Some(agent), Some(http)) = found {
-                (service.agent, service.http) = (agent, http);
-                return service;
-            }
-            assert!(
-                Instant::now() < until,
-                "the service did not start: {:?}",
-                service.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    fn wait_for_log(&self, text: &str) {
-        let until = Instant::now() + BOUND;
-        while !self.log().iter().any(|line| line.contains(text)) {
-            assert!(
-                Instant::now() < until,
-                "no {text:?} in the log: {:?}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// One agent-port poll, the way HAProxy makes it.
-    fn poll(&self) -> String {
-        let mut stream = TcpStream::connect_timeout(&self.agent, BOUND).unwrap();
-        stream.set_read_timeout(Some(BOUND)).unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        text
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        get_from([127, 0, 0, 1], self.http, path)
-    }
+/// `GET path` on the service's HTTP port from 127.0.0.1.
+fn get(service: &Service, path: &str) -> (u16, String) {
+    get_from([127, 0, 0, 1], service.http(), path)
 }
 
 /// `GET path` from `source`: the status and the body.
@@ -190,9 +98,12 @@ fn a_scrape_passes_promtool_and_carries_the_figures() {
         r#"{"tcp": [{"port": 3389, "max_connections": 50, "threshold": 95}],
             "profiles": {"web": {"cpu": {"threshold": 90}}}}"#,
     );
-    let service = Service::start(&dir, &[("LB_FEEDBACK_SAMPLE_MS", "1000")], &[]);
+    let service = Service::run(&dir)
+        .http()
+        .envs(&[("LB_FEEDBACK_SAMPLE_MS", "1000")])
+        .start();
     assert!(service.poll().ends_with("%\n"));
-    let (status, text) = service.get("/metrics");
+    let (status, text) = get(&service, "/metrics");
     assert_eq!(status, 200, "{text}");
     promtool_accepts(&text);
     for line in [
@@ -216,7 +127,7 @@ fn a_scrape_passes_promtool_and_carries_the_figures() {
         .map(|_| {
             std::thread::sleep(Duration::from_millis(50));
             let asked = Instant::now();
-            assert_eq!(service.get("/metrics").0, 200);
+            assert_eq!(get(&service, "/metrics").0, 200);
             asked.elapsed()
         })
         .collect();
@@ -230,7 +141,7 @@ fn a_scrape_passes_promtool_and_carries_the_figures() {
     // Drained: no percent and no monitor figures (nothing is sampled), still valid.
     let output = agent(&dir).args(["mode", "drain"]).output().unwrap();
     assert!(output.status.success(), "{output:?}");
-    let (status, text) = service.get("/metrics");
+    let (status, text) = get(&service, "/metrics");
     assert_eq!(status, 200);
     promtool_accepts(&text);
     assert!(text.contains("lb_feedback_state{profile=\"web\",state=\"drain\"} 1"));
@@ -249,39 +160,42 @@ fn load_says_busy_or_101_or_102_as_the_mode_changes() {
         ("LB_FEEDBACK_CPU_IMPORTANCE", "0"),
         ("LB_FEEDBACK_RAM_IMPORTANCE", "0"),
     ];
-    let service = Service::start(&dir, &env, &[]);
+    let service = Service::run(&dir).http().envs(&env).start();
     let mode = |args: &[&str]| {
         let output = agent(&dir).arg("mode").args(args).output().unwrap();
         assert!(output.status.success(), "{output:?}");
     };
     // Nothing counts: 100 % idle, 0 busy; what HAProxy gets is the same figure inverted.
-    assert_eq!(service.get("/load"), (200, "0\n".into()));
+    assert_eq!(get(&service, "/load"), (200, "0\n".into()));
     assert!(service.poll().ends_with("100%\n"));
     for (word, load) in [("drain", "102\n"), ("maint", "102\n"), ("stop", "101\n")] {
         mode(&[word]);
-        assert_eq!(service.get("/load"), (200, load.into()), "mode {word}");
+        assert_eq!(get(&service, "/load"), (200, load.into()), "mode {word}");
     }
     mode(&["normal"]);
-    assert_eq!(service.get("/load"), (200, "0\n".into()));
-    let (status, body) = service.get("/status");
+    assert_eq!(get(&service, "/load"), (200, "0\n".into()));
+    let (status, body) = get(&service, "/status");
     assert_eq!(status, 200);
     let document: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(document["mode"], "normal");
-    assert_eq!(service.get("/health"), (200, "ok\n".into()));
-    assert_eq!(service.get("/nothing").0, 404);
+    assert_eq!(get(&service, "/health"), (200, "ok\n".into()));
+    assert_eq!(get(&service, "/nothing").0, 404);
 }
 
 #[test]
 fn allow_holds_on_the_http_port() {
     let _turn = serial();
     let dir = TempDir::new("http-allow");
-    let service = Service::start(&dir, &[], &["--allow", "127.0.0.2/32"]);
-    let mut refused = connect_from([127, 0, 0, 1], service.http);
+    let service = Service::run(&dir)
+        .http()
+        .args(&["--allow", "127.0.0.2/32"])
+        .start();
+    let mut refused = connect_from([127, 0, 0, 1], service.http());
     let _ = refused.write_all(b"GET /health HTTP/1.1\r\n\r\n");
     assert!(nothing_comes(&mut refused));
     service.wait_for_log("HTTP: 127.0.0.1:");
     assert_eq!(
-        get_from([127, 0, 0, 2], service.http, "/health"),
+        get_from([127, 0, 0, 2], service.http(), "/health"),
         (200, "ok\n".into())
     );
 }
@@ -290,21 +204,24 @@ fn allow_holds_on_the_http_port() {
 fn slow_silent_and_garbage_http_clients_do_not_stall_the_agent_port() {
     let _turn = serial();
     let dir = TempDir::new("http-flood");
-    let service = Service::start(&dir, &[("LB_FEEDBACK_SAMPLE_MS", "500")], &[]);
+    let service = Service::run(&dir)
+        .http()
+        .envs(&[("LB_FEEDBACK_SAMPLE_MS", "500")])
+        .start();
     assert!(service.poll().ends_with("%\n"));
     // More silent clients than the HTTP port has slots, a slow one dripping a header that
     // never ends, and garbage.
     let silent: Vec<TcpStream> = (0..80)
-        .map(|_| connect_from([127, 0, 0, 1], service.http))
+        .map(|_| connect_from([127, 0, 0, 1], service.http()))
         .collect();
-    let mut drip = connect_from([127, 0, 0, 3], service.http);
+    let mut drip = connect_from([127, 0, 0, 3], service.http());
     drip.write_all(b"GET /metrics HTTP/1.1\r\nX-Slow: ")
         .unwrap();
-    let mut garbage = connect_from([127, 0, 0, 4], service.http);
+    let mut garbage = connect_from([127, 0, 0, 4], service.http());
     garbage
         .write_all(b"\x16\x03\x01\x02\x00\x01\x00\r\n\r\n")
         .unwrap();
-    let mut huge = connect_from([127, 0, 0, 5], service.http);
+    let mut huge = connect_from([127, 0, 0, 5], service.http());
     let _ = huge.write_all(format!("GET /{} HTTP/1.1\r\n", "a".repeat(9000)).as_bytes());
     service.wait_for_log("HTTP: 127.0.0.1:");
 
@@ -319,7 +236,7 @@ fn slow_silent_and_garbage_http_clients_do_not_stall_the_agent_port() {
     }
     // Another address still gets an HTTP answer: the last slots are kept for it.
     assert_eq!(
-        get_from([127, 0, 0, 6], service.http, "/health"),
+        get_from([127, 0, 0, 6], service.http(), "/health"),
         (200, "ok\n".into())
     );
     let mut answer = String::new();
@@ -362,19 +279,19 @@ fn the_service_reads_sessions_every_window_and_lists_them_in_metrics() {
         write(id, class, state);
     }
     let root_text = root.to_str().unwrap();
-    let service = Service::start(
-        &dir,
-        &[
+    let service = Service::run(&dir)
+        .http()
+        .envs(&[
             ("LB_FEEDBACK_TEST_SESSIONS_ROOT", root_text),
             ("LB_FEEDBACK_CPU_IMPORTANCE", "0"),
             ("LB_FEEDBACK_RAM_IMPORTANCE", "0"),
             ("LB_FEEDBACK_RECOVERY", "never"),
-        ],
-        &["--sessions", "50"],
-    );
+        ])
+        .args(&["--sessions", "50"])
+        .start();
     // 4 of 50: load 8.
     assert_eq!(service.poll(), "92%\n");
-    let (status, text) = service.get("/metrics");
+    let (status, text) = get(&service, "/metrics");
     assert_eq!(status, 200, "{text}");
     let line = "lb_feedback_monitor_load_percent{profile=\"(base)\",monitor=\"sessions\"} 8";
     assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");

@@ -8,13 +8,14 @@
 mod common;
 #[path = "common/e2e.rs"]
 mod e2e;
+#[path = "common/service.rs"]
+mod service;
 
 use std::io::{Read, Write};
-use std::net::SocketAddr;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{TempDir, agent, connect_from, reply, serve_from, stdout};
+use service::Service;
 
 const A: [u8; 4] = [127, 0, 0, 1];
 const B: [u8; 4] = [127, 0, 0, 2];
@@ -27,36 +28,13 @@ const BOUND: Duration = Duration::from_secs(10);
 enum Via {
     /// The one-shot binary per connection, as xinetd and systemd's `Accept=yes` run it.
     Inetd,
-    Service(Child, SocketAddr),
+    Service(Service),
 }
 
 impl Via {
+    /// The log says when it listens (a test connection would be a poller).
     fn service(dir: &TempDir) -> Via {
-        let port = e2e::free_port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut child = common::prepared(env!("CARGO_BIN_EXE_lb-feedback-service"), dir)
-            .args(["run", "--verbose", "--listen", &addr.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Not a test connection: that would be a poller. The log says when it listens; the
-        // rest of the log is read and dropped so the service never blocks on it.
-        let (sender, listening) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
-                let Ok(line) = line else { break };
-                if line.contains("listening on") {
-                    let _ = sender.send(());
-                }
-            }
-        });
-        listening
-            .recv_timeout(BOUND)
-            .expect("lb-feedback-service did not start listening");
-        Via::Service(child, addr)
+        Via::Service(Service::run(dir).start())
     }
 
     /// One poll from `source`, sending `send` as HAProxy's agent-send does.
@@ -67,23 +45,14 @@ impl Via {
                 client.write_all(send).unwrap();
                 reply(&mut client, &mut child)
             }
-            Via::Service(_, addr) => {
-                let mut stream = connect_from(source, *addr);
+            Via::Service(service) => {
+                let mut stream = connect_from(source, service.addr());
                 stream.set_read_timeout(Some(BOUND)).unwrap();
                 stream.write_all(send).unwrap();
                 let mut text = String::new();
                 stream.read_to_string(&mut text).unwrap();
                 text
             }
-        }
-    }
-}
-
-impl Drop for Via {
-    fn drop(&mut self) {
-        if let Via::Service(child, _) = self {
-            let _ = child.kill();
-            let _ = child.wait();
         }
     }
 }

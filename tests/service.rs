@@ -9,19 +9,19 @@
 #![cfg(unix)]
 
 mod common;
+#[path = "common/service.rs"]
+mod service;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::{Connections, TempDir, agent, stdout};
+use service::{SERVICE, Service};
 
-const SERVICE: &str = env!("CARGO_BIN_EXE_lb-feedback-service");
 /// The longest any single step may take before the test fails instead of hanging.
 const BOUND: Duration = Duration::from_secs(10);
 
@@ -31,137 +31,13 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A running service, killed and reaped when dropped.
-struct Service {
-    child: Child,
-    addrs: Vec<SocketAddr>,
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: Option<JoinHandle<()>>,
-}
-
-/// The service's command: empty environment, the test's config and state directory, a short
-/// sample unless `env` says otherwise.
-fn command(dir: &TempDir, env: &[(&str, &str)], args: &[&str]) -> Command {
-    let mut command = common::prepared(SERVICE, dir);
-    command
-        .envs(env.iter().copied())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    command
-}
-
-/// Starts `run --verbose` with `args` (default `--listen 127.0.0.1:0`) and waits until every
-/// listener is up.
-fn start(dir: &TempDir, env: &[(&str, &str)], args: &[&str]) -> Service {
-    let mut all = vec!["run", "--verbose"];
-    if !args.iter().any(|a| a.starts_with("--listen")) {
-        all.extend(["--listen", "127.0.0.1:0"]);
-    }
-    all.extend(args);
-    let listeners = all.iter().filter(|a| a.starts_with("--listen")).count();
-    let mut child = command(dir, env, &all)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let (sender, receiver) = mpsc::channel();
-    let reader = {
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                lines.lock().unwrap().push(line.clone());
-                let _ = sender.send(line);
-            }
-        })
-    };
-    let mut service = Service {
-        child,
-        addrs: Vec::new(),
-        lines,
-        reader: Some(reader),
-    };
-    service.addrs = listening(&receiver, listeners, &service);
+/// The sample lines of the log.
+fn samples(service: &Service) -> Vec<String> {
     service
-}
-
-fn listening(receiver: &Receiver<String>, n: usize, service: &Service) -> Vec<SocketAddr> {
-    let until = Instant::now() + BOUND;
-    let mut addrs = Vec::new();
-    while addrs.len() < n {
-        let left = until.saturating_duration_since(Instant::now());
-        match receiver.recv_timeout(left) {
-            Ok(line) => {
-                if let Some(addr) = line.strip_prefix("lb-feedback-service: listening on ") {
-                    addrs.push(addr.parse().unwrap());
-                }
-            }
-            Err(_) => panic!("the service did not start listening: {:?}", service.log()),
-        }
-    }
-    addrs
-}
-
-impl Service {
-    fn addr(&self) -> SocketAddr {
-        self.addrs[0]
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    /// Waits until a log line contains `text`.
-    fn wait_for_log(&self, text: &str) -> Vec<String> {
-        let until = Instant::now() + BOUND;
-        loop {
-            let log = self.log();
-            if log.iter().any(|line| line.contains(text)) {
-                return log;
-            }
-            assert!(Instant::now() < until, "no {text:?} in the log: {log:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The sample lines of the log.
-    fn samples(&self) -> Vec<String> {
-        self.log()
-            .into_iter()
-            .filter(|line| line.starts_with("lb-feedback-service: sample "))
-            .collect()
-    }
-
-    fn terminate(&mut self) {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(killed.success());
-    }
-
-    /// The exit status, within `BOUND`.
-    fn wait(&mut self) -> ExitStatus {
-        let until = Instant::now() + BOUND;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                if let Some(reader) = self.reader.take() {
-                    reader.join().unwrap();
-                }
-                return status;
-            }
-            assert!(Instant::now() < until, "the service did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+        .log()
+        .into_iter()
+        .filter(|line| line.starts_with("lb-feedback-service: sample "))
+        .collect()
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {
@@ -242,7 +118,7 @@ fn one_probe_gives_the_same_line_as_the_one_shot_binary() {
 
     // By hand.
     let dir = TempDir::new("svc-same");
-    let service = start(&dir, &pairs(&env), &[]);
+    let service = Service::run(&dir).envs(&pairs(&env)).start();
     let one_shot = stdout(&agent(&dir).envs(pairs(&env)).output().unwrap());
     assert_eq!(probe(service.addr()), one_shot);
     assert_eq!(one_shot, "50%\n");
@@ -252,7 +128,7 @@ fn one_probe_gives_the_same_line_as_the_one_shot_binary() {
     // open the window.
     env.pop();
     let (service_dir, inetd_dir) = (TempDir::new("svc-window"), TempDir::new("inetd-window"));
-    let service = start(&service_dir, &pairs(&env), &[]);
+    let service = Service::run(&service_dir).envs(&pairs(&env)).start();
     let from_service = probe(service.addr());
     assert_eq!(
         from_service,
@@ -282,7 +158,7 @@ fn agent_send_selects_a_profile_as_the_one_shot_does() {
             r#"{{"profiles": {{"wide": {{"tcp": [{{"port": {port}, "max_connections": 20}}]}}}}}}"#
         ),
     );
-    let service = start(&dir, &pairs(&env), &[]);
+    let service = Service::run(&dir).envs(&pairs(&env)).start();
     // 5 of 20 is 25 % busy.
     assert_eq!(probe_sending(service.addr(), b"wide\n"), "75%\n");
     assert_eq!(
@@ -296,7 +172,7 @@ fn agent_send_selects_a_profile_as_the_one_shot_does() {
 
     // Without profiles agent-send selects nothing, as in the one-shot binary.
     let plain = TempDir::new("svc-no-profiles");
-    let service = start(&plain, &pairs(&env), &[]);
+    let service = Service::run(&plain).envs(&pairs(&env)).start();
     assert_eq!(probe_sending(service.addr(), b"wide\n"), "50%\n");
 }
 
@@ -305,20 +181,19 @@ fn two_hundred_concurrent_probes_share_one_sample() {
     let _turn = serial();
     let dir = TempDir::new("svc-200");
     let sample = Duration::from_millis(1000);
-    let service = start(
-        &dir,
-        &[
+    let service = Service::run(&dir)
+        .envs(&[
             ("LB_FEEDBACK_SAMPLE_MS", "1000"),
             ("LB_FEEDBACK_RECOVERY", "never"),
-        ],
+        ])
         // From one address here, where they would be 200 load balancers.
-        &[
+        .args(&[
             "--max-in-flight",
             "300",
             "--max-in-flight-per-source",
             "300",
-        ],
-    );
+        ])
+        .start();
     let began = Instant::now();
     let mut clients: Vec<TcpStream> = (0..200).map(|_| connect(service.addr())).collect();
     let connected = began.elapsed();
@@ -332,7 +207,7 @@ fn two_hundred_concurrent_probes_share_one_sample() {
         "200 replies took {all_answered:?} (connecting {connected:?})"
     );
     let log = service.wait_for_log("sample 1:");
-    let samples = service.samples();
+    let samples = samples(&service);
     assert_eq!(samples.len(), 1, "{log:?}");
     assert!(
         samples[0].ends_with("shared by 200 probes"),
@@ -347,14 +222,12 @@ fn clients_that_send_nothing_or_never_read_do_not_delay_others() {
     let _turn = serial();
     let dir = TempDir::new("svc-stuck");
     let sample = Duration::from_millis(500);
-    let service = start(
-        &dir,
-        &[
+    let service = Service::run(&dir)
+        .envs(&[
             ("LB_FEEDBACK_SAMPLE_MS", "500"),
             ("LB_FEEDBACK_RECOVERY", "never"),
-        ],
-        &[],
-    );
+        ])
+        .start();
     let silent_since = Instant::now();
     let mut silent = connect(service.addr());
     // Sends more than the service ever reads and never reads itself.
@@ -389,7 +262,9 @@ fn clients_that_send_nothing_or_never_read_do_not_delay_others() {
 fn an_address_outside_the_allowlist_gets_no_reply() {
     let _turn = serial();
     let dir = TempDir::new("svc-allow");
-    let service = start(&dir, &[], &["--allow", "127.0.0.2/32,::1"]);
+    let service = Service::run(&dir)
+        .args(&["--allow", "127.0.0.2/32,::1"])
+        .start();
     let asked = Instant::now();
     let mut refused = connect(service.addr());
     assert!(nothing_comes(&mut refused));
@@ -414,14 +289,13 @@ fn an_address_outside_the_allowlist_gets_no_reply() {
 fn the_in_flight_limit_holds() {
     let _turn = serial();
     let dir = TempDir::new("svc-limit");
-    let service = start(
-        &dir,
-        &[
+    let service = Service::run(&dir)
+        .envs(&[
             ("LB_FEEDBACK_SAMPLE_MS", "1000"),
             ("LB_FEEDBACK_RECOVERY", "never"),
-        ],
-        &["--max-in-flight", "2"],
-    );
+        ])
+        .args(&["--max-in-flight", "2"])
+        .start();
     let mut first = connect(service.addr());
     let mut second = connect(service.addr());
     std::thread::sleep(Duration::from_millis(100));
@@ -450,14 +324,12 @@ fn the_in_flight_limit_holds() {
 fn sigterm_during_a_probe_still_delivers_the_reply_and_exits_zero() {
     let _turn = serial();
     let dir = TempDir::new("svc-term");
-    let mut service = start(
-        &dir,
-        &[
+    let mut service = Service::run(&dir)
+        .envs(&[
             ("LB_FEEDBACK_SAMPLE_MS", "1000"),
             ("LB_FEEDBACK_RECOVERY", "never"),
-        ],
-        &[],
-    );
+        ])
+        .start();
     let mut client = connect(service.addr());
     service.wait_for_log("listening on");
     std::thread::sleep(Duration::from_millis(200));
@@ -487,11 +359,9 @@ fn ipv4_and_ipv6_on_one_port_as_the_defaults_do() {
     let dir = TempDir::new("svc-dual");
     let (v4, v6) = (format!("0.0.0.0:{port}"), format!("[::]:{port}"));
     // Only loopback peers, should anything else find the port meanwhile.
-    let service = start(
-        &dir,
-        &[],
-        &["--listen", &v4, "--listen", &v6, "--allow", "127.0.0.1,::1"],
-    );
+    let service = Service::run(&dir)
+        .args(&["--listen", &v4, "--listen", &v6, "--allow", "127.0.0.1,::1"])
+        .start();
     assert_eq!(service.addrs.len(), 2);
     for addr in [format!("127.0.0.1:{port}"), format!("[::1]:{port}")] {
         let line = probe(addr.parse().unwrap());
@@ -504,7 +374,7 @@ fn usage_and_config_errors_exit_2_and_a_busy_port_exits_1() {
     let _turn = serial();
     let dir = TempDir::new("svc-usage");
     let run = |args: &[&str], env: &[(&str, &str)]| {
-        let mut command = command(&dir, env, args);
+        let mut command = service::command(&dir, env, args);
         let output = command.stderr(Stdio::piped()).output().unwrap();
         (
             output.status.code(),
@@ -548,14 +418,12 @@ fn fifos_in_the_state_directory_neither_wedge_the_service_nor_its_stop() {
         // SAFETY: a valid C string.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     }
-    let mut service = start(
-        &dir,
-        &[
+    let mut service = Service::run(&dir)
+        .envs(&[
             ("LB_FEEDBACK_CPU_MODE", "since-last"),
             ("LB_FEEDBACK_RECOVERY", "never"),
-        ],
-        &[],
-    );
+        ])
+        .start();
     for _ in 0..20 {
         assert_eq!(probe(service.addr()), "error:state\n");
     }
@@ -577,17 +445,15 @@ fn steady_polls_are_answered_at_once_and_follow_a_change_within_two_windows() {
     let sample = Duration::from_millis(1000);
     let mut held = Connections::open(2);
     let tcp = format!("{}:10", held.port());
-    let service = start(
-        &dir,
-        &[
+    let service = Service::run(&dir)
+        .envs(&[
             ("LB_FEEDBACK_SAMPLE_MS", "1000"),
             ("LB_FEEDBACK_RECOVERY", "never"),
             ("LB_FEEDBACK_CPU_IMPORTANCE", "0"),
             ("LB_FEEDBACK_RAM_IMPORTANCE", "0"),
             ("LB_FEEDBACK_TCP", &tcp),
-        ],
-        &[],
-    );
+        ])
+        .start();
     // The first poll starts the sampler (with no CPU monitor its window has nothing to wait
     // for), which then reads a window a second while polls come.
     assert_eq!(probe(service.addr()), "80%\n");
@@ -629,18 +495,9 @@ fn sighup_rereads_the_config_and_a_broken_edit_changes_nothing_but_a_log_line() 
     let dir = TempDir::new("svc-reload");
     let quiet = r#"{"cpu": {"importance": 0}, "ram": {"importance": 0}"#;
     dir.file("config.json", &format!("{quiet}}}"));
-    let service = start(&dir, &[], &[]);
+    let service = Service::run(&dir).start();
     assert_eq!(probe(service.addr()), "up ready 100%\n");
-    let hup = || {
-        let pid = service.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-HUP", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
+    let hup = || service.signal("HUP");
     // A valid edit: the next polls use it.
     dir.file("config.json", &format!(r#"{quiet}, "mode": "drain"}}"#));
     hup();
@@ -684,7 +541,7 @@ fn a_threshold_drain_holds_until_release_in_the_service_too() {
         ("LB_FEEDBACK_RAM_IMPORTANCE", "0"),
         ("LB_FEEDBACK_TCP", tcp.as_str()),
     ];
-    let service = start(&dir, &env, &[]);
+    let service = Service::run(&dir).envs(&env).start();
     assert_eq!(
         probe(service.addr()),
         format!("drain #tcp:{port}:100>=95\n")

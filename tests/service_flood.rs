@@ -17,19 +17,21 @@
 #![cfg(target_os = "linux")]
 
 mod common;
+#[path = "common/service.rs"]
+mod service;
 
 use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::TempDir;
+use service::Service;
 
-const SERVICE: &str = env!("CARGO_BIN_EXE_lb-feedback-service");
 /// The sample window the tests run with.
 const SAMPLE_MS: u64 = 500;
 /// What the README and `--help` promise for a stop: the replies in flight get `sample_ms` +
@@ -54,72 +56,29 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// `run` on 127.0.0.1:`port` with the defaults (no limit flags: the defaults are what is
-/// tested), stderr as given; killed and reaped when dropped.
-struct Service {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Service {
-    fn start(dir: &TempDir, stderr: Stdio) -> Service {
-        Service::start_with(dir, stderr, "never", true)
+/// `run` on a loopback port free a moment ago, with the defaults (no limit flags: the
+/// defaults are what is tested) and without `--verbose`; stderr to `stderr` or, with `None`,
+/// to the log the test reads. `ready`: wait until a poll is answered (one that would hang
+/// must not be made), or else until it accepts.
+fn start(dir: &TempDir, stderr: Option<Stdio>, recovery: &str, ready: bool) -> Service {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let sample = SAMPLE_MS.to_string();
+    let mut start = Service::run(dir)
+        .quiet()
+        .envs(&[
+            ("LB_FEEDBACK_SAMPLE_MS", &sample),
+            ("LB_FEEDBACK_RECOVERY", recovery),
+        ])
+        .args(&["--listen", &addr]);
+    if let Some(stderr) = stderr {
+        start = start.stderr(stderr);
     }
-
-    /// `ready`: wait until a poll is answered (one that would hang must not be made).
-    fn start_with(dir: &TempDir, stderr: Stdio, recovery: &str, ready: bool) -> Service {
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = common::prepared(SERVICE, dir)
-            .env("LB_FEEDBACK_SAMPLE_MS", SAMPLE_MS.to_string())
-            .env("LB_FEEDBACK_RECOVERY", recovery)
-            .args(["run", "--listen", &addr.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let mut service = Service { child, addr };
-        // Up once a poll is answered (or, without `ready`, once it accepts).
-        let until = Instant::now() + BOUND;
-        let up = |addr| match ready {
-            true => poll_from("127.0.0.2", addr).is_some(),
-            false => TcpStream::connect(addr).is_ok(),
-        };
-        while !up(service.addr) {
-            assert!(Instant::now() < until, "the service did not start");
-            assert!(service.child.try_wait().unwrap().is_none(), "it exited");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        service
-    }
-
-    fn terminate(&self) {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(killed.success());
-    }
-
-    /// Whether it exited within `time` (and with what status).
-    fn exits_within(&mut self, time: Duration) -> Option<std::process::ExitStatus> {
-        let until = Instant::now() + time;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= until {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    let mut service = start.start();
+    service.wait_until(|addr| match ready {
+        true => poll_from("127.0.0.2", addr).is_some(),
+        false => TcpStream::connect(addr).is_ok(),
+    });
+    service
 }
 
 /// One poll the way HAProxy makes it, from the loopback address `from`: its reply, or `None`
@@ -208,25 +167,6 @@ impl Flood {
     }
 }
 
-type Lines = Arc<Mutex<Vec<String>>>;
-
-/// The stderr lines, read by a thread of the test.
-fn collect(child: &mut Child) -> (Lines, JoinHandle<()>) {
-    let stderr = child.stderr.take().unwrap();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let reader = {
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                lines.lock().unwrap().push(line);
-            }
-        })
-    };
-    (lines, reader)
-}
-
 /// The connections the service's log says it refused: one per first line, plus the totals.
 fn refused_in(log: &[String]) -> u64 {
     log.iter()
@@ -249,16 +189,15 @@ fn refused_in(log: &[String]) -> u64 {
 fn a_flood_from_one_address_neither_starves_another_nor_floods_the_log() {
     let _turn = serial();
     let dir = TempDir::new("svc-flood");
-    let mut service = Service::start(&dir, Stdio::piped());
-    let (lines, reader) = collect(&mut service.child);
+    let mut service = start(&dir, None, "never", true);
 
-    let flood = Flood::start(service.addr);
+    let flood = Flood::start(service.addr());
     // Let the flood take every slot it can before the other load balancer polls.
     std::thread::sleep(Duration::from_millis(1000));
     let began = Instant::now();
     let mut answered = 0;
     for _ in 0..POLLS {
-        if let Some(reply) = poll_from("127.0.0.2", service.addr) {
+        if let Some(reply) = poll_from("127.0.0.2", service.addr()) {
             assert!(reply.ends_with("%\n"), "{reply:?}");
             answered += 1;
         }
@@ -266,15 +205,14 @@ fn a_flood_from_one_address_neither_starves_another_nor_floods_the_log() {
     }
     let flooded = began.elapsed() + Duration::from_millis(1000);
     let opened = flood.finish();
-    let during: Vec<String> = lines.lock().unwrap().clone();
+    let during = service.log();
 
     // The stop writes the last window's totals.
     service.terminate();
     let status = service
         .exits_within(BOUND)
         .expect("the service did not stop");
-    reader.join().unwrap();
-    let log: Vec<String> = lines.lock().unwrap().clone();
+    let log = service.log();
     let refused = refused_in(&log);
     eprintln!(
         "flood of {FLOOD_SOCKETS} silent sockets from 127.0.0.1 for {:.1} s: {opened} \
@@ -339,11 +277,11 @@ fn sigterm_stops_it_in_time_during_a_flood_with_stderr_stalled() {
     let _turn = serial();
     let dir = TempDir::new("svc-stalled");
     let (unread, write) = full_pipe();
-    let mut service = Service::start(&dir, Stdio::from(write));
-    let flood = Flood::start(service.addr);
+    let mut service = start(&dir, Some(Stdio::from(write)), "never", true);
+    let flood = Flood::start(service.addr());
     std::thread::sleep(Duration::from_millis(2000));
     // Still answering another address with its log stuck.
-    let answered = poll_from("127.0.0.2", service.addr);
+    let answered = poll_from("127.0.0.2", service.addr());
     let asked = Instant::now();
     service.terminate();
     let status = service.exits_within(STOP_TIME + BOUND);
@@ -370,10 +308,10 @@ fn a_poller_table_locked_for_good_holds_up_no_poll() {
     // Someone (the agent's user can) holds the poller table's lock and never lets go.
     let table = std::fs::File::create(state.join("pollers")).unwrap();
     table.lock().unwrap();
-    let service = Service::start_with(&dir, Stdio::null(), "window", false);
+    let service = start(&dir, Some(Stdio::null()), "window", false);
     let poll = |send: &[u8]| {
         let asked = Instant::now();
-        let mut stream = TcpStream::connect_timeout(&service.addr, BOUND).unwrap();
+        let mut stream = TcpStream::connect_timeout(&service.addr(), BOUND).unwrap();
         stream
             .set_read_timeout(Some(
                 Duration::from_millis(SAMPLE_MS) + Duration::from_secs(3),
