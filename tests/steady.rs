@@ -8,17 +8,9 @@ mod common;
 
 use std::io::Write;
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::{Connections, TempDir, agent, reply, serve, stderr, stdout};
-
-/// One test at a time: a process another test forks holds copies of this one's sockets until
-/// it execs, so a connection closed here could still count as ESTABLISHED for a moment.
-fn alone() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// An agent whose only monitor is TCP on `port` against 10; `extra` are more variables.
 fn tcp_agent(dir: &TempDir, tcp: &str, extra: &[(&str, &str)]) -> Command {
@@ -49,7 +41,6 @@ fn hold(held: &mut Connections, n: usize) {
 
 #[test]
 fn a_drain_holds_until_the_load_is_at_or_below_release_across_probes() {
-    let _alone = alone();
     let dir = TempDir::new("steady-hold");
     let mut held = Connections::open(10);
     let port = held.port();
@@ -124,7 +115,6 @@ fn a_drain_holds_until_the_load_is_at_or_below_release_across_probes() {
 
 #[test]
 fn each_profile_holds_its_own_drain() {
-    let _alone = alone();
     let dir = TempDir::new("steady-profiles");
     let mut held = Connections::open(10);
     let port = held.port();
@@ -148,7 +138,6 @@ fn each_profile_holds_its_own_drain() {
 
 #[test]
 fn smoothing_moves_the_weight_a_little_on_a_burst_and_thresholds_still_act_at_once() {
-    let _alone = alone();
     let dir = TempDir::new("steady-smooth");
     let mut held = Connections::open(2);
     let port = held.port();
@@ -190,7 +179,6 @@ fn smoothing_moves_the_weight_a_little_on_a_burst_and_thresholds_still_act_at_on
 
 #[test]
 fn min_percent_floors_a_saturated_reply_and_a_threshold_still_drains() {
-    let _alone = alone();
     let dir = TempDir::new("steady-floor");
     let held = Connections::open(10);
     let port = held.port();
@@ -216,7 +204,6 @@ fn min_percent_floors_a_saturated_reply_and_a_threshold_still_drains() {
 
 #[test]
 fn a_hostile_or_damaged_memory_costs_the_hold_never_the_reply() {
-    let _alone = alone();
     let dir = TempDir::new("steady-hostile");
     let mut held = Connections::open(10);
     let port = held.port();

@@ -105,12 +105,57 @@ impl Connections {
         }
     }
 
-    /// The listening side first: closing a socket leaves ESTABLISHED at once, while the
-    /// other end's leaves it only when its FIN is processed, which a busy machine defers.
+    /// Closes every connection and waits until the kernel no longer counts them. The
+    /// listening side goes first: closing a socket leaves ESTABLISHED at once, while the other
+    /// end's leaves it only when its FIN is processed, which a busy machine defers. And a
+    /// process another test's thread is forking holds copies of these sockets until it execs,
+    /// which holds the close back for that moment.
     pub fn close_all(&mut self) {
         self.servers.clear();
         self.clients.clear();
+        self.settle();
     }
+
+    /// Waits (at most 5 s) until the kernel's ESTABLISHED sockets on the port are the ones
+    /// held: what the agent will count. Linux only (it reads /proc/net/tcp and tcp6).
+    fn settle(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while established(self.port()) != self.servers.len() {
+                assert!(
+                    std::time::Instant::now() < until,
+                    "port {}: the kernel still counts {} established, {} held",
+                    self.port(),
+                    established(self.port()),
+                    self.servers.len()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// ESTABLISHED sockets whose local port is `port`, from /proc/net/tcp and /proc/net/tcp6.
+#[cfg(target_os = "linux")]
+fn established(port: u16) -> usize {
+    let local = format!(":{port:04X} ");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    fields.len() > 3
+                        && format!("{} ", fields[1]).ends_with(&local)
+                        && fields[3] == "01"
+                })
+                .count()
+        })
+        .sum()
 }
 
 /// Whether the end-to-end tools must be present (CI) or may be skipped (a newcomer's machine).
