@@ -508,3 +508,45 @@ fn root_creating_the_directory_gives_it_to_state_owner_or_says_what_to_fix() {
         stderr(&output)
     );
 }
+
+/// The steady-steering memory (`steady`) planted as a link to a root-only file, a FIFO and a
+/// 1 GB file: root's probes never follow, block on or read it all, and answer with the raw
+/// figures, holding nothing (9 of 10 under a threshold of 95: `10%`, no held drain), while
+/// `--explain` says why.
+#[test]
+fn a_planted_steady_memory_costs_the_hold_never_the_reply() {
+    if !two_users("a_planted_steady_memory_costs_the_hold_never_the_reply") {
+        return;
+    }
+    let dir = TempDir::new("hostile-steady");
+    let state = nobody_state(&dir);
+    let target = precious(&dir);
+    let held = common::Connections::open(9);
+    dir.file(
+        "config.json",
+        &format!(
+            r#"{{"cpu": {{"importance": 0}}, "ram": {{"importance": 0}}, "recovery": "never",
+                "tcp": [{{"port": {}, "max_connections": 10, "threshold": 95}}]}}"#,
+            held.port()
+        ),
+    );
+    let steady = state.join("steady");
+    for plantation in [
+        format!("ln -s {} {}", target.display(), steady.display()),
+        format!("mkfifo {}", steady.display()),
+        format!("truncate -s 1G {}", steady.display()),
+    ] {
+        let _ = std::fs::remove_file(&steady);
+        plant(&plantation);
+        let (mut client, mut child) = serve(agent(&dir));
+        assert_eq!(reply(&mut client, &mut child), "10%\n", "{plantation}");
+        let output = finishes(agent(&dir).arg("--explain"));
+        assert!(
+            stdout(&output).contains("the steady-steering memory is unusable"),
+            "{plantation}: {}",
+            stdout(&output)
+        );
+        assert!(!stdout(&output).contains("ROOT-ONLY-SECRET"));
+    }
+    assert_untouched(&target);
+}
