@@ -470,8 +470,7 @@ fn a_load_hovering_at_its_threshold_drains_once_with_hysteresis() {
     haproxy.wait_server("s2", "UP at 90%", &agent_flappy, |s| s.weight == 10);
     let before = haproxy.log().len();
     for step in 0..20 {
-        held.close_all();
-        held.add(if step % 2 == 0 { 10 } else { 9 });
+        held.set(if step % 2 == 0 { 10 } else { 9 });
         std::thread::sleep(Duration::from_secs(2));
     }
     let log = haproxy.log()[before..].to_string();

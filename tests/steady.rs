@@ -33,12 +33,6 @@ fn poll(command: Command, send: &str) -> String {
     reply(&mut client, &mut child)
 }
 
-/// Sets the number of connections held to `n`.
-fn hold(held: &mut Connections, n: usize) {
-    held.close_all();
-    held.add(n);
-}
-
 #[test]
 fn a_drain_holds_until_the_load_is_at_or_below_release_across_probes() {
     let dir = TempDir::new("steady-hold");
@@ -48,7 +42,7 @@ fn a_drain_holds_until_the_load_is_at_or_below_release_across_probes() {
     let probe = || poll(tcp_agent(&dir, &tcp, &[]), "");
     assert_eq!(probe(), format!("drain #tcp:{port}:100>=95\n"));
     // 9 of 10 is under the threshold but above its release (95 - 10): still drained.
-    hold(&mut held, 9);
+    held.set(9);
     assert_eq!(probe(), format!("drain #tcp:{port}:90>85(release)\n"));
     assert_eq!(probe(), format!("drain #tcp:{port}:90>85(release)\n"));
     // A person's --explain shows the held drain and moves nothing.
@@ -79,7 +73,7 @@ fn a_drain_holds_until_the_load_is_at_or_below_release_across_probes() {
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(json["held_drains"][0]["monitor"], format!("tcp:{port}"));
     assert_eq!(json["held_drains"][0]["profile"], serde_json::Value::Null);
-    hold(&mut held, 8);
+    held.set(8);
     let explain = stdout(
         &tcp_agent(&dir, &tcp, &[])
             .arg("--explain")
@@ -87,29 +81,29 @@ fn a_drain_holds_until_the_load_is_at_or_below_release_across_probes() {
             .unwrap(),
     );
     assert!(explain.ends_with("reply       20%\n"), "{explain}");
-    hold(&mut held, 9);
+    held.set(9);
     assert_eq!(probe(), format!("drain #tcp:{port}:90>85(release)\n"));
     // At the release it lets go; back at 9 it stays released, under the threshold.
-    hold(&mut held, 8);
+    held.set(8);
     assert_eq!(probe(), "20%\n");
-    hold(&mut held, 9);
+    held.set(9);
     assert_eq!(probe(), "10%\n");
     // hysteresis 0 is the old rule: under the threshold is normal at once.
-    hold(&mut held, 10);
+    held.set(10);
     let old = |dir: &TempDir| poll(tcp_agent(dir, &tcp, &[("LB_FEEDBACK_HYSTERESIS", "0")]), "");
     let fresh = TempDir::new("steady-hold-0");
     assert_eq!(old(&fresh), format!("drain #tcp:{port}:100>=95\n"));
-    hold(&mut held, 9);
+    held.set(9);
     assert_eq!(old(&fresh), "10%\n");
     // A release of its own: at or below 50, from the fifth field.
-    hold(&mut held, 10);
+    held.set(10);
     let own = TempDir::new("steady-hold-own");
     let tcp = format!("{port}:10:1:95:50");
     let probe = || poll(tcp_agent(&own, &tcp, &[]), "");
     assert_eq!(probe(), format!("drain #tcp:{port}:100>=95\n"));
-    hold(&mut held, 6);
+    held.set(6);
     assert_eq!(probe(), format!("drain #tcp:{port}:60>50(release)\n"));
-    hold(&mut held, 5);
+    held.set(5);
     assert_eq!(probe(), "50%\n");
 }
 
@@ -130,7 +124,7 @@ fn each_profile_holds_its_own_drain() {
     let probe = |send: &str| poll(agent(&dir), send);
     assert_eq!(probe(""), format!("drain #tcp:{port}:100>=95\n"));
     assert_eq!(probe("web\n"), format!("drain #tcp:{port}:100>=99\n"));
-    hold(&mut held, 9);
+    held.set(9);
     // The base holds (release 85); web lets go at its own release, 95.
     assert_eq!(probe(""), format!("drain #tcp:{port}:90>85(release)\n"));
     assert_eq!(probe("web\n"), "10%\n");
@@ -149,7 +143,7 @@ fn smoothing_moves_the_weight_a_little_on_a_burst_and_thresholds_still_act_at_on
     // A burst to 10 of 10: the raw figure says 0%. About a second after the previous probe,
     // the average moves 1 - e^(-1/10) = 10 % of the way (a bit more when the probes are
     // slow to start): 20 + 0.1 x 80 = 28, so 72%, and at most 2 s apart 65%.
-    hold(&mut held, 10);
+    held.set(10);
     let burst = probe();
     let percent: u8 = burst.trim_end().trim_end_matches('%').parse().unwrap();
     assert!((65..=73).contains(&percent), "{burst:?}");
@@ -214,7 +208,7 @@ fn a_hostile_or_damaged_memory_costs_the_hold_never_the_reply() {
         poll(command, "")
     };
     assert_eq!(probe(), format!("drain #tcp:{port}:100>=95\n"));
-    hold(&mut held, 9);
+    held.set(9);
     // A link planted where the memory is: not followed, the figures answer as they are.
     let victim = dir.file("victim", "untouched\n");
     std::fs::remove_file(state.join("steady")).unwrap();
@@ -238,9 +232,9 @@ fn a_hostile_or_damaged_memory_costs_the_hold_never_the_reply() {
         "lb-feedback-steady 1 1 0000\n* tcp 1 2 1\n",
     )
     .unwrap();
-    hold(&mut held, 10);
+    held.set(10);
     assert_eq!(probe(), format!("drain #tcp:{port}:100>=95\n"));
-    hold(&mut held, 9);
+    held.set(9);
     assert_eq!(probe(), format!("drain #tcp:{port}:90>85(release)\n"));
     // Twenty probes at once lose no update: the file still checks out and still holds.
     let probes: Vec<_> = (0..20)

@@ -105,6 +105,18 @@ impl Connections {
         }
     }
 
+    /// Holds exactly `n` connections, adding or closing only the difference, so the count
+    /// moves straight from one figure to the other (never through 0 as closing all would).
+    pub fn set(&mut self, n: usize) {
+        if n > self.servers.len() {
+            self.add(n - self.servers.len());
+        } else {
+            self.servers.truncate(n);
+            self.clients.truncate(n);
+            self.settle();
+        }
+    }
+
     /// Closes every connection and waits until the kernel no longer counts them. The
     /// listening side goes first: closing a socket leaves ESTABLISHED at once, while the other
     /// end's leaves it only when its FIN is processed, which a busy machine defers. And a
