@@ -20,17 +20,9 @@ if ((${#missing[@]})); then
     exit 1
 fi
 
-host=$(rustc -vV | sed -n 's/^host: //p')
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --target "$host" --bin lb-feedback
-probe=$PWD/target/$host/release/lb-feedback
+source bench/lib.sh
+build_static --bin lb-feedback
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
 # The instructions are for the shipped defaults (a one-second CPU sample); the wall time is
 # for a config that samples nothing, so the table's part is not lost in that second.
 echo '{}' >"$work/default.json"

@@ -35,22 +35,14 @@ if ((${#missing[@]})); then
 fi
 command -v cargo >/dev/null || { echo "bench/run.sh: needs cargo (https://rustup.rs)" >&2; exit 1; }
 
-host=$(rustc -vV | sed -n 's/^host: //p')
-echo "== building (static: --target $host with +crt-static; dynamic: plain --release)"
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --target "$host" --bins
+source bench/lib.sh
+echo "== building (static: --target $(rustc -vV | sed -n 's/^host: //p') with +crt-static; dynamic: plain --release)"
+build_static --bins
 cargo build --quiet --release --bins --example bench_helper
-probe=$PWD/target/$host/release/lb-feedback
 service=$PWD/target/$host/release/lb-feedback-service
 dynamic=$PWD/target/release/lb-feedback
 helper=$PWD/target/release/examples/bench_helper
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
 echo '{}' >"$work/config.json"
 # Default settings; a state directory of our own; the environment an inetd gives (tiny): the
 # same for every command compared, since glibc's start-up scans it.

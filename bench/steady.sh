@@ -18,17 +18,8 @@ for tool in valgrind socat systemd-socket-activate haproxy; do
     command -v "$tool" >/dev/null || { echo "bench/steady.sh: $tool is missing" >&2; exit 1; }
 done
 
-host=$(rustc -vV | sed -n 's/^host: //p')
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --target "$host" --bin lb-feedback
-probe=$PWD/target/$host/release/lb-feedback
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+source bench/lib.sh
+build_static --bin lb-feedback
 
 # A held loopback load on a port of its own: 5 established connections.
 python3 - "$work/port" <<'PY' &
