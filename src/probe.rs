@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, CpuMode, Mode, OnError, Source, release_of};
+use crate::config::{Config, CpuMode, Mode, OnError, Real, Source, release_of};
 use crate::metrics::memory::{self, Memory};
 use crate::metrics::sessions::{self, Sessions};
 use crate::metrics::{Cgroups, MetricError, cpu, custom, tcp};
@@ -435,34 +435,25 @@ pub fn answer(
 ) -> Result<Report, ProbeError> {
     let mut loads = Vec::new();
     let hysteresis = config.hysteresis.get();
-    let release = |threshold: f64, release: Option<f64>| release_of(threshold, release, hysteresis);
     let mut ignored = Vec::new();
     if mode == Mode::Normal {
         if let Some(cpu) = readings.cpu.as_ref().filter(|_| config.cpu.enabled()) {
-            let threshold = config.cpu.threshold.get();
             loads.push(load(
                 "cpu",
                 cpu.busy,
                 config.cpu.importance.get(),
-                (
-                    threshold,
-                    release(threshold, config.cpu.release.map(|r| r.get())),
-                ),
+                limits(config.cpu.threshold, config.cpu.release, hysteresis),
                 cpu.how.clone(),
                 Some(cpu.from.clone()),
             ));
         }
         if let Some(ram) = readings.memory.as_ref().filter(|_| config.ram.enabled()) {
             let (used, total) = (ram.memory.used(), ram.memory.total);
-            let threshold = config.ram.threshold.get();
             loads.push(load(
                 "ram",
                 ram.memory.load(),
                 config.ram.importance.get(),
-                (
-                    threshold,
-                    release(threshold, config.ram.release.map(|r| r.get())),
-                ),
+                limits(config.ram.threshold, config.ram.release, hysteresis),
                 format!("{} of {} in use", memory::bytes(used), memory::bytes(total)),
                 Some(ram.from.clone()),
             ));
@@ -475,15 +466,11 @@ pub fn answer(
                 .find(|(p, _)| *p == port)
                 .map_or(0, |(_, count)| *count);
             let max = monitor.max_connections.get();
-            let threshold = monitor.threshold.get();
             loads.push(load(
                 &format!("tcp:{port}"),
                 rules::tcp_load(count, max),
                 monitor.importance.get(),
-                (
-                    threshold,
-                    release(threshold, monitor.release.map(|r| r.get())),
-                ),
+                limits(monitor.threshold, monitor.release, hysteresis),
                 format!("{count} of {max} established"),
                 None,
             ));
@@ -505,15 +492,11 @@ pub fn answer(
                     found.disconnected
                 ),
             };
-            let threshold = monitor.threshold.get();
             loads.push(load(
                 "sessions",
                 sessions::load(count, max),
                 monitor.importance.get(),
-                (
-                    threshold,
-                    release(threshold, monitor.release.map(|r| r.get())),
-                ),
+                limits(monitor.threshold, monitor.release, hysteresis),
                 text,
                 Some(found.source.clone()),
             ));
@@ -581,16 +564,11 @@ fn custom_loads(
                 continue;
             }
         };
-        let threshold = monitor.threshold.get();
-        let release = monitor.release.map(|r| r.get());
         let mut entry = load(
             &monitor.name,
             value / monitor.max * 100.0,
             monitor.importance.get(),
-            (
-                threshold,
-                release_of(threshold, release, config.hysteresis.get()),
-            ),
+            limits(monitor.threshold, monitor.release, config.hysteresis.get()),
             format!("{} of max {}", number(value), number(monitor.max)),
             Some(monitor.source.to_string()),
         );
@@ -699,6 +677,19 @@ fn steady(
             format!("the steady-steering memory is unusable ({err}): raw figures, no drain held")
         }
     })
+}
+
+/// A monitor's threshold and the release its drains end at, as [`load`] takes them.
+fn limits<const MAX: u32>(
+    threshold: Real<MAX>,
+    release: Option<Real<MAX>>,
+    hysteresis: f64,
+) -> (f64, f64) {
+    let threshold = threshold.get();
+    (
+        threshold,
+        release_of(threshold, release.map(Real::get), hysteresis),
+    )
 }
 
 /// One monitor's load; `threshold` is (threshold, release).
