@@ -82,12 +82,12 @@ pub fn render(report: &Report) -> String {
                 report.verdict.utilization
             );
         }
-        let floor = match report.verdict.floored {
-            Some(floor) => format!(", raised to min_percent = {floor}%"),
-            None => String::new(),
+        let percent = report.verdict.percent;
+        let (rounded, floor) = match report.verdict.raised_from {
+            Some(rounded) => (rounded, format!(", raised to min_percent = {percent}%")),
+            None => (percent, String::new()),
         };
         let idle = 100.0 - report.verdict.utilization;
-        let rounded = idle.round().clamp(0.0, 100.0);
         let _ = writeln!(
             out,
             "idle        100 - {:.2} = {idle:.2}, rounded and clamped to 0..100 = {rounded}%{floor}",
@@ -151,7 +151,7 @@ pub fn json(report: &Report) -> serde_json::Value {
         "ignored": report.ignored.iter().map(|(name, why)| serde_json::json!({"name": name, "error": why})).collect::<Vec<_>>(),
         "utilization": report.verdict.utilization,
         "percent": report.verdict.percent,
-        "min_percent_applied": report.verdict.floored.is_some(),
+        "min_percent_applied": report.verdict.raised_from.is_some(),
         "steady": report.steady,
         "state": state,
         "reason": reason,

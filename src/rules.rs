@@ -64,8 +64,8 @@ pub struct Verdict {
     pub utilization: f64,
     /// The idle share HAProxy gets as `N%`, at least `min_percent`.
     pub percent: u8,
-    /// The floor, when it raised the percent.
-    pub floored: Option<u8>,
+    /// The percent the rule gave, when `min_percent` raised it.
+    pub raised_from: Option<u8>,
     /// The first monitor at or over its threshold, by index into the loads.
     pub tripped: Option<usize>,
 }
@@ -83,7 +83,7 @@ pub fn judge(loads: &[Load], min_percent: u8) -> Verdict {
     Verdict {
         utilization,
         percent: percent.max(min_percent),
-        floored: (percent < min_percent).then_some(min_percent),
+        raised_from: (percent < min_percent).then_some(percent),
         tripped: loads.iter().position(Load::tripped),
     }
 }
@@ -195,9 +195,9 @@ mod tests {
     fn min_percent_floors_a_normal_reply_only() {
         let full = [load("cpu", 100.0, 1.0, 0.0)];
         let v = super::judge(&full, 5);
-        assert_eq!((v.percent, v.floored), (5, Some(5)));
+        assert_eq!((v.percent, v.raised_from), (5, Some(0)));
         let v = super::judge(&[load("cpu", 40.0, 1.0, 0.0)], 5);
-        assert_eq!((v.percent, v.floored), (60, None));
+        assert_eq!((v.percent, v.raised_from), (60, None));
         // The floor does not stop a threshold from draining.
         let v = super::judge(&[load("cpu", 100.0, 1.0, 90.0)], 5);
         assert_eq!(v.tripped, Some(0));
