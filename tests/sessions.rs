@@ -39,12 +39,8 @@ fn fixture(dir: &TempDir) -> std::path::PathBuf {
 }
 
 fn sessions_only(dir: &TempDir, root: &Path) -> std::process::Command {
-    let mut command = agent(dir);
-    command
-        .env("LB_FEEDBACK_CPU_IMPORTANCE", "0")
-        .env("LB_FEEDBACK_RAM_IMPORTANCE", "0")
-        .env("LB_FEEDBACK_RECOVERY", "never")
-        .env("LB_FEEDBACK_TEST_SESSIONS_ROOT", root);
+    let mut command = common::agent_without_cpu_ram(dir);
+    command.env("LB_FEEDBACK_TEST_SESSIONS_ROOT", root);
     command
 }
 

@@ -10,19 +10,14 @@ use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Connections, TempDir, agent, reply, serve, stderr, stdout};
+use common::{Connections, TempDir, agent, agent_without_cpu_ram, reply, serve, stderr, stdout};
 
 /// An agent whose only monitor is TCP on `port` against 10; `extra` are more variables.
 fn tcp_agent(dir: &TempDir, tcp: &str, extra: &[(&str, &str)]) -> Command {
-    let mut command = agent(dir);
+    let mut command = agent_without_cpu_ram(dir);
     command
-        .env("LB_FEEDBACK_CPU_IMPORTANCE", "0")
-        .env("LB_FEEDBACK_RAM_IMPORTANCE", "0")
-        .env("LB_FEEDBACK_RECOVERY", "never")
-        .env("LB_FEEDBACK_TCP", tcp);
-    for (key, value) in extra {
-        command.env(key, value);
-    }
+        .env("LB_FEEDBACK_TCP", tcp)
+        .envs(extra.iter().copied());
     command
 }
 

@@ -51,6 +51,17 @@ pub fn agent(dir: &TempDir) -> Command {
     prepared(BIN, dir)
 }
 
+/// [`agent`] answering from the monitors a test sets alone: CPU and RAM left out, and no
+/// recovery words, so each reply is exactly what those monitors give.
+pub fn agent_without_cpu_ram(dir: &TempDir) -> Command {
+    let mut command = agent(dir);
+    command
+        .env("LB_FEEDBACK_CPU_IMPORTANCE", "0")
+        .env("LB_FEEDBACK_RAM_IMPORTANCE", "0")
+        .env("LB_FEEDBACK_RECOVERY", "never");
+    command
+}
+
 /// `program` (`lb-feedback` or `lb-feedback-service`) set up as [`agent`] describes.
 pub fn prepared(program: &str, dir: &TempDir) -> Command {
     let config = dir.path().join("config.json");
