@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Importance, Int, Real, TcpThreshold, check_release, one};
+use super::monitors::{check_release, one};
+use super::values::{Importance, Int, Real, TcpThreshold};
 
 /// How long one source may take, in ms; unset: the sample window (`sample_ms`).
 pub type TimeoutMs = Int<10, 10_000>;

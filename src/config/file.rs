@@ -1,0 +1,249 @@
+//! The JSON file: its shape (every field optional, laid over what is already there), its
+//! profiles, and laying it over a config with errors at the file's line and column.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::custom::CustomList;
+use super::monitors::{MonitorLayer, SessionsMonitor, TcpMonitor};
+use super::values::*;
+use super::{Config, ConfigError, Origin, Place};
+use crate::cidr::Cidr;
+
+/// The JSON file's shape: every field optional, laid over what is already there.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Layer {
+    mode: Option<Mode>,
+    sample_ms: Option<SampleMs>,
+    pub(super) cpu: Option<MonitorLayer>,
+    pub(super) ram: Option<MonitorLayer>,
+    pub(super) tcp: Option<Vec<TcpMonitor>>,
+    pub(super) custom: Option<CustomList>,
+    #[serde(default, deserialize_with = "present")]
+    pub(super) sessions: Option<Option<SessionsMonitor>>,
+    #[serde(default, deserialize_with = "present")]
+    pub(super) maxconn: Option<Option<MaxConn>>,
+    recovery: Option<Recovery>,
+    recovery_seconds: Option<RecoverySeconds>,
+    recovery_replies: Option<RecoveryReplies>,
+    #[serde(default, deserialize_with = "state_dir")]
+    state_dir: Option<PathBuf>,
+    #[serde(default, deserialize_with = "present")]
+    state_owner: Option<Option<UserName>>,
+    cpu_mode: Option<CpuMode>,
+    since_last_max_seconds: Option<SinceLastMaxSeconds>,
+    profiles: Option<ProfileMap>,
+    allow: Option<Vec<Cidr>>,
+    max_in_flight: Option<MaxInFlight>,
+    max_in_flight_per_source: Option<MaxInFlight>,
+    scope: Option<ScopeLayer>,
+    log: Option<LogTo>,
+    #[serde(default, deserialize_with = "present")]
+    http: Option<Option<SocketAddr>>,
+    hysteresis: Option<Hysteresis>,
+    smoothing_seconds: Option<SmoothingSeconds>,
+    min_percent: Option<MinPercent>,
+}
+
+/// What an `agent-send` profile may change over the base config: the monitors and maxconn.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) cpu: Option<MonitorLayer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) ram: Option<MonitorLayer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) tcp: Option<Vec<TcpMonitor>>,
+    /// Replaces the base's list, as `tcp` does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) custom: Option<CustomList>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(super) sessions: Option<Option<SessionsMonitor>>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(super) maxconn: Option<Option<MaxConn>>,
+}
+
+/// The most profiles one config may hold. A profile is one backend that polls this host with
+/// its own `agent-send`; even a host serving many backends needs tens, and the one-shot probe
+/// parses every profile on every poll (1,000 cost about a millisecond), so a bound well above
+/// real use keeps a runaway generated file from costing each poll its memory and time.
+pub const MAX_PROFILES: usize = 1000;
+
+/// The file's `profiles` object: each name once (a second one is an error, as a repeated key
+/// is everywhere else, instead of silently replacing the first), at most [`MAX_PROFILES`].
+/// Both are checked as the names are read, so the error has the name's line and column and a
+/// huge file is refused before it is held in memory.
+#[derive(Debug, Default)]
+struct ProfileMap(BTreeMap<ProfileName, Profile>);
+
+impl<'de> Deserialize<'de> for ProfileMap {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Names;
+        impl<'de> serde::de::Visitor<'de> for Names {
+            type Value = ProfileMap;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of profile names to partial configs")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ProfileMap, A::Error> {
+                use serde::de::Error;
+                let mut profiles = BTreeMap::new();
+                while let Some(name) = map.next_key::<ProfileName>()? {
+                    if profiles.contains_key(&name) {
+                        let name = name.as_str();
+                        return Err(A::Error::custom(format!("duplicate profile {name:?}")));
+                    }
+                    if profiles.len() == MAX_PROFILES {
+                        return Err(A::Error::custom(format!(
+                            "more than {MAX_PROFILES} profiles (the most one config may hold)"
+                        )));
+                    }
+                    let profile = map.next_value()?;
+                    profiles.insert(name, profile);
+                }
+                Ok(ProfileMap(profiles))
+            }
+        }
+        deserializer.deserialize_map(Names)
+    }
+}
+
+/// The file's `state_dir`, checked as it is read so the error has its line and column.
+fn state_dir<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PathBuf>, D::Error> {
+    let path = Option::<PathBuf>::deserialize(deserializer)?;
+    if let Some(path) = &path {
+        check_state_dir(path)
+            .map_err(|message| serde::de::Error::custom(format!("state_dir {message}")))?;
+    }
+    Ok(path)
+}
+
+impl Config {
+    fn apply_layer(&mut self, layer: Layer, origin: &Origin) -> Result<(), String> {
+        if let Some(mode) = layer.mode {
+            self.mode = mode;
+            self.mode_origin = origin.clone();
+        }
+        if let Some(sample_ms) = layer.sample_ms {
+            self.sample_ms = sample_ms;
+        }
+        if let Some(cpu) = layer.cpu {
+            cpu.apply(&mut self.cpu);
+        }
+        if let Some(ram) = layer.ram {
+            ram.apply(&mut self.ram);
+        }
+        if let Some(tcp) = layer.tcp {
+            self.tcp = tcp;
+        }
+        if let Some(sessions) = layer.sessions {
+            self.sessions = sessions;
+        }
+        if let Some(custom) = layer.custom {
+            self.custom = custom.0;
+        }
+        if let Some(maxconn) = layer.maxconn {
+            self.maxconn = maxconn;
+        }
+        if let Some(recovery) = layer.recovery {
+            self.recovery = recovery;
+        }
+        if let Some(recovery_seconds) = layer.recovery_seconds {
+            self.recovery_seconds = recovery_seconds;
+        }
+        if let Some(replies) = layer.recovery_replies {
+            self.recovery_replies = replies;
+        }
+        if let Some(state_dir) = layer.state_dir {
+            self.state_dir = state_dir;
+        }
+        if let Some(owner) = layer.state_owner {
+            self.state_owner = owner;
+        }
+        if let Some(cpu_mode) = layer.cpu_mode {
+            self.cpu_mode = cpu_mode;
+        }
+        if let Some(seconds) = layer.since_last_max_seconds {
+            self.since_last_max_seconds = seconds;
+        }
+        if let Some(profiles) = layer.profiles {
+            self.profiles = profiles.0;
+        }
+        if let Some(allow) = layer.allow {
+            self.allow = allow;
+        }
+        if let Some(max_in_flight) = layer.max_in_flight {
+            self.max_in_flight = max_in_flight;
+        }
+        if let Some(per_source) = layer.max_in_flight_per_source {
+            self.max_in_flight_per_source = per_source;
+        }
+        if let Some(log) = layer.log {
+            self.log = log;
+        }
+        match layer.scope {
+            Some(ScopeLayer::Both(scope)) => {
+                self.scope = Scopes {
+                    cpu: scope,
+                    ram: scope,
+                }
+            }
+            Some(ScopeLayer::Each(each)) => {
+                self.scope.cpu = each.cpu.unwrap_or(self.scope.cpu);
+                self.scope.ram = each.ram.unwrap_or(self.scope.ram);
+            }
+            None => {}
+        }
+        if let Some(http) = layer.http {
+            self.http = http;
+        }
+        if let Some(hysteresis) = layer.hysteresis {
+            self.hysteresis = hysteresis;
+        }
+        if let Some(seconds) = layer.smoothing_seconds {
+            self.smoothing_seconds = seconds;
+        }
+        if let Some(min_percent) = layer.min_percent {
+            self.min_percent = min_percent;
+        }
+        Ok(())
+    }
+
+    /// Lays a JSON document over this config; errors carry the file's line and column.
+    pub fn apply_json(&mut self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let at = |line, column, message| ConfigError {
+            place: Place::FileAt(path.to_path_buf(), line, column),
+            message,
+        };
+        // Windows Notepad starts a UTF-8 file with a byte order mark; it is no part of the
+        // JSON, and positions after it count as an editor shows them.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let layer: Layer = serde_json::from_str(text).map_err(|err| {
+            let full = err.to_string();
+            let suffix = format!(" at line {} column {}", err.line(), err.column());
+            let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
+            at(err.line().max(1), err.column().max(1), message)
+        })?;
+        self.apply_layer(layer, &Origin::File(path.to_path_buf()))
+            .map_err(|message| ConfigError {
+                place: Place::File(path.to_path_buf()),
+                message,
+            })
+    }
+}

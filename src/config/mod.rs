@@ -1,0 +1,325 @@
+//! The effective configuration: built-in defaults, then the JSON file, the environment and the
+//! command-line flags laid over them in that order, every value range-checked where it is read
+//! and every error naming where the bad value came from.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::cidr::Cidr;
+
+mod custom;
+mod error;
+mod file;
+mod keys;
+mod monitors;
+#[cfg(test)]
+mod tests;
+mod values;
+
+pub use custom::{CustomMonitor, MAX_CUSTOM, OnError, Source, SourceKind, TimeoutMs};
+pub use error::{ConfigError, Origin, Place};
+pub use file::{MAX_PROFILES, Profile};
+pub use keys::Key;
+use monitors::check_release;
+pub use monitors::{Monitor, MonitorLayer, Monitors, SessionsMonitor, TcpMonitor, release_of};
+pub use values::*;
+
+/// The file read when neither `--config` nor `LB_FEEDBACK_CONFIG` names one.
+#[cfg(not(windows))]
+pub fn default_config_path() -> PathBuf {
+    PathBuf::from("/etc/lb-feedback/config.json")
+}
+
+/// The file read when neither `--config` nor `LB_FEEDBACK_CONFIG` names one.
+#[cfg(windows)]
+pub fn default_config_path() -> PathBuf {
+    program_data().join("config.json")
+}
+
+#[cfg(not(windows))]
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/lb-feedback")
+}
+
+#[cfg(windows)]
+fn default_state_dir() -> PathBuf {
+    program_data()
+}
+
+#[cfg(windows)]
+fn program_data() -> PathBuf {
+    let base = std::env::var_os("ProgramData").unwrap_or_else(|| OsString::from(r"C:\ProgramData"));
+    PathBuf::from(base).join("lb-feedback")
+}
+
+/// Everything one probe needs to know.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Config {
+    pub mode: Mode,
+    pub sample_ms: SampleMs,
+    pub cpu: Monitor,
+    pub ram: Monitor,
+    pub tcp: Vec<TcpMonitor>,
+    /// Off (`None`) unless configured.
+    pub sessions: Option<SessionsMonitor>,
+    /// Values from commands, files and local HTTP endpoints (the JSON file only).
+    pub custom: Vec<CustomMonitor>,
+    pub maxconn: Option<MaxConn>,
+    pub recovery: Recovery,
+    pub recovery_seconds: RecoverySeconds,
+    pub recovery_replies: RecoveryReplies,
+    pub state_dir: PathBuf,
+    /// The user `lb-feedback mode`, run as root, gives the state directory to when it has to
+    /// create it (the package's is `lb-feedback`); unset: the directory stays root's.
+    pub state_owner: Option<UserName>,
+    pub cpu_mode: CpuMode,
+    /// since-last mode: saved counters older than this are not used.
+    pub since_last_max_seconds: SinceLastMaxSeconds,
+    /// Selected by the first line HAProxy's `agent-send` sends.
+    pub profiles: BTreeMap<ProfileName, Profile>,
+    /// lb-feedback-service: who may connect (empty: everybody).
+    pub allow: Vec<Cidr>,
+    /// lb-feedback-service: connections answered at once; more are closed without a reply.
+    pub max_in_flight: MaxInFlight,
+    /// lb-feedback-service: connections answered at once for one peer address.
+    pub max_in_flight_per_source: MaxInFlight,
+    pub scope: Scopes,
+    pub log: LogTo,
+    /// lb-feedback-service: where to serve `/metrics`, `/load`, `/status` and `/health`
+    /// (off when `None`).
+    pub http: Option<SocketAddr>,
+    /// Points below a threshold where the drain it caused ends (a monitor's `release` wins).
+    pub hysteresis: Hysteresis,
+    /// The time constant of each monitor's moving average; 0: every reply is this probe's.
+    pub smoothing_seconds: SmoothingSeconds,
+    /// The least a normal reply says (a drain still drains).
+    pub min_percent: MinPercent,
+    /// Where `mode` was last set; shown by `--explain` and `lb-feedback mode`.
+    #[serde(skip)]
+    pub mode_origin: Origin,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let monitor = Monitor {
+            importance: Importance::ONE,
+            threshold: Threshold::ZERO,
+            release: None,
+        };
+        Config {
+            mode: Mode::Normal,
+            sample_ms: SampleMs::new_const(1000),
+            cpu: monitor,
+            ram: monitor,
+            tcp: Vec::new(),
+            sessions: None,
+            custom: Vec::new(),
+            maxconn: None,
+            recovery: Recovery::Window,
+            recovery_seconds: RecoverySeconds::new_const(10),
+            recovery_replies: RecoveryReplies::new_const(3),
+            state_dir: default_state_dir(),
+            state_owner: None,
+            cpu_mode: CpuMode::Sample,
+            since_last_max_seconds: SinceLastMaxSeconds::new_const(30),
+            profiles: BTreeMap::new(),
+            allow: Vec::new(),
+            max_in_flight: MaxInFlight::new_const(1024),
+            max_in_flight_per_source: MaxInFlight::new_const(128),
+            scope: Scopes {
+                cpu: Scope::Auto,
+                ram: Scope::Auto,
+            },
+            log: LogTo::None,
+            http: None,
+            hysteresis: Real(10.0),
+            smoothing_seconds: SmoothingSeconds::new_const(0),
+            min_percent: MinPercent::new_const(0),
+            mode_origin: Origin::Default,
+        }
+    }
+}
+
+impl Config {
+    /// This config with the named profile laid over it, or `None` for an unknown name.
+    pub fn with_profile(&self, name: &str) -> Option<Config> {
+        let profile = self.profiles.get(name)?;
+        let mut config = self.clone();
+        let monitors = self.monitors(Some(profile));
+        (config.cpu, config.ram) = (monitors.cpu, monitors.ram);
+        config.tcp = monitors.tcp.to_vec();
+        config.sessions = monitors.sessions;
+        config.custom = monitors.custom.to_vec();
+        if let Some(maxconn) = profile.maxconn {
+            config.maxconn = maxconn;
+        }
+        Some(config)
+    }
+
+    /// The monitors of the base config (`None`) or of one of its profiles, read in place:
+    /// what a probe samples for it, without building (cloning) the profiled config.
+    pub fn monitors<'a>(&'a self, profile: Option<&'a Profile>) -> Monitors<'a> {
+        let mut monitors = Monitors {
+            cpu: self.cpu,
+            ram: self.ram,
+            tcp: &self.tcp,
+            sessions: self.sessions,
+            custom: &self.custom,
+        };
+        if let Some(profile) = profile {
+            if let Some(cpu) = &profile.cpu {
+                cpu.apply(&mut monitors.cpu);
+            }
+            if let Some(ram) = &profile.ram {
+                ram.apply(&mut monitors.ram);
+            }
+            if let Some(tcp) = &profile.tcp {
+                monitors.tcp = tcp;
+            }
+            if let Some(sessions) = profile.sessions {
+                monitors.sessions = sessions;
+            }
+            if let Some(custom) = &profile.custom {
+                monitors.custom = &custom.0;
+            }
+        }
+        monitors
+    }
+
+    /// Every monitor's own `release` is below its threshold, in the base and in each profile:
+    /// they may come from different layers, so this is checked once all are laid.
+    pub fn check_releases(&self) -> Result<(), String> {
+        let profiles = self.profiles.iter().map(|(name, p)| (Some(name), Some(p)));
+        for (name, profile) in std::iter::once((None, None)).chain(profiles) {
+            let monitors = self.monitors(profile);
+            let what = |monitor: &str| match name {
+                Some(name) => format!("profile {:?}: {monitor}", name.as_str()),
+                None => monitor.to_string(),
+            };
+            for (monitor, m) in [("cpu", monitors.cpu), ("ram", monitors.ram)] {
+                check_release(&what(monitor), m.threshold.get(), m.release.map(Real::get))?;
+            }
+            for tcp in monitors.tcp {
+                let monitor = what(&format!("tcp:{}", tcp.port.get()));
+                check_release(&monitor, tcp.threshold.get(), tcp.release.map(Real::get))?;
+            }
+            if let Some(s) = monitors.sessions {
+                check_release(
+                    &what("sessions"),
+                    s.threshold.get(),
+                    s.release.map(Real::get),
+                )?;
+            }
+            for c in monitors.custom {
+                let monitor = what(&format!("custom {:?}", c.name));
+                check_release(&monitor, c.threshold.get(), c.release.map(Real::get))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which file to read and whether its absence is an error.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    /// Named by `--config` or `LB_FEEDBACK_CONFIG`, so it must exist.
+    pub explicit: bool,
+}
+
+impl ConfigFile {
+    pub fn choose(flag: Option<&Path>, env: &dyn Fn(&str) -> Option<OsString>) -> ConfigFile {
+        match (flag, env("LB_FEEDBACK_CONFIG")) {
+            (Some(path), _) => ConfigFile {
+                path: path.to_path_buf(),
+                explicit: true,
+            },
+            (None, Some(path)) if !path.is_empty() => ConfigFile {
+                path: PathBuf::from(path),
+                explicit: true,
+            },
+            _ => ConfigFile {
+                path: default_config_path(),
+                explicit: false,
+            },
+        }
+    }
+}
+
+/// Builds the effective config: defaults < file < environment < flags.
+///
+/// `env` looks a variable up (the process environment in production, a map in tests);
+/// `flags` are the settings given on the command line, in order.
+pub fn load(
+    file: &ConfigFile,
+    env: &dyn Fn(&str) -> Option<OsString>,
+    flags: &[(Key, String)],
+) -> Result<Config, ConfigError> {
+    let mut config = Config::default();
+    match std::fs::read_to_string(&file.path) {
+        Ok(text) => config.apply_json(&text, &file.path)?,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && !file.explicit => {}
+        Err(err) => {
+            return Err(ConfigError {
+                place: Place::File(file.path.clone()),
+                message: format!("cannot read: {}", io_reason(&err)),
+            });
+        }
+    }
+    for key in Key::ALL {
+        let var = key.env_var();
+        if let Some(value) = env(var) {
+            let text = value.into_string().map_err(|_| ConfigError {
+                place: Place::Env(var),
+                message: "not valid UTF-8".into(),
+            })?;
+            config
+                .apply_text(key, &text, Origin::Env(var))
+                .map_err(|message| ConfigError {
+                    place: Place::Env(var),
+                    message,
+                })?;
+        }
+    }
+    for (key, text) in flags {
+        let flag = key.flag();
+        config
+            .apply_text(*key, text, Origin::Flag(flag))
+            .map_err(|message| ConfigError {
+                place: Place::Flag(flag),
+                message,
+            })?;
+    }
+    config.check_releases().map_err(|message| ConfigError {
+        place: Place::Combined,
+        message,
+    })?;
+    Ok(config)
+}
+
+/// [`load`] with this process's environment: the file `--config` names (`flag`), else
+/// `LB_FEEDBACK_CONFIG`'s, else the default, and `flags` over both; the one way both
+/// binaries read their settings.
+pub fn load_from_environment(
+    flag: Option<&Path>,
+    flags: &[(Key, String)],
+) -> Result<Config, ConfigError> {
+    // A lookup per key: copying the whole environment once costs more in a large one, and
+    // the environments inetd and systemd give are small either way (measured with callgrind).
+    let env = |name: &str| std::env::var_os(name);
+    let file = ConfigFile::choose(flag, &env);
+    load(&file, &env, flags)
+}
+
+/// An I/O error's reason without Rust's "(os error N)" suffix.
+pub fn io_reason(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    match text.find(" (os error") {
+        Some(end) => text[..end].to_string(),
+        None => text,
+    }
+}
