@@ -17,6 +17,8 @@ pub enum Command {
     /// `lb-feedback status`: the mode, the pollers and the history, from the state directory.
     Status(crate::status::Options),
     Help,
+    /// `-h`: the short help.
+    ShortHelp,
     Version,
 }
 
@@ -59,7 +61,8 @@ pub fn parse_from<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, lex
     let mut mode_word: Option<String> = None;
     while let Some(arg) = parser.next()? {
         match arg {
-            Short('h') | Long("help") => command = Some(Command::Help),
+            Short('h') => command = Some(Command::ShortHelp),
+            Long("help") => command = Some(Command::Help),
             Short('V') | Long("version") => command = Some(Command::Version),
             Short('c') | Long("config") => config = Some(PathBuf::from(parser.value()?)),
             Long("explain") => explain = true,
