@@ -342,6 +342,12 @@ mod tests {
     }
 
     #[test]
+    fn dash_h_is_the_short_help_and_long_help_the_full_one() {
+        assert_eq!(parse(&["-h"]).unwrap().command, Command::ShortHelp);
+        assert_eq!(parse(&["--help"]).unwrap().command, Command::Help);
+    }
+
+    #[test]
     fn no_arguments_is_a_probe() {
         let args = parse(&[]).unwrap();
         assert_eq!(args.command, Command::Probe);

@@ -425,6 +425,7 @@ mod tests {
         );
         assert_eq!(parse(&["run"]).unwrap().service_log, None);
         assert_eq!(parse(&["--help"]).unwrap().command, Command::Help);
+        assert_eq!(parse(&["-h"]).unwrap().command, Command::ShortHelp);
         assert_eq!(parse(&["run", "-V"]).unwrap().command, Command::Version);
     }
 
