@@ -214,7 +214,7 @@ CUSTOM MONITORS
     its timeout_ms (a command that overruns is killed with its process group); a failure
     answers error:<name> unless \"on_error\": \"ignore\". Commands come from the config
     file only, never from the environment, a flag or agent-send, and run with the agent's
-    privileges and no shell (write [\"/bin/sh\", \"-c\", ...] for one). See the README.
+    privileges and no shell (write [\"/bin/sh\", \"-c\", ...] for one). See docs/monitors.md.
 
 OPTIONS
     -c, --config PATH          JSON config file (default /etc/lb-feedback/config.json,
@@ -269,8 +269,8 @@ OPTIONS
         --for DURATION         with `mode MODE`: the mode expires by itself (90s, 10m, 2h, 1d)
         --since DURATION       with `status`: the changes of this last while, not the last 20
         --json                 with `--explain` or `status`: one JSON object instead (its
-                               fields: the README's \"Machine-readable output\")
-    -h, --help                 this text
+                               fields: docs/http-and-metrics.md)
+    -h                         the short help;  --help  this text
     -V, --version              the version
 
     Every option can also come from the environment, for systemd Environment= and xinetd

@@ -299,7 +299,7 @@ OPTIONS
         --http ADDR:PORT       also serve HTTP here (see HTTP below), e.g.
                                127.0.0.1:3334; `allow` and max_in_flight_per_source
                                apply, at most 64 requests at once            [off]
-    -h, --help                 this text
+    -h                         the short help;  --help  this text
     -V, --version              the version
 
     Every setting can also come from the environment: LB_FEEDBACK_MODE,
