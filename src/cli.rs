@@ -17,6 +17,8 @@ pub enum Command {
     /// `lb-feedback status`: the mode, the pollers and the history, from the state directory.
     Status(crate::status::Options),
     Help,
+    /// `-h`: the short help.
+    ShortHelp,
     Version,
 }
 
@@ -59,7 +61,8 @@ pub fn parse_from<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, lex
     let mut mode_word: Option<String> = None;
     while let Some(arg) = parser.next()? {
         match arg {
-            Short('h') | Long("help") => command = Some(Command::Help),
+            Short('h') => command = Some(Command::ShortHelp),
+            Long("help") => command = Some(Command::Help),
             Short('V') | Long("version") => command = Some(Command::Version),
             Short('c') | Long("config") => config = Some(PathBuf::from(parser.value()?)),
             Long("explain") => explain = true,
@@ -211,7 +214,7 @@ CUSTOM MONITORS
     its timeout_ms (a command that overruns is killed with its process group); a failure
     answers error:<name> unless \"on_error\": \"ignore\". Commands come from the config
     file only, never from the environment, a flag or agent-send, and run with the agent's
-    privileges and no shell (write [\"/bin/sh\", \"-c\", ...] for one). See the README.
+    privileges and no shell (write [\"/bin/sh\", \"-c\", ...] for one). See docs/monitors.md.
 
 OPTIONS
     -c, --config PATH          JSON config file (default /etc/lb-feedback/config.json,
@@ -266,8 +269,8 @@ OPTIONS
         --for DURATION         with `mode MODE`: the mode expires by itself (90s, 10m, 2h, 1d)
         --since DURATION       with `status`: the changes of this last while, not the last 20
         --json                 with `--explain` or `status`: one JSON object instead (its
-                               fields: the README's \"Machine-readable output\")
-    -h, --help                 this text
+                               fields: docs/http-and-metrics.md)
+    -h                         the short help;  --help  this text
     -V, --version              the version
 
     Every option can also come from the environment, for systemd Environment= and xinetd
@@ -336,6 +339,12 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Args, String> {
         parse_from(args.iter().map(OsString::from)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn dash_h_is_the_short_help_and_long_help_the_full_one() {
+        assert_eq!(parse(&["-h"]).unwrap().command, Command::ShortHelp);
+        assert_eq!(parse(&["--help"]).unwrap().command, Command::Help);
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub fn render(report: &Report) -> String {
     out
 }
 
-/// The breakdown as JSON; the README's "Machine-readable output" lists the fields, which stay.
+/// The breakdown as JSON; docs/http-and-metrics.md, "Machine-readable output", lists the fields, which stay.
 pub fn json(report: &Report) -> serde_json::Value {
     let monitors: Vec<serde_json::Value> = report
         .loads

@@ -16,6 +16,7 @@ pub mod probe;
 pub mod reply;
 pub mod rules;
 pub mod service;
+pub mod short_help;
 pub mod socket;
 pub mod state;
 pub mod status;

@@ -83,7 +83,7 @@ fn find(config: &Config, now_ms: u64, options: Options) -> Result<Found, String>
     })
 }
 
-/// The `status --json` document (the README's "Machine-readable output" gives its fields).
+/// The `status --json` document (docs/http-and-metrics.md, "Machine-readable output", gives its fields).
 pub fn document(
     config: &Config,
     now_ms: u64,

@@ -14,7 +14,7 @@
 #   6. msiexec /x (after sc stop, see stop_service) removes the programs, the service, the source and the PATH entry, and keeps
 #      the edited config.json.
 # Not visible under Wine: the firewall rule (Wine's netsh has no advfirewall) and the ACL that
-# icacls grants (Wine keeps no Windows ACLs on files); see the README's Windows section.
+# icacls grants (Wine keeps no Windows ACLs on files); see docs/windows.md.
 
 drive=$WINEPREFIX/drive_c
 program_files="$drive/Program Files/lb-feedback"

@@ -89,7 +89,7 @@ fn read_logind(root: &std::path::Path) -> Result<Sessions, MetricError> {
         return Err(error(format!(
             "{} does not exist: this host was not booted with systemd, so no systemd-logind \
              keeps session records, and sessions are counted from logind only (not utmp: see \
-             the README); the sessions monitor is unavailable here",
+             docs/monitors.md); the sessions monitor is unavailable here",
             booted.display()
         )));
     }
@@ -97,7 +97,7 @@ fn read_logind(root: &std::path::Path) -> Result<Sessions, MetricError> {
     let entries = std::fs::read_dir(&dir).map_err(|err| match err.kind() {
         std::io::ErrorKind::NotFound => error(format!(
             "{} does not exist: systemd-logind does not run here, and sessions are counted from \
-             logind only (not utmp: see the README); the sessions monitor is unavailable here",
+             logind only (not utmp: see docs/monitors.md); the sessions monitor is unavailable here",
             dir.display()
         )),
         _ => error(format!(

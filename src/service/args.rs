@@ -23,6 +23,8 @@ pub enum Command {
     /// Windows: the entry point the Service Control Manager starts (what `install` registers).
     Scm,
     Help,
+    /// `-h`: the short help.
+    ShortHelp,
     Version,
 }
 
@@ -116,7 +118,8 @@ pub fn parse_from<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, lex
     let mut service_log = None;
     while let Some(arg) = parser.next()? {
         match arg {
-            Short('h') | Long("help") => asked = Some(Command::Help),
+            Short('h') => asked = Some(Command::ShortHelp),
+            Long("help") => asked = Some(Command::Help),
             Short('V') | Long("version") => asked = Some(Command::Version),
             Short('c') | Long("config") => config = Some(PathBuf::from(parser.value()?)),
             Short('l') | Long("listen") => listen.push(parse_listen(&parser.value()?.string()?)?),
@@ -217,9 +220,11 @@ DESCRIPTION
          most an eighth of max_in_flight) are kept for addresses with nothing in flight, so
          a flood from one address cannot keep other load balancers out;
       3. drain, maint or stop answer at once, without sampling;
-      4. the probe joins the sample being taken (CPU, RAM, TCP, sessions, custom sources),
-         or starts one: probes arriving while a sample runs share it, so N load balancers
-         polling at once cost one sample;
+      4. while polls keep coming the service measures consecutive windows of sample_ms
+         (CPU, RAM, TCP, sessions, custom sources) and answers at once from the last
+         complete one, so N load balancers cost one reading a window; the first poll after
+         a minute without any (or the very first) waits for a fresh window, and the probes
+         arriving meanwhile share it;
          when the config has profiles it meanwhile reads agent-send's line (1 KiB at most),
          waiting for it until the sample's window ends or 200 ms after connecting, whichever
          is later; without profiles agent-send selects nothing;
@@ -294,7 +299,7 @@ OPTIONS
         --http ADDR:PORT       also serve HTTP here (see HTTP below), e.g.
                                127.0.0.1:3334; `allow` and max_in_flight_per_source
                                apply, at most 64 requests at once            [off]
-    -h, --help                 this text
+    -h                         the short help;  --help  this text
     -V, --version              the version
 
     Every setting can also come from the environment: LB_FEEDBACK_MODE,
@@ -420,6 +425,7 @@ mod tests {
         );
         assert_eq!(parse(&["run"]).unwrap().service_log, None);
         assert_eq!(parse(&["--help"]).unwrap().command, Command::Help);
+        assert_eq!(parse(&["-h"]).unwrap().command, Command::ShortHelp);
         assert_eq!(parse(&["run", "-V"]).unwrap().command, Command::Version);
     }
 

@@ -43,6 +43,7 @@
 //! state module's part (non-blocking, regular-file-only reads).
 
 pub mod args;
+mod bind_hint;
 pub mod http;
 pub mod limits;
 pub mod log;
@@ -130,6 +131,7 @@ impl Failure {
 pub fn execute(args: Args) -> Result<(), Failure> {
     match args.command {
         Command::Help => print(args::HELP),
+        Command::ShortHelp => print(crate::short_help::SERVICE),
         Command::Version => print(&format!(
             "lb-feedback-service {}\n",
             env!("CARGO_PKG_VERSION")
@@ -335,8 +337,10 @@ impl Service {
                     let bound = listener.local_addr().unwrap_or(addr);
                     listeners.push((bound, listener));
                 }
-                Err(err) if defaults => failures.push(format!("cannot listen on {addr}: {err}")),
-                Err(err) => return Err(format!("cannot listen on {addr}: {err}")),
+                Err(err) if defaults => {
+                    failures.push(bind_hint::cannot_listen("cannot listen on", addr, &err))
+                }
+                Err(err) => return Err(bind_hint::cannot_listen("cannot listen on", addr, &err)),
             }
         }
         if listeners.is_empty() {
@@ -348,7 +352,9 @@ impl Service {
         let http = match config.http {
             Some(addr) => match bind(addr) {
                 Ok(listener) => Some((listener.local_addr().unwrap_or(addr), listener)),
-                Err(err) => return Err(format!("cannot serve HTTP on {addr}: {err}")),
+                Err(err) => {
+                    return Err(bind_hint::cannot_listen("cannot serve HTTP on", addr, &err));
+                }
             },
             None => None,
         };
