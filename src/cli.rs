@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{Key, Mode};
+use crate::config::{Key, Mode, Setting};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
@@ -74,9 +74,9 @@ pub fn parse_from<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, lex
                 }
             }
             Long("json") => json = true,
-            Long(flag) if Key::from_flag(flag).is_some() => {
+            Long(flag) if Setting::from_flag(flag).is_some() => {
                 // Settings flags share their names with the config keys (config::Key).
-                if let Some(key) = Key::from_flag(flag) {
+                if let Some(key) = Setting::from_flag(flag) {
                     settings.push((key, parser.value()?.string()?));
                 }
             }
@@ -165,7 +165,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(ms))
 }
 
-pub const HELP: &str = "\
+/// `--help` up to the settings' options.
+const HELP_HEAD: &str = "\
 lb-feedback - tell HAProxy how much capacity this server has left
 
 USAGE
@@ -219,53 +220,11 @@ CUSTOM MONITORS
 OPTIONS
     -c, --config PATH          JSON config file (default /etc/lb-feedback/config.json,
                                or LB_FEEDBACK_CONFIG); a missing default file means defaults
-        --mode MODE            normal | drain | maint (maintenance) | stop     [normal]
-        --sample-ms N          CPU sample window, 100..10000 ms                [1000]
-        --cpu-importance X     0..100, 0 leaves CPU out                       [1]
-        --cpu-threshold X      drain at this CPU %, 0..100, 0 is off           [0]
-        --ram-importance X     0..100                                          [1]
-        --ram-threshold X      drain at this RAM %, 0..100, 0 is off           [0]
-        --cpu-release X        a CPU drain lasts until CPU is at or below X %; auto:
-                               threshold - hysteresis                        [auto]
-        --ram-release X        the same for RAM                               [auto]
-        --tcp LIST             port:max_connections[:importance[:threshold[:release]]],...
-                               replaces the config file's tcp list; \"\" clears it
-        --hysteresis X         a drain by a threshold lasts until the load is X points
-                               below it (unless the monitor sets release), 0..100  [10]
-        --smoothing-seconds N  time constant of each monitor's moving average, 0..3600;
-                               0 answers with each probe's own figures        [0]
-        --min-percent N        a normal reply never says less, 0..100          [0]
-        --sessions SPEC        max_sessions[:importance[:threshold[:disconnected]]]: user
-                               sessions (Windows: WTSEnumerateSessionsW; Linux: logind's
-                               /run/systemd/sessions) against max_sessions, 1..1000000;
-                               disconnected yes (the default: they still hold memory and
-                               CPU) | no; off or \"\" turns it off                 [off]
-        --maxconn N            append maxconn:N to the reply, 1..1000000; none clears
-        --recovery WHEN        window (per poller, see RECOVERY) | always | never  [window]
-        --recovery-seconds N   a poller owed recovery gets `up ready` for at least this
-                               long, 0..86400                                  [10]
-        --recovery-replies N   ... and on at least this many replies, 1..1000  [3]
-        --state-dir PATH       runtime mode and recovery state   [/var/lib/lb-feedback]
-        --state-owner USER     `mode` run as root gives a state directory it has to create
-                               to this user, the agent's (the package's: lb-feedback)  []
-        --cpu-mode MODE        sample | since-last (answer at once from the CPU counters the
-                               previous probe saved, if at most since_last_max_seconds
-                               old, 30 by default; else sample; a probe within 250 ms
-                               of the previous one repeats its figure)        [sample]
-        --allow LIST           lb-feedback-service: addresses or ranges that may connect,
-                               e.g. 10.0.0.0/8,::1; empty allows all            []
-        --max-in-flight N      lb-feedback-service: connections answered at once, 1..10000;
-                               more are closed without a reply               [1024]
-        --max-in-flight-per-source N
-                               lb-feedback-service: of those, from one address [128]
-        --scope SCOPE          whose CPU and RAM: auto (the cgroup's when it has a CPU
-                               quota or cpuset / a memory limit, else the host's) | host |
-                               cgroup; or per monitor, cpu=SCOPE,ram=SCOPE      [auto]
-        --log WHERE            none | syslog: the history's changes (see `status`) also go
-                               to /dev/log (Windows: the Application event log) [none]
-        --http ADDR:PORT       lb-feedback-service: also serve /metrics (Prometheus), /load,
-                               /status and /health over HTTP here; off      [off]
-        --explain              print the breakdown: figures, rule, mode, recovery, reply
+";
+
+/// `--help` after the settings' options.
+const HELP_AFTER_SETTINGS: &str =
+    "        --explain              print the breakdown: figures, rule, mode, recovery, reply
         --for DURATION         with `mode MODE`: the mode expires by itself (90s, 10m, 2h, 1d)
         --since DURATION       with `status`: the changes of this last while, not the last 20
         --json                 with `--explain` or `status`: one JSON object instead (its
@@ -273,19 +232,10 @@ OPTIONS
     -h                         the short help;  --help  this text
     -V, --version              the version
 
-    Every option can also come from the environment, for systemd Environment= and xinetd
-    env =: LB_FEEDBACK_MODE, LB_FEEDBACK_SAMPLE_MS, LB_FEEDBACK_CPU_IMPORTANCE,
-    LB_FEEDBACK_CPU_THRESHOLD, LB_FEEDBACK_RAM_IMPORTANCE, LB_FEEDBACK_RAM_THRESHOLD,
-    LB_FEEDBACK_TCP, LB_FEEDBACK_SESSIONS, LB_FEEDBACK_MAXCONN, LB_FEEDBACK_RECOVERY,
-    LB_FEEDBACK_RECOVERY_SECONDS, LB_FEEDBACK_RECOVERY_REPLIES, LB_FEEDBACK_STATE_DIR,
-    LB_FEEDBACK_STATE_OWNER,
-    LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT,
-    LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_SCOPE, LB_FEEDBACK_LOG,
-    LB_FEEDBACK_HTTP, LB_FEEDBACK_CPU_RELEASE, LB_FEEDBACK_RAM_RELEASE,
-    LB_FEEDBACK_HYSTERESIS, LB_FEEDBACK_SMOOTHING_SECONDS, LB_FEEDBACK_MIN_PERCENT,
-    LB_FEEDBACK_CONFIG.
-    Precedence: built-in defaults < config file < environment < flags.
+";
 
+/// `--help` from RECOVERY on.
+const HELP_TAIL: &str = "\
 RECOVERY
     HAProxy keeps a server in DRAIN or MAINT until the agent says `ready`, and DOWN until
     `up`. A poller is one load balancer asking about one backend: the connection's peer
@@ -333,9 +283,22 @@ EXAMPLES
     HAProxy: server rds1 10.0.0.11:3389 weight 100 check agent-check agent-port 3333 agent-inter 2s
 ";
 
+/// The full `--help`: the settings' options and environment variables come from the key
+/// table.
+pub fn help() -> String {
+    let environment = crate::config::keys::environment_help();
+    let options = crate::config::keys::options_help();
+    format!("{HELP_HEAD}{options}{HELP_AFTER_SETTINGS}{environment}\n{HELP_TAIL}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The key table's row for `name`.
+    fn key(name: &str) -> Key {
+        Setting::named(name).unwrap()
+    }
 
     fn parse(args: &[&str]) -> Result<Args, String> {
         parse_from(args.iter().map(OsString::from)).map_err(|e| e.to_string())
@@ -367,7 +330,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             args.settings,
-            vec![(Key::SampleMs, "200".into()), (Key::Tcp, "80:5".into())]
+            vec![
+                (key("sample_ms"), "200".into()),
+                (key("tcp"), "80:5".into())
+            ]
         );
         assert!(args.explain);
         assert_eq!(args.config, Some(PathBuf::from("x.json")));
@@ -431,13 +397,13 @@ mod tests {
 
     #[test]
     fn help_mentions_every_flag() {
-        for key in Key::ALL {
+        for key in Setting::textual() {
             assert!(
-                HELP.contains(&format!("--{}", key.flag())),
+                help().contains(&format!("--{}", key.flag())),
                 "{}",
                 key.flag()
             );
-            assert!(HELP.contains(key.env_var()), "{}", key.env_var());
+            assert!(help().contains(key.env_var()), "{}", key.env_var());
         }
     }
 }

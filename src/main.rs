@@ -135,7 +135,7 @@ fn run_main() -> u8 {
 
 fn run(args: Args) -> Result<(), Failure> {
     match args.command {
-        Command::Help => print(cli::HELP),
+        Command::Help => print(&cli::help()),
         Command::ShortHelp => print(lb_feedback::short_help::LB_FEEDBACK),
         Command::Version => print(&format!("lb-feedback {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Probe => run_probe(&args),

@@ -71,10 +71,10 @@ mod tests {
             "--cpu-threshold",
             "--state-dir",
         ] {
-            assert!(crate::cli::HELP.contains(flag), "{flag}");
+            assert!(crate::cli::help().contains(flag), "{flag}");
         }
         for flag in ["--listen", "--allow", "--http", "--verbose"] {
-            assert!(crate::service::args::HELP.contains(flag), "{flag}");
+            assert!(crate::service::args::help().contains(flag), "{flag}");
         }
     }
 }

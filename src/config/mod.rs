@@ -14,7 +14,7 @@ use crate::cidr::Cidr;
 mod custom;
 mod error;
 mod file;
-mod keys;
+pub mod keys;
 mod monitors;
 #[cfg(test)]
 mod tests;
@@ -23,7 +23,7 @@ mod values;
 pub use custom::{CustomMonitor, MAX_CUSTOM, OnError, Source, SourceKind, TimeoutMs};
 pub use error::{ConfigError, Origin, Place};
 pub use file::{MAX_PROFILES, Profile};
-pub use keys::Key;
+pub use keys::{Key, SETTINGS, Setting};
 use monitors::check_release;
 pub use monitors::{Monitor, MonitorLayer, Monitors, SessionsMonitor, TcpMonitor, release_of};
 pub use values::*;
@@ -270,7 +270,7 @@ pub fn load(
             });
         }
     }
-    for key in Key::ALL {
+    for key in Setting::textual() {
         let var = key.env_var();
         if let Some(value) = env(var) {
             let text = value.into_string().map_err(|_| ConfigError {
@@ -288,7 +288,7 @@ pub fn load(
     for (key, text) in flags {
         let flag = key.flag();
         config
-            .apply_text(*key, text, Origin::Flag(flag))
+            .apply_text(key, text, Origin::Flag(flag))
             .map_err(|message| ConfigError {
                 place: Place::Flag(flag),
                 message,

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
-use crate::config::Key;
+use crate::config::{Key, Setting};
 
 /// HAProxy's examples and the agent this project replaces use port 3333.
 pub const DEFAULT_PORT: u16 = 3333;
@@ -127,9 +127,9 @@ pub fn parse_from<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, lex
             Long("service-log") => {
                 service_log = Some(ServiceLog::parse(&parser.value()?.string()?)?);
             }
-            Long(flag) if Key::from_flag(flag).is_some() => {
+            Long(flag) if Setting::from_flag(flag).is_some() => {
                 // Settings flags share their names with the config keys (config::Key).
-                if let Some(key) = Key::from_flag(flag) {
+                if let Some(key) = Setting::from_flag(flag) {
                     settings.push((key, parser.value()?.string()?));
                 }
             }
@@ -201,7 +201,8 @@ impl Args {
     }
 }
 
-pub const HELP: &str = "\
+/// `--help` up to the settings' options.
+const HELP_HEAD: &str = "\
 lb-feedback-service - answer HAProxy's agent-check on a TCP port, without xinetd
 
 USAGE
@@ -272,49 +273,17 @@ OPTIONS
     -c, --config PATH          JSON config file (default /etc/lb-feedback/config.json, on
                                Windows %ProgramData%\\lb-feedback\\config.json, or
                                LB_FEEDBACK_CONFIG)
-        --allow LIST           addresses or ranges that may connect, e.g. 10.0.0.0/8,::1;
-                               IPv4 ranges also match IPv4-mapped IPv6 peers   [empty: all]
-        --max-in-flight N      connections answered at once, 1..10000        [1024]
-                               (one descriptor each: the open-files limit is raised
-                               to fit if the hard limit allows, else logged)
-        --max-in-flight-per-source N
-                               of those, from one address, 1..10000; at least the
-                               server lines one load balancer points here (HAProxy
-                               runs one check per server line at a time)       [128]
-        --mode MODE            normal | drain | maint | stop                   [normal]
-        --sample-ms N          CPU sample window, 100..10000 ms                [1000]
-        --cpu-importance X     --cpu-threshold X  --ram-importance X  --ram-threshold X
-        --cpu-release X        --ram-release X  --hysteresis X  --smoothing-seconds N
-        --min-percent N
-        --tcp LIST             port:max_connections[:importance[:threshold[:release]]],...
-        --sessions SPEC        max_sessions[:importance[:threshold[:disconnected]]] | off
-        --maxconn N            --recovery WHEN  --recovery-seconds N  --recovery-replies N
-        --state-dir PATH       --state-owner USER
-        --cpu-mode MODE        sample | since-last
-        --scope SCOPE          auto | host | cgroup, or cpu=SCOPE,ram=SCOPE
-        --log WHERE            none | syslog: changes of what a poller is told also go to
-                               /dev/log, on Windows the Application event log (they
-                               always go to this service's log)
-                               Meanings and defaults as in `lb-feedback --help`.
-        --http ADDR:PORT       also serve HTTP here (see HTTP below), e.g.
-                               127.0.0.1:3334; `allow` and max_in_flight_per_source
-                               apply, at most 64 requests at once            [off]
-    -h                         the short help;  --help  this text
+";
+
+/// `--help` after the settings' options.
+const HELP_AFTER_SETTINGS: &str =
+    "    -h                         the short help;  --help  this text
     -V, --version              the version
 
-    Every setting can also come from the environment: LB_FEEDBACK_MODE,
-    LB_FEEDBACK_SAMPLE_MS, LB_FEEDBACK_CPU_IMPORTANCE, LB_FEEDBACK_CPU_THRESHOLD,
-    LB_FEEDBACK_RAM_IMPORTANCE, LB_FEEDBACK_RAM_THRESHOLD, LB_FEEDBACK_TCP,
-    LB_FEEDBACK_SESSIONS, LB_FEEDBACK_MAXCONN, LB_FEEDBACK_RECOVERY,
-    LB_FEEDBACK_RECOVERY_SECONDS, LB_FEEDBACK_RECOVERY_REPLIES, LB_FEEDBACK_STATE_DIR,
-    LB_FEEDBACK_STATE_OWNER,
-    LB_FEEDBACK_CPU_MODE, LB_FEEDBACK_ALLOW, LB_FEEDBACK_MAX_IN_FLIGHT,
-    LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE, LB_FEEDBACK_SCOPE, LB_FEEDBACK_LOG,
-    LB_FEEDBACK_HTTP, LB_FEEDBACK_CPU_RELEASE, LB_FEEDBACK_RAM_RELEASE,
-    LB_FEEDBACK_HYSTERESIS, LB_FEEDBACK_SMOOTHING_SECONDS, LB_FEEDBACK_MIN_PERCENT,
-    LB_FEEDBACK_CONFIG.
-    Precedence: built-in defaults < config file < environment < flags.
+";
 
+/// `--help` from HTTP on.
+const HELP_TAIL: &str = "\
 HTTP
     With --http ADDR:PORT, one request per connection (HTTP/1.0 or 1.1, GET or HEAD):
       /metrics   Prometheus text: the reply as figures (lb_feedback_reply_percent, a
@@ -358,9 +327,22 @@ EXAMPLES
     lb-feedback mode drain --for 15m                    drain this server, no restart
 ";
 
+/// The full `--help`: the settings' options and environment variables come from the key
+/// table, the same rows as `lb-feedback --help`.
+pub fn help() -> String {
+    let environment = crate::config::keys::environment_help();
+    let options = crate::config::keys::options_help();
+    format!("{HELP_HEAD}{options}{HELP_AFTER_SETTINGS}{environment}\n{HELP_TAIL}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The key table's row for `name`.
+    fn key(name: &str) -> Key {
+        Setting::named(name).unwrap()
+    }
 
     fn parse(args: &[&str]) -> Result<Args, String> {
         parse_from(args.iter().map(OsString::from)).map_err(|e| e.to_string())
@@ -388,7 +370,7 @@ mod tests {
                 "[::1]:4444".parse().unwrap()
             ]
         );
-        assert_eq!(args.settings, vec![(Key::SampleMs, "200".into())]);
+        assert_eq!(args.settings, vec![(key("sample_ms"), "200".into())]);
         assert_eq!(args.config, Some(PathBuf::from("x.json")));
         assert!(args.verbose);
         assert_eq!(args.listen_addrs(), args.listen);
@@ -459,13 +441,13 @@ mod tests {
 
     #[test]
     fn help_mentions_every_setting() {
-        for key in Key::ALL {
+        for key in Setting::textual() {
             assert!(
-                HELP.contains(&format!("--{}", key.flag())),
+                help().contains(&format!("--{}", key.flag())),
                 "{}",
                 key.flag()
             );
-            assert!(HELP.contains(key.env_var()), "{}", key.env_var());
+            assert!(help().contains(key.env_var()), "{}", key.env_var());
         }
     }
 }

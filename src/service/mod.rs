@@ -130,7 +130,7 @@ impl Failure {
 /// Runs one parsed command line.
 pub fn execute(args: Args) -> Result<(), Failure> {
     match args.command {
-        Command::Help => print(args::HELP),
+        Command::Help => print(&args::help()),
         Command::ShortHelp => print(crate::short_help::SERVICE),
         Command::Version => print(&format!(
             "lb-feedback-service {}\n",

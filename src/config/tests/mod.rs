@@ -5,6 +5,11 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+/// The key table's row for `name`.
+fn key(name: &str) -> Key {
+    Setting::named(name).unwrap()
+}
+
 fn json(text: &str) -> Result<Config, ConfigError> {
     let mut config = Config::default();
     config.apply_json(text, Path::new("c.json"))?;
@@ -94,8 +99,8 @@ fn steady_steering_settings_from_every_layer() {
         ("LB_FEEDBACK_RAM_THRESHOLD", "60"),
     ]);
     let flags = [
-        (Key::SmoothingSeconds, "30".to_string()),
-        (Key::Tcp, "3389:50:1:95:90".to_string()),
+        (key("smoothing_seconds"), "30".to_string()),
+        (key("tcp"), "3389:50:1:95:90".to_string()),
     ];
     let config = load(&missing_file(), &env, &flags).unwrap();
     assert_eq!(config.hysteresis.get(), 0.0);
@@ -104,7 +109,7 @@ fn steady_steering_settings_from_every_layer() {
     assert_eq!(config.ram.release.map(Real::get), Some(50.0));
     assert_eq!(config.tcp[0].release.map(Real::get), Some(90.0));
     // `auto` clears a release back to threshold − hysteresis.
-    let flags = [(Key::CpuRelease, "auto".to_string())];
+    let flags = [(key("cpu.release"), "auto".to_string())];
     let env = env_map(&[("LB_FEEDBACK_CPU_RELEASE", "20")]);
     assert_eq!(
         load(&missing_file(), &env, &flags).unwrap().cpu.release,
@@ -144,14 +149,14 @@ fn a_release_must_be_below_its_threshold_wherever_they_come_from() {
          the load is at or below release)"
     );
     // A flag laid over the file puts it right.
-    let flags = [(Key::CpuRelease, "40".to_string())];
+    let flags = [(key("cpu.release"), "40".to_string())];
     assert!(load(&file, &env_map(&[]), &flags).is_ok());
     let _ = std::fs::remove_file(&file.path);
     assert!(
         load(
             &missing_file(),
             &env_map(&[]),
-            &[(Key::Tcp, "80:10:1:50:60".into())]
+            &[(key("tcp"), "80:10:1:50:60".into())]
         )
         .unwrap_err()
         .to_string()
@@ -298,8 +303,8 @@ fn layering_order_is_defaults_file_env_flags() {
     assert_eq!(config.mode_origin, Origin::Env("LB_FEEDBACK_MODE"));
     assert_eq!(config.maxconn.map(Int::get), Some(9));
     let flags = [
-        (Key::SampleMs, "400".to_string()),
-        (Key::Maxconn, "none".to_string()),
+        (key("sample_ms"), "400".to_string()),
+        (key("maxconn"), "none".to_string()),
     ];
     let config = load(&file, &env, &flags).unwrap();
     assert_eq!(config.sample_ms.get(), 400);
@@ -354,7 +359,7 @@ fn env_errors_name_the_variable() {
 
 #[test]
 fn flag_errors_name_the_flag() {
-    let flags = [(Key::RecoverySeconds, "-1".to_string())];
+    let flags = [(key("recovery_seconds"), "-1".to_string())];
     let err = load(&missing_file(), &env_map(&[]), &flags).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -366,12 +371,12 @@ fn flag_errors_name_the_flag() {
 fn env_tcp_replaces_the_file_list_and_empty_clears_it() {
     let mut config = json(r#"{"tcp": [{"port": 80, "max_connections": 10}]}"#).unwrap();
     config
-        .apply_text(Key::Tcp, "443:5", Origin::Env("LB_FEEDBACK_TCP"))
+        .apply_text(key("tcp"), "443:5", Origin::Env("LB_FEEDBACK_TCP"))
         .unwrap();
     assert_eq!(config.tcp.len(), 1);
     assert_eq!(config.tcp[0].port.get(), 443);
     config
-        .apply_text(Key::Tcp, "", Origin::Env("LB_FEEDBACK_TCP"))
+        .apply_text(key("tcp"), "", Origin::Env("LB_FEEDBACK_TCP"))
         .unwrap();
     assert!(config.tcp.is_empty());
 }

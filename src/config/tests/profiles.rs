@@ -101,10 +101,10 @@ fn a_state_dir_with_a_nul_byte_is_rejected_everywhere() {
         load(&missing_file(), &env, &[]).unwrap_err().to_string(),
         "environment variable LB_FEEDBACK_STATE_DIR: must not contain a NUL byte (no file name can)"
     );
-    let flags = [(Key::StateDir, "/tmp/a\0b".to_string())];
+    let flags = [(key("state_dir"), "/tmp/a\0b".to_string())];
     let err = load(&missing_file(), &env_map(&[]), &flags).unwrap_err();
     assert_eq!(err.place, Place::Flag("state-dir"));
-    let flags = [(Key::StateDir, String::new())];
+    let flags = [(key("state_dir"), String::new())];
     let err = load(&missing_file(), &env_map(&[]), &flags).unwrap_err();
     assert_eq!(err.message, "must not be empty");
 }
@@ -128,19 +128,19 @@ fn cpu_mode_allow_and_in_flight() {
     let mut config = Config::default();
     config
         .apply_text(
-            Key::Allow,
+            key("allow"),
             "127.0.0.1, ::1",
             Origin::Env("LB_FEEDBACK_ALLOW"),
         )
         .unwrap();
     assert_eq!(config.allow.len(), 2);
     config
-        .apply_text(Key::CpuMode, "since-last", Origin::Flag("cpu-mode"))
+        .apply_text(key("cpu_mode"), "since-last", Origin::Flag("cpu-mode"))
         .unwrap();
     assert_eq!(config.cpu_mode, CpuMode::SinceLast);
     config
         .apply_text(
-            Key::MaxInFlightPerSource,
+            key("max_in_flight_per_source"),
             "20",
             Origin::Env("LB_FEEDBACK_MAX_IN_FLIGHT_PER_SOURCE"),
         )
@@ -148,7 +148,7 @@ fn cpu_mode_allow_and_in_flight() {
     assert_eq!(config.max_in_flight_per_source.get(), 20);
     assert!(
         config
-            .apply_text(Key::MaxInFlightPerSource, "10001", Origin::Default)
+            .apply_text(key("max_in_flight_per_source"), "10001", Origin::Default)
             .is_err()
     );
 }
@@ -172,20 +172,24 @@ fn scope_for_both_monitors_or_each() {
         (Scope::Host, Scope::Host)
     );
     config
-        .apply_text(Key::Scope, "ram=cgroup", Origin::Flag("scope"))
+        .apply_text(key("scope"), "ram=cgroup", Origin::Flag("scope"))
         .unwrap();
     assert_eq!(
         (config.scope.cpu, config.scope.ram),
         (Scope::Host, Scope::Cgroup)
     );
     config
-        .apply_text(Key::Scope, " Auto ", Origin::Flag("scope"))
+        .apply_text(key("scope"), " Auto ", Origin::Flag("scope"))
         .unwrap();
     assert_eq!(
         (config.scope.cpu, config.scope.ram),
         (Scope::Auto, Scope::Auto)
     );
-    let bad = |text| config.clone().apply_text(Key::Scope, text, Origin::Default);
+    let bad = |text| {
+        config
+            .clone()
+            .apply_text(key("scope"), text, Origin::Default)
+    };
     assert!(
         bad("box")
             .unwrap_err()
@@ -199,8 +203,8 @@ fn scope_for_both_monitors_or_each() {
 
 #[test]
 fn every_key_has_a_flag_and_a_variable() {
-    for key in Key::ALL {
-        assert_eq!(Key::from_flag(key.flag()), Some(key));
+    for key in Setting::textual() {
+        assert_eq!(Setting::from_flag(key.flag()), Some(key));
         assert!(key.env_var().starts_with("LB_FEEDBACK_"));
     }
 }
@@ -252,15 +256,15 @@ fn http_is_off_by_default_and_takes_an_address() {
     assert!(json_err(r#"{"http": "3334"}"#).contains("invalid socket address"));
     let mut config = Config::default();
     config
-        .apply_text(Key::Http, "[::1]:3334", Origin::Flag("http"))
+        .apply_text(key("http"), "[::1]:3334", Origin::Flag("http"))
         .unwrap();
     assert_eq!(config.http, Some("[::1]:3334".parse().unwrap()));
     config
-        .apply_text(Key::Http, "off", Origin::Env("LB_FEEDBACK_HTTP"))
+        .apply_text(key("http"), "off", Origin::Env("LB_FEEDBACK_HTTP"))
         .unwrap();
     assert_eq!(config.http, None);
     let err = config
-        .apply_text(Key::Http, "localhost:80", Origin::Default)
+        .apply_text(key("http"), "localhost:80", Origin::Default)
         .unwrap_err();
     assert!(err.contains("expected ADDR:PORT"), "{err}");
 }
@@ -298,18 +302,18 @@ fn sessions_is_off_by_default_and_set_in_every_layer() {
     );
     assert_eq!(sessions.threshold.get(), 90.0);
     assert!(sessions.disconnected);
-    let flags = [(Key::Sessions, "off".to_string())];
+    let flags = [(key("sessions"), "off".to_string())];
     assert_eq!(load(&missing_file(), &env, &flags).unwrap().sessions, None);
-    let flags = [(Key::Sessions, String::new())];
+    let flags = [(key("sessions"), String::new())];
     assert_eq!(load(&missing_file(), &env, &flags).unwrap().sessions, None);
-    let flags = [(Key::Sessions, "30:1:0:no".to_string())];
+    let flags = [(key("sessions"), "30:1:0:no".to_string())];
     let sessions = load(&missing_file(), &env, &flags)
         .unwrap()
         .sessions
         .unwrap();
     assert!(!sessions.disconnected);
     let bad = |text: &str| {
-        let flags = [(Key::Sessions, text.to_string())];
+        let flags = [(key("sessions"), text.to_string())];
         load(&missing_file(), &env_map(&[]), &flags)
             .unwrap_err()
             .to_string()
