@@ -16,6 +16,7 @@ mod error;
 mod file;
 pub mod keys;
 mod monitors;
+pub mod reference;
 #[cfg(test)]
 mod tests;
 mod values;
