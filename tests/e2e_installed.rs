@@ -1,5 +1,5 @@
 //! The Debian package as installed by `dpkg -i`: its own system user, the static probe, its
-//! xinetd entry, enabled the way the entry's comment tells an admin to, answering on
+//! man pages, its xinetd entry, enabled the way the entry's comment tells an admin to, answering on
 //! 127.0.0.1:3333 with a real HAProxy following it; and what `dpkg --purge` leaves.
 //!
 //! The installed test runs only with LB_FEEDBACK_INSTALLED=1 (contrib/deb/ci.sh sets it after
@@ -112,6 +112,44 @@ fn wanted(var: &str, what: &str) -> bool {
         "SKIPPED: {what} ({var}=1; contrib/deb/ci.sh installs the .deb, tests, purges)"
     );
     false
+}
+
+/// The three generated pages are where `man` looks, gzipped, and render.
+#[test]
+fn installed_man_pages_are_found_by_man() {
+    if !wanted("LB_FEEDBACK_INSTALLED", "installed man pages") {
+        return;
+    }
+    if !e2e::available("installed_man_pages_are_found_by_man", &["man"]) {
+        return;
+    }
+    for (section, page) in [
+        ("8", "lb-feedback"),
+        ("8", "lb-feedback-service"),
+        ("5", "lb-feedback.json"),
+    ] {
+        let found = Command::new("man")
+            .args(["-w", section, page])
+            .output()
+            .unwrap();
+        let path = String::from_utf8_lossy(&found.stdout).trim().to_string();
+        assert_eq!(
+            path,
+            format!("/usr/share/man/man{section}/{page}.{section}.gz")
+        );
+        let shown = Command::new("man")
+            .args([section, page])
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "80")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(shown.status.success(), "man {section} {page}: {shown:?}");
+        assert!(
+            text.contains("NAME") && text.contains(page),
+            "man {section} {page}: {text}"
+        );
+    }
 }
 
 #[test]

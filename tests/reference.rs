@@ -43,9 +43,10 @@ fn the_manual_pages_are_generated_from_the_help_and_the_key_table() {
     check("contrib/man/lb-feedback.json.5", &reference::man_json());
 }
 
-/// Every key the file accepts is in the reference, and nothing else: each one is laid over
-/// the defaults (as `null`, which every key either takes or rejects for its type, never as
-/// unknown), and a name not in the table is refused as unknown.
+/// Every key in the reference is one the file accepts: each is laid over the defaults (as
+/// `null`, which every key either takes or rejects for its type, never as unknown), and a
+/// name not in the table is refused as unknown. That the file accepts nothing else is
+/// checked against serde's own list beside the JSON layer (config::file's tests).
 #[test]
 fn the_reference_lists_exactly_the_keys_the_file_accepts() {
     use lb_feedback::config::Config;
@@ -57,27 +58,15 @@ fn the_reference_lists_exactly_the_keys_the_file_accepts() {
         };
         let mut config = Config::default();
         if let Err(err) = config.apply_json(&json, &dir.join("c.json")) {
-            assert!(!err.to_string().contains("unknown field"), "{name}: {err}");
+            assert!(!err.to_string().contains("unknown key"), "{name}: {err}");
         }
     }
     let mut config = Config::default();
     let err = config
         .apply_json("{\"not_a_key\": 1}", &dir.join("c.json"))
         .unwrap_err();
-    assert!(err.to_string().contains("unknown field"), "{err}");
-    let accepted = err.to_string();
-    for name in reference::names().filter(|n| !n.contains('.')) {
-        assert!(
-            accepted.contains(&format!("`{name}`")),
-            "{name} not accepted: {accepted}"
-        );
-    }
-    let top_level: Vec<&str> = reference::names()
-        .map(|n| n.split('.').next().unwrap_or(n))
-        .collect();
-    let expected_count = accepted.matches('`').count() / 2 - 1;
-    let mut unique = top_level.clone();
-    unique.sort_unstable();
-    unique.dedup();
-    assert_eq!(unique.len(), expected_count, "{accepted}");
+    assert!(
+        err.to_string().contains("unknown key \"not_a_key\""),
+        "{err}"
+    );
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::custom::CustomList;
 use super::monitors::{MonitorLayer, SessionsMonitor, TcpMonitor};
+use super::teach;
 use super::values::*;
 use super::{Config, ConfigError, Origin, Place};
 use crate::cidr::Cidr;
@@ -234,16 +235,57 @@ impl Config {
         // Windows Notepad starts a UTF-8 file with a byte order mark; it is no part of the
         // JSON, and positions after it count as an editor shows them.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let layer: Layer = serde_json::from_str(text).map_err(|err| {
+        let shape = |path: &str, err: serde_json::Error| {
             let full = err.to_string();
             let suffix = format!(" at line {} column {}", err.line(), err.column());
-            let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
+            let message = full.strip_suffix(&suffix).unwrap_or(&full);
+            let message = match err.classify() {
+                serde_json::error::Category::Data => teach::shape_error(path, message),
+                _ => message.to_string(),
+            };
             at(err.line().max(1), err.column().max(1), message)
+        };
+        let mut json = serde_json::Deserializer::from_str(text);
+        let layer: Layer = serde_path_to_error::deserialize(&mut json).map_err(|err| {
+            let path = err.path().to_string();
+            shape(&path, err.into_inner())
         })?;
+        json.end().map_err(|err| shape(".", err))?;
         self.apply_layer(layer, &Origin::File(path.to_path_buf()))
             .map_err(|message| ConfigError {
                 place: Place::File(path.to_path_buf()),
                 message,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Layer;
+    use crate::config::reference;
+
+    /// The keys serde's derive accepts at the top of the file, as its refusal of an unknown
+    /// key lists them.
+    fn accepted() -> Vec<String> {
+        let err = serde_json::from_str::<Layer>("{\"not_a_key\": 1}").unwrap_err();
+        let message = err.to_string();
+        let (_, list) = message.split_once("expected one of ").unwrap();
+        let list = list.split(" at line").next().unwrap();
+        let mut keys: Vec<String> = list
+            .split(", ")
+            .map(|k| k.trim_matches('`').into())
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    #[test]
+    fn the_reference_names_exactly_the_top_level_keys_the_file_accepts() {
+        let mut documented: Vec<String> = reference::names()
+            .map(|n| n.split('.').next().unwrap_or(n).to_string())
+            .collect();
+        documented.sort_unstable();
+        documented.dedup();
+        assert_eq!(documented, accepted());
     }
 }

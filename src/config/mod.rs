@@ -17,6 +17,7 @@ mod file;
 pub mod keys;
 mod monitors;
 pub mod reference;
+mod teach;
 #[cfg(test)]
 mod tests;
 mod values;

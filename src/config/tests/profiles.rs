@@ -31,7 +31,8 @@ fn profiles_lay_over_the_base() {
 #[test]
 fn profile_errors() {
     assert!(
-        json_err(r#"{"profiles": {"rdp": {"mode": "drain"}}}"#).contains("unknown field `mode`")
+        json_err(r#"{"profiles": {"rdp": {"mode": "drain"}}}"#)
+            .contains("unknown key \"mode\" in profiles.rdp;")
     );
     assert!(json_err(r#"{"profiles": {"a b": {}}}"#).contains("profile name \"a b\""));
     assert!(
@@ -291,7 +292,7 @@ fn sessions_is_off_by_default_and_set_in_every_layer() {
     assert!(json_err(r#"{"sessions": {"max_sessions": 0}}"#).contains("allowed: 1 to 1000000"));
     assert!(
         json_err(r#"{"sessions": {"max_sessions": 5, "active": true}}"#)
-            .contains("unknown field `active`")
+            .contains("unknown key \"active\" in sessions;")
     );
     let env = env_map(&[("LB_FEEDBACK_SESSIONS", "50:2:90")]);
     let config = load(&missing_file(), &env, &[]).unwrap();
