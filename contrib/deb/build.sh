@@ -1,26 +1,23 @@
 #!/usr/bin/env bash
 # Builds the Debian package the way it is meant to ship: both programs linked statically
-# against glibc (RUSTFLAGS="-C target-feature=+crt-static", which needs an explicit --target:
-# without one the flag would also reach build scripts and proc macros), for the host's target
-# triple. Prints the path of the .deb on stdout, as `cargo deb` does; progress goes to stderr.
+# against glibc by contrib/static-bins.sh, for the host's target triple or the one in
+# LB_FEEDBACK_TARGET (aarch64-unknown-linux-gnu makes the arm64 package, cross-built as
+# docs/cross-arm64.md says). Prints the path of the .deb on stdout, as `cargo deb` does;
+# progress goes to stderr.
 #
 # The static probe costs 90 k instructions and 0.9 MB peak RSS per poll against 223 k and
 # 1.6 MB for the dynamically linked one (docs/BENCHMARKS.md, "The packaged probe").
 #
 # cargo-deb does not build here (--no-build): the assets in Cargo.toml keep the
 # `target/release/` prefix, which cargo-deb treats as a placeholder and resolves, given
-# --target, to <target dir>/<triple>/release (CARGO_TARGET_DIR included), where the build
-# below puts the binaries. The .deb is written to <target dir>/debian/.
+# --target, to <target dir>/<triple>/release (CARGO_TARGET_DIR included), where
+# static-bins.sh puts the binaries; --target also sets the package's architecture.
 #
-# Usage: contrib/deb/build.sh [extra cargo-deb flags]     (needs cargo-deb 3.x)
+# Usage: [LB_FEEDBACK_TARGET=TRIPLE] contrib/deb/build.sh [extra cargo-deb flags]
+#        (needs cargo-deb 3.x)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-host=$(rustc -vV | sed -n 's/^host: //p')
-if [ -z "$host" ]; then
-    echo "contrib/deb/build.sh: cannot read the host triple from rustc -vV" >&2
-    exit 1
-fi
-
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target "$host" --bins >&2
-cargo deb --target "$host" --no-build "$@"
+bins=$(bash contrib/static-bins.sh ${LB_FEEDBACK_TARGET:+"$LB_FEEDBACK_TARGET"})
+triple=$(basename "$(dirname "$bins")")
+cargo deb --target "$triple" --no-build "$@"
