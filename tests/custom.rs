@@ -381,3 +381,75 @@ fn the_service_runs_sources_once_a_window_and_lists_them_in_metrics() {
     let ran = std::fs::read_to_string(&runs).unwrap().lines().count();
     assert!(ran >= 1 && ran < polls, "{ran} runs for {polls} polls");
 }
+
+/// `sh -c SCRIPT` as a custom monitor's command, out of 50.
+fn shell_monitor(script: &str) -> String {
+    format!(
+        r#"[{{"name": "queue", "command": ["/bin/sh", "-c", {}], "max": 50, "timeout_ms": 3000}}]"#,
+        serde_json::to_string(script).unwrap()
+    )
+}
+
+#[test]
+fn a_command_that_exits_leaving_a_child_with_its_output_answers_at_once() {
+    let dir = TempDir::new("custom-leaves-child");
+    let pid = dir.path().join("child");
+    // The child keeps the pipe open for 601 s, in the command's group.
+    let script = format!("sleep 601 & echo $! > {}; echo 5", pid.display());
+    let (output, took) = probe_with(&dir, &shell_monitor(&script), &[]);
+    assert_eq!(stdout(&output), "90%\n", "{}", stderr(&output));
+    assert!(took < BOUND, "{took:?}");
+    let child = std::fs::read_to_string(&pid).unwrap();
+    assert!(gone(&child), "the command's child {child} is still running");
+}
+
+/// How many threads and descriptors process `pid` has.
+#[cfg(target_os = "linux")]
+fn threads_and_fds(pid: u32) -> (usize, usize) {
+    let count = |dir: &str| {
+        std::fs::read_dir(format!("/proc/{pid}/{dir}"))
+            .unwrap()
+            .count()
+    };
+    (count("task"), count("fd"))
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_service_kills_what_a_command_started_with_setsid_and_stays_flat() {
+    let dir = TempDir::new("custom-setsid");
+    let pids = dir.path().join("escaped");
+    // Each run leaves a `sleep 600` in a session of its own, holding the output pipe.
+    let script = format!("setsid sleep 600 & echo $! >> {}; echo 5", pids.display());
+    dir.file(
+        "config.json",
+        &format!(
+            r#"{{"cpu": {{"importance": 0}}, "ram": {{"importance": 0}}, "recovery": "never",
+                "custom": {}}}"#,
+            shell_monitor(&script)
+        ),
+    );
+    let service = Service::run(&dir)
+        .envs(&[("LB_FEEDBACK_SAMPLE_MS", "200")])
+        .start();
+    assert_eq!(service.poll(), "90%\n", "{:?}", service.log());
+    let before = threads_and_fds(service.child.id());
+    // Twenty windows and more; each reply uses the 5 the command printed.
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        assert_eq!(service.poll(), "90%\n", "{:?}", service.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after = threads_and_fds(service.child.id());
+    let escaped = std::fs::read_to_string(&pids).unwrap();
+    let escaped: Vec<&str> = escaped.lines().collect();
+    assert!(escaped.len() >= 20, "{} runs", escaped.len());
+    for pid in &escaped {
+        assert!(gone(pid), "the escaped {pid} is still running");
+    }
+    assert!(
+        after.0 <= before.0 + 2 && after.1 <= before.1 + 2,
+        "threads and fds {before:?} at the start, {after:?} after {} runs",
+        escaped.len()
+    );
+}

@@ -168,6 +168,14 @@ pub fn load_config(args: &Args) -> Result<Config, ConfigError> {
 fn run_foreground(args: &Args) -> Result<(), Failure> {
     let config = load_config(args).map_err(Failure::Config)?;
     let log = Arc::new(Log::stderr(args.verbose));
+    // The descendants a custom command leaves running outside its group come back to the
+    // service when the command exits, to be killed (metrics::custom::orphans).
+    #[cfg(target_os = "linux")]
+    if let Err(err) = crate::metrics::custom::orphans::adopt() {
+        log.problem(format!(
+            "cannot become the subreaper of custom commands; what they leave running stays: {err}"
+        ));
+    }
     let service = Service::bind(config, &args.listen, log.clone()).map_err(Failure::Runtime)?;
     let stop = Stop::new();
     let reload = reloader(args.clone(), service.live(), log.clone());

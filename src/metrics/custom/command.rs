@@ -1,15 +1,25 @@
 //! A custom monitor's command: run without a shell, with the agent's own privileges, stdin
-//! empty, stderr discarded and stdout read up to [`MAX_OUTPUT`] by a thread. It must exit 0
-//! by its deadline; whatever happens, its whole process group (a job object on Windows) is
-//! killed before the command is reaped, so nothing it started is left behind.
+//! empty and stderr discarded. Its result is its exit status (0 by its deadline) and what it
+//! wrote to stdout (at most [`MAX_OUTPUT`]) until it exited and [`AFTER_EXIT`] more: not
+//! until every holder of the pipe has closed it, so a child it left running (`sleep 600 &`)
+//! cannot turn a finished command into a timeout. Then, whatever happened, its whole process
+//! group (a job object on Windows) is killed before the command is reaped, and on Linux the
+//! descendants that left the group and were handed to a subreaper service are killed too
+//! ([`super::orphans`]). No thread is started on Unix: the pipe is polled by the caller.
 
-use std::io::Read;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::MAX_OUTPUT;
 use crate::config::io_reason;
+
+/// How long output is still read once the command has exited: what it wrote just before
+/// exiting may still be on its way through a child that shares the pipe, but a child that
+/// keeps the pipe open for good must not hold the result.
+pub const AFTER_EXIT: Duration = Duration::from_millis(50);
+/// How often a command that is still running is checked for its exit while its output pipe
+/// stays open.
+const EXIT_CHECK: Duration = Duration::from_millis(10);
 
 /// The command's standard output, when it exits 0 by `deadline` having written at most
 /// [`MAX_OUTPUT`].
@@ -22,14 +32,14 @@ pub fn run(argv: &[String], deadline: Instant) -> Result<String, String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     group::prepare(&mut command);
-    let mut child = command
-        .spawn()
+    let mut child = super::orphans::spawn(&mut command)
         .map_err(|err| format!("cannot start {program:?}: {}", io_reason(&err)))?;
     let group = match group::Group::of(&child) {
         Ok(group) => group,
         Err(err) => {
             let _ = child.kill();
             let _ = child.wait();
+            super::orphans::reaped(&child);
             return Err(format!("cannot contain {program:?}: {}", io_reason(&err)));
         }
     };
@@ -37,6 +47,7 @@ pub fn run(argv: &[String], deadline: Instant) -> Result<String, String> {
     // Before the reap: while the leader is a zombie its group's id cannot be reused.
     group.kill();
     let _ = child.wait();
+    super::orphans::reaped(&child);
     outcome
 }
 
@@ -44,40 +55,214 @@ fn finish(child: &mut Child, deadline: Instant) -> Result<String, String> {
     let Some(stdout) = child.stdout.take() else {
         return Err("no standard output".into());
     };
-    let (send, read) = mpsc::channel();
-    // The reader ends at the end of the output or one byte past the bound; a grandchild that
-    // left the group and keeps the pipe open keeps only this thread.
-    std::thread::Builder::new()
-        .name("lb-feedback-stdout".into())
-        .spawn(move || {
-            let mut out = Vec::new();
-            let result = stdout.take(MAX_OUTPUT as u64 + 1).read_to_end(&mut out);
-            let _ = send.send(result.map(|_| out));
-        })
-        .map_err(|err| format!("cannot start a thread: {err}"))?;
+    let mut output = output::Output::new(stdout)
+        .map_err(|err| format!("cannot read its output: {}", io_reason(&err)))?;
     let timed_out = || "did not finish within its timeout; killed".to_string();
-    let out = match read.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        Ok(Ok(out)) if out.len() > MAX_OUTPUT => {
-            return Err(format!("wrote more than {} KiB; killed", MAX_OUTPUT / 1024));
-        }
-        Ok(Ok(out)) => out,
-        Ok(Err(err)) => return Err(format!("cannot read its output: {}", io_reason(&err))),
-        Err(_) => return Err(timed_out()),
-    };
-    // The output has ended; the exit follows at once unless the command closed it early.
+    let too_long = || format!("wrote more than {} KiB; killed", MAX_OUTPUT / 1024);
     let mut pause = Duration::from_millis(1);
-    loop {
+    let status = loop {
         match child.try_wait() {
-            Ok(Some(status)) if status.success() => {
-                return Ok(String::from_utf8_lossy(&out).into_owned());
-            }
-            Ok(Some(status)) => return Err(format!("failed: {status}")),
-            Ok(None) if Instant::now() < deadline => {
-                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
-                pause = (pause * 2).min(Duration::from_millis(10));
-            }
-            Ok(None) => return Err(timed_out()),
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
             Err(err) => return Err(format!("cannot wait for it: {}", io_reason(&err))),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timed_out());
+        }
+        if output.ended() {
+            // The output has ended; the exit follows at once unless the command closed it
+            // early.
+            std::thread::sleep(pause.min(left));
+            pause = (pause * 2).min(EXIT_CHECK);
+        } else {
+            output
+                .read_for(EXIT_CHECK.min(left))
+                .map_err(|err| format!("cannot read its output: {}", io_reason(&err)))?;
+            if output.len() > MAX_OUTPUT {
+                return Err(too_long());
+            }
+        }
+    };
+    output
+        .read_for(AFTER_EXIT)
+        .map_err(|err| format!("cannot read its output: {}", io_reason(&err)))?;
+    if output.len() > MAX_OUTPUT {
+        return Err(too_long());
+    }
+    if !status.success() {
+        return Err(format!("failed: {status}"));
+    }
+    Ok(String::from_utf8_lossy(&output.into_bytes()).into_owned())
+}
+
+/// The command's stdout read without a thread: the pipe is non-blocking and polled.
+#[cfg(unix)]
+mod output {
+    use std::io::{self, Read};
+    use std::os::fd::AsRawFd;
+    use std::process::ChildStdout;
+    use std::time::{Duration, Instant};
+
+    use super::MAX_OUTPUT;
+
+    pub struct Output {
+        pipe: ChildStdout,
+        bytes: Vec<u8>,
+        ended: bool,
+    }
+
+    impl Output {
+        pub fn new(pipe: ChildStdout) -> io::Result<Output> {
+            let fd = pipe.as_raw_fd();
+            // SAFETY: fcntl on a descriptor `pipe` owns; no memory is passed.
+            let set = unsafe {
+                let flags = libc::fcntl(fd, libc::F_GETFL);
+                flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
+            };
+            if !set {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(Output {
+                pipe,
+                bytes: Vec::new(),
+                ended: false,
+            })
+        }
+
+        /// Whether every writer has closed the pipe.
+        pub fn ended(&self) -> bool {
+            self.ended
+        }
+
+        pub fn len(&self) -> usize {
+            self.bytes.len()
+        }
+
+        pub fn into_bytes(self) -> Vec<u8> {
+            self.bytes
+        }
+
+        /// Reads what comes for `time`, or until the end of the output or one byte past
+        /// [`MAX_OUTPUT`].
+        pub fn read_for(&mut self, time: Duration) -> io::Result<()> {
+            let until = Instant::now() + time;
+            let mut chunk = [0; 8192];
+            while !self.ended && self.bytes.len() <= MAX_OUTPUT {
+                match self.pipe.read(&mut chunk) {
+                    Ok(0) => self.ended = true,
+                    Ok(n) => self
+                        .bytes
+                        .extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                        let left = until.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        self.wait(left)?;
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+            Ok(())
+        }
+
+        /// Until the pipe is readable (or closed) or `time` has passed.
+        fn wait(&self, time: Duration) -> io::Result<()> {
+            let mut fd = libc::pollfd {
+                fd: self.pipe.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // Rounded up: a timeout of 0 ms would spin.
+            let ms = i32::try_from(time.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+            // SAFETY: one pollfd, valid for the call.
+            match unsafe { libc::poll(&mut fd, 1, ms) } {
+                -1 => {
+                    let err = io::Error::last_os_error();
+                    match err.kind() {
+                        io::ErrorKind::Interrupted => Ok(()),
+                        _ => Err(err),
+                    }
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+/// The command's stdout read by a thread (Windows pipes cannot be polled), which sends each
+/// chunk as it comes. The thread ends when the last holder of the pipe closes it, and the job
+/// object's kill ends every holder, so it does not outlive the command.
+#[cfg(windows)]
+mod output {
+    use std::io::{self, Read};
+    use std::process::ChildStdout;
+    use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+    use std::time::{Duration, Instant};
+
+    use super::MAX_OUTPUT;
+
+    pub struct Output {
+        chunks: Receiver<io::Result<Vec<u8>>>,
+        bytes: Vec<u8>,
+        ended: bool,
+    }
+
+    impl Output {
+        pub fn new(mut pipe: ChildStdout) -> io::Result<Output> {
+            let (send, chunks) = mpsc::channel();
+            std::thread::Builder::new()
+                .name("lb-feedback-stdout".into())
+                .spawn(move || {
+                    let mut sent = 0;
+                    let mut chunk = [0; 8192];
+                    // One byte past the bound is enough to know it was passed.
+                    while sent <= MAX_OUTPUT {
+                        let result = match pipe.read(&mut chunk) {
+                            Ok(0) => break,
+                            Ok(n) => Ok(chunk.get(..n).unwrap_or_default().to_vec()),
+                            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                            Err(err) => Err(err),
+                        };
+                        let failed = result.is_err();
+                        sent += result.as_ref().map_or(0, Vec::len);
+                        if send.send(result).is_err() || failed {
+                            break;
+                        }
+                    }
+                })?;
+            Ok(Output {
+                chunks,
+                bytes: Vec::new(),
+                ended: false,
+            })
+        }
+
+        pub fn ended(&self) -> bool {
+            self.ended
+        }
+
+        pub fn len(&self) -> usize {
+            self.bytes.len()
+        }
+
+        pub fn into_bytes(self) -> Vec<u8> {
+            self.bytes
+        }
+
+        pub fn read_for(&mut self, time: Duration) -> io::Result<()> {
+            let until = Instant::now() + time;
+            while !self.ended && self.bytes.len() <= MAX_OUTPUT {
+                let left = until.saturating_duration_since(Instant::now());
+                match self.chunks.recv_timeout(left) {
+                    Ok(chunk) => self.bytes.extend_from_slice(&chunk?),
+                    Err(RecvTimeoutError::Disconnected) => self.ended = true,
+                    Err(RecvTimeoutError::Timeout) => break,
+                }
+            }
+            Ok(())
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod command;
 pub mod file;
 pub mod http;
+pub mod orphans;
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
