@@ -4,7 +4,8 @@
 #      %pre tools), --scripts (useradd -r, nothing enabled, started or preset), --dump (every
 #      file root:root, the modes, the two %config(noreplace) files, gzipped man pages);
 #   2. rpmlint: no error and no warning, each filter justified in contrib/rpm/rpmlintrc;
-#   3. rpm --root into a scratch root: the user, the state directory, the /etc/services line,
+#   3. rpm --root into a scratch root: the user, the state directory (root's leftovers handed
+#      to the user), the /etc/services line,
 #      nothing enabled, rpm -V clean; its files compared with the .deb's (dpkg-deb) file for
 #      file: the same paths, modes and contents (man pages uncompressed), less the
 #      differences listed below;
@@ -39,7 +40,9 @@ deb_file=$(bash contrib/deb/build.sh)
 say "built $rpm_file ($(stat -c %s "$rpm_file") bytes), and $rpm2_file, $deb_file"
 
 work=$(mktemp -d /tmp/lbf-rpm-ci.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# Release 2 exists only for the upgrade below: gone afterwards, so that target/rpm/RPMS holds
+# the one package to ship.
+trap 'rm -rf "$work" "$rpm2_file"' EXIT
 
 # --- 1. metadata ----------------------------------------------------------------------
 requires=$(rpm -qp --requires "$rpm_file")
@@ -113,6 +116,10 @@ cp /etc/login.defs "$root/etc/"
 # not glue its line to.
 printf 'ssh             22/tcp' >"$root/etc/services"
 mknod -m 0666 "$root/dev/null" c 1 3
+# What `lb-feedback mode drain` run as root leaves before the package is installed: %post
+# hands the directory and its files to the agent's user.
+mkdir -p "$root/var/lib/lb-feedback"
+printf 'drain\n' >"$root/var/lib/lb-feedback/mode"
 in_root=(rpm --root "$root" --dbpath /var/lib/rpm)
 "${in_root[@]}" --initdb
 # --force-debian: Debian's rpm otherwise warns that packages belong to alien, also for a root
@@ -128,11 +135,13 @@ IFS=: read -r _ _ uid gid _ home shell <<<"$user"
 grep -q "^lb-feedback:x:$gid:" "$root/etc/group" || fail "no group lb-feedback with GID $gid"
 [ "$(stat -c '%u:%g %a' "$root/var/lib/lb-feedback")" = "$uid:$gid 755" ] \
     || fail "/var/lib/lb-feedback: $(stat -c '%u:%g %a' "$root/var/lib/lb-feedback")"
+[ "$(stat -c '%u:%g' "$root/var/lib/lb-feedback/mode")" = "$uid:$gid" ] \
+    || fail "%post did not hand root's state file to lb-feedback"
 [ "$(sed -n 1p "$root/etc/services")" = 'ssh             22/tcp' ] || fail "/etc/services' last line was glued to"
 [ "$(grep -c '^lb-feedback[[:space:]]*3333/tcp' "$root/etc/services")" = 1 ] || fail "the /etc/services line is not there once"
 [ -z "$(find "$root/etc" -path '*systemd*' -print -quit)" ] || fail "install enabled a unit: $(find "$root/etc" -path '*systemd*')"
 grep -Eq '^[[:space:]]*disable[[:space:]]*=[[:space:]]*yes' "$root/etc/xinetd.d/lb-feedback" || fail "the xinetd entry is not disabled"
-pass "rpm -i --root: rpm -V clean, system user $uid:$gid, /var/lib/lb-feedback 755 its own, the services line, nothing enabled"
+pass "rpm -i --root: rpm -V clean, system user $uid:$gid, /var/lib/lb-feedback 755 its own (root's files handed over), the services line, nothing enabled"
 
 # The .deb's files against the installed .rpm's: paths, modes, contents.
 dpkg-deb -x "$deb_file" "$work/deb"
