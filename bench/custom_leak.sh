@@ -58,6 +58,7 @@ done
 figures end
 running=0
 while read -r child; do
-    [[ -e /proc/$child ]] && [[ $(awk '{print $3}' "/proc/$child/stat") != Z ]] && running=$((running + 1))
+    # Only a "sleep 600" that is still that child: process ids are reused over a long run.
+    [[ $(tr "\\0" " " 2>/dev/null <"/proc/$child/cmdline") == "sleep 600 " ]] && [[ $(awk "{print \$3}" "/proc/$child/stat" 2>/dev/null) != Z ]] && running=$((running + 1))
 done <"$work/escaped"
 echo "polls $polls in ${duration} s, failed $failed; command runs $(wc -l <"$work/escaped"), escaped children still running $running"

@@ -219,7 +219,8 @@ CUSTOM MONITORS
 
 OPTIONS
     -c, --config PATH          JSON config file (default /etc/lb-feedback/config.json,
-                               or LB_FEEDBACK_CONFIG); a missing default file means defaults
+                               or LB_FEEDBACK_CONFIG); a missing default file means defaults;
+                               a regular file (a symlink to one is fine) of at most 1 MiB
 ";
 
 /// `--help` after the settings' options.

@@ -16,6 +16,7 @@ mod error;
 mod file;
 pub mod keys;
 mod monitors;
+pub mod read;
 pub mod reference;
 mod teach;
 #[cfg(test)]
@@ -262,13 +263,17 @@ pub fn load(
     flags: &[(Key, String)],
 ) -> Result<Config, ConfigError> {
     let mut config = Config::default();
-    match std::fs::read_to_string(&file.path) {
+    match read::read(&file.path) {
         Ok(text) => config.apply_json(&text, &file.path)?,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound && !file.explicit => {}
-        Err(err) => {
+        Err(read::Unread::Missing) if !file.explicit => {}
+        Err(unread) => {
+            let message = match unread {
+                read::Unread::Missing => "cannot read: No such file or directory".into(),
+                read::Unread::Refused(message) => message,
+            };
             return Err(ConfigError {
                 place: Place::File(file.path.clone()),
-                message: format!("cannot read: {}", io_reason(&err)),
+                message,
             });
         }
     }

@@ -129,6 +129,7 @@ pub fn man_json() -> String {
          .SH DESCRIPTION\nOne JSON object, by default\n.IR /etc/lb-feedback/config.json\n\
          (Windows: %ProgramData%\\elb-feedback\\econfig.json), or the file named by\n\
          .B \\-\\-config\nor\n.BR LB_FEEDBACK_CONFIG .\n\
+         It must be a regular file (a symlink to one is followed) of at most 1 MiB.\n\
          Every key is optional; unknown keys, a key given twice and values out of range are\n\
          errors naming the file, line and column. A key written\n.I a.b\n\
          below is the key\n.I b\nof the object\n.IR a .\n\

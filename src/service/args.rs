@@ -272,7 +272,8 @@ OPTIONS
                                (%ProgramData%\\lb-feedback\\service.log)    [eventlog]
     -c, --config PATH          JSON config file (default /etc/lb-feedback/config.json, on
                                Windows %ProgramData%\\lb-feedback\\config.json, or
-                               LB_FEEDBACK_CONFIG)
+                               LB_FEEDBACK_CONFIG); a regular file (a symlink to one is
+                               fine) of at most 1 MiB
 ";
 
 /// `--help` after the settings' options.

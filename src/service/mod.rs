@@ -190,12 +190,36 @@ fn run_foreground(args: &Args) -> Result<(), Failure> {
     served
 }
 
-/// What SIGHUP (and the SCM's `paramchange`) runs: the config loaded again from the same
-/// layers, put in force if it is valid, and a log line either way.
+/// What SIGHUP (and the SCM's `paramchange`) runs: a request to the reload thread, which
+/// loads the config again from the same layers and puts it in force if it is valid. The
+/// caller (the signal thread, the SCM's handler) never waits for the file, so a config that
+/// is a FIFO, huge or on a stalled file system cannot keep it from a stop; requests made
+/// while a reload runs are one more reload. A failed reload is logged once per different
+/// failure ([`reload::Failures`]).
 pub(crate) fn reloader(args: Args, live: Live, log: Arc<Log>) -> impl Fn() + Send + Sync + 'static {
-    move || {
-        for line in live.replace(load_config(&args)) {
-            log.problem(line);
+    let (request, requests) = std::sync::mpsc::sync_channel::<()>(1);
+    let worker_log = log.clone();
+    // Not joined: a stop does not wait for a reload stuck in the kernel.
+    let started = thread::Builder::new()
+        .name("lbf-reload".into())
+        .spawn(move || {
+            let mut failures = reload::Failures::default();
+            while requests.recv().is_ok() {
+                let loaded = load_config(&args);
+                if failures.is_new(&loaded) {
+                    for line in live.replace(loaded) {
+                        worker_log.problem(line);
+                    }
+                }
+            }
+        });
+    if let Err(err) = &started {
+        log.problem(format!("cannot start the reload thread: {err}"));
+    }
+    move || match request.try_send(()) {
+        Ok(()) | Err(std::sync::mpsc::TrySendError::Full(())) => {}
+        Err(std::sync::mpsc::TrySendError::Disconnected(())) => {
+            log.problem("config not reloaded: there is no reload thread");
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The config lb-feedback-service answers with, and its reload (SIGHUP; the Windows Service
 //! Control Manager's `paramchange`): a valid file replaces it for the next polls, a broken one
-//! is logged with its file, line and column and the old config stays, and the settings a
-//! running service cannot change (its connection limits and sample window, sized at start)
-//! are logged as needing a restart and keep their old values.
+//! is logged with its file, line and column (once, until it fails differently) and the old
+//! config stays, and the settings a running service cannot change (its connection limits and
+//! sample window, sized at start) are logged as needing a restart and keep their old values.
+//! The reload runs on a thread of its own ([`super::reloader`]), never the signal thread's.
 
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -55,6 +56,21 @@ impl Live {
         *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Current::new(new));
         lines.insert(0, "config reloaded: the next polls use it".into());
         lines
+    }
+}
+
+/// The last failed reload's error, so a config that stays broken through several reloads
+/// (a HUP from every deploy step) is logged once, and again when it breaks differently.
+#[derive(Default)]
+pub struct Failures(Option<String>);
+
+impl Failures {
+    /// Whether `loaded` is worth its log lines: a success, or a failure other than the last.
+    pub fn is_new(&mut self, loaded: &Result<Config, ConfigError>) -> bool {
+        let failure = loaded.as_ref().err().map(ToString::to_string);
+        let new = failure.is_none() || failure != self.0;
+        self.0 = failure;
+        new
     }
 }
 
@@ -130,6 +146,22 @@ mod tests {
             "{lines:?}"
         );
         assert_eq!(live.get().config.mode, crate::config::Mode::Drain);
+    }
+
+    #[test]
+    fn a_failure_is_told_once_until_it_changes_or_a_reload_succeeds() {
+        let broken = |text: &str| {
+            Config::default()
+                .apply_json(text, Path::new("c.json"))
+                .map(|()| Config::default())
+        };
+        let mut failures = Failures::default();
+        assert!(failures.is_new(&broken("{")));
+        assert!(!failures.is_new(&broken("{")));
+        assert!(failures.is_new(&broken("{\"mode\": 1}")));
+        assert!(failures.is_new(&Ok(Config::default())));
+        assert!(failures.is_new(&Ok(Config::default())));
+        assert!(failures.is_new(&broken("{\"mode\": 1}")));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! SIGTERM and Ctrl-C (SIGINT; on Windows Ctrl-C and Ctrl-Break) become a clean stop: the
 //! listener stops accepting, finishes the replies in flight and `run` exits 0. SIGHUP (Unix)
-//! rereads the config ([`super::reload`]).
+//! asks the reload thread to reread the config ([`super::reloader`]): this thread never waits
+//! for a file, so a stop is never held by a reload.
 //!
 //! Unix: signal-hook's iterator, read by one thread (no code of ours runs inside a signal
 //! handler). Windows: a console control handler, which Windows runs on a thread of its own.

@@ -1,0 +1,166 @@
+//! Reading the config file, bounded and never blocking: the path is followed (an admin's
+//! config may well be a symlink), but what it names must be a regular file of at most
+//! [`MAX_BYTES`], opened without blocking (a FIFO would hold `open` until a writer comes) and
+//! read in chunks with a deadline between them. A single read stuck in the kernel (a hung
+//! network file system) is not bounded by it; lb-feedback-service therefore reloads on a
+//! thread of its own, which a stop does not wait for.
+
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::io_reason;
+
+/// The largest config file read: a real one is a few KiB, a thousand profiles of ten
+/// monitors each well under 1 MiB, and the cap keeps a runaway or hostile file from costing
+/// each poll its time and memory.
+pub const MAX_BYTES: u64 = 1024 * 1024;
+/// The longest the reading of one config file may take.
+pub const READ_TIME: Duration = Duration::from_secs(2);
+const CHUNK: usize = 64 * 1024;
+
+/// Why the file was not read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unread {
+    Missing,
+    /// The reason, for "PATH: REASON".
+    Refused(String),
+}
+
+/// The file's text.
+pub fn read(path: &Path) -> Result<String, Unread> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        libc::O_NONBLOCK | libc::O_NOCTTY,
+    );
+    let file = options.open(path).map_err(|err| match err.kind() {
+        ErrorKind::NotFound => Unread::Missing,
+        _ => Unread::Refused(format!("cannot read: {}", io_reason(&err))),
+    })?;
+    let meta = file
+        .metadata()
+        .map_err(|err| Unread::Refused(format!("cannot stat: {}", io_reason(&err))))?;
+    if !meta.is_file() {
+        return Err(Unread::Refused(format!(
+            "not a regular file (a {})",
+            kind(&meta.file_type())
+        )));
+    }
+    if meta.len() > MAX_BYTES {
+        return Err(Unread::Refused(over(meta.len())));
+    }
+    let bytes = read_bounded(file, Instant::now() + READ_TIME).map_err(Unread::Refused)?;
+    String::from_utf8(bytes).map_err(|err| {
+        Unread::Refused(format!(
+            "not UTF-8 text (at byte {})",
+            err.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// At most [`MAX_BYTES`] (the file may have grown since its size was looked at), by
+/// `deadline`.
+fn read_bounded(file: File, deadline: Instant) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    let mut limited = file.take(MAX_BYTES + 1);
+    let mut chunk = vec![0; CHUNK];
+    loop {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "not read within {} s; is it on a stalled file system?",
+                READ_TIME.as_secs()
+            ));
+        }
+        match limited.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => bytes.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            Err(err) => return Err(format!("cannot read: {}", io_reason(&err))),
+        }
+    }
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(format!("it grew past {}", limit()));
+    }
+    Ok(bytes)
+}
+
+fn limit() -> String {
+    format!("the {} MiB limit", MAX_BYTES / (1024 * 1024))
+}
+
+/// "75 MB is over the 1 MiB limit": exact bytes near the limit, where rounding would hide
+/// how far over it is.
+fn over(len: u64) -> String {
+    let size = match len {
+        0..10_000_000 => format!("{len} bytes"),
+        10_000_000..10_000_000_000 => format!("{} MB", (len + 500_000) / 1_000_000),
+        _ => format!("{} GB", (len + 500_000_000) / 1_000_000_000),
+    };
+    format!("{size} is over {}", limit())
+}
+
+fn kind(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "FIFO";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "device";
+        }
+        if kind.is_socket() {
+            return "socket";
+        }
+    }
+    if kind.is_dir() {
+        "directory"
+    } else {
+        "special file"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_over_the_limit_are_said_plainly() {
+        assert_eq!(over(1_048_577), "1048577 bytes is over the 1 MiB limit");
+        assert_eq!(over(75_300_000), "75 MB is over the 1 MiB limit");
+        assert_eq!(over(1_610_612_736), "1611 MB is over the 1 MiB limit");
+        assert_eq!(over(12_400_000_000), "12 GB is over the 1 MiB limit");
+    }
+
+    #[test]
+    fn a_file_at_the_limit_is_read_and_one_past_it_refused() {
+        let dir = std::env::temp_dir().join(format!("lbf-config-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.json");
+        let at_limit = " ".repeat(MAX_BYTES as usize);
+        std::fs::write(&path, &at_limit).unwrap();
+        assert_eq!(read(&path).unwrap().len(), at_limit.len());
+        std::fs::write(&path, at_limit + " ").unwrap();
+        assert_eq!(
+            read(&path),
+            Err(Unread::Refused(
+                "1048577 bytes is over the 1 MiB limit".into()
+            ))
+        );
+        std::fs::write(&path, b"{\xff}").unwrap();
+        assert_eq!(
+            read(&path),
+            Err(Unread::Refused("not UTF-8 text (at byte 1)".into()))
+        );
+        assert_eq!(read(&dir.join("none")), Err(Unread::Missing));
+        assert_eq!(
+            read(&dir),
+            Err(Unread::Refused("not a regular file (a directory)".into()))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
