@@ -201,7 +201,13 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
         Ok(report) => report.line.clone(),
         Err(err) => err.line(),
     };
-    deliver(&line, connection);
+    let delivered = deliver(&line, connection);
+    // A reply the poller may never have read does not count toward its recovery.
+    if let (false, Ok(report)) = (delivered, &outcome)
+        && let Some(undo) = &report.recovery.undo
+    {
+        StateDir::new(&config.state_dir).undo(undo);
+    }
     outcome
         .map(drop)
         .map_err(|err| Failure::Runtime(err.to_string()))
@@ -219,11 +225,15 @@ fn connection() -> Option<socket::Inetd> {
     None
 }
 
-/// The reply: on the connection with a clean close, or on plain stdout.
-fn deliver(line: &str, connection: Option<socket::Inetd>) {
+/// The reply: on the connection with a clean close, or on plain stdout; whether it reached a
+/// peer that can have read it (stdout that is no socket: always, a person is not a poller).
+fn deliver(line: &str, connection: Option<socket::Inetd>) -> bool {
     match connection {
-        Some(connection) => drop(connection.finish(line.as_bytes())),
-        None => drop(print(line)),
+        Some(connection) => connection.finish(line.as_bytes()).is_ok(),
+        None => {
+            drop(print(line));
+            true
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The inetd side of a probe: is stdio a socket, the bounded read of HAProxy's `agent-send`,
-//! and the clean ending (write, half-close, drain) that lets HAProxy see a FIN, not a reset.
+//! the write that says whether the reply was delivered, and the clean ending (half-close,
+//! drain) that lets HAProxy see a FIN, not a reset.
 
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
@@ -29,6 +30,66 @@ mod os {
     pub fn borrow(fd: RawFd) -> ManuallyDrop<TcpStream> {
         // SAFETY: as above, ManuallyDrop keeps the descriptor open for the process.
         ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(fd) })
+    }
+
+    /// Whether the peer has shut down its side: its FIN (Linux says so even with unread data
+    /// before it), a reset, or a hang-up.
+    pub fn peer_shut(stream: &TcpStream) -> bool {
+        use std::os::fd::AsRawFd;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        const SHUT: libc::c_short = libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR;
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        const SHUT: libc::c_short = libc::POLLHUP | libc::POLLERR;
+        let mut fd = libc::pollfd {
+            fd: stream.as_raw_fd(),
+            events: SHUT,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the length given; a zero timeout never blocks.
+        let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+        ready > 0 && fd.revents & SHUT != 0
+    }
+}
+
+/// Windows gives no shut-down flag without reading: only a failed write tells.
+#[cfg(not(unix))]
+mod os {
+    pub fn peer_shut(_stream: &std::net::TcpStream) -> bool {
+        false
+    }
+}
+
+/// Why a reply does not count as delivered (docs/recovery.md, "Delivered replies").
+#[derive(Debug)]
+pub enum Undelivered {
+    /// The peer had shut down its side before the write: it may never read the reply (a
+    /// person's `socat` with empty input, a client gone). The reply was written all the same.
+    PeerShut,
+    /// The write failed or fell short (a reset, `EPIPE`, a timeout).
+    Write(io::Error),
+}
+
+impl std::fmt::Display for Undelivered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Undelivered::PeerShut => write!(f, "the peer had closed its side before the reply"),
+            Undelivered::Write(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+/// Writes the whole reply; `Ok` only when the peer had not shut down its side before it and
+/// every byte was accepted by the kernel. A reply counts toward recovery only then.
+pub fn write_reply(output: &mut std::net::TcpStream, reply: &[u8]) -> Result<(), Undelivered> {
+    use std::io::Write;
+    let shut = os::peer_shut(output);
+    output
+        .write_all(reply)
+        .and_then(|()| output.flush())
+        .map_err(Undelivered::Write)?;
+    match shut {
+        true => Err(Undelivered::PeerShut),
+        false => Ok(()),
     }
 }
 
@@ -64,7 +125,7 @@ impl Inetd {
         match *self {}
     }
 
-    pub fn finish(self, _reply: &[u8]) -> io::Result<()> {
+    pub fn finish(self, _reply: &[u8]) -> Result<(), Undelivered> {
         match self {}
     }
 
@@ -107,13 +168,9 @@ impl Inetd {
     }
 
     /// Writes the reply, half-closes so HAProxy sees the end, then drains what it still
-    /// sends so the close does not turn into a reset.
-    pub fn finish(mut self, reply: &[u8]) -> io::Result<()> {
-        use std::io::Write;
-        let written = self
-            .output
-            .write_all(reply)
-            .and_then(|()| self.output.flush());
+    /// sends so the close does not turn into a reset; says whether the reply was delivered.
+    pub fn finish(mut self, reply: &[u8]) -> Result<(), Undelivered> {
+        let written = write_reply(&mut self.output, reply);
         let _ = self.output.shutdown(std::net::Shutdown::Write);
         drain(&mut self.input, Instant::now() + DRAIN_TIME);
         written

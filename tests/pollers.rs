@@ -57,6 +57,81 @@ impl Via {
     }
 }
 
+impl Via {
+    /// One poll from `source` whose peer shuts its side down at once, as `socat` with empty
+    /// input does; `read`: it still reads the reply (then it is back when the agent has
+    /// finished), else it closes without reading (the one-shot only: its exit is the sign).
+    fn poll_shut(&self, dir: &TempDir, source: [u8; 4], read: bool) -> String {
+        let (mut stream, child) = match self {
+            Via::Inetd => {
+                let (client, child) = serve_from(agent(dir), source);
+                (client, Some(child))
+            }
+            Via::Service(service) => (connect_from(source, service.addr()), None),
+        };
+        stream.set_read_timeout(Some(BOUND)).unwrap();
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut text = String::new();
+        if read {
+            stream.read_to_string(&mut text).unwrap();
+        }
+        drop(stream);
+        if let Some(mut child) = child {
+            assert!(child.wait().unwrap().success());
+        }
+        text
+    }
+}
+
+/// `source`'s entry in the poller table, from `status --json`.
+fn entry(dir: &TempDir, source: &str) -> Option<serde_json::Value> {
+    let json = stdout(&agent(dir).args(["status", "--json"]).output().unwrap());
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let pollers = json["pollers"].as_array().unwrap();
+    pollers.iter().find(|p| p["peer"] == source).cloned()
+}
+
+/// The `up ready` replies counted toward `source`'s recovery.
+fn sent(dir: &TempDir, source: &str) -> Option<u64> {
+    entry(dir, source)?["owed"]["sent"].as_u64()
+}
+
+/// Replies to a peer that shut its side down before the write (`socat` with empty input, a
+/// client gone) are sent but do not count toward recovery; HAProxy's own polls do.
+fn replies_to_a_shut_peer_do_not_count(via: &Via, dir: &TempDir, closes: bool) {
+    mode(dir, &["drain"]);
+    assert_eq!(via.poll(dir, A, b""), "drain #mode\n");
+    mode(dir, &["normal"]);
+    for _ in 0..3 {
+        assert_eq!(via.poll_shut(dir, A, true), "up ready 100%\n");
+        if closes {
+            assert_eq!(via.poll_shut(dir, A, false), "");
+        }
+    }
+    assert_eq!(sent(dir, "127.0.0.1"), Some(0));
+    // A peer never seen whose only reply went unread is not in the table at all.
+    via.poll_shut(dir, B, true);
+    assert_eq!(entry(dir, "127.0.0.2"), None);
+    // The poller's own polls are counted, each.
+    assert_eq!(via.poll(dir, A, b""), "up ready 100%\n");
+    assert_eq!(sent(dir, "127.0.0.1"), Some(1));
+}
+
+#[test]
+fn replies_to_a_shut_peer_do_not_count_through_the_inetd_path() {
+    let dir = TempDir::new("pollers-shut-inetd");
+    dir.file("config.json", CONFIG);
+    replies_to_a_shut_peer_do_not_count(&Via::Inetd, &dir, true);
+}
+
+#[test]
+fn replies_to_a_shut_peer_do_not_count_through_the_service() {
+    let dir = TempDir::new("pollers-shut-service");
+    dir.file("config.json", CONFIG);
+    let via = Via::service(&dir);
+    replies_to_a_shut_peer_do_not_count(&via, &dir, false);
+}
+
 fn mode(dir: &TempDir, args: &[&str]) {
     let output = agent(dir).arg("mode").args(args).output().unwrap();
     assert!(output.status.success(), "{output:?}");

@@ -254,3 +254,34 @@ fn a_hostile_or_damaged_memory_costs_the_hold_never_the_reply() {
     );
     assert_eq!(stderr(&output), "");
 }
+
+/// A load hovering at a threshold flips a held drain's reason between its threshold and its
+/// release on every poll; the history keeps one event for the one drain, not one per flip.
+#[test]
+fn a_held_drain_flipping_between_threshold_and_release_is_one_event() {
+    let dir = TempDir::new("steady-flip");
+    let mut held = Connections::open(10);
+    let port = held.port();
+    let tcp = format!("{port}:10:1:95");
+    let probe = || poll(tcp_agent(&dir, &tcp, &[]), "");
+    for _ in 0..3 {
+        held.set(10);
+        assert_eq!(probe(), format!("drain #tcp:{port}:100>=95\n"));
+        held.set(9);
+        assert_eq!(probe(), format!("drain #tcp:{port}:90>85(release)\n"));
+    }
+    let json = stdout(
+        &tcp_agent(&dir, &tcp, &[])
+            .args(["status", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let events: Vec<(&str, &str)> = json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["from"].as_str().unwrap(), e["to"].as_str().unwrap()))
+        .collect();
+    assert_eq!(events, [("new", "drain")], "{json:#}");
+}

@@ -67,8 +67,9 @@ use crate::cidr;
 use crate::config::{self, Config, ConfigError, CpuMode, Mode};
 use crate::probe::{self, Caller, ProbeError, Readings};
 use crate::reply;
-use crate::socket;
+use crate::socket::{self, Undelivered};
 use crate::state::history::Event;
+use crate::state::pollers::Undo;
 use crate::state::{self, StateDir};
 use args::{Args, Command};
 use limits::{InFlight, Limits, Refusal, Refusals};
@@ -643,7 +644,7 @@ impl Shared {
     fn serve(&self, mut stream: TcpStream, peer: SocketAddr) {
         let accepted = Instant::now();
         let deadline = accepted + self.connection_time;
-        let Some(line) = self.reply(&mut stream, peer, accepted, deadline) else {
+        let Some((line, undo)) = self.reply(&mut stream, peer, accepted, deadline) else {
             return;
         };
         let left = deadline
@@ -651,14 +652,21 @@ impl Shared {
             .max(Duration::from_millis(1));
         let written = stream
             .set_write_timeout(Some(left))
-            .and_then(|()| stream.write_all(line.as_bytes()));
-        match written {
-            Ok(()) => {
+            .map_err(Undelivered::Write)
+            .and_then(|()| socket::write_reply(&mut stream, line.as_bytes()));
+        match &written {
+            // A peer that closed first (a check by hand with empty input) was answered all
+            // the same; it is no problem, it only does not count toward recovery.
+            Ok(()) | Err(Undelivered::PeerShut) => {
                 self.answered.fetch_add(1, Ordering::Relaxed);
             }
             Err(err) => self
                 .log
                 .problem(format!("{peer}: the reply was not delivered: {err}")),
+        }
+        // A reply the poller may never have read does not count toward its recovery.
+        if let (Err(_), Some(undo)) = (written, undo) {
+            StateDir::new(&self.live.get().config.state_dir).undo(&undo);
         }
         let _ = stream.shutdown(Shutdown::Write);
         socket::drain(
@@ -667,14 +675,15 @@ impl Shared {
         );
     }
 
-    /// The reply line, or `None` to close without one.
+    /// The reply line and how to take its poll back if it is not delivered, or `None` to
+    /// close without one.
     fn reply(
         &self,
         stream: &mut TcpStream,
         peer: SocketAddr,
         accepted: Instant,
         deadline: Instant,
-    ) -> Option<String> {
+    ) -> Option<(String, Option<Undo>)> {
         let current = self.live.get();
         let base = &current.config;
         let state = StateDir::new(&base.state_dir);
@@ -686,7 +695,7 @@ impl Shared {
             Err(err) => {
                 let err = ProbeError::State(err);
                 self.log.problem(format!("{peer}: {err}"));
-                return Some(err.line());
+                return Some((err.line(), None));
             }
         };
         // As the one-shot: a mode other than normal decides alone, nothing is sampled.
@@ -709,7 +718,7 @@ impl Shared {
             Ok(selected) => selected,
             Err(err) => {
                 self.log.problem(format!("{peer}: {err}"));
-                return Some(err.line());
+                return Some((err.line(), None));
             }
         };
         let sampled = ticket.map(|ticket| self.sampler.readings(ticket, deadline));
@@ -730,7 +739,7 @@ impl Shared {
                     let change =
                         probe::record_error(&config, &state, caller, profile.as_deref(), &line);
                     self.tell(&config, change);
-                    return Some(line);
+                    return Some((line, None));
                 }
             },
         };
@@ -748,7 +757,7 @@ impl Shared {
         match report {
             Ok(report) => {
                 self.tell(&config, report.recovery.change);
-                Some(report.line)
+                Some((report.line, report.recovery.undo))
             }
             // A failed custom source: the sampler logged it once for the window.
             Err(err) => {
@@ -756,7 +765,7 @@ impl Shared {
                 let change =
                     probe::record_error(&config, &state, caller, profile.as_deref(), &line);
                 self.tell(&config, change);
-                Some(line)
+                Some((line, None))
             }
         }
     }

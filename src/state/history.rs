@@ -44,7 +44,8 @@ impl std::fmt::Display for Event {
 }
 
 /// What a reply line says, as history compares it: its state and its reason. Drains by a
-/// threshold differ by monitor, not by figure, so a load moving within a drain is no event.
+/// threshold differ by monitor, not by figure or wording, so a load moving within a drain, or
+/// a held drain flipping between its threshold and its release, is no event.
 pub fn state_of(line: &str) -> (String, String) {
     let line = line.trim_end();
     if line.starts_with("error:") {
@@ -62,10 +63,11 @@ pub fn state_of(line: &str) -> (String, String) {
     }
 }
 
-/// The monitor a reason names (`tcp:3389` of `tcp:3389:96>=95`, `mode` of `mode`).
+/// The monitor a reason names: `tcp:3389` of `tcp:3389:96>=95` (its threshold) and of
+/// `tcp:3389:90>85(release)` (its release), `mode` of `mode`.
 fn monitor_of(reason: &str) -> &str {
     match reason.rsplit_once(':') {
-        Some((monitor, figures)) if figures.contains(">=") => monitor,
+        Some((monitor, figures)) if figures.contains('>') => monitor,
         _ => reason,
     }
 }
@@ -217,6 +219,13 @@ mod tests {
             .is_none()
         );
         assert!(change(&p, Some("drain #tcp:3389:99>=95"), "drain #mode", 5).is_some());
+        // A drain held by hysteresis is the same drain whether its figure is over the
+        // threshold or between it and the release: the wording flips, the state does not.
+        let held = "drain #tcp:3389:90>85(release)";
+        assert!(change(&p, Some("drain #tcp:3389:100>=95"), held, 5).is_none());
+        assert!(change(&p, Some(held), "drain #tcp:3389:100>=95", 5).is_none());
+        assert!(change(&p, Some(held), "drain #tcp:3390:100>=95", 5).is_some());
+        assert!(change(&p, Some(held), "drain #ram:91.3>=90.5", 5).is_some());
         assert!(change(&p, Some("drain #mode"), "error:ram", 6).is_some());
         assert!(change(&p, Some("error:ram"), "error:ram", 7).is_none());
         let back = change(&p, Some("error:ram"), "up ready 70%", 8).unwrap();

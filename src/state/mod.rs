@@ -22,7 +22,7 @@ use crate::config::{Mode, Recovery as RecoveryPolicy};
 use crate::metrics::cpu::Counters;
 use files::Dir;
 use history::Event;
-use pollers::{Entry, Kind, MAX_TABLE_BYTES, Poller, Rule, Table};
+use pollers::{Entry, Kind, MAX_TABLE_BYTES, Polled, Poller, Rule, Table, Undo};
 
 const MODE_FILE: &str = "mode.json";
 const POLLERS_FILE: &str = "pollers";
@@ -211,7 +211,7 @@ impl StateDir {
             Err(_) if empty => (Table::default(), None),
             Err(why) => (Table::default(), Some(why)),
         };
-        let (recover, why, sent, event) = match table.poll(poller, kind, rule, now_ms, line) {
+        let polled = match table.poll(poller, kind, rule, now_ms, line) {
             Ok(done) => done,
             // Its poller's line is malformed: the table cannot be trusted, start afresh.
             Err(problem) => {
@@ -229,16 +229,30 @@ impl StateDir {
         locked.write(&[header.as_bytes(), body])?;
         // Under the table's lock, so concurrent probes lose no event; a history that cannot
         // be written costs the record, not the reply.
-        if let Some(event) = &event {
+        if let Some(event) = &polled.event {
             let _ = self.record(dir, event);
         }
-        Ok(Some(Recorded {
-            recover,
-            why,
-            line: sent,
-            afresh,
-            event,
-        }))
+        Ok(Some(Recorded { polled, afresh }))
+    }
+
+    /// Takes back the poll of a normal reply that was not delivered (the peer had shut its
+    /// side down, or the write failed or fell short): it does not count toward the poller's
+    /// recovery. Best effort: a table that cannot be used now costs the poller recovery
+    /// words it would have been owed anyway, never a wrong reply.
+    pub fn undo(&self, undo: &Undo) {
+        let Ok(dir) = self.dir_to_write() else {
+            return;
+        };
+        let Ok(Some(locked)) = dir.lock(POLLERS_FILE, LOCK_WAIT) else {
+            return;
+        };
+        let Ok(Ok(mut table)) = locked.read(MAX_TABLE_BYTES).map(Table::parse) else {
+            return;
+        };
+        if table.undo(undo) == Ok(true) {
+            let (header, body) = table.render();
+            let _ = locked.write(&[header.as_bytes(), body]);
+        }
     }
 
     /// Appends `event` to the history; the caller holds the poller table's lock.
@@ -431,16 +445,15 @@ pub struct RecoveryDecision {
     pub why: String,
     /// The history's event, when this reply changed what the poller is told.
     pub change: Option<Event>,
+    /// How to take the poll back when the reply is not delivered ([`StateDir::undo`]).
+    pub undo: Option<Undo>,
 }
 
 /// What [`StateDir::poll`] recorded.
 struct Recorded {
-    recover: bool,
-    why: String,
-    line: String,
+    polled: Polled,
     /// Why the table was started afresh, when it was.
     afresh: Option<String>,
-    event: Option<Event>,
 }
 
 /// Decides the recovery words of one reply and records what the next probe needs to know;
@@ -461,12 +474,12 @@ pub fn recovery(
     line: &dyn Fn(bool) -> String,
 ) -> (RecoveryDecision, String) {
     let decided = |recover: bool, why: String| {
-        let change = None;
         (
             RecoveryDecision {
                 recover,
                 why,
-                change,
+                change: None,
+                undo: None,
             },
             line(recover),
         )
@@ -499,25 +512,26 @@ pub fn recovery(
         )
     };
     match state.poll(poller, kind, rule, now_ms, line) {
-        Ok(Some(Recorded {
-            recover,
-            why,
-            line,
-            afresh,
-            event,
-        })) => {
+        Ok(Some(Recorded { polled, afresh })) => {
+            let Polled {
+                recover,
+                why,
+                line,
+                event,
+                undo,
+            } = polled;
             let why = match afresh {
                 Some(problem) => format!(
                     "{why} (the poller table was unreadable, {problem}: started afresh, every poller owed)"
                 ),
                 None => why,
             };
-            let change = event;
             (
                 RecoveryDecision {
                     recover,
                     why,
-                    change,
+                    change: event,
+                    undo,
                 },
                 line,
             )

@@ -58,6 +58,26 @@ pub struct Entry {
     pub owed: Option<Owed>,
 }
 
+/// What one poll did: whether the reply carries `up ready`, why, the line `line(recover)`
+/// gave, the history event when what the poller is told changed, and how to take the poll
+/// back if its reply turns out not to be delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Polled {
+    pub recover: bool,
+    pub why: String,
+    pub line: String,
+    pub event: Option<Event>,
+    pub undo: Option<Undo>,
+}
+
+/// A normal reply's poll, to take back when the reply was not delivered: the poller's entry
+/// before it (`None` when it was new) and the entry it wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Undo {
+    before: Option<Entry>,
+    after: Entry,
+}
+
 /// How much recovery a poller is owed: both bounds must be met. `policy` `always` and
 /// `never` override what normal replies carry; what is owed is kept all the same.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,10 +270,8 @@ impl Table {
         }
     }
 
-    /// Applies the rule to one poll and records it; returns whether the reply carries
-    /// `up ready`, why, the line `line(recover)` gave, and the history event when what the
-    /// poller is told changed. `Err` when the poller's line is malformed (the caller starts
-    /// afresh).
+    /// Applies the rule to one poll and records it. `Err` when the poller's line is malformed
+    /// (the caller starts afresh).
     pub fn poll(
         &mut self,
         poller: &Poller,
@@ -261,7 +279,7 @@ impl Table {
         rule: Rule,
         now_ms: u64,
         line: &dyn Fn(bool) -> String,
-    ) -> Result<(bool, String, String, Option<Event>), String> {
+    ) -> Result<Polled, String> {
         let found = self.locate(poller)?;
         // Not seen for a day: forgotten, so new (its line goes when the table needs room).
         let before = found
@@ -281,11 +299,38 @@ impl Table {
             last_reply: reply_text(&sent),
             owed,
         };
+        // Only a normal reply is taken back when it is not delivered: a non-normal one makes
+        // the poller owed, the safe direction whether it arrived or not.
+        let undo = (kind == Kind::Normal).then(|| Undo {
+            before: found.as_ref().map(|(_, e)| e.clone()),
+            after: entry.clone(),
+        });
         match found {
             Some((range, _)) => self.text.replace_range(range, &render_entry(&entry)),
             None => self.add(entry, now_ms)?,
         }
-        Ok((recover, why, sent, event))
+        Ok(Polled {
+            recover,
+            why,
+            line: sent,
+            event,
+            undo,
+        })
+    }
+
+    /// Takes back a poll whose reply was not delivered: the poller's line goes back to what
+    /// it was (or goes, for a poller first seen then), unless another poll changed it since.
+    /// Returns whether it was taken back.
+    pub fn undo(&mut self, undo: &Undo) -> Result<bool, String> {
+        let Some((range, entry)) = self.locate(&undo.after.poller)? else {
+            return Ok(false);
+        };
+        if entry != undo.after {
+            return Ok(false);
+        }
+        let line = undo.before.as_ref().map(render_entry).unwrap_or_default();
+        self.text.replace_range(range, &line);
+        Ok(true)
     }
 
     /// A new poller's line; makes room first: pollers not seen for a day go, then the least
@@ -435,7 +480,7 @@ mod tests {
     fn polls(table: &mut Table, p: &Poller, times: &[(u64, Kind)]) -> Vec<bool> {
         times
             .iter()
-            .map(|(at, kind)| table.poll(p, *kind, RULE, *at, &line).unwrap().0)
+            .map(|(at, kind)| table.poll(p, *kind, RULE, *at, &line).unwrap().recover)
             .collect()
     }
 
@@ -533,14 +578,24 @@ mod tests {
             );
         }
         polls(&mut table, &a, &[(30_000, Kind::NonNormal)]);
-        assert!(table.poll(&a, Kind::Normal, RULE, 31_000, &line).unwrap().0);
+        assert!(
+            table
+                .poll(&a, Kind::Normal, RULE, 31_000, &line)
+                .unwrap()
+                .recover
+        );
         assert!(
             !table
                 .poll(&a_web, Kind::Normal, RULE, 31_000, &line)
                 .unwrap()
-                .0
+                .recover
         );
-        assert!(!table.poll(&b, Kind::Normal, RULE, 31_000, &line).unwrap().0);
+        assert!(
+            !table
+                .poll(&b, Kind::Normal, RULE, 31_000, &line)
+                .unwrap()
+                .recover
+        );
         assert_eq!(table.entries().unwrap().len(), 3);
     }
 
@@ -678,9 +733,38 @@ mod tests {
         let mut forged = Table::parse(forged.into_bytes()).unwrap();
         assert!(forged.entries().unwrap_err().contains("line 2"));
         let other = forged.poll(&poller("10.0.0.2", None), Kind::Normal, RULE, 2, &line);
-        assert!(!other.unwrap().0);
+        assert!(!other.unwrap().recover);
         let own = forged.poll(&poller("10.0.0.3", None), Kind::Normal, RULE, 2, &line);
         assert!(own.is_err());
+    }
+
+    #[test]
+    fn an_undelivered_reply_is_taken_back_unless_another_poll_came_since() {
+        let mut table = Table::default();
+        let a = poller("10.0.0.1", None);
+        let first = table.poll(&a, Kind::Normal, RULE, 1_000, &line).unwrap();
+        let before = table.find(&a).unwrap();
+        assert_eq!(before.owed.map(|o| o.sent), Some(1));
+        let second = table.poll(&a, Kind::Normal, RULE, 2_000, &line).unwrap();
+        assert_eq!(table.undo(second.undo.as_ref().unwrap()), Ok(true));
+        assert_eq!(table.find(&a), Some(before));
+        // Taken back already, or overtaken by a later poll: nothing changes.
+        assert_eq!(table.undo(second.undo.as_ref().unwrap()), Ok(false));
+        table.poll(&a, Kind::Normal, RULE, 3_000, &line).unwrap();
+        let later = table.find(&a);
+        assert_eq!(table.undo(first.undo.as_ref().unwrap()), Ok(false));
+        assert_eq!(table.find(&a), later);
+        // A poller first seen with an undelivered reply is not kept.
+        let b = poller("10.0.0.2", None);
+        let only = table.poll(&b, Kind::Normal, RULE, 4_000, &line).unwrap();
+        assert_eq!(table.undo(only.undo.as_ref().unwrap()), Ok(true));
+        assert_eq!(table.find(&b), None);
+        assert_eq!(table.entries().unwrap().len(), 1);
+        // A non-normal reply makes the poller owed, delivered or not: nothing to take back.
+        let drain = table.poll(&a, Kind::NonNormal, RULE, 5_000, &|_| {
+            "drain #mode\n".into()
+        });
+        assert_eq!(drain.unwrap().undo, None);
     }
 
     #[test]
