@@ -4,7 +4,7 @@
 //! Exit codes:
 //! - 0: the reply was given, or the command did what it was asked;
 //! - 1: a figure or the state directory could not be read or written (the reply was
-//!   `error:<what>`);
+//!   `error:<what>`), or by hand, stdout could not be written (`>/dev/full`);
 //! - 2: bad config or usage (the reply was `error:config`; the message went to stderr).
 //!
 //! When stdio is a socket nothing is written to stderr: xinetd connects stderr to the socket,
@@ -42,21 +42,24 @@ enum Failure {
     Usage(String),
     Config(ConfigError),
     Runtime(String),
+    /// Exit 1 with nothing to say (stdout was a pipe closed by its reader).
+    Silent,
 }
 
 impl Failure {
     fn code(&self) -> u8 {
         match self {
-            Failure::Runtime(_) => 1,
+            Failure::Runtime(_) | Failure::Silent => 1,
             Failure::Usage(_) | Failure::Config(_) => 2,
         }
     }
 
-    fn message(&self) -> String {
+    fn message(&self) -> Option<String> {
         match self {
-            Failure::Usage(message) => format!("{message}\nTry 'lb-feedback --help'."),
-            Failure::Config(err) => err.to_string(),
-            Failure::Runtime(message) => message.clone(),
+            Failure::Usage(message) => Some(format!("{message}\nTry 'lb-feedback --help'.")),
+            Failure::Config(err) => Some(err.to_string()),
+            Failure::Runtime(message) => Some(message.clone()),
+            Failure::Silent => None,
         }
     }
 }
@@ -124,9 +127,9 @@ fn run_main() -> u8 {
     match result {
         Ok(()) => 0,
         Err(failure) => {
-            if !quiet {
+            if let Some(message) = failure.message().filter(|_| !quiet) {
                 // eprintln! would panic (and so abort) on a stderr that cannot be written.
-                let _ = writeln!(std::io::stderr(), "lb-feedback: {}", failure.message());
+                let _ = writeln!(std::io::stderr(), "lb-feedback: {message}");
             }
             failure.code()
         }
@@ -201,10 +204,17 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
         Ok(report) => report.line.clone(),
         Err(err) => err.line(),
     };
-    deliver(&line, connection);
+    let written = match connection {
+        Some(connection) => {
+            drop(connection.finish(line.as_bytes()));
+            Ok(())
+        }
+        None => print(&line),
+    };
     outcome
         .map(drop)
-        .map_err(|err| Failure::Runtime(err.to_string()))
+        .map_err(|err| Failure::Runtime(err.to_string()))?;
+    written
 }
 
 /// The poll's connection, when xinetd or systemd handed one over as stdin.
@@ -318,9 +328,18 @@ fn mode_event(at_ms: u64, from: &str, to: &str, why: String) -> Event {
     }
 }
 
-/// Writes to stdout; a closed stdout (a person piping to `head`) is not worth a message.
+/// Writes to stdout; a write that fails or falls short (`>/dev/full`) is a failure, so a
+/// script never takes a truncated file for success. A closed pipe (a person piping to `head`)
+/// fails without a message: the reader chose to stop.
 fn print(text: &str) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-    Ok(())
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|err| match err.kind() {
+            std::io::ErrorKind::BrokenPipe => Failure::Silent,
+            _ => Failure::Runtime(format!(
+                "cannot write to standard output: {}",
+                config::io_reason(&err)
+            )),
+        })
 }
