@@ -5,7 +5,8 @@
 //! - 0: the reply was given, or the command did what it was asked;
 //! - 1: a figure or the state directory could not be read or written (the reply was
 //!   `error:<what>`), or by hand, stdout could not be written (`>/dev/full`);
-//! - 2: bad config or usage (the reply was `error:config`; the message went to stderr).
+//! - 2: bad config or usage (the reply was `error:config`, on stdout even for a usage error
+//!   by hand; the message went to stderr).
 //!
 //! When stdio is a socket nothing is written to stderr: xinetd connects stderr to the socket,
 //! and a stray byte there would reach HAProxy ahead of the reply. On Linux a stderr that is a
@@ -117,10 +118,11 @@ fn run_main() -> u8 {
     let result = match cli::parse_args() {
         Ok(args) => run(args),
         Err(err) => {
-            // Over a socket HAProxy still gets its one line; by hand the message says it all.
-            if let Some(connection) = connection() {
-                deliver(&reply::error_line("config"), Some(connection));
-            }
+            // HAProxy still gets its one line, over the connection on stdin or on a stdout
+            // that is a socket of some other kind (socat's EXEC, a systemd unit with only
+            // StandardOutput=socket), so the reply is on stdout whatever it is, as for a
+            // broken config; by hand the message on stderr says the rest.
+            deliver(&reply::error_line("config"), connection());
             Err(Failure::Usage(err.to_string()))
         }
     };

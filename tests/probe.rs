@@ -146,7 +146,15 @@ fn bad_values_name_their_source() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("--bogus"));
     assert!(stderr(&output).contains("--help"));
-    assert_eq!(stdout(&output), "");
+    // The reply the exit code stands for, as for a broken config.
+    assert_eq!(stdout(&output), "error:config\n");
+    let output = agent(&dir).args(["--cpu-treshold", "90"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(stdout(&output), "error:config\n");
+    assert_eq!(
+        stderr(&output),
+        "lb-feedback: invalid option '--cpu-treshold'\nTry 'lb-feedback --help'.\n"
+    );
 }
 
 #[test]
