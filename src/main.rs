@@ -146,6 +146,10 @@ fn run(args: Args) -> Result<(), Failure> {
         Command::Probe => run_probe(&args),
         Command::CheckConfig => {
             let config = load_config(&args).map_err(Failure::Config)?;
+            let config = match &args.profile {
+                Some(name) => profiled(&config, name)?,
+                None => config,
+            };
             let json = serde_json::to_string_pretty(&config)
                 .map_err(|err| Failure::Runtime(err.to_string()))?;
             print(&format!("{json}\n"))
@@ -189,7 +193,18 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
         }
         std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
     };
+    // By hand, --profile stands for agent-send; on a socket the load balancer's counts.
+    let chosen = match (&args.profile, caller) {
+        (Some(name), Caller::Person) => {
+            profiled(&config, name)?;
+            Some(name.clone())
+        }
+        _ => None,
+    };
     let mut request = |deadline: Instant| {
+        if chosen.is_some() {
+            return chosen.clone();
+        }
         let mut connection = connection.borrow_mut();
         let bytes = connection.as_mut()?.read_request(deadline);
         socket::request_line(bytes)
@@ -217,6 +232,20 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
         .map(drop)
         .map_err(|err| Failure::Runtime(err.to_string()))?;
     written
+}
+
+/// `--profile NAME`: the config a poller whose agent-send names it is answered with; an
+/// unknown name is the reply such a poller gets, `error:profile`, and the names there are.
+fn profiled(config: &Config, name: &str) -> Result<Config, Failure> {
+    config.with_profile(name).ok_or_else(|| {
+        drop(print(&reply::error_line(reply::words::PROFILE)));
+        let known: Vec<&str> = config.profiles.keys().map(|p| p.as_str()).collect();
+        let known = match known.is_empty() {
+            true => "the config has none".to_string(),
+            false => format!("the config's profiles: {}", known.join(", ")),
+        };
+        Failure::Runtime(format!("--profile {name:?}: no such profile; {known}"))
+    })
 }
 
 /// The poll's connection, when xinetd or systemd handed one over as stdin.
