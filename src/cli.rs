@@ -42,6 +42,8 @@ pub struct Args {
     pub explain: bool,
     /// With `explain`: the breakdown as one JSON object.
     pub json: bool,
+    /// With `explain` or `check-config`: answer as to a poller whose agent-send names it.
+    pub profile: Option<String>,
 }
 
 pub fn parse_args() -> Result<Args, lexopt::Error> {
@@ -57,6 +59,7 @@ pub fn parse_from<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, lex
     let mut settings = Vec::new();
     let mut explain = false;
     let mut json = false;
+    let mut profile = None;
     let mut lasting = None;
     let mut mode_word: Option<String> = None;
     while let Some(arg) = parser.next()? {
@@ -74,6 +77,7 @@ pub fn parse_from<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, lex
                 }
             }
             Long("json") => json = true,
+            Long("profile") => profile = Some(parser.value()?.string()?),
             Long(flag) if Setting::from_flag(flag).is_some() => {
                 // Settings flags share their names with the config keys (config::Key).
                 if let Some(key) = Setting::from_flag(flag) {
@@ -131,12 +135,20 @@ pub fn parse_from<I: IntoIterator<Item = OsString>>(args: I) -> Result<Args, lex
         (command @ (Command::Probe | Command::CheckConfig), _) | (command, false) => command,
         (_, true) => return Err("--json goes with --explain, status or check-config".into()),
     };
+    let explains = command == Command::Probe && explain;
+    if profile.is_some() && !explains && command != Command::CheckConfig {
+        return Err(
+            "--profile goes with --explain or check-config: lb-feedback --profile web --explain"
+                .into(),
+        );
+    }
     Ok(Args {
         command,
         config,
         settings,
         explain,
         json,
+        profile,
     })
 }
 
@@ -171,9 +183,10 @@ lb-feedback - tell HAProxy how much capacity this server has left
 
 USAGE
     lb-feedback [OPTIONS]                 answer one agent-check poll
-    lb-feedback [OPTIONS] --explain [--json]
+    lb-feedback [OPTIONS] --explain [--json] [--profile NAME]
                                           answer, and show how the answer was reached
-    lb-feedback [OPTIONS] check-config    validate the settings, print them as JSON
+    lb-feedback [OPTIONS] check-config [--profile NAME]
+                                          validate the settings, print them as JSON
     lb-feedback [OPTIONS] mode            show the mode in force and where it comes from
     lb-feedback [OPTIONS] mode MODE [--for DURATION]
                                           set the runtime mode: normal, drain, maint, stop
@@ -230,6 +243,9 @@ const HELP_AFTER_SETTINGS: &str =
         --since DURATION       with `status`: the changes of this last while, not the last 20
         --json                 with `--explain` or `status`: one JSON object instead (its
                                fields: docs/http-and-metrics.md)
+        --profile NAME         with `--explain` or `check-config`: as a load balancer whose
+                               agent-send names this profile is answered (unknown:
+                               error:profile, and the config's profiles on stderr)
     -h                         the short help;  --help  this text
     -V, --version              the version
 

@@ -14,6 +14,12 @@ pub fn render(report: &Report) -> String {
         report.mode.name(),
         report.mode_from
     );
+    if let Some(profile) = &report.profile {
+        let _ = writeln!(
+            out,
+            "profile     {profile} (its monitors and maxconn over the base)"
+        );
+    }
     if report.loads.is_empty() {
         let why = match report.mode {
             crate::config::Mode::Normal => "no monitor has an importance or a threshold",

@@ -4,8 +4,9 @@
 //! Exit codes:
 //! - 0: the reply was given, or the command did what it was asked;
 //! - 1: a figure or the state directory could not be read or written (the reply was
-//!   `error:<what>`);
-//! - 2: bad config or usage (the reply was `error:config`; the message went to stderr).
+//!   `error:<what>`), or by hand, stdout could not be written (`>/dev/full`);
+//! - 2: bad config or usage (the reply was `error:config`, on stdout even for a usage error
+//!   by hand; the message went to stderr).
 //!
 //! When stdio is a socket nothing is written to stderr: xinetd connects stderr to the socket,
 //! and a stray byte there would reach HAProxy ahead of the reply. On Linux a stderr that is a
@@ -42,21 +43,24 @@ enum Failure {
     Usage(String),
     Config(ConfigError),
     Runtime(String),
+    /// Exit 1 with nothing to say (stdout was a pipe closed by its reader).
+    Silent,
 }
 
 impl Failure {
     fn code(&self) -> u8 {
         match self {
-            Failure::Runtime(_) => 1,
+            Failure::Runtime(_) | Failure::Silent => 1,
             Failure::Usage(_) | Failure::Config(_) => 2,
         }
     }
 
-    fn message(&self) -> String {
+    fn message(&self) -> Option<String> {
         match self {
-            Failure::Usage(message) => format!("{message}\nTry 'lb-feedback --help'."),
-            Failure::Config(err) => err.to_string(),
-            Failure::Runtime(message) => message.clone(),
+            Failure::Usage(message) => Some(format!("{message}\nTry 'lb-feedback --help'.")),
+            Failure::Config(err) => Some(err.to_string()),
+            Failure::Runtime(message) => Some(message.clone()),
+            Failure::Silent => None,
         }
     }
 }
@@ -114,19 +118,20 @@ fn run_main() -> u8 {
     let result = match cli::parse_args() {
         Ok(args) => run(args),
         Err(err) => {
-            // Over a socket HAProxy still gets its one line; by hand the message says it all.
-            if let Some(connection) = connection() {
-                deliver(&reply::error_line("config"), Some(connection));
-            }
+            // HAProxy still gets its one line, over the connection on stdin or on a stdout
+            // that is a socket of some other kind (socat's EXEC, a systemd unit with only
+            // StandardOutput=socket), so the reply is on stdout whatever it is, as for a
+            // broken config; by hand the message on stderr says the rest.
+            drop(deliver(&reply::error_line(reply::words::CONFIG), connection()));
             Err(Failure::Usage(err.to_string()))
         }
     };
     match result {
         Ok(()) => 0,
         Err(failure) => {
-            if !quiet {
+            if let Some(message) = failure.message().filter(|_| !quiet) {
                 // eprintln! would panic (and so abort) on a stderr that cannot be written.
-                let _ = writeln!(std::io::stderr(), "lb-feedback: {}", failure.message());
+                let _ = writeln!(std::io::stderr(), "lb-feedback: {message}");
             }
             failure.code()
         }
@@ -141,6 +146,10 @@ fn run(args: Args) -> Result<(), Failure> {
         Command::Probe => run_probe(&args),
         Command::CheckConfig => {
             let config = load_config(&args).map_err(Failure::Config)?;
+            let config = match &args.profile {
+                Some(name) => profiled(&config, name)?,
+                None => config,
+            };
             let json = serde_json::to_string_pretty(&config)
                 .map_err(|err| Failure::Runtime(err.to_string()))?;
             print(&format!("{json}\n"))
@@ -172,7 +181,7 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
     let config = match load_config(args) {
         Ok(config) => config,
         Err(err) => {
-            deliver(&reply::error_line("config"), connection);
+            drop(deliver(&reply::error_line(reply::words::CONFIG), connection));
             return Err(Failure::Config(err));
         }
     };
@@ -184,7 +193,18 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
         }
         std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
     };
+    // By hand, --profile stands for agent-send; on a socket the load balancer's counts.
+    let chosen = match (&args.profile, caller) {
+        (Some(name), Caller::Person) => {
+            profiled(&config, name)?;
+            Some(name.clone())
+        }
+        _ => None,
+    };
     let mut request = |deadline: Instant| {
+        if chosen.is_some() {
+            return chosen.clone();
+        }
         let mut connection = connection.borrow_mut();
         let bytes = connection.as_mut()?.read_request(deadline);
         socket::request_line(bytes)
@@ -201,7 +221,7 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
         Ok(report) => report.line.clone(),
         Err(err) => err.line(),
     };
-    let delivered = deliver(&line, connection);
+    let (delivered, written) = deliver(&line, connection);
     // A reply the poller may never have read does not count toward its recovery.
     if let (false, Ok(report)) = (delivered, &outcome)
         && let Some(undo) = &report.recovery.undo
@@ -210,7 +230,22 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
     }
     outcome
         .map(drop)
-        .map_err(|err| Failure::Runtime(err.to_string()))
+        .map_err(|err| Failure::Runtime(err.to_string()))?;
+    written
+}
+
+/// `--profile NAME`: the config a poller whose agent-send names it is answered with; an
+/// unknown name is the reply such a poller gets, `error:profile`, and the names there are.
+fn profiled(config: &Config, name: &str) -> Result<Config, Failure> {
+    config.with_profile(name).ok_or_else(|| {
+        drop(print(&reply::error_line(reply::words::PROFILE)));
+        let known: Vec<&str> = config.profiles.keys().map(|p| p.as_str()).collect();
+        let known = match known.is_empty() {
+            true => "the config has none".to_string(),
+            false => format!("the config's profiles: {}", known.join(", ")),
+        };
+        Failure::Runtime(format!("--profile {name:?}: no such profile; {known}"))
+    })
 }
 
 /// The poll's connection, when xinetd or systemd handed one over as stdin.
@@ -226,14 +261,13 @@ fn connection() -> Option<socket::Inetd> {
 }
 
 /// The reply: on the connection with a clean close, or on plain stdout; whether it reached a
-/// peer that can have read it (stdout that is no socket: always, a person is not a poller).
-fn deliver(line: &str, connection: Option<socket::Inetd>) -> bool {
+/// peer that can have read it (stdout that is no socket: always, a person is not a poller),
+/// and whether writing plain stdout failed.
+fn deliver(line: &str, connection: Option<socket::Inetd>) -> (bool, Result<(), Failure>) {
     match connection {
-        Some(connection) => connection.finish(line.as_bytes()).is_ok(),
-        None => {
-            drop(print(line));
-            true
-        }
+        // A reply a peer could not take is no failure of the probe: it was answered.
+        Some(connection) => (connection.finish(line.as_bytes()).is_ok(), Ok(())),
+        None => (true, print(line)),
     }
 }
 
@@ -328,9 +362,18 @@ fn mode_event(at_ms: u64, from: &str, to: &str, why: String) -> Event {
     }
 }
 
-/// Writes to stdout; a closed stdout (a person piping to `head`) is not worth a message.
+/// Writes to stdout; a write that fails or falls short (`>/dev/full`) is a failure, so a
+/// script never takes a truncated file for success. A closed pipe (a person piping to `head`)
+/// fails without a message: the reader chose to stop.
 fn print(text: &str) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-    Ok(())
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|err| match err.kind() {
+            std::io::ErrorKind::BrokenPipe => Failure::Silent,
+            _ => Failure::Runtime(format!(
+                "cannot write to standard output: {}",
+                config::io_reason(&err)
+            )),
+        })
 }

@@ -59,8 +59,8 @@ impl ProbeError {
     pub fn word(&self) -> &str {
         match self {
             ProbeError::Metric(err) => &err.monitor,
-            ProbeError::State(_) => "state",
-            ProbeError::Profile(_) => "profile",
+            ProbeError::State(_) => reply::words::STATE,
+            ProbeError::Profile(_) => reply::words::PROFILE,
         }
     }
 

@@ -6,6 +6,26 @@
 use crate::config::Mode;
 use crate::rules::{Load, Verdict};
 
+/// The words the agent itself puts after `error:` (and `#mode`, the reason of a drain by
+/// mode): one for each built-in monitor and each failure that is no monitor's. A custom
+/// monitor's name may be none of them ([`ALL`](words::ALL), checked where the config is
+/// read), so `error:config` always means the config and `#sessions:…` the built-in monitor.
+pub mod words {
+    pub const CONFIG: &str = "config";
+    pub const STATE: &str = "state";
+    pub const PROFILE: &str = "profile";
+    /// lb-feedback-service's HTTP side: no sample in time.
+    pub const TIMEOUT: &str = "timeout";
+    pub const MODE: &str = "mode";
+    pub const CPU: &str = "cpu";
+    pub const RAM: &str = "ram";
+    pub const TCP: &str = "tcp";
+    pub const SESSIONS: &str = "sessions";
+    pub const ALL: [&str; 9] = [
+        CONFIG, STATE, PROFILE, TIMEOUT, MODE, CPU, RAM, TCP, SESSIONS,
+    ];
+}
+
 /// What the server should be, before the recovery words are decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -21,9 +41,9 @@ impl Status {
     /// The runtime or configured mode wins over the figures; then a tripped threshold drains.
     pub fn decide(mode: Mode, verdict: &Verdict, loads: &[Load]) -> Status {
         match mode {
-            Mode::Stop => Status::Stopped("mode".into()),
-            Mode::Maint => Status::Maint("mode".into()),
-            Mode::Drain => Status::Drain("mode".into()),
+            Mode::Stop => Status::Stopped(words::MODE.into()),
+            Mode::Maint => Status::Maint(words::MODE.into()),
+            Mode::Drain => Status::Drain(words::MODE.into()),
             Mode::Normal => match verdict.tripped.and_then(|i| loads.get(i)) {
                 // A drain held by hysteresis says so: its figure is under the threshold.
                 Some(load) if load.holding() => Status::Drain(format!(

@@ -8,6 +8,7 @@ lb-feedback - tell HAProxy how much capacity this server has left
 USAGE
     lb-feedback [OPTIONS]                     answer one agent-check poll (e.g. 93%)
     lb-feedback [OPTIONS] --explain [--json]  answer, and show how the answer was reached
+                                              (--profile NAME: as agent-send NAME is)
     lb-feedback [OPTIONS] check-config        validate the settings, print them as JSON
     lb-feedback [OPTIONS] mode [MODE [--for DURATION] | reset]
                                               show or set the runtime mode

@@ -109,7 +109,7 @@ fn a_command_a_file_and_json_over_http_answer_seventy() {
     let http = http_server();
     let file = dir.file("queue-depth", "30\n");
     let custom = format!(
-        r#"[{{"name": "sessions", "command": ["/bin/echo", "20"], "max": 50, "timeout_ms": 5000}},
+        r#"[{{"name": "rds", "command": ["/bin/echo", "20"], "max": 50, "timeout_ms": 5000}},
             {{"name": "queue", "file": {}, "max_age_seconds": 30}},
             {{"name": "app", "http": "http://{http}/json", "json_pointer": "/load", "timeout_ms": 5000}}]"#,
         json_string(&file)
@@ -126,7 +126,7 @@ fn a_command_a_file_and_json_over_http_answer_seventy() {
         .iter()
         .map(|m| m["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["sessions", "queue", "app"]);
+    assert_eq!(names, ["rds", "queue", "app"]);
     assert_eq!(monitors[0]["value"], 20.0);
     assert_eq!(monitors[0]["load"], 40.0);
     assert_eq!(monitors[0]["figure"], "20 of max 50");
@@ -146,7 +146,7 @@ fn a_command_a_file_and_json_over_http_answer_seventy() {
     // The text form shows the same.
     let (output, _) = probe_with(&dir, &custom, &["--explain"]);
     let text = stdout(&output);
-    assert!(text.contains("sessions"), "{text}");
+    assert!(text.contains("rds "), "{text}");
     assert!(
         text.contains(r#"20 of max 50; command ["/bin/echo", "20"], took "#),
         "{text}"
@@ -356,7 +356,7 @@ fn the_service_runs_sources_once_a_window_and_lists_them_in_metrics() {
         "config.json",
         &format!(
             r#"{{"cpu": {{"importance": 0}}, "ram": {{"importance": 0}}, "recovery": "never",
-                "custom": [{{"name": "sessions", "command": ["/bin/sh", "-c", {}], "max": 50, "timeout_ms": 5000}}]}}"#,
+                "custom": [{{"name": "rds", "command": ["/bin/sh", "-c", {}], "max": 50, "timeout_ms": 5000}}]}}"#,
             serde_json::to_string(&count).unwrap()
         ),
     );
@@ -370,9 +370,7 @@ fn the_service_runs_sources_once_a_window_and_lists_them_in_metrics() {
     }
     let metrics = metrics(&service);
     assert!(
-        metrics.contains(
-            "lb_feedback_monitor_load_percent{profile=\"(base)\",monitor=\"sessions\"} 40"
-        ),
+        metrics.contains("lb_feedback_monitor_load_percent{profile=\"(base)\",monitor=\"rds\"} 40"),
         "{metrics}"
     );
     drop(service);

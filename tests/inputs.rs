@@ -95,17 +95,20 @@ fn over_socket(mut command: Command) -> Vec<u8> {
 #[test]
 fn nothing_rust_prints_on_stderr_reaches_the_socket() {
     let dir = TempDir::new("alloc");
-    // A 48 MB state_dir fits in memory once (the file read) but not twice (the parsed path),
-    // so the allocation fails and Rust's runtime prints its own message on stderr.
-    let long = "a".repeat(48 << 20);
+    // A state_dir of 1 MB (the config file's limit is 1 MiB) under an address space just
+    // too small for it: the allocation fails and Rust's runtime prints its own message on
+    // stderr. Where "just too small" lies depends on the build and the C library, so it is
+    // searched, from too small to start at all, in steps smaller than the path.
+    let long = "a".repeat(1_000_000);
     dir.file("config.json", &format!("{{\"state_dir\": \"/{long}\"}}"));
-    let limit = 80 * 1024;
     // By hand the message is there: the path is real.
-    let output = limited(&dir, limit).output().unwrap();
-    assert!(
-        stderr(&output).contains("memory allocation of"),
-        "{output:?}"
-    );
+    let limit = (16..256)
+        .map(|quarters| quarters * 256)
+        .find(|&kib| {
+            let output = limited(&dir, kib).output().unwrap();
+            stderr(&output).contains("memory allocation of")
+        })
+        .expect("no address space limit made the allocation fail");
     // Under xinetd it must not reach HAProxy.
     let bytes = over_socket(limited(&dir, limit));
     assert_eq!(String::from_utf8_lossy(&bytes), "");

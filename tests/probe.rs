@@ -146,7 +146,15 @@ fn bad_values_name_their_source() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("--bogus"));
     assert!(stderr(&output).contains("--help"));
-    assert_eq!(stdout(&output), "");
+    // The reply the exit code stands for, as for a broken config.
+    assert_eq!(stdout(&output), "error:config\n");
+    let output = agent(&dir).args(["--cpu-treshold", "90"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(stdout(&output), "error:config\n");
+    assert_eq!(
+        stderr(&output),
+        "lb-feedback: invalid option '--cpu-treshold'\nTry 'lb-feedback --help'.\n"
+    );
 }
 
 #[test]
@@ -324,4 +332,58 @@ fn explain_json_is_one_object_with_every_figure_and_the_reply() {
     let output = agent(&dir).arg("--json").output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("--json goes with --explain or status"));
+}
+
+#[test]
+fn profile_by_hand_shows_what_a_poller_naming_it_is_told() {
+    let dir = TempDir::new("by-hand-profile");
+    let mut held = Connections::open(5);
+    let port = held.port();
+    dir.file(
+        "config.json",
+        &format!(
+            r#"{{"cpu": {{"importance": 0}}, "ram": {{"importance": 0}}, "recovery": "never",
+                "profiles": {{"web": {{"tcp": [{{"port": {port}, "max_connections": 10}}], "maxconn": 7}}, "api": {{}}}}}}"#
+        ),
+    );
+    let run = |args: &[&str]| agent(&dir).args(args).output().unwrap();
+    // The base config watches nothing; the profile half of its port.
+    let output = run(&["--explain"]);
+    assert!(
+        stdout(&output).ends_with("reply       100%\n"),
+        "{output:?}"
+    );
+    let output = run(&["--profile", "web", "--explain"]);
+    let text = stdout(&output);
+    assert!(text.contains("profile     web "), "{text}");
+    assert!(text.ends_with("reply       50% maxconn:7\n"), "{text}");
+    let output = run(&["--profile", "web", "--explain", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["profile"], "web");
+    assert_eq!(report["reply"], "50% maxconn:7");
+    let output = run(&["--profile", "web", "check-config"]);
+    let config: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(config["maxconn"], 7);
+    assert_eq!(config["tcp"][0]["port"], port);
+    // An unknown name: the reply such a poller gets, and the names there are.
+    for args in [
+        &["--explain"][..],
+        &["--explain", "--json"],
+        &["check-config"],
+    ] {
+        let output = run(&[&["--profile", "nope"][..], args].concat());
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert_eq!(stdout(&output), "error:profile\n", "{args:?}");
+        assert_eq!(
+            stderr(&output),
+            "lb-feedback: --profile \"nope\": no such profile; the config's profiles: api, web\n"
+        );
+    }
+    // Not with a plain probe or status.
+    for args in [&["--profile", "web"][..], &["--profile", "web", "status"]] {
+        let output = run(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&output).contains("--profile goes with --explain or check-config"));
+    }
+    held.close_all();
 }

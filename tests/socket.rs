@@ -112,6 +112,34 @@ fn bad_arguments_send_only_error_config() {
 }
 
 #[test]
+fn a_usage_error_answers_error_config_on_any_socket_stdout() {
+    let dir = TempDir::new("sock-usage");
+    let mut command = agent(&dir);
+    command.args(["--cpu-treshold", "90"]);
+    let (mut client, mut child) = serve(command);
+    assert_eq!(reply(&mut client, &mut child), "error:config\n");
+    // Stdout alone a socket (stdin empty, as socat or a unit may give it): the reply is
+    // there too, and nothing else.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let server: std::os::fd::OwnedFd = server.into();
+    let mut child = agent(&dir)
+        .args(["--cpu-treshold", "90"])
+        .stdin(std::process::Stdio::null())
+        .stdout(server.try_clone().unwrap())
+        .stderr(server)
+        .spawn()
+        .unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(2));
+    assert_eq!(reply(&mut client, &mut child), "error:config\n");
+}
+
+#[test]
 fn explain_is_ignored_on_a_socket() {
     let dir = TempDir::new("sock-explain");
     let mut command = agent(&dir);

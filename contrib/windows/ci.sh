@@ -276,7 +276,7 @@ import json, sys
 work, queue, port, service, hang_port = sys.argv[1:]
 base = {"cpu": {"importance": 0}, "ram": {"importance": 0}, "recovery": "never"}
 ok = dict(base, custom=[
-    {"name": "sessions", "command": ["cmd", "/c", "echo 20"], "max": 50, "timeout_ms": 8000},
+    {"name": "rds", "command": ["cmd", "/c", "echo 20"], "max": 50, "timeout_ms": 8000},
     {"name": "queue", "file": queue, "max_age_seconds": 60, "timeout_ms": 8000},
     {"name": "app", "http": f"http://127.0.0.1:{port}/load", "json_pointer": "/load", "timeout_ms": 8000},
 ])
@@ -294,7 +294,7 @@ line=$(run "$agent" --config "$(winpath "$work/custom.json")" </dev/null 2>"$wor
 [[ $line == "70%" ]] || fail "custom monitors answered '$line': $(cat "$work/custom.err")"
 pass "custom command (cmd /c echo 20), file and HTTP/JSON: '$line'"
 run "$agent" --config "$(winpath "$work/custom.json")" --explain </dev/null >"$work/custom.explain" 2>&1 || true
-grep -q 'sessions .*20 of max 50; command \["cmd", "/c", "echo 20"\], took ' "$work/custom.explain" ||
+grep -q 'rds .*20 of max 50; command \["cmd", "/c", "echo 20"\], took ' "$work/custom.explain" ||
     fail "--explain does not show the command's value: $(cat "$work/custom.explain")"
 pass "--explain shows each custom value, its source and how long it took"
 run "$agent" --config "$(winpath "$work/hang.json")" </dev/null >"$work/hang.out" 2>"$work/hang.err" &

@@ -14,7 +14,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            say(format!("lb-feedback-service: {}\n", failure.message()));
+            let message = failure.message();
+            if !message.is_empty() {
+                say(format!("lb-feedback-service: {message}\n"));
+            }
             ExitCode::from(failure.code())
         }
     }

@@ -18,8 +18,9 @@ pub type MaxAgeSeconds = Int<1, 86_400>;
 /// The most custom monitors one list may hold: each is a thread (and maybe a process) a probe.
 pub const MAX_CUSTOM: usize = 32;
 
-/// Names a custom monitor may not take: the built-in monitors and the other `error:` words.
-const RESERVED: [&str; 6] = ["cpu", "ram", "tcp", "state", "profile", "timeout"];
+/// Names a custom monitor may not take: the built-in monitors and the other `error:` words,
+/// the list the reply code says them from.
+use crate::reply::words::ALL as RESERVED;
 
 /// Where a custom monitor's value comes from. Two monitors with equal sources (in the base
 /// and the profiles) share one reading per probe.
@@ -305,7 +306,7 @@ mod tests {
 
     #[test]
     fn each_source_kind_reads() {
-        let command = entry(r#"{"name": "sessions", "command": ["/bin/x", "--rds"], "max": 50, "importance": 2, "threshold": 95}"#).unwrap();
+        let command = entry(r#"{"name": "rds", "command": ["/bin/x", "--rds"], "max": 50, "importance": 2, "threshold": 95}"#).unwrap();
         assert_eq!(
             command.source.kind,
             SourceKind::Command(vec!["/bin/x".into(), "--rds".into()])
@@ -349,8 +350,15 @@ mod tests {
         );
         assert!(err(r#"{"name": "a", "file": "/x", "json_pointer": "load"}"#).contains("RFC 6901"));
         assert!(err(r#"{"name": "a b", "file": "/x"}"#).contains("letters, digits"));
-        assert!(err(r#"{"name": "tcp", "file": "/x"}"#).contains("taken by a built-in"));
-        assert!(err(r#"{"name": "cpu", "file": "/x"}"#).contains("taken by a built-in"));
+        // Every word the agent answers with itself: a failing custom `config` would answer
+        // `error:config`, and a custom `sessions` drain `#sessions:…`, as the built-ins do.
+        for name in [
+            "config", "state", "profile", "timeout", "mode", "cpu", "ram", "tcp", "sessions",
+        ] {
+            let json = format!(r#"{{"name": "{name}", "file": "/x"}}"#);
+            let message = entry(&json).unwrap_err();
+            assert!(message.contains("taken by a built-in"), "{name}: {message}");
+        }
         assert!(err(r#"{"name": "a", "file": "/x", "shell": true}"#).contains("unknown field"));
         assert!(err(r#"{"name": "a", "file": "/x", "on_error": "retry"}"#).contains("retry"));
     }

@@ -26,7 +26,7 @@ impl Counters {
 
 fn error(message: impl Into<String>) -> MetricError {
     MetricError {
-        monitor: "cpu".into(),
+        monitor: crate::reply::words::CPU.into(),
         message: message.into(),
     }
 }

@@ -26,7 +26,7 @@ use super::MetricError;
 
 fn error(message: impl Into<String>) -> MetricError {
     MetricError {
-        monitor: "sessions".to_string(),
+        monitor: crate::reply::words::SESSIONS.to_string(),
         message: message.into(),
     }
 }

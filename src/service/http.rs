@@ -294,8 +294,8 @@ struct Failed {
 fn current(shared: &Shared, config: &Config, deadline: Instant) -> Result<Vec<Reply>, Failed> {
     let failed = |word: &str| Failed { word: word.into() };
     let state = StateDir::new(&config.state_dir);
-    let (mode, mode_from) =
-        probe::effective_mode(config, &state, state::now_ms()).map_err(|_| failed("state"))?;
+    let (mode, mode_from) = probe::effective_mode(config, &state, state::now_ms())
+        .map_err(|_| failed(crate::reply::words::STATE))?;
     let sampled = match mode {
         Mode::Normal => {
             let ticket = shared.sampler.join();
@@ -303,7 +303,7 @@ fn current(shared: &Shared, config: &Config, deadline: Instant) -> Result<Vec<Re
                 shared
                     .sampler
                     .readings(ticket, deadline)
-                    .ok_or_else(|| failed("timeout"))?,
+                    .ok_or_else(|| failed(crate::reply::words::TIMEOUT))?,
             )
         }
         _ => None,

@@ -107,18 +107,22 @@ pub enum Failure {
     Usage(String),
     Config(ConfigError),
     Runtime(String),
+    /// Exit 1 with nothing to say (stdout was a pipe closed by its reader).
+    Silent,
 }
 
 impl Failure {
     pub fn code(&self) -> u8 {
         match self {
-            Failure::Runtime(_) => 1,
+            Failure::Runtime(_) | Failure::Silent => 1,
             Failure::Usage(_) | Failure::Config(_) => 2,
         }
     }
 
+    /// The message, empty for [`Failure::Silent`].
     pub fn message(&self) -> String {
         match self {
+            Failure::Silent => String::new(),
             Failure::Usage(message) => {
                 format!("{message}\nTry 'lb-feedback-service --help'.")
             }
@@ -225,11 +229,19 @@ pub(crate) fn reloader(args: Args, live: Live, log: Arc<Log>) -> impl Fn() + Sen
     }
 }
 
-/// Writes to stdout; a closed stdout (a person piping to `head`) is not worth a message.
+/// Writes to stdout; a write that fails or falls short (`>/dev/full`) is a failure. A closed
+/// pipe (a person piping to `head`) fails without a message: the reader chose to stop.
 fn print(text: &str) -> Result<(), Failure> {
     let mut out = io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-    Ok(())
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|err| match err.kind() {
+            io::ErrorKind::BrokenPipe => Failure::Silent,
+            _ => Failure::Runtime(format!(
+                "cannot write to standard output: {}",
+                config::io_reason(&err)
+            )),
+        })
 }
 
 /// A mutex's guard even if a thread panicked while holding it: the data here (counters,
