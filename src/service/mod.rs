@@ -6,8 +6,9 @@
 //! Threads, no async runtime: one per listening address accepting (and one for `--http`, with
 //! a thread per request: [`http`]), one taking samples
 //! ([`sampler`]), one per connection in flight (a small stack each; at most `max_in_flight`),
-//! one writing the log ([`log`]: nothing else ever waits for a log write) and one writing the
-//! totals of refused connections every [`limits::REPORT_WINDOW`].
+//! one writing the log ([`log`]: nothing else ever waits for a log write), one writing the
+//! totals of refused connections every [`limits::REPORT_WINDOW`] and one reloading the config
+//! when asked ([`reloader`]).
 //! A poll is a few bytes each way, answered from the figures the sampler keeps fresh (only
 //! the first after a pause waits for a CPU window), so a thread per connection costs little
 //! and keeps every step a plain blocking call with a timeout.
