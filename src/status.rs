@@ -31,6 +31,8 @@ struct Found {
     /// Monitors holding a drain: profile, monitor, their average and when it was updated.
     held: Result<Vec<Held>, String>,
     dir: std::path::PathBuf,
+    /// Why the state directory is unusable, when it is.
+    unusable: Option<String>,
 }
 
 /// A monitor holding a drain by its threshold, as the steady-steering memory records it.
@@ -80,6 +82,7 @@ fn find(config: &Config, now_ms: u64, options: Options) -> Result<Found, String>
         events,
         held: held_drains(&state),
         dir: state.path().to_path_buf(),
+        unusable: state::unusable(config),
     })
 }
 
@@ -97,6 +100,7 @@ pub fn document(
     Ok(serde_json::json!({
         "mode": found.mode,
         "mode_from": found.mode_from,
+        "state_problem": found.unusable,
         "recovery": {
             "policy": config.recovery,
             "replies": config.recovery_replies.get(),
@@ -119,6 +123,9 @@ pub fn render(config: &Config, now_ms: u64, options: Options) -> Result<String, 
     let found = find(config, now_ms, options)?;
     let mut out = String::new();
     let _ = writeln!(out, "mode      {} ({})", found.mode, found.mode_from);
+    if let Some(problem) = &found.unusable {
+        let _ = writeln!(out, "state     {problem}");
+    }
     let _ = writeln!(out, "recovery  {}", rule_words(config));
     match found.pollers {
         Ok(Some(entries)) if !entries.is_empty() => out.push_str(&table_text(
@@ -127,6 +134,12 @@ pub fn render(config: &Config, now_ms: u64, options: Options) -> Result<String, 
             config.recovery_seconds.get(),
             now_ms,
         )),
+        Ok(_) if found.unusable.is_some() => {
+            let _ = writeln!(
+                out,
+                "pollers   none recorded: the state directory is unusable (above), so polls leave no trace"
+            );
+        }
         Ok(_) => {
             let _ = writeln!(
                 out,
