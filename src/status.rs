@@ -254,7 +254,7 @@ fn rule_words(config: &Config) -> String {
         Recovery::Always => "always: every normal reply carries `up ready`".into(),
         Recovery::Never => "never: no reply carries `up ready`".into(),
         Recovery::Window => format!(
-            "a poller sent drain/maint/stopped, new, or polling when the mode changed is owed `up ready` until {} replies carried it and {} s have passed",
+            "a poller sent drain/maint/stopped, new, or polling when the mode changed is owed `up ready` until {} replies carrying it counted (delivered, and half its usual interval apart) and {} s have passed",
             config.recovery_replies.get(),
             config.recovery_seconds.get()
         ),
@@ -276,7 +276,7 @@ fn table_text(entries: &[Entry], replies: u64, seconds: u64, now_ms: u64) -> Str
         .map(|e| {
             let owed = match e.owed {
                 Some(owed) => format!(
-                    "yes, {} of {replies} sent, owed {} (needs {seconds}s)",
+                    "yes, {} of {replies} counted, owed {} (needs {seconds}s)",
                     owed.sent,
                     human_duration(now_ms.saturating_sub(owed.since_ms))
                 ),
@@ -363,7 +363,7 @@ mod tests {
         assert!(lines[2].ends_with("  80%           no"), "{text}");
         assert!(
             lines[3].contains(
-                "web      21s ago    up ready 90%  yes, 1 of 3 sent, owed 21s (needs 10s)"
+                "web      21s ago    up ready 90%  yes, 1 of 3 counted, owed 21s (needs 10s)"
             ),
             "{text}"
         );

@@ -282,7 +282,7 @@ fn many_probes_at_once_lose_no_update_and_corrupt_nothing() {
         let counts: Vec<&str> = table
             .lines()
             .skip(1)
-            .map(|line| line.split(' ').nth(4).unwrap())
+            .map(|line| line.split(' ').nth(5).unwrap())
             .collect();
         assert_eq!(counts.len(), N as usize, "{table}");
         assert!(counts.iter().all(|c| *c == round.to_string()), "{table}");
