@@ -6,7 +6,8 @@ use std::fmt::Write;
 use crate::probe::Report;
 use crate::reply::Status;
 
-pub fn render(report: &Report) -> String {
+/// `state`: why the state directory is unusable ([`crate::state::unusable`]), when it is.
+pub fn render(report: &Report, state: Option<&str>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -113,6 +114,9 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(out, "threshold   {what} ({reason}): the server drains");
     }
     let _ = writeln!(out, "recovery    {}", report.recovery.why);
+    if let Some(state) = state {
+        let _ = writeln!(out, "state       {state}");
+    }
     if let Some(maxconn) = report.maxconn {
         let _ = writeln!(out, "maxconn     {maxconn}");
     }
@@ -121,7 +125,7 @@ pub fn render(report: &Report) -> String {
 }
 
 /// The breakdown as JSON; docs/http-and-metrics.md, "Machine-readable output", lists the fields, which stay.
-pub fn json(report: &Report) -> serde_json::Value {
+pub fn json(report: &Report, state_problem: Option<&str>) -> serde_json::Value {
     let monitors: Vec<serde_json::Value> = report
         .loads
         .iter()
@@ -162,6 +166,7 @@ pub fn json(report: &Report) -> serde_json::Value {
         "state": state,
         "reason": reason,
         "recovery": {"up_ready": report.recovery.recover, "why": report.recovery.why},
+        "state_problem": state_problem,
         "maxconn": report.maxconn,
         "reply": report.line.trim_end(),
     })

@@ -152,6 +152,11 @@ fn run(args: Args) -> Result<(), Failure> {
             };
             let json = serde_json::to_string_pretty(&config)
                 .map_err(|err| Failure::Runtime(err.to_string()))?;
+            // On stderr: stdout stays the config's JSON for scripts. A warning, not a
+            // failure: the agent answers all the same.
+            if let Some(problem) = state::unusable(&config) {
+                let _ = writeln!(std::io::stderr(), "lb-feedback: warning: {problem}");
+            }
             print(&format!("{json}\n"))
         }
         Command::Mode(ref command) => {
@@ -213,9 +218,10 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
     let connection = connection.into_inner();
     let line = match &outcome {
         Ok(report) if args.explain && caller == Caller::Person => {
+            let state = state::unusable(&config);
             return match args.json {
-                true => print(&format!("{:#}\n", explain::json(report))),
-                false => print(&explain::render(report)),
+                true => print(&format!("{:#}\n", explain::json(report, state.as_deref()))),
+                false => print(&explain::render(report, state.as_deref())),
             };
         }
         Ok(report) => report.line.clone(),

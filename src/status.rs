@@ -31,6 +31,8 @@ struct Found {
     /// Monitors holding a drain: profile, monitor, their average and when it was updated.
     held: Result<Vec<Held>, String>,
     dir: std::path::PathBuf,
+    /// Why the state directory is unusable, when it is.
+    unusable: Option<String>,
 }
 
 /// A monitor holding a drain by its threshold, as the steady-steering memory records it.
@@ -80,6 +82,7 @@ fn find(config: &Config, now_ms: u64, options: Options) -> Result<Found, String>
         events,
         held: held_drains(&state),
         dir: state.path().to_path_buf(),
+        unusable: state::unusable(config),
     })
 }
 
@@ -97,6 +100,7 @@ pub fn document(
     Ok(serde_json::json!({
         "mode": found.mode,
         "mode_from": found.mode_from,
+        "state_problem": found.unusable,
         "recovery": {
             "policy": config.recovery,
             "replies": config.recovery_replies.get(),
@@ -119,6 +123,9 @@ pub fn render(config: &Config, now_ms: u64, options: Options) -> Result<String, 
     let found = find(config, now_ms, options)?;
     let mut out = String::new();
     let _ = writeln!(out, "mode      {} ({})", found.mode, found.mode_from);
+    if let Some(problem) = &found.unusable {
+        let _ = writeln!(out, "state     {problem}");
+    }
     let _ = writeln!(out, "recovery  {}", rule_words(config));
     match found.pollers {
         Ok(Some(entries)) if !entries.is_empty() => out.push_str(&table_text(
@@ -127,6 +134,12 @@ pub fn render(config: &Config, now_ms: u64, options: Options) -> Result<String, 
             config.recovery_seconds.get(),
             now_ms,
         )),
+        Ok(_) if found.unusable.is_some() => {
+            let _ = writeln!(
+                out,
+                "pollers   none recorded: the state directory is unusable (above), so polls leave no trace"
+            );
+        }
         Ok(_) => {
             let _ = writeln!(
                 out,
@@ -241,7 +254,7 @@ fn rule_words(config: &Config) -> String {
         Recovery::Always => "always: every normal reply carries `up ready`".into(),
         Recovery::Never => "never: no reply carries `up ready`".into(),
         Recovery::Window => format!(
-            "a poller sent drain/maint/stopped, new, or polling when the mode changed is owed `up ready` until {} replies carried it and {} s have passed",
+            "a poller sent drain/maint/stopped, new, or polling when the mode changed is owed `up ready` until {} replies carrying it counted (delivered, and half its usual interval apart) and {} s have passed",
             config.recovery_replies.get(),
             config.recovery_seconds.get()
         ),
@@ -263,7 +276,7 @@ fn table_text(entries: &[Entry], replies: u64, seconds: u64, now_ms: u64) -> Str
         .map(|e| {
             let owed = match e.owed {
                 Some(owed) => format!(
-                    "yes, {} of {replies} sent, owed {} (needs {seconds}s)",
+                    "yes, {} of {replies} counted, owed {} (needs {seconds}s)",
                     owed.sent,
                     human_duration(now_ms.saturating_sub(owed.since_ms))
                 ),
@@ -350,7 +363,7 @@ mod tests {
         assert!(lines[2].ends_with("  80%           no"), "{text}");
         assert!(
             lines[3].contains(
-                "web      21s ago    up ready 90%  yes, 1 of 3 sent, owed 21s (needs 10s)"
+                "web      21s ago    up ready 90%  yes, 1 of 3 counted, owed 21s (needs 10s)"
             ),
             "{text}"
         );

@@ -539,3 +539,109 @@ fn min_percent_keeps_a_saturated_server_weighted_and_weight_1_truncates() {
     haproxy.wait_server("s1", "DRAIN", &agent, Server::drain);
     assert_clean(&haproxy);
 }
+
+/// When the agent last saw a poll from `peer` (base config), from `status --json`.
+fn last_seen(dir: &TempDir, peer: &str) -> Option<u64> {
+    let json = common::stdout(&agent(dir).args(["status", "--json"]).output().unwrap());
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let pollers = json["pollers"].as_array()?;
+    let poller = pollers.iter().find(|p| p["peer"] == peer)?;
+    poller["last_seen_ms"].as_u64()
+}
+
+/// The README's check, run by hand three times at once from a load balancer's own address
+/// right after a drain ends, must not use up that load balancer's recovery (docs/recovery.md,
+/// "Checks by hand"). Two HAProxy processes poll one agent (the one-shot behind
+/// systemd-socket-activate): A from 127.0.0.1 with `agent-inter 12s`, B from 127.0.0.3 with
+/// `agent-inter 30s`, the default recovery (3 replies, 10 s). `mode drain`: both DRAIN.
+/// `mode normal` just after A's poll, then at once three checks from each one's address that read their reply
+/// like HAProxy (not shut down first, so they are delivered): each gets `up ready`; both
+/// still come back UP, each within about two of its intervals.
+#[test]
+fn checks_by_hand_from_the_load_balancers_address_leave_its_recovery_at_12s_and_30s() {
+    if !e2e::available(
+        "checks_by_hand_from_the_load_balancers_address_leave_its_recovery",
+        &["haproxy", "systemd-socket-activate"],
+    ) {
+        return;
+    }
+    let dir = TempDir::new("e2e-by-hand");
+    let dir_b = TempDir::new("e2e-by-hand-b");
+    dir.file(
+        "config.json",
+        r#"{"cpu": {"importance": 0}, "ram": {"importance": 0}}"#,
+    );
+    let agent = Agent::socket_activate(&dir, &[]);
+    let backend = Backend::start();
+    let line = |inter: &str, extra: &str| {
+        format!(
+            "server s1 {} weight 100 check inter 1s agent-check agent-port {} agent-inter {inter} {extra}",
+            backend.addr(),
+            agent.port
+        )
+    };
+    let a = Haproxy::start(&dir, &[line("12s", "")]);
+    let b = Haproxy::start(&dir_b, &[line("30s", "source 127.0.0.3")]);
+    let balancers = [(&a, [127, 0, 0, 1], 12), (&b, [127, 0, 0, 3], 30)];
+    let wait = |haproxy: &Haproxy, what: &str, within: u64, wanted: fn(&Server) -> bool| {
+        wait_for(
+            what,
+            Duration::from_secs(within),
+            || haproxy.server("s1").filter(wanted),
+            || {
+                format!(
+                    "{:#?}\n{}\n{}",
+                    haproxy.server("s1"),
+                    haproxy.describe(),
+                    agent.describe()
+                )
+            },
+        )
+    };
+    let back = |s: &Server| s.up() && s.ready() && s.weight > 0;
+    for (haproxy, _, inter) in balancers {
+        wait(haproxy, "UP at the first poll", inter + 3, back);
+    }
+    set_mode(&dir, "drain");
+    for (haproxy, _, inter) in balancers {
+        wait(haproxy, "DRAIN", inter + 3, Server::drain);
+    }
+    // Right after A's own poll, so its next one comes past recovery_seconds: three checks
+    // counted as three would leave it a bare `100%`, and A in DRAIN.
+    let polled = last_seen(&dir, "127.0.0.1");
+    wait_for(
+        "A's next poll",
+        Duration::from_secs(15),
+        || (last_seen(&dir, "127.0.0.1") != polled).then_some(()),
+        || agent.describe(),
+    );
+    set_mode(&dir, "normal");
+    let to = std::net::SocketAddr::from(([127, 0, 0, 1], agent.port));
+    for (_, source, _) in balancers {
+        for check in 1..=3 {
+            let mut stream = common::connect_from(source, to);
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut reply = String::new();
+            std::io::Read::read_to_string(&mut stream, &mut reply).unwrap();
+            assert_eq!(reply, "up ready 100%\n", "check {check} from {source:?}");
+        }
+    }
+    let ended = std::time::Instant::now();
+    for (haproxy, source, inter) in balancers {
+        let s1 = wait(
+            haproxy,
+            "UP again after the checks by hand",
+            2 * inter + 3,
+            back,
+        );
+        eprintln!(
+            "{source:?} (agent-inter {inter}s): UP {:.1} s after mode normal and the checks",
+            ended.elapsed().as_secs_f64()
+        );
+        assert_eq!(s1.agent_status, "L7OK", "{s1:#?}");
+    }
+    assert_clean(&a);
+    assert_clean(&b);
+}

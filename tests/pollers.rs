@@ -132,6 +132,33 @@ fn replies_to_a_shut_peer_do_not_count_through_the_service() {
     replies_to_a_shut_peer_do_not_count(&via, &dir, false);
 }
 
+/// The issue's own check: `socat -t 5` with empty input from the poller's address sends its
+/// FIN at once, still reads the reply, and must not count toward that poller's recovery.
+#[test]
+fn socat_with_empty_input_gets_up_ready_and_is_not_counted() {
+    if !e2e::available("socat_with_empty_input_is_not_counted", &["socat"]) {
+        return;
+    }
+    let dir = TempDir::new("pollers-socat");
+    dir.file("config.json", CONFIG);
+    let service = Service::run(&dir).start();
+    let port = service.addr().port();
+    let via = Via::Service(service);
+    mode(&dir, &["drain"]);
+    assert_eq!(via.poll(&dir, A, b""), "drain #mode\n");
+    mode(&dir, &["normal"]);
+    let target = format!("TCP:127.0.0.1:{port},bind=127.0.0.1");
+    for _ in 0..3 {
+        let output = std::process::Command::new("socat")
+            .args(["-t", "5", "-", &target])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&output), "up ready 100%\n", "{output:?}");
+    }
+    assert_eq!(sent(&dir, "127.0.0.1"), Some(0));
+}
+
 fn mode(dir: &TempDir, args: &[&str]) {
     let output = agent(dir).arg("mode").args(args).output().unwrap();
     assert!(output.status.success(), "{output:?}");
@@ -282,7 +309,7 @@ fn many_probes_at_once_lose_no_update_and_corrupt_nothing() {
         let counts: Vec<&str> = table
             .lines()
             .skip(1)
-            .map(|line| line.split(' ').nth(4).unwrap())
+            .map(|line| line.split(' ').nth(5).unwrap())
             .collect();
         assert_eq!(counts.len(), N as usize, "{table}");
         assert!(counts.iter().all(|c| *c == round.to_string()), "{table}");

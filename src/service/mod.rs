@@ -484,6 +484,9 @@ impl Service {
         for (addr, _) in &running.acceptors {
             running.shared.log.note(format!("listening on {addr}"));
         }
+        if let Some(problem) = state::unusable(&running.shared.live.get().config) {
+            running.shared.log.problem(problem);
+        }
         if let Some((addr, listener)) = self.http {
             let (shared, stop_for_thread) = (running.shared.clone(), stop.clone());
             let spawned = thread::Builder::new()

@@ -339,6 +339,34 @@ pub fn preview(bytes: &[u8], limit: usize) -> String {
     }
 }
 
+/// Why the agent's user (`owner`, the state_owner setting, when named; else this process's
+/// user) could not keep state at `path`, or `None` when it can: the directory is a link or no
+/// directory, is missing and its nearest existing parent does not let that user create it, or
+/// it does not let that user create files (its owner, group and mode; a read-only mount).
+/// ACLs are not read: a directory writable only through one is reported unusable.
+pub fn unusable(path: &Path, owner: Option<&str>) -> Option<String> {
+    let who = match owner {
+        Some(user) => format!("user {user}"),
+        None => "this user".to_string(),
+    };
+    match Dir::open(path) {
+        Err(err) => Some(err.to_string()),
+        Ok(Some(_)) => sys::writable_by(path, owner)
+            .err()
+            .map(|why| format!("{} is not writable by {who} ({why})", path.display())),
+        Ok(None) => {
+            let parent = path.ancestors().skip(1).find(|p| p.exists())?;
+            sys::writable_by(parent, owner).err().map(|why| {
+                format!(
+                    "{} is missing and {who} cannot create it ({}: {why})",
+                    path.display(),
+                    parent.display()
+                )
+            })
+        }
+    }
+}
+
 /// The uid and gid of `user` in the text of an /etc/passwd (`name:x:uid:gid:...`).
 #[cfg(unix)]
 fn passwd_ids(passwd: &str, user: &str) -> Option<(u32, u32)> {
@@ -350,6 +378,19 @@ fn passwd_ids(passwd: &str, user: &str) -> Option<(u32, u32)> {
         let uid = fields.nth(1)?.parse().ok()?;
         let gid = fields.next()?.parse().ok()?;
         Some((uid, gid))
+    })
+}
+
+/// Whether `user` is listed in the group `gid` of an /etc/group text (`name:x:gid:a,b`).
+#[cfg(unix)]
+fn in_group(group: &str, user: &str, gid: u32) -> bool {
+    group.lines().any(|line| {
+        let mut fields = line.split(':');
+        let listed = fields.nth(2).and_then(|g| g.parse::<u32>().ok()) == Some(gid);
+        listed
+            && fields
+                .next()
+                .is_some_and(|members| members.split(',').any(|m| m == user))
     })
 }
 
@@ -475,6 +516,66 @@ mod sys {
         }
         // SAFETY: an fd we own.
         check(unsafe { libc::fchown(file.as_raw_fd(), dir.owner.0, dir.owner.1) }).map(drop)
+    }
+
+    /// Whether `owner` (this process's user when `None`) may create and remove files in the
+    /// directory at `path`; `Err` says why not.
+    pub fn writable_by(path: &Path, owner: Option<&str>) -> Result<(), String> {
+        let meta = std::fs::metadata(path).map_err(|err| err.to_string())?;
+        let mode = meta.mode() & 0o7777;
+        let described = format!("owned by {}:{}, mode {mode:o}", meta.uid(), meta.gid());
+        let ids = match owner {
+            Some(user) => Some(
+                user_ids(user)
+                    .map_err(|err| format!("cannot read /etc/passwd: {err}"))?
+                    .ok_or_else(|| format!("no user {user} in /etc/passwd"))?,
+            ),
+            None => None,
+        };
+        // SAFETY: geteuid cannot fail.
+        let me = unsafe { libc::geteuid() };
+        let (uid, gid) = match ids {
+            Some((uid, gid)) if uid != me => (uid, gid),
+            // This process is the agent's user: the kernel answers, read-only mounts included.
+            _ => return writable_path(path).map_err(|err| format!("{err}; {described}")),
+        };
+        if read_only(path) {
+            return Err("read-only file system".into());
+        }
+        let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+        let bits = if uid == 0 {
+            0o7
+        } else if meta.uid() == uid {
+            mode >> 6
+        } else if gid == meta.gid()
+            || super::in_group(&groups, owner.unwrap_or_default(), meta.gid())
+        {
+            mode >> 3
+        } else {
+            mode
+        };
+        match bits & 0o3 == 0o3 {
+            true => Ok(()),
+            false => Err(described),
+        }
+    }
+
+    fn writable_path(path: &Path) -> io::Result<()> {
+        let c_path = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in the path"))?;
+        // SAFETY: a valid C string.
+        check(unsafe { libc::access(c_path.as_ptr(), libc::W_OK | libc::X_OK) }).map(drop)
+    }
+
+    fn read_only(path: &Path) -> bool {
+        let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: a valid C string and a zeroed statvfs for the kernel to fill.
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let done = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } == 0;
+        done && stat.f_flag & libc::ST_RDONLY != 0
     }
 
     /// Hands a directory root just made to `user` (and the user's group).
@@ -667,11 +768,49 @@ mod sys {
     pub fn writable(dir: &Dir) -> bool {
         fs::metadata(&dir.path).is_ok_and(|meta| !meta.permissions().readonly())
     }
+
+    /// No other user shares it here (see above): the read-only flag is all there is to ask.
+    pub fn writable_by(path: &Path, _owner: Option<&str>) -> Result<(), String> {
+        match fs::metadata(path)
+            .map_err(|err| err.to_string())?
+            .permissions()
+            .readonly()
+        {
+            true => Err("read-only".into()),
+            false => Ok(()),
+        }
+    }
 }
 
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_members_are_found_by_gid_and_name() {
+        let group = "root:x:0:\nadm:x:4:syslog,alice\nstaff:x:50:bob\n";
+        assert!(in_group(group, "alice", 4));
+        assert!(!in_group(group, "alice", 50));
+        assert!(!in_group(group, "ali", 4));
+        assert!(!in_group(group, "root", 0));
+    }
+
+    #[test]
+    fn unusable_says_why_and_creates_nothing() {
+        let (path, _dir) = temp_dir("unusable");
+        assert_eq!(unusable(&path, None), None);
+        let file = path.join("file");
+        std::fs::write(&file, "x").unwrap();
+        assert!(unusable(&file, None).unwrap().contains("Not a directory"));
+        let missing = path.join("a").join("b");
+        assert_eq!(unusable(&missing, None), None);
+        assert!(!path.join("a").exists());
+        let strange = unusable(&path, Some("no-such-user-here")).unwrap();
+        assert!(
+            strange.contains("no user no-such-user-here in /etc/passwd"),
+            "{strange}"
+        );
+    }
     use std::os::unix::fs::{PermissionsExt, symlink};
 
     fn temp_dir(name: &str) -> (PathBuf, Dir) {

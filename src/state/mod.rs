@@ -73,6 +73,16 @@ impl std::fmt::Display for StateError {
 
 impl std::error::Error for StateError {}
 
+/// What an unusable state directory costs, said wherever it is reported.
+pub const UNUSABLE_COST: &str =
+    "recovery and steady steering cannot be remembered, so every normal reply carries `up ready`";
+
+/// [`StateDir::unusable`] for the state directory and state_owner `config` names.
+pub fn unusable(config: &crate::config::Config) -> Option<String> {
+    let owner = config.state_owner.as_ref().map(|user| user.as_str());
+    StateDir::new(&config.state_dir).owned_by(owner).unusable()
+}
+
 pub struct StateDir {
     path: PathBuf,
     /// Opened on first use, once.
@@ -135,6 +145,13 @@ impl StateDir {
             Some(dir) => dir.read(name),
             None => Ok(None),
         }
+    }
+
+    /// `state directory unusable: WHY; COST` when the agent's user (state_owner when set)
+    /// cannot keep state here, `None` when it can. Looks only: creates nothing.
+    pub fn unusable(&self) -> Option<String> {
+        files::unusable(&self.path, self.owner.as_deref())
+            .map(|why| format!("state directory unusable: {why}; {UNUSABLE_COST}"))
     }
 
     /// Whether this process can record state here; a directory it cannot use (missing and

@@ -3,8 +3,12 @@
 //! HAProxy's recovery words. Pure logic and the file format; `StateDir` does the locked I/O.
 //!
 //! The rule: a poller sent drain, maint or stopped, or never seen before, is owed `up ready`
-//! on its normal replies until it has been sent them `replies` times and `seconds` have
-//! passed since it was owed. Then bare `N%`, so drains an operator makes in HAProxy stay.
+//! on its normal replies until `replies` of them have counted and `seconds` have passed since
+//! it was owed. Then bare `N%`, so drains an operator makes in HAProxy stay. A reply counts
+//! only when it comes at least half the poller's usual interval (learned from its own polls)
+//! after the last one that counted, so checks by hand from a load balancer's address, which
+//! the agent cannot tell from its polls, cannot use up its recovery before it polls again
+//! (docs/recovery.md, "Checks by hand").
 
 use super::history::{self, Event};
 use crate::config::Recovery;
@@ -17,7 +21,12 @@ pub const FORGET_AFTER_MS: u64 = 86_400_000;
 const MAX_REPLY: usize = 128;
 /// The table file's size limit: 4096 entries of at most ~300 bytes, with room to spare.
 pub const MAX_TABLE_BYTES: u64 = 2 << 20;
-const HEADER: &str = "lb-feedback pollers 1";
+/// Version 2 added each poller's usual interval and when its last counted reply went; a
+/// version 1 table is started afresh (every poller owed), the safe direction.
+const HEADER: &str = "lb-feedback pollers 2";
+/// A gap between two polls longer than this is an absence (a reload, `disable agent`, a
+/// network cut), not the poller's pace, and is not learned.
+pub const MAX_INTERVAL_MS: u64 = 120_000;
 /// How the base config (no `agent-send` profile) is written in the profile column; `*` is not
 /// a character profile names may use.
 pub(super) const BASE: &str = "*";
@@ -45,8 +54,34 @@ impl Poller {
 pub struct Owed {
     /// When it became owed: its last non-normal reply, its first poll, or a mode change.
     pub since_ms: u64,
-    /// Normal replies with `up ready` sent since.
+    /// Normal replies with `up ready` that counted since.
     pub sent: u32,
+    /// When the last one that counted went.
+    pub counted_ms: Option<u64>,
+}
+
+impl Owed {
+    /// Owed from `now_ms`, nothing counted yet.
+    pub fn from(now_ms: u64) -> Owed {
+        Owed {
+            since_ms: now_ms,
+            sent: 0,
+            counted_ms: None,
+        }
+    }
+}
+
+/// The poller's usual interval after a poll `gap_ms` after its previous one, from what it was
+/// (`0`: not known yet). It follows a slower pace quickly (half the way) and a faster one
+/// slowly (a quarter of the way), so a few quick checks by hand shorten it only a little;
+/// absences are not learned.
+pub fn learn(interval_ms: u64, gap_ms: u64) -> u64 {
+    match interval_ms {
+        _ if gap_ms > MAX_INTERVAL_MS => interval_ms,
+        0 => gap_ms,
+        interval if gap_ms >= interval => interval + (gap_ms - interval) / 2,
+        interval => interval - (interval - gap_ms) / 4,
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -54,6 +89,8 @@ pub struct Entry {
     #[serde(flatten)]
     pub poller: Poller,
     pub last_seen_ms: u64,
+    /// Its usual interval between polls, learned ([`learn`]); `0` until it has polled twice.
+    pub interval_ms: u64,
     pub last_reply: String,
     pub owed: Option<Owed>,
 }
@@ -99,22 +136,24 @@ pub enum Kind {
 }
 
 /// The rule applied to one poll. `owed` is the poller's state before (`None` inside
-/// `Some(..)` for a known poller owed nothing; the outer `None` for a new poller); returns
-/// whether this reply carries `up ready`, the state after, and why, for `--explain`.
+/// `Some(..)` for a known poller owed nothing; the outer `None` for a new poller) and
+/// `interval_ms` its usual interval before this poll (`0`: unknown); returns whether this
+/// reply carries `up ready`, the state after, and why, for `--explain`.
 pub fn settle(
     before: Option<Option<Owed>>,
     kind: Kind,
     rule: Rule,
+    interval_ms: u64,
     now_ms: u64,
 ) -> (bool, Option<Owed>, String) {
     let owed_before = before.unwrap_or(None);
     match (rule.policy, kind) {
         (Recovery::Always, Kind::Normal) => {
-            let (_, owed, _) = owed_rule(before, kind, rule, now_ms);
+            let (_, owed, _) = owed_rule(before, kind, rule, interval_ms, now_ms);
             (true, owed, "recovery = always".into())
         }
         (Recovery::Never, Kind::Normal) => (false, owed_before, "recovery = never".into()),
-        _ => owed_rule(before, kind, rule, now_ms),
+        _ => owed_rule(before, kind, rule, interval_ms, now_ms),
     }
 }
 
@@ -123,12 +162,10 @@ fn owed_rule(
     before: Option<Option<Owed>>,
     kind: Kind,
     rule: Rule,
+    interval_ms: u64,
     now_ms: u64,
 ) -> (bool, Option<Owed>, String) {
-    let fresh = Owed {
-        since_ms: now_ms,
-        sent: 0,
-    };
+    let fresh = Owed::from(now_ms);
     let how = match before {
         None => "new poller",
         Some(_) => "owed",
@@ -162,9 +199,22 @@ fn owed_rule(
                     );
                     return (false, None, why);
                 }
-                owed.sent = owed.sent.saturating_add(1);
+                let after = owed.counted_ms.map(|at| now_ms.saturating_sub(at));
+                let counts = after.is_none_or(|after| after >= interval_ms / 2);
+                let uncounted = match (counts, after) {
+                    (false, Some(after)) => format!(
+                        ", not counted: {:.1} s after the last counted one, under half this poller's usual interval ({:.1} s)",
+                        after as f64 / 1000.0,
+                        interval_ms as f64 / 1000.0
+                    ),
+                    _ => String::new(),
+                };
+                if counts {
+                    owed.sent = owed.sent.saturating_add(1);
+                    owed.counted_ms = Some(now_ms);
+                }
                 let why = format!(
-                    "{how}: `up ready` {} of {}, {:.1} s of at least {} s since owed",
+                    "{how}: `up ready`{uncounted}; {} of {} counted, {:.1} s of at least {} s since owed",
                     owed.sent,
                     rule.replies,
                     waited as f64 / 1000.0,
@@ -205,6 +255,9 @@ impl Table {
     pub fn parse(bytes: Vec<u8>) -> Result<Table, String> {
         let text = String::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
         let (header, body) = text.split_once('\n').ok_or("no header line")?;
+        if header.starts_with("lb-feedback pollers 1 ") {
+            return Err("format 1, from an older lb-feedback".into());
+        }
         let check = header
             .strip_prefix(HEADER)
             .and_then(|rest| rest.strip_prefix(' '))
@@ -282,11 +335,13 @@ impl Table {
     ) -> Result<Polled, String> {
         let found = self.locate(poller)?;
         // Not seen for a day: forgotten, so new (its line goes when the table needs room).
-        let before = found
+        let known = found
             .as_ref()
-            .filter(|(_, e)| now_ms.saturating_sub(e.last_seen_ms) < FORGET_AFTER_MS)
-            .map(|(_, e)| e.owed);
-        let (recover, owed, why) = settle(before, kind, rule, now_ms);
+            .map(|(_, e)| e)
+            .filter(|e| now_ms.saturating_sub(e.last_seen_ms) < FORGET_AFTER_MS);
+        let before = known.map(|e| e.owed);
+        let interval_ms = known.map_or(0, |e| e.interval_ms);
+        let (recover, owed, why) = settle(before, kind, rule, interval_ms, now_ms);
         let sent = line(recover);
         let told = found
             .as_ref()
@@ -296,6 +351,9 @@ impl Table {
         let entry = Entry {
             poller: poller.clone(),
             last_seen_ms: now_ms,
+            interval_ms: known.map_or(0, |e| {
+                learn(e.interval_ms, now_ms.saturating_sub(e.last_seen_ms))
+            }),
             last_reply: reply_text(&sent),
             owed,
         };
@@ -355,10 +413,7 @@ impl Table {
     pub fn owe_all(&mut self, now_ms: u64) -> Result<(), String> {
         let mut entries = self.entries()?;
         for entry in &mut entries {
-            entry.owed = Some(Owed {
-                since_ms: now_ms,
-                sent: 0,
-            });
+            entry.owed = Some(Owed::from(now_ms));
         }
         self.set_entries(&entries);
         Ok(())
@@ -385,14 +440,18 @@ pub(super) fn checksum(bytes: &[u8]) -> u64 {
 
 fn render_entry(entry: &Entry) -> String {
     let owed = match entry.owed {
-        Some(owed) => format!("{} {}", owed.since_ms, owed.sent),
-        None => "- 0".into(),
+        Some(owed) => {
+            let counted = owed.counted_ms.map_or("-".into(), |at| at.to_string());
+            format!("{} {} {counted}", owed.since_ms, owed.sent)
+        }
+        None => "- 0 -".into(),
     };
     format!(
-        "{} {} {} {owed} {}\n",
+        "{} {} {} {} {owed} {}\n",
         entry.poller.peer,
         entry.poller.profile.as_deref().unwrap_or(BASE),
         entry.last_seen_ms,
+        entry.interval_ms,
         entry.last_reply
     )
 }
@@ -407,7 +466,7 @@ fn reply_text(line: &str) -> String {
 }
 
 fn parse_entry(line: &str) -> Option<Entry> {
-    let mut fields = line.splitn(6, ' ');
+    let mut fields = line.splitn(8, ' ');
     let peer = fields.next()?;
     if peer != "unknown" && peer.parse::<std::net::IpAddr>().is_err() {
         return None;
@@ -418,13 +477,19 @@ fn parse_entry(line: &str) -> Option<Entry> {
         _ => return None,
     };
     let last_seen_ms = fields.next()?.parse().ok()?;
+    let interval_ms = fields.next()?.parse().ok()?;
     let since = fields.next()?;
     let sent: u32 = fields.next()?.parse().ok()?;
+    let counted_ms = match fields.next()? {
+        "-" => None,
+        at => Some(at.parse().ok()?),
+    };
     let owed = match since {
         "-" => None,
         since => Some(Owed {
             since_ms: since.parse().ok()?,
             sent,
+            counted_ms,
         }),
     };
     let last_reply = fields.next()?;
@@ -438,6 +503,7 @@ fn parse_entry(line: &str) -> Option<Entry> {
             profile,
         },
         last_seen_ms,
+        interval_ms,
         last_reply: last_reply.to_string(),
         owed,
     })
@@ -528,14 +594,74 @@ mod tests {
                 (30_000, d),
                 (35_000, d),
                 (36_000, n),
-                (37_000, n),
-                (38_000, n),
+                (40_000, n),
+                (44_000, n),
                 (44_999, n),
                 (45_000, n),
             ],
         );
         assert_eq!(got, [false, false, true, true, true, true, false]);
         assert_eq!(table.find(&a).unwrap().last_reply, "80%");
+    }
+
+    #[test]
+    fn the_usual_interval_follows_a_slower_pace_fast_and_a_faster_one_slowly() {
+        assert_eq!(learn(0, 12_000), 12_000);
+        assert_eq!(learn(12_000, 12_000), 12_000);
+        assert_eq!(learn(2_000, 12_000), 7_000);
+        assert_eq!(learn(12_000, 0), 9_000);
+        // An absence is not a pace.
+        assert_eq!(learn(12_000, MAX_INTERVAL_MS + 1), 12_000);
+        assert_eq!(learn(0, MAX_INTERVAL_MS + 1), 0);
+    }
+
+    /// The README's check run by hand three times at once from the load balancer's own
+    /// address, right after a drain ends, cannot end that load balancer's recovery: only the
+    /// first counts, so the load balancer's own next poll still carries `up ready`.
+    #[test]
+    fn quick_checks_by_hand_count_once_and_the_poller_still_gets_up_ready() {
+        for every in [2_000, 12_000, 30_000] {
+            let mut table = Table::default();
+            let lb = poller("10.0.0.1", None);
+            let (n, d) = (Kind::Normal, Kind::NonNormal);
+            let mut at = 0;
+            for kind in [n, n, n, n, n, d, d] {
+                polls(&mut table, &lb, &[(at, kind)]);
+                at += every;
+            }
+            // The drain ends (`lb-feedback mode normal`) just after the poller's last poll.
+            let ended = at - every + 100;
+            table.owe_all(ended).unwrap();
+            let by_hand = [ended + 50, ended + 150, ended + 250];
+            let got = polls(&mut table, &lb, &by_hand.map(|t| (t, n)));
+            assert_eq!(got, [true, true, true]);
+            assert_eq!(
+                table.find(&lb).unwrap().owed.unwrap().sent,
+                1,
+                "every {every}"
+            );
+            let next = table.poll(&lb, n, RULE, at, &line).unwrap();
+            assert!(next.recover, "every {every}: {}", next.why);
+            assert!(next.why.contains("2 of 3 counted"), "{}", next.why);
+        }
+    }
+
+    #[test]
+    fn a_quick_check_says_it_was_not_counted() {
+        let mut table = Table::default();
+        let lb = poller("10.0.0.1", None);
+        polls(
+            &mut table,
+            &lb,
+            &[(0, Kind::NonNormal), (12_000, Kind::Normal)],
+        );
+        let quick = table.poll(&lb, Kind::Normal, RULE, 12_500, &line).unwrap();
+        assert!(quick.recover);
+        assert!(
+            quick.why.contains("not counted: 0.5 s after the last counted one, under half this poller's usual interval (12.0 s); 1 of 3 counted"),
+            "{}",
+            quick.why
+        );
     }
 
     #[test]
@@ -605,13 +731,7 @@ mod tests {
         let a = poller("10.0.0.1", None);
         // A first poll answered with an error leaves it new: owed from then, nothing sent.
         polls(&mut table, &a, &[(0, Kind::Error)]);
-        assert_eq!(
-            table.find(&a).unwrap().owed,
-            Some(Owed {
-                since_ms: 0,
-                sent: 0
-            })
-        );
+        assert_eq!(table.find(&a).unwrap().owed, Some(Owed::from(0)));
         polls(&mut table, &a, &[(0, Kind::NonNormal), (1, Kind::Error)]);
         assert_eq!(table.find(&a).unwrap().owed.unwrap().since_ms, 0);
         assert_eq!(table.find(&a).unwrap().last_reply, "80%");
@@ -627,13 +747,7 @@ mod tests {
         );
         assert_eq!(table.find(&a).unwrap().owed, None);
         table.owe_all(50_000).unwrap();
-        assert_eq!(
-            table.find(&a).unwrap().owed,
-            Some(Owed {
-                since_ms: 50_000,
-                sent: 0
-            })
-        );
+        assert_eq!(table.find(&a).unwrap().owed, Some(Owed::from(50_000)));
     }
 
     #[test]
@@ -703,9 +817,12 @@ mod tests {
             .unwrap();
         let bytes = file(&table);
         let text = String::from_utf8(bytes.clone()).unwrap();
-        assert!(text.contains("\n10.0.0.1 * 5 5 1 up ready 80%\n"), "{text}");
         assert!(
-            text.contains("\nfe80::1 web 6 6 0 drain maxconn:5 #tcp:3389:96>=95\n"),
+            text.contains("\n10.0.0.1 * 5 0 5 1 5 up ready 80%\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nfe80::1 web 6 0 6 0 - drain maxconn:5 #tcp:3389:96>=95\n"),
             "{text}"
         );
         assert_eq!(
@@ -718,7 +835,7 @@ mod tests {
         );
         // Cut short, one digit changed, garbage, someone else's format.
         assert!(Table::parse(bytes[..bytes.len() - 3].to_vec()).is_err());
-        let edited = text.replace(" 5 5 1 ", " 5 5 0 ");
+        let edited = text.replace(" 5 1 5 ", " 5 0 5 ");
         assert!(
             Table::parse(edited.into_bytes())
                 .unwrap_err()
@@ -726,9 +843,12 @@ mod tests {
         );
         assert!(Table::parse(b"\xff\xfe".to_vec()).is_err());
         assert!(Table::parse(b"hello\n".to_vec()).is_err());
+        let old = Table::parse(b"lb-feedback pollers 1 0\n".to_vec());
+        assert_eq!(old.unwrap_err(), "format 1, from an older lb-feedback");
         // A malformed line in a table that checks out (a forged checksum) is never taken for
         // an entry: the poll it belongs to fails, `status` names it, the others go on.
-        let body = "10.0.0.1 a/b 1 - 0 80%\n10.0.0.2 * 1 - 0 80%\n10.0.0.3 * x - 0 80%\n";
+        let body =
+            "10.0.0.1 a/b 1 0 - 0 - 80%\n10.0.0.2 * 1 0 - 0 - 80%\n10.0.0.3 * x 0 - 0 - 80%\n";
         let forged = format!("{HEADER} {:016x}\n{body}", checksum(body.as_bytes()));
         let mut forged = Table::parse(forged.into_bytes()).unwrap();
         assert!(forged.entries().unwrap_err().contains("line 2"));
