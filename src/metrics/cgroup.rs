@@ -1,303 +1,57 @@
-//! The cgroup this process runs in, v1 or v2 (from `/proc/self/cgroup` and the mounts in
-//! `/proc/self/mountinfo`, so it works with and without a cgroup namespace), and what it
-//! allows and uses: CPU capacity and usage, memory limit and usage. Every path is read under
-//! [`Roots`], so fixture trees stand in for a real system in the tests.
+//! The cgroup this process runs in, v1 or v2 ([`placement`]: from `/proc/self/cgroup`, with
+//! `/proc/self/mountinfo` when the hierarchies are not where they usually are, so it works
+//! with and without a cgroup namespace), and what it allows and uses: CPU capacity and usage,
+//! memory limit and usage. Every path is read under [`Roots`], so fixture trees stand in for
+//! a real system in the tests.
+
+mod placement;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// Where procfs is, and the directory the mount points of mountinfo are relative to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Roots {
-    pub procfs: PathBuf,
-    pub root: PathBuf,
-}
+pub use placement::{Group, Placement, Roots, Version, locate};
+#[cfg(test)]
+use placement::{is_number, unescape};
 
-impl Roots {
-    pub fn system() -> Roots {
-        Roots {
-            procfs: PathBuf::from("/proc"),
-            root: PathBuf::from("/"),
-        }
-    }
-
-    fn under_root(&self, absolute: &str) -> PathBuf {
-        self.root.join(absolute.trim_start_matches('/'))
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Version {
-    V1,
-    V2,
-}
-
-impl Version {
-    fn name(self) -> &'static str {
-        match self {
-            Version::V1 => "cgroup v1",
-            Version::V2 => "cgroup v2",
-        }
-    }
-}
-
-/// A mounted cgroup hierarchy, as mountinfo writes it (paths still escaped).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Mount<'a> {
-    version: Version,
-    /// v1: the super options, which name the controllers the hierarchy carries.
-    options: &'a str,
-    /// The cgroup path the mount shows at its mount point ("/" unless it is a sub-tree).
-    root: &'a str,
-    point: &'a str,
-}
-
-impl Mount<'_> {
-    fn carries(&self, controller: &str) -> bool {
-        self.options.split(',').any(|option| option == controller)
-    }
-}
-
-/// This process's memberships and the cgroup mounts, read once per probe and looked up per
-/// controller asked about (the cost is in docs/BENCHMARKS.md).
-#[derive(Clone, Debug)]
-pub struct Placement {
-    /// The text of `/proc/self/cgroup`.
-    cgroup: String,
-    mountinfo: String,
-    /// The cgroup mounts in `mountinfo`, found in one pass: version, then the byte ranges of
-    /// root, mount point and super options.
-    mounts: Vec<(Version, [std::ops::Range<usize>; 3])>,
-    root: PathBuf,
-}
-
-/// One controller's cgroup: its path as `/proc/self/cgroup` names it and its directory.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Group {
-    pub version: Version,
-    pub path: String,
-    dir: PathBuf,
-    /// How many levels above `dir` are visible under the mount point.
-    depth: usize,
-}
-
-impl Group {
-    /// The cgroup and its visible ancestors, nearest first: `(path, directory)`.
-    fn levels(&self) -> Vec<(&str, PathBuf)> {
-        let mut levels = Vec::with_capacity(self.depth + 1);
-        let (mut path, mut dir) = (self.path.as_str(), self.dir.clone());
-        for _ in 0..=self.depth {
-            levels.push((path, dir.clone()));
-            path = match path.rfind('/') {
-                Some(0) | None => path.get(..1).unwrap_or(path),
-                Some(parent) => &path[..parent],
-            };
-            dir.pop();
-        }
-        levels
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    /// The directory of `path`, the cgroup itself or one of its visible ancestors.
-    fn level_dir(&self, path: &str) -> Option<PathBuf> {
-        self.levels()
-            .into_iter()
-            .find(|(level, _)| *level == path)
-            .map(|(_, dir)| dir)
-    }
-}
-
-/// Reads `/proc/self/cgroup` and `/proc/self/mountinfo`.
-pub fn locate(roots: &Roots) -> Result<Placement, String> {
-    let mountinfo = read(&roots.procfs.join("self/mountinfo"))?;
-    Ok(Placement {
-        cgroup: read(&roots.procfs.join("self/cgroup"))?,
-        mounts: cgroup_mounts(&mountinfo),
-        mountinfo,
-        root: roots.root.clone(),
-    })
-}
-
-/// The cgroup mounts of mountinfo: `ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - TYPE
-/// SOURCE SUPER_OPTIONS`. Every probe in scope auto reads it, and a host with containers has
-/// hundreds of mounts: the text is searched for the cgroup types, and only those lines are
-/// split (paths have their spaces escaped, so fields split on single spaces).
-fn cgroup_mounts(text: &str) -> Vec<(Version, [std::ops::Range<usize>; 3])> {
-    let range = |field: &str| {
-        let start = field.as_ptr() as usize - text.as_ptr() as usize;
-        start..start + field.len()
-    };
-    text.match_indices(" - cgroup")
-        .filter_map(|(at, _)| {
-            let start = text[..at].rfind('\n').map_or(0, |newline| newline + 1);
-            let end = text[at..]
-                .find('\n')
-                .map_or(text.len(), |newline| at + newline);
-            let mut head = text[start..at].split(' ');
-            let (root, point) = (head.nth(3)?, head.next()?);
-            let mut tail = text[at + 3..end].split(' ');
-            let version = match tail.next()? {
-                "cgroup" => Version::V1,
-                "cgroup2" => Version::V2,
-                _ => return None,
-            };
-            let options = tail.nth(1).unwrap_or("");
-            Some((version, [range(root), range(point), range(options)]))
-        })
-        .collect()
-}
-
-impl Placement {
-    /// `(controllers, path)` per line of `/proc/self/cgroup`; v2's line has no controllers.
-    fn memberships(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.cgroup.lines().filter_map(|line| {
-            let (_id, rest) = line.split_once(':')?;
-            rest.split_once(':')
-        })
-    }
-
-    fn mounts(&self) -> impl Iterator<Item = Mount<'_>> {
-        let text = |range: &std::ops::Range<usize>| self.mountinfo.get(range.clone()).unwrap_or("");
-        self.mounts
-            .iter()
-            .map(move |(version, [root, point, options])| Mount {
-                version: *version,
-                root: text(root),
-                point: text(point),
-                options: text(options),
-            })
-    }
-
-    /// The cgroup of `controller`: its v1 hierarchy if one carries it, else the v2 one when
-    /// the controller is enabled there (a hybrid system mounts v2 with no controllers).
-    pub fn group(&self, controller: &str) -> Result<Group, String> {
-        let v1 = self
-            .memberships()
-            .find(|(controllers, _)| controllers.split(',').any(|c| c == controller));
-        if let Some((_, path)) = v1 {
-            let mount = self
-                .mounts()
-                .filter(|m| m.version == Version::V1 && m.carries(controller))
-                .max_by_key(|m| usize::from(is_within(path, &unescape(m.root))))
-                .ok_or_else(|| format!("no cgroup v1 mount carries the {controller} controller"))?;
-            return Ok(place(&self.root, Version::V1, path, mount));
-        }
-        let path = self
-            .memberships()
-            .find(|(controllers, _)| controllers.is_empty())
-            .map(|(_, path)| path)
-            .ok_or_else(|| format!("no {controller} controller in /proc/self/cgroup"))?;
-        let mount = self
-            .mounts()
-            .filter(|m| m.version == Version::V2)
-            .max_by_key(|m| usize::from(is_within(path, &unescape(m.root))))
-            .ok_or_else(|| "no cgroup2 mount in /proc/self/mountinfo".to_string())?;
-        let group = place(&self.root, Version::V2, path, mount);
-        // The mount's root lists the controllers it has (a hybrid system's v2 has none or
-        // few); below it a controller may be enabled or not, which the readers see as files
-        // present or absent at each level.
-        let top = self
-            .root
-            .join(unescape(mount.point).trim_start_matches('/'));
-        let listed = top.join("cgroup.controllers");
-        let controllers = read(&listed)?;
-        if !controllers
-            .split_ascii_whitespace()
-            .any(|c| c == controller)
-        {
-            return Err(format!(
-                "the {controller} controller is not enabled ({})",
-                listed.display()
-            ));
-        }
-        Ok(group)
-    }
-}
-
-/// mountinfo writes space, tab, newline and backslash in paths as `\ooo`.
-fn unescape(field: &str) -> std::borrow::Cow<'_, str> {
-    if !field.contains('\\') {
-        return std::borrow::Cow::Borrowed(field);
-    }
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&byte) = bytes.get(i) {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|_| byte == b'\\')
-            .and_then(|digits| std::str::from_utf8(digits).ok())
-            .and_then(|digits| u8::from_str_radix(digits, 8).ok());
-        match octal {
-            Some(decoded) => {
-                out.push(decoded);
-                i += 4;
-            }
-            None => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
-}
-
-fn is_within(path: &str, root: &str) -> bool {
-    root == "/"
-        || path == root
-        || path
-            .strip_prefix(root)
-            .is_some_and(|rest| rest.starts_with('/'))
-}
-
-/// The directory of cgroup `path` under `mount`. Outside the mount's root (a process moved
-/// out of a namespace's sub-tree, shown as `/..`), the mount point is the nearest it gets.
-fn place(root: &Path, version: Version, path: &str, mount: Mount<'_>) -> Group {
-    let (mount_root, point) = (unescape(mount.root), unescape(mount.point));
-    let below = match is_within(path, &mount_root) && !path.contains("/..") {
-        true => {
-            &path[if mount_root == "/" {
-                0
-            } else {
-                mount_root.len()
-            }..]
-        }
-        false => "",
-    };
-    let below = below.trim_matches('/');
-    let depth = below.split('/').filter(|part| !part.is_empty()).count();
-    Group {
-        version,
-        path: path.to_string(),
-        dir: root.join(point.trim_start_matches('/')).join(below),
-        depth,
-    }
-}
-
-/// A cgroup file's text (they are small; the bound keeps a strange one from costing much).
+/// A cgroup or procfs file's text, as owned text (`/proc/self/cgroup`, mountinfo).
 fn read(path: &Path) -> Result<String, String> {
-    read_opened(std::fs::File::open(path), path)
+    read_small(path, |text| Ok(text.to_string()))
 }
 
-/// The file's text, at most 64 KiB. The capacity holds any cgroup file and most mountinfo
-/// files, so one read fills it (the kernel writes what fits) and a second finds the end.
-fn read_opened(opened: std::io::Result<std::fs::File>, path: &Path) -> Result<String, String> {
-    let mut text = String::with_capacity(4096);
-    opened
-        .and_then(|file| file.take(64 * 1024).read_to_string(&mut text))
-        .map_err(|err| format!("{}: {}", path.display(), crate::config::io_reason(&err)))?;
-    Ok(text)
+/// What `parse` makes of a file's text. The text is read with one call into a buffer on the
+/// stack (cgroupfs and procfs write what fits in the first read), small enough that glibc
+/// clears it with vector stores rather than `rep stosb`, which valgrind counts byte by byte;
+/// a file that fills it is read whole onto the heap, up to 64 KiB.
+fn read_small<T>(path: &Path, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, String> {
+    read_small_if_present(path, parse)?
+        .ok_or_else(|| format!("{}: No such file or directory", path.display()))
 }
 
-/// A file that may be absent at a level (the controller is not enabled there).
-fn read_if_present(path: &Path) -> Result<Option<String>, String> {
-    match std::fs::File::open(path) {
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        opened => read_opened(opened, path).map(Some),
+/// [`read_small`] of a file that may be absent at a level (the controller is not enabled
+/// there): `None` then.
+fn read_small_if_present<T>(
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    const SMALL: usize = 2000;
+    let failed =
+        |err: std::io::Error| format!("{}: {}", path.display(), crate::config::io_reason(&err));
+    let mut file = match std::fs::File::open(path) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        opened => opened.map_err(failed)?,
+    };
+    let not_text = || format!("{}: not text", path.display());
+    let mut buffer = [0; SMALL];
+    let len = file.read(&mut buffer).map_err(failed)?;
+    let head = buffer.get(..len).unwrap_or_default();
+    if len < SMALL {
+        return parse(std::str::from_utf8(head).map_err(|_| not_text())?).map(Some);
     }
+    let mut whole = head.to_vec();
+    file.take(64 * 1024)
+        .read_to_end(&mut whole)
+        .map_err(failed)?;
+    parse(std::str::from_utf8(&whole).map_err(|_| not_text())?).map(Some)
 }
 
 fn number(text: &str, path: &Path) -> Result<u64, String> {
@@ -311,16 +65,26 @@ fn keyed(text: &str, key: &str, path: &Path) -> Result<u64, String> {
     keyed_all(text, [key], path).map(|[value]| value)
 }
 
-/// The values of several keys, in one pass over the file.
+/// The values of several keys, in one pass over the file that stops when all are found.
+/// Lines are walked byte by byte and told apart by their first byte: `memory.stat` has about
+/// 40 lines, and `lines()` with `split_once` cost 8 k instructions over it.
 fn keyed_all<const N: usize>(text: &str, keys: [&str; N], path: &Path) -> Result<[u64; N], String> {
-    let mut found = [None; N];
-    for line in text.lines() {
-        let Some((key, value)) = line.split_once(' ') else {
-            continue;
-        };
-        if let Some(i) = keys.iter().position(|k| *k == key) {
-            found[i] = Some(value);
+    let mut found: [Option<&str>; N] = [None; N];
+    let mut rest = text;
+    while !rest.is_empty() && found.iter().any(Option::is_none) {
+        let end = rest.bytes().position(|b| b == b'\n').unwrap_or(rest.len());
+        let (line, next) = (
+            rest.get(..end).unwrap_or(""),
+            rest.get(end + 1..).unwrap_or(""),
+        );
+        for (key, slot) in keys.iter().zip(found.iter_mut()) {
+            if line.as_bytes().first() == key.as_bytes().first()
+                && let Some(value) = line.strip_prefix(key).and_then(|v| v.strip_prefix(' '))
+            {
+                *slot = Some(value);
+            }
         }
+        rest = next;
     }
     let mut values = [0; N];
     for ((value, found), key) in values.iter_mut().zip(found).zip(keys) {
@@ -328,6 +92,27 @@ fn keyed_all<const N: usize>(text: &str, keys: [&str; N], path: &Path) -> Result
         *value = number(text, path)?;
     }
     Ok(values)
+}
+
+/// `base` with `parts` appended, each trimmed of slashes; by concatenation, which costs a
+/// tenth of `Path::join` (a probe builds a dozen of these).
+pub(super) fn under(base: &Path, parts: &[&str]) -> PathBuf {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let base = base.as_os_str().as_bytes();
+    let mut bytes =
+        Vec::with_capacity(base.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>());
+    bytes.extend_from_slice(base.strip_suffix(b"/").unwrap_or(base));
+    for part in parts {
+        let part = part.trim_matches('/');
+        if !part.is_empty() {
+            bytes.push(b'/');
+            bytes.extend_from_slice(part.as_bytes());
+        }
+    }
+    if bytes.is_empty() {
+        bytes.push(b'/');
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(bytes))
 }
 
 /// CPUs in a list such as `0-3,8,10-11`.
@@ -371,11 +156,10 @@ impl CpuCapacity {
             .usage
             .as_ref()
             .ok_or_else(|| format!("cgroup {}: its usage file was not looked up", self.at))?;
-        let text = read(path)?;
-        match self.group.version {
-            Version::V2 => keyed(&text, "usage_usec", path),
-            Version::V1 => number(&text, path).map(|ns| ns / 1000),
-        }
+        read_small(path, |text| match self.group.version {
+            Version::V2 => keyed(text, "usage_usec", path),
+            Version::V1 => number(text, path).map(|ns| ns / 1000),
+        })
     }
 
     /// A stamp that changes when the capacity or the cgroup does, so counters from before
@@ -393,12 +177,14 @@ impl CpuCapacity {
 pub fn cpu(placement: &Placement, roots: &Roots) -> Result<CpuCapacity, String> {
     let group = placement.group("cpu")?;
     let online_file = roots.under_root("/sys/devices/system/cpu/online");
-    let online = count_cpus(&read(&online_file)?)
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("{}: not a CPU list", online_file.display()))?;
+    let online = read_small(&online_file, |text| {
+        count_cpus(text)
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{}: not a CPU list", online_file.display()))
+    })?;
     let mut quota: Option<(u64, String)> = None;
     for (path, dir) in group.levels() {
-        let Some(millis) = level_quota(&group, &dir)? else {
+        let Some(millis) = level_quota(&group, dir)? else {
             continue;
         };
         if quota.as_ref().is_none_or(|(least, _)| millis < *least) {
@@ -436,12 +222,12 @@ impl CpuCapacity {
             Version::V2 => self
                 .group
                 .level_dir(&self.at)
-                .map(|dir| dir.join("cpu.stat")),
+                .map(|dir| under(dir, &["cpu.stat"])),
             // v1 keeps usage in the cpuacct hierarchy, mounted with cpu or on its own.
             Version::V1 => {
                 let acct = placement.group("cpuacct")?;
-                let dir = acct.level_dir(&self.at).unwrap_or_else(|| acct.dir.clone());
-                Some(dir.join("cpuacct.usage"))
+                let dir = acct.level_dir(&self.at).unwrap_or(&acct.dir);
+                Some(under(dir, &["cpuacct.usage"]))
             }
         };
         let at = &self.at;
@@ -456,34 +242,34 @@ fn level_quota(group: &Group, dir: &Path) -> Result<Option<u64>, String> {
     let per_cpu = |quota: u64, period: u64| (period > 0).then(|| quota * 1000 / period);
     match group.version {
         Version::V2 => {
-            let path = dir.join("cpu.max");
-            let Some(text) = read_if_present(&path)? else {
-                return Ok(None);
-            };
-            let mut fields = text.split_ascii_whitespace();
-            match (fields.next(), fields.next()) {
-                (Some("max"), _) => Ok(None),
-                (Some(quota), Some(period)) => {
-                    Ok(per_cpu(number(quota, &path)?, number(period, &path)?))
+            let path = under(dir, &["cpu.max"]);
+            let quota = read_small_if_present(&path, |text| {
+                let mut fields = text.split_ascii_whitespace();
+                match (fields.next(), fields.next()) {
+                    (Some("max"), _) => Ok(None),
+                    (Some(quota), Some(period)) => {
+                        Ok(per_cpu(number(quota, &path)?, number(period, &path)?))
+                    }
+                    _ => Err(format!(
+                        "{}: {:?} is not QUOTA PERIOD",
+                        path.display(),
+                        text.trim()
+                    )),
                 }
-                _ => Err(format!(
-                    "{}: {:?} is not QUOTA PERIOD",
-                    path.display(),
-                    text.trim()
-                )),
-            }
+            })?;
+            Ok(quota.flatten())
         }
         Version::V1 => {
-            let path = dir.join("cpu.cfs_quota_us");
-            let Some(text) = read_if_present(&path)? else {
+            let path = under(dir, &["cpu.cfs_quota_us"]);
+            let quota = read_small_if_present(&path, |text| match text.trim().starts_with('-') {
+                true => Ok(None),
+                false => number(text, &path).map(Some),
+            })?;
+            let Some(quota) = quota.flatten() else {
                 return Ok(None);
             };
-            if text.trim().starts_with('-') {
-                return Ok(None);
-            }
-            let quota = number(&text, &path)?;
-            let period_path = dir.join("cpu.cfs_period_us");
-            let period = number(&read(&period_path)?, &period_path)?;
+            let period_path = under(dir, &["cpu.cfs_period_us"]);
+            let period = read_small(&period_path, |text| number(text, &period_path))?;
             Ok(per_cpu(quota, period))
         }
     }
@@ -500,15 +286,16 @@ fn cpuset_count(placement: &Placement) -> Result<Option<(u64, String)>, String> 
         Version::V1 => "cpuset.cpus",
     };
     for (_, dir) in group.levels() {
-        let path = dir.join(name);
-        if let Some(text) = read_if_present(&path)? {
-            let list = text.trim().to_string();
-            let count = count_cpus(&list)
-                .ok_or_else(|| format!("{}: {list:?} is not a CPU list", path.display()))?;
-            // An empty v2 list means the parent's CPUs: look further up.
-            if count > 0 {
-                return Ok(Some((count, list)));
-            }
+        let path = under(dir, &[name]);
+        let found = read_small_if_present(&path, |text| {
+            let list = text.trim();
+            count_cpus(list)
+                .map(|count| (count, list.to_string()))
+                .ok_or_else(|| format!("{}: {list:?} is not a CPU list", path.display()))
+        })?;
+        // An empty v2 list means the parent's CPUs: look further up.
+        if let Some(found) = found.filter(|(count, _)| *count > 0) {
+            return Ok(Some(found));
         }
     }
     Ok(None)
@@ -522,8 +309,8 @@ pub struct MemoryUse {
     pub at: String,
     /// The smallest limit up the tree; `None` for `max` (v1: a huge number).
     pub limit: Option<u64>,
-    /// In use, without the inactive file cache the kernel reclaims first.
-    pub used: u64,
+    /// The directory of `at`, where [`MemoryUse::used`] reads.
+    dir: PathBuf,
 }
 
 impl MemoryUse {
@@ -534,6 +321,23 @@ impl MemoryUse {
         };
         format!("{} {}: {limit}", self.group.version.name(), self.at)
     }
+
+    /// In use, without the inactive file cache the kernel reclaims first: read only when
+    /// the cgroup's figure is used, so a host that falls back to its own pays nothing for it.
+    pub fn used(&self) -> Result<u64, String> {
+        let (usage, stat, inactive) = match self.group.version {
+            Version::V2 => ("memory.current", "memory.stat", "inactive_file"),
+            Version::V1 => (
+                "memory.usage_in_bytes",
+                "memory.stat",
+                "total_inactive_file",
+            ),
+        };
+        let (usage, stat) = (under(&self.dir, &[usage]), under(&self.dir, &[stat]));
+        let usage = read_small(&usage, |text| number(text, &usage))?;
+        let inactive = read_small(&stat, |text| keyed(text, inactive, &stat))?;
+        Ok(usage.saturating_sub(inactive))
+    }
 }
 
 /// `memory.current − inactive_file` over the smallest `memory.max` (v2), or
@@ -542,53 +346,44 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
     let group = placement.group("memory")?;
     match group.version {
         Version::V2 => {
-            let mut least: Option<(u64, String, PathBuf)> = None;
+            let mut least: Option<(u64, &str, &Path)> = None;
             for (path, dir) in group.levels() {
-                let file = dir.join("memory.max");
-                let Some(text) = read_if_present(&file)? else {
+                let file = under(dir, &["memory.max"]);
+                let limit = read_small_if_present(&file, |text| match text.trim() {
+                    "max" => Ok(None),
+                    _ => number(text, &file).map(Some),
+                })?;
+                let Some(limit) = limit.flatten() else {
                     continue;
                 };
-                if text.trim() == "max" {
-                    continue;
-                }
-                let limit = number(&text, &file)?;
                 if least
                     .as_ref()
                     .is_none_or(|(smallest, ..)| limit < *smallest)
                 {
-                    least = Some((limit, path.to_string(), dir));
+                    least = Some((limit, path, dir));
                 }
             }
             let (limit, at, dir) = match least {
                 Some((limit, path, dir)) => (Some(limit), path, dir),
-                None => (None, group.path.clone(), group.dir.clone()),
+                None => (None, group.path.as_str(), group.dir.as_path()),
             };
-            let current = dir.join("memory.current");
-            let stat = dir.join("memory.stat");
-            let current = number(&read(&current)?, &current)?;
-            let inactive = keyed(&read(&stat)?, "inactive_file", &stat)?;
             Ok(MemoryUse {
-                at,
+                at: at.to_string(),
                 limit,
-                used: current.saturating_sub(inactive),
+                dir: dir.to_path_buf(),
                 group,
             })
         }
         Version::V1 => {
             let stat = group.file("memory.stat");
-            let usage = group.file("memory.usage_in_bytes");
-            let stat_text = read(&stat)?;
-            let [limit, inactive] = keyed_all(
-                &stat_text,
-                ["hierarchical_memory_limit", "total_inactive_file"],
-                &stat,
-            )?;
-            let usage = number(&read(&usage)?, &usage)?;
+            let limit = read_small(&stat, |text| {
+                keyed(text, "hierarchical_memory_limit", &stat)
+            })?;
             Ok(MemoryUse {
                 at: group.path.clone(),
                 // "No limit" is the largest page-aligned i64: anything from 2^62 up is none.
                 limit: Some(limit).filter(|l| *l < 1 << 62),
-                used: usage.saturating_sub(inactive),
+                dir: group.dir.clone(),
                 group,
             })
         }
@@ -700,7 +495,7 @@ mod tests {
         assert_eq!(cpu.usage_us().unwrap(), 1_234_567);
         let memory = tree.memory().unwrap();
         assert_eq!(memory.limit, None);
-        assert_eq!(memory.used, 734_003_200 - 209_715_200);
+        assert_eq!(memory.used().unwrap(), 734_003_200 - 209_715_200);
     }
 
     #[test]
@@ -738,7 +533,7 @@ mod tests {
         let memory = tree.memory().unwrap();
         assert_eq!(memory.limit, Some(2 << 30));
         assert_eq!(memory.at, "/system.slice");
-        assert_eq!(memory.used, 1_610_612_736);
+        assert_eq!(memory.used().unwrap(), 1_610_612_736);
         assert_eq!(
             memory.describe(16 << 30),
             "cgroup v2 /system.slice: 2.0 GiB limit"
@@ -798,7 +593,7 @@ mod tests {
         let cpu = tree.cpu().unwrap();
         assert_eq!((cpu.millis, cpu.at.as_str()), (500, "/"));
         let memory = tree.memory().unwrap();
-        assert_eq!((memory.limit, memory.used), (Some(2 << 30), 990));
+        assert_eq!((memory.limit, memory.used().unwrap()), (Some(2 << 30), 990));
     }
 
     #[test]
@@ -882,7 +677,7 @@ mod tests {
         assert_eq!(cpu.usage_us().unwrap(), 2_450_795_273);
         let memory = tree.memory().unwrap();
         assert_eq!(memory.limit, Some(2 << 30));
-        assert_eq!(memory.used, 1_600_000_000);
+        assert_eq!(memory.used().unwrap(), 1_600_000_000);
         assert_eq!(memory.describe(24 << 30), "cgroup v1 /lbf: 2.0 GiB limit");
     }
 
@@ -977,7 +772,8 @@ mod tests {
             .join("root/sys/fs/cgroup/memory/lbf/memory.usage_in_bytes");
         std::fs::remove_file(&usage).unwrap();
         std::fs::create_dir(&usage).unwrap();
-        let err = tree.memory().unwrap_err();
+        // The limit is read; the use, when asked for, is the error.
+        let err = tree.memory().unwrap().used().unwrap_err();
         assert!(err.contains("memory.usage_in_bytes"), "{err}");
         let tree = v1("v1-nocpu", &[("proc/self/cgroup", "4:memory:/lbf\n")]);
         assert!(tree.cpu().unwrap_err().contains("no cpu controller"));
@@ -1055,7 +851,85 @@ mod tests {
         let tree = Tree::new("scope-none", &[]);
         let (cpu, _) = sources(&tree, Scope::Auto);
         assert!(cpu.starts_with("host /proc/stat (cgroup: "), "{cpu}");
-        assert!(cpu.contains("self/mountinfo: No such file"), "{cpu}");
+        assert!(cpu.contains("self/cgroup: No such file"), "{cpu}");
+    }
+
+    /// The usual v1 layout with the files that prove it: each hierarchy's own file at its
+    /// top and this process in its cgroup's `cgroup.procs`; no mountinfo at all.
+    fn usual_v1(name: &str, procs: &str, extra: &[(&str, &str)]) -> Tree {
+        let mut files = vec![
+            ("root/sys/devices/system/cpu/online", "0-1\n"),
+            (
+                "proc/self/cgroup",
+                "4:memory:/lbf\n3:cpuset:/\n1:cpu,cpuacct:/\n0::/\n",
+            ),
+            ("root/sys/fs/cgroup/cpu,cpuacct/cpu.shares", "1024\n"),
+            ("root/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "-1\n"),
+            ("root/sys/fs/cgroup/cpu,cpuacct/cpuacct.usage", "5000000\n"),
+            ("root/sys/fs/cgroup/cpuset/cpuset.cpus", "0-1\n"),
+            ("root/sys/fs/cgroup/memory/memory.usage_in_bytes", "1\n"),
+            ("root/sys/fs/cgroup/memory/lbf/cgroup.procs", procs),
+            (
+                "root/sys/fs/cgroup/memory/lbf/memory.usage_in_bytes",
+                "300\n",
+            ),
+            (
+                "root/sys/fs/cgroup/memory/lbf/memory.stat",
+                "cache 1\nhierarchical_memory_limit 1073741824\ntotal_inactive_file 100\n",
+            ),
+        ];
+        files.extend_from_slice(extra);
+        Tree::new(name, &files)
+    }
+
+    #[test]
+    fn the_usual_mount_points_need_no_mountinfo_when_they_show_this_process() {
+        let pid = format!("1\n{}\n77\n", std::process::id());
+        let tree = usual_v1("usual-v1", &pid, &[]);
+        assert!(!tree.0.join("proc/self/mountinfo").exists());
+        let memory = tree.memory().unwrap();
+        assert_eq!(memory.describe(4 << 30), "cgroup v1 /lbf: 1.0 GiB limit");
+        assert_eq!(memory.used().unwrap(), 200);
+        let cpu = tree.cpu().unwrap();
+        assert_eq!(cpu.describe(), "cgroup v1 /: no CPU quota, 2 online CPUs");
+        assert_eq!(cpu.usage_us().unwrap(), 5000);
+        // v2 in a cgroup namespace (the container's cgroup is its `/`).
+        let tree = Tree::new(
+            "usual-v2",
+            &[
+                ONLINE,
+                ("proc/self/cgroup", "0::/\n"),
+                ("root/sys/fs/cgroup/cgroup.controllers", "cpu memory\n"),
+                ("root/sys/fs/cgroup/cpu.max", "50000 100000\n"),
+                ("root/sys/fs/cgroup/cpu.stat", "usage_usec 7\n"),
+            ],
+        );
+        assert_eq!(
+            tree.cpu().unwrap().describe(),
+            "cgroup v2 /: 0.50 CPU quota"
+        );
+    }
+
+    #[test]
+    fn a_usual_mount_point_that_does_not_show_this_process_is_looked_up() {
+        // The memory mount is a sub-tree (a container without a cgroup namespace): its
+        // directory `lbf` is another cgroup, without this process, so mountinfo says where
+        // this one is: at the mount point itself.
+        let mountinfo = "35 31 0:32 /lbf /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
+        let tree = usual_v1(
+            "usual-other",
+            "1\n2\n",
+            &[
+                ("proc/self/mountinfo", mountinfo),
+                (
+                    "root/sys/fs/cgroup/memory/memory.stat",
+                    "hierarchical_memory_limit 2147483648\ntotal_inactive_file 0\n",
+                ),
+            ],
+        );
+        let memory = tree.memory().unwrap();
+        assert_eq!((memory.limit, memory.used().unwrap()), (Some(2 << 30), 1));
+        assert!(!is_number(b"", 0) && is_number(b"42", 42) && !is_number(b"4x", 4));
     }
 
     #[test]

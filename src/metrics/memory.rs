@@ -124,9 +124,17 @@ pub fn read_scoped(scope: Scope, cgroups: &Cgroups) -> Result<(Memory, String), 
         }
         None => host.total,
     };
+    // The use is read only now, when the cgroup's figure is the answer.
+    let in_use = match (scope, used.used()) {
+        (_, Ok(in_use)) => in_use,
+        (Scope::Auto, Err(err)) => {
+            return Ok((host, format!("host /proc/meminfo (cgroup: {err})")));
+        }
+        (_, Err(err)) => return Err(error(format!("scope cgroup: {err}"))),
+    };
     let memory = Memory {
         total,
-        available: total.saturating_sub(used.used),
+        available: total.saturating_sub(in_use),
     };
     Ok((checked(memory)?, from))
 }

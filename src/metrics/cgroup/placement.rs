@@ -1,0 +1,435 @@
+//! Where this process's cgroup is, per controller: its path in `/proc/self/cgroup` and its
+//! directory. Most hosts mount each hierarchy where systemd, Docker and the kernel's
+//! documentation do (`/sys/fs/cgroup`, v1's at `/sys/fs/cgroup/<controllers>`), so the
+//! directory is looked for there first and taken when it proves to be this process's cgroup;
+//! only otherwise (a container's mount of a sub-tree, an unusual mount point) is
+//! `/proc/self/mountinfo` read, which costs more than all the rest (docs/BENCHMARKS.md).
+
+use std::cell::OnceCell;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// Where procfs is, and the directory the mount points of mountinfo are relative to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Roots {
+    pub procfs: PathBuf,
+    pub root: PathBuf,
+}
+
+impl Roots {
+    pub fn system() -> Roots {
+        Roots {
+            procfs: PathBuf::from("/proc"),
+            root: PathBuf::from("/"),
+        }
+    }
+
+    pub(super) fn under_root(&self, absolute: &str) -> PathBuf {
+        super::under(&self.root, &[absolute])
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+impl Version {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Version::V1 => "cgroup v1",
+            Version::V2 => "cgroup v2",
+        }
+    }
+}
+
+/// A mounted cgroup hierarchy, as mountinfo writes it (paths still escaped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Mount<'a> {
+    version: Version,
+    /// v1: the super options, which name the controllers the hierarchy carries.
+    options: &'a str,
+    /// The cgroup path the mount shows at its mount point ("/" unless it is a sub-tree).
+    root: &'a str,
+    point: &'a str,
+}
+
+impl Mount<'_> {
+    fn carries(&self, controller: &str) -> bool {
+        self.options.split(',').any(|option| option == controller)
+    }
+}
+
+/// The cgroup mounts of mountinfo: the text, and per mount its version and the byte ranges
+/// of root, mount point and super options.
+#[derive(Clone, Debug)]
+struct Mounts {
+    text: String,
+    found: Vec<(Version, [Range<usize>; 3])>,
+}
+
+/// This process's memberships, read once per probe; the mounts only if a controller asked
+/// about is not where it usually is.
+#[derive(Clone, Debug)]
+pub struct Placement {
+    /// The text of `/proc/self/cgroup`.
+    cgroup: String,
+    /// Its lines' controllers and path, as byte ranges, found in one pass.
+    lines: Vec<(Range<usize>, Range<usize>)>,
+    mountinfo: PathBuf,
+    mounts: OnceCell<Result<Mounts, String>>,
+    root: PathBuf,
+}
+
+/// One controller's cgroup: its path as `/proc/self/cgroup` names it and its directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    pub version: Version,
+    pub path: String,
+    pub(super) dir: PathBuf,
+    /// How many levels above `dir` are visible under the mount point.
+    depth: usize,
+}
+
+impl Group {
+    /// The cgroup and its visible ancestors, nearest first: `(path, directory)`.
+    pub(super) fn levels(&self) -> impl Iterator<Item = (&str, &Path)> {
+        let mut path = self.path.as_str();
+        self.dir.ancestors().take(self.depth + 1).map(move |dir| {
+            let level = path;
+            path = match path.rfind('/') {
+                Some(0) | None => path.get(..1).unwrap_or(path),
+                Some(parent) => &path[..parent],
+            };
+            (level, dir)
+        })
+    }
+
+    pub(super) fn file(&self, name: &str) -> PathBuf {
+        super::under(&self.dir, &[name])
+    }
+
+    /// The directory of `path`, the cgroup itself or one of its visible ancestors.
+    pub(super) fn level_dir(&self, path: &str) -> Option<&Path> {
+        self.levels()
+            .find(|(level, _)| *level == path)
+            .map(|(_, dir)| dir)
+    }
+}
+
+/// Reads `/proc/self/cgroup`.
+pub fn locate(roots: &Roots) -> Result<Placement, String> {
+    let cgroup = super::read(&roots.procfs.join("self/cgroup"))?;
+    Ok(Placement {
+        lines: membership_lines(&cgroup),
+        cgroup,
+        mountinfo: roots.procfs.join("self/mountinfo"),
+        mounts: OnceCell::new(),
+        root: roots.root.clone(),
+    })
+}
+
+/// The `ID:CONTROLLERS:PATH` lines of `/proc/self/cgroup`, as the byte ranges of controllers
+/// and path. By hand, byte by byte: `lines()` and `split_once` cost 5 k instructions over the
+/// dozen lines of a v1 host, looked up once per controller.
+fn membership_lines(text: &str) -> Vec<(Range<usize>, Range<usize>)> {
+    let bytes = text.as_bytes();
+    let mut lines = Vec::with_capacity(16);
+    let (mut colons, mut seen, mut at) = ([0; 2], 0, 0);
+    while at <= bytes.len() {
+        match bytes.get(at).copied().unwrap_or(b'\n') {
+            b':' if seen < 2 => {
+                colons[seen] = at;
+                seen += 1;
+            }
+            b'\n' => {
+                if seen == 2 {
+                    lines.push((colons[0] + 1..colons[1], colons[1] + 1..at));
+                }
+                seen = 0;
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+    lines
+}
+
+/// Whether a comma-separated `list` has `item`.
+fn lists(list: &str, item: &str) -> bool {
+    list.as_bytes()
+        .split(|byte| *byte == b',')
+        .any(|part| part == item.as_bytes())
+}
+
+/// The cgroup mounts of mountinfo: `ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - TYPE
+/// SOURCE SUPER_OPTIONS`. A host with containers has hundreds of mounts: the text is
+/// searched for the cgroup types, and only those lines are split (paths have their spaces
+/// escaped, so fields split on single spaces).
+fn cgroup_mounts(text: &str) -> Vec<(Version, [Range<usize>; 3])> {
+    let range = |field: &str| {
+        let start = field.as_ptr() as usize - text.as_ptr() as usize;
+        start..start + field.len()
+    };
+    text.match_indices(" - cgroup")
+        .filter_map(|(at, _)| {
+            let start = text[..at].rfind('\n').map_or(0, |newline| newline + 1);
+            let end = text[at..]
+                .find('\n')
+                .map_or(text.len(), |newline| at + newline);
+            let mut head = text[start..at].split(' ');
+            let (root, point) = (head.nth(3)?, head.next()?);
+            let mut tail = text[at + 3..end].split(' ');
+            let version = match tail.next()? {
+                "cgroup" => Version::V1,
+                "cgroup2" => Version::V2,
+                _ => return None,
+            };
+            let options = tail.nth(1).unwrap_or("");
+            Some((version, [range(root), range(point), range(options)]))
+        })
+        .collect()
+}
+
+/// A file only `controller`'s v1 hierarchy has at each level: the proof that a directory
+/// belongs to it.
+fn v1_marker(controller: &str) -> Option<&'static str> {
+    match controller {
+        "cpu" => Some("cpu.shares"),
+        "cpuacct" => Some("cpuacct.usage"),
+        "cpuset" => Some("cpuset.cpus"),
+        "memory" => Some("memory.usage_in_bytes"),
+        _ => None,
+    }
+}
+
+impl Placement {
+    /// `(controllers, path)` per line of `/proc/self/cgroup`; v2's line has no controllers.
+    fn memberships(&self) -> impl Iterator<Item = (&str, &str)> {
+        let text = |range: &Range<usize>| self.cgroup.get(range.clone()).unwrap_or("");
+        self.lines
+            .iter()
+            .map(move |(controllers, path)| (text(controllers), text(path)))
+    }
+
+    fn mounts(&self) -> Result<impl Iterator<Item = Mount<'_>>, String> {
+        let mounts = self
+            .mounts
+            .get_or_init(|| {
+                let text = super::read(&self.mountinfo)?;
+                Ok(Mounts {
+                    found: cgroup_mounts(&text),
+                    text,
+                })
+            })
+            .as_ref()
+            .map_err(Clone::clone)?;
+        let text = |range: &Range<usize>| mounts.text.get(range.clone()).unwrap_or("");
+        Ok(mounts
+            .found
+            .iter()
+            .map(move |(version, [root, point, options])| Mount {
+                version: *version,
+                root: text(root),
+                point: text(point),
+                options: text(options),
+            }))
+    }
+
+    /// The cgroup of `controller`: its v1 hierarchy if one carries it, else the v2 one when
+    /// the controller is enabled there (a hybrid system mounts v2 with no controllers).
+    pub fn group(&self, controller: &str) -> Result<Group, String> {
+        let v1 = self
+            .memberships()
+            .find(|(controllers, _)| lists(controllers, controller));
+        if let Some((controllers, path)) = v1 {
+            let usual = ["sys/fs/cgroup", controllers];
+            let marker = v1_marker(controller);
+            if let Some(group) = self.usual(Version::V1, &usual, path, |top| {
+                marker.is_some_and(|marker| super::under(top, &[marker]).exists())
+            }) {
+                return Ok(group);
+            }
+            let mount = self
+                .mounts()?
+                .filter(|m| m.version == Version::V1 && m.carries(controller))
+                .max_by_key(|m| usize::from(is_within(path, &unescape(m.root))))
+                .ok_or_else(|| format!("no cgroup v1 mount carries the {controller} controller"))?;
+            return Ok(place(&self.root, Version::V1, path, mount));
+        }
+        let path = self
+            .memberships()
+            .find(|(controllers, _)| controllers.is_empty())
+            .map(|(_, path)| path)
+            .ok_or_else(|| format!("no {controller} controller in /proc/self/cgroup"))?;
+        let usual = ["sys/fs/cgroup"];
+        let group = match self.usual(Version::V2, &usual, path, |top| {
+            super::under(top, &["cgroup.controllers"]).is_file()
+        }) {
+            Some(group) => (group, super::under(&self.root, &usual)),
+            None => {
+                let mount = self
+                    .mounts()?
+                    .filter(|m| m.version == Version::V2)
+                    .max_by_key(|m| usize::from(is_within(path, &unescape(m.root))))
+                    .ok_or_else(|| "no cgroup2 mount in /proc/self/mountinfo".to_string())?;
+                let top = super::under(&self.root, &[&unescape(mount.point)]);
+                (place(&self.root, Version::V2, path, mount), top)
+            }
+        };
+        let (group, top) = group;
+        // The mount's root lists the controllers it has (a hybrid system's v2 has none or
+        // few); below it a controller may be enabled or not, which the readers see as files
+        // present or absent at each level.
+        let listed = super::under(&top, &["cgroup.controllers"]);
+        let enabled = super::read_small(&listed, |text| {
+            Ok(text.split_ascii_whitespace().any(|c| c == controller))
+        })?;
+        if !enabled {
+            return Err(format!(
+                "the {controller} controller is not enabled ({})",
+                listed.display()
+            ));
+        }
+        Ok(group)
+    }
+
+    /// The group at the usual mount point (`usual` under the root), when `is_hierarchy` says the directory
+    /// there is of the hierarchy asked about, and this process is where `/proc/self/cgroup`
+    /// says in it: at its top (the cgroup `/`, which is the mount point whatever the mount's
+    /// root) or listed in the `cgroup.procs` of `usual` + `path`, which a mount of a sub-tree
+    /// or of another cgroup would not show (a process is in one cgroup per hierarchy).
+    fn usual(
+        &self,
+        version: Version,
+        usual: &[&str],
+        path: &str,
+        is_hierarchy: impl Fn(&Path) -> bool,
+    ) -> Option<Group> {
+        if !path.starts_with('/') || path.contains("/..") {
+            return None;
+        }
+        let top = super::under(&self.root, usual);
+        if !is_hierarchy(&top) {
+            return None;
+        }
+        let below = path.trim_matches('/');
+        let group = Group {
+            version,
+            path: path.to_string(),
+            depth: below.split('/').filter(|part| !part.is_empty()).count(),
+            dir: match below.is_empty() {
+                true => top,
+                false => super::under(&top, &[below]),
+            },
+        };
+        (group.depth == 0 || lists_this_process(&group.file("cgroup.procs"))).then_some(group)
+    }
+}
+
+/// Whether a `cgroup.procs` file lists this process (one PID a line, in its PID namespace).
+fn lists_this_process(path: &Path) -> bool {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let pid = std::process::id();
+    let mut buffer = [0; 2000];
+    // Bytes of a line not yet ended, kept at the front for the next read.
+    let mut kept = 0;
+    loop {
+        let read = match file.read(buffer.get_mut(kept..).unwrap_or_default()) {
+            Ok(0) | Err(_) => return false,
+            Ok(read) => read,
+        };
+        let filled = buffer.get(..kept + read).unwrap_or_default();
+        let mut start = 0;
+        for (at, byte) in filled.iter().enumerate() {
+            if *byte == b'\n' {
+                if is_number(filled.get(start..at).unwrap_or_default(), pid) {
+                    return true;
+                }
+                start = at + 1;
+            }
+        }
+        kept = filled.len() - start;
+        // A line as long as the buffer is no PID.
+        if kept == buffer.len() {
+            return false;
+        }
+        buffer.copy_within(start..start + kept, 0);
+    }
+}
+
+/// Whether `digits` are `number` in decimal, without formatting it.
+pub(super) fn is_number(digits: &[u8], number: u32) -> bool {
+    let mut value: u64 = 0;
+    for digit in digits {
+        if !digit.is_ascii_digit() || value > u64::from(u32::MAX) {
+            return false;
+        }
+        value = value * 10 + u64::from(digit - b'0');
+    }
+    !digits.is_empty() && value == u64::from(number)
+}
+
+/// mountinfo writes space, tab, newline and backslash in paths as `\ooo`.
+pub(super) fn unescape(field: &str) -> std::borrow::Cow<'_, str> {
+    if !field.contains('\\') {
+        return std::borrow::Cow::Borrowed(field);
+    }
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|_| byte == b'\\')
+            .and_then(|digits| std::str::from_utf8(digits).ok())
+            .and_then(|digits| u8::from_str_radix(digits, 8).ok());
+        match octal {
+            Some(decoded) => {
+                out.push(decoded);
+                i += 4;
+            }
+            None => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn is_within(path: &str, root: &str) -> bool {
+    root == "/"
+        || path == root
+        || path
+            .strip_prefix(root)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// The directory of cgroup `path` under `mount`. Outside the mount's root (a process moved
+/// out of a namespace's sub-tree, shown as `/..`), the mount point is the nearest it gets.
+fn place(root: &Path, version: Version, path: &str, mount: Mount<'_>) -> Group {
+    let (mount_root, point) = (unescape(mount.root), unescape(mount.point));
+    let below = match is_within(path, &mount_root) && !path.contains("/..") {
+        true => {
+            &path[if mount_root == "/" {
+                0
+            } else {
+                mount_root.len()
+            }..]
+        }
+        false => "",
+    };
+    let below = below.trim_matches('/');
+    let depth = below.split('/').filter(|part| !part.is_empty()).count();
+    Group {
+        version,
+        path: path.to_string(),
+        dir: super::under(root, &[&point, below]),
+        depth,
+    }
+}
