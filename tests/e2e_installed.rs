@@ -203,12 +203,20 @@ fn installed_package_answers_on_3333_through_xinetd_and_haproxy_follows() {
         "/usr/bin/lb-feedback-service",
         "/usr/lib/systemd/system/lb-feedback.socket",
         "/usr/lib/systemd/system/lb-feedback@.service",
+        "/usr/lib/systemd/system/lb-feedback-service.service",
         "/usr/lib/sysusers.d/lb-feedback.conf",
         "/usr/lib/tmpfiles.d/lb-feedback.conf",
         "/usr/share/doc/lb-feedback/README.md",
     ] {
         assert!(Path::new(path).is_file(), "{path} not installed");
     }
+    // Shipped, never enabled: `systemctl enable` would have linked a unit under /etc.
+    let enabled = Command::new("find")
+        .args(["/etc/systemd", "-name", "lb-feedback*"])
+        .output()
+        .unwrap();
+    let enabled = String::from_utf8(enabled.stdout).unwrap();
+    assert!(enabled.is_empty(), "the package enabled units:\n{enabled}");
     let _restore = RestoreMode(fs::read_to_string(Path::new(STATE_DIR).join("mode.json")).ok());
 
     // The installed entry as the admin enables it (disable = no), run by an xinetd of the
@@ -290,6 +298,7 @@ fn purged_package_leaves_only_its_user() {
         "/etc/xinetd.d/lb-feedback",
         "/usr/lib/systemd/system/lb-feedback.socket",
         "/usr/lib/systemd/system/lb-feedback@.service",
+        "/usr/lib/systemd/system/lb-feedback-service.service",
         "/usr/lib/sysusers.d/lb-feedback.conf",
         "/usr/lib/tmpfiles.d/lb-feedback.conf",
         "/usr/share/doc/lb-feedback",

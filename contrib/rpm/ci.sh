@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # CI for the RPM (contrib/rpm/build.sh), on Debian, without touching the real root:
 #   1. metadata with Debian's rpm: rpm -qp --requires/--provides (no shared library, the
-#      %pre tools), --scripts (useradd -r, nothing enabled, started or preset), --dump (every
-#      file root:root, the modes, the two %config(noreplace) files, gzipped man pages);
+#      %pre tools), --scripts (useradd -r, nothing enabled, started or preset; only a running
+#      lb-feedback-service try-restarted on upgrade), --dump (every
+#      file root:root, the modes, the two %config(noreplace) files, gzipped man pages, the
+#      three units);
 #   2. rpmlint: no error and no warning, each filter justified in contrib/rpm/rpmlintrc;
 #   3. rpm --root into a scratch root: the user, the state directory (root's leftovers handed
 #      to the user), the /etc/services line,
 #      nothing enabled, rpm -V clean; its files compared with the .deb's (dpkg-deb) file for
 #      file: the same paths, modes and contents (man pages uncompressed), less the
 #      differences listed below;
-#   4. an upgrade to release 2 keeps the admin's config, the state, the user and an enabled
-#      socket; the erase removes the socket's symlink and the /etc/services line and keeps
+#   4. an upgrade to release 2 keeps the admin's config, the state, the user, an enabled
+#      socket and an enabled lb-feedback-service; the erase removes both units' symlinks and
+#      the /etc/services line and keeps
 #      the admin's config (config.json.rpmsave), a drop-in, the state and the user.
 # The scratch root holds the few Debian programs the scriptlets call (sh, getent, useradd,
 # systemctl, ...) with their libraries, since rpm runs scriptlets chrooted into it. It has no
@@ -59,13 +62,16 @@ pass "requires no shared library, the %pre tools by file; provides lb-feedback =
 scripts=$(rpm -qp --scripts "$rpm_file")
 printf '%s\n' "$scripts" >"$work/scripts"
 grep -q 'useradd -r -g lb-feedback' "$work/scripts" || fail "%pre does not create the system user"
-# Not a comment, and names systemctl with enable, start or preset: none may exist.
-if grep -v '^ *#' "$work/scripts" | grep -E 'systemctl' | grep -wE 'enable|start|restart|preset|reenable'; then
+# Not a comment, and names systemctl with enable, start or preset: none may exist, but for
+# the upgrade's try-restart of the listener, which restarts it only if it runs.
+try_restart='systemctl try-restart lb-feedback-service.service'
+grep -qF "$try_restart" "$work/scripts" || fail "%postun does not try-restart lb-feedback-service on upgrade"
+if grep -v '^ *#' "$work/scripts" | grep -vF "$try_restart" | grep -E 'systemctl' | grep -wE 'enable|start|restart|preset|reenable'; then
     fail "a scriptlet enables, starts or presets a unit"
 fi
-grep -q 'systemctl --no-reload disable --now lb-feedback.socket' "$work/scripts" \
-    || fail "%preun does not disable the socket on erase"
-pass "scriptlets: useradd -r, nothing enabled or started, the socket disabled on erase"
+grep -q 'systemctl --no-reload disable --now lb-feedback.socket lb-feedback-service.service' "$work/scripts" \
+    || fail "%preun does not disable the socket and the listener on erase"
+pass "scriptlets: useradd -r, nothing enabled or started (a running listener try-restarted on upgrade), the socket and the listener disabled on erase"
 
 # --dump: path size mtime digest mode owner group isconfig isdoc rdev symlink
 rpm -qp --dump "$rpm_file" >"$work/dump"
@@ -85,10 +91,13 @@ done <"$work/dump"
 for page in man5/lb-feedback.json.5 man8/lb-feedback.8 man8/lb-feedback-service.8; do
     grep -q "^/usr/share/man/$page.gz " "$work/dump" || fail "no /usr/share/man/$page.gz"
 done
+for unit in lb-feedback.socket lb-feedback@.service lb-feedback-service.service; do
+    grep -q "^/usr/lib/systemd/system/$unit " "$work/dump" || fail "no /usr/lib/systemd/system/$unit"
+done
 noreplace=$(rpm -qp --qf '[%{FILEFLAGS:fflags}|%{FILENAMES}\n]' "$rpm_file" | awk -F'|' '$1 ~ /n/ { print $2 }' | sort | tr '\n' ' ')
 [ "$noreplace" = "/etc/lb-feedback/config.json /etc/xinetd.d/lb-feedback " ] \
     || fail "the %config(noreplace) files are '$noreplace'"
-pass "--dump: $(wc -l <"$work/dump") entries root:root, binaries 0755, files 0644, 2 config(noreplace), 3 gzipped man pages"
+pass "--dump: $(wc -l <"$work/dump") entries root:root, binaries 0755, files 0644, 2 config(noreplace), 3 gzipped man pages, 3 units"
 
 # --- 2. rpmlint -------------------------------------------------------------------------
 lint=$(rpmlint -r contrib/rpm/rpmlintrc "$rpm_file" 2>&1) || true
@@ -169,12 +178,16 @@ cmp -s LICENSE "$root$rpm_only" || fail "$rpm_only is not LICENSE"
 pass "the .rpm holds the .deb's $common files, same modes and contents; only Debian's changelog, copyright, lintian overrides vs RHEL's /usr/share/licenses"
 
 # --- 4. upgrade and erase -------------------------------------------------------------------
-# What an admin does: edit the config, enable the socket, add a drop-in; what the agent
+# What an admin does: edit the config, enable the socket (and, on another host, the
+# listener: both here, since only symlinks are checked), add a drop-in; what the agent
 # leaves: a mode file in the state directory.
 printf '{ "mode": "drain" }\n' >"$root/etc/lb-feedback/config.json"
 chroot "$root" systemctl enable lb-feedback.socket 2>/dev/null
 enabled=$root/etc/systemd/system/sockets.target.wants/lb-feedback.socket
 [ -L "$enabled" ] || fail "systemctl enable made no symlink"
+chroot "$root" systemctl enable lb-feedback-service.service 2>/dev/null
+enabled_service=$root/etc/systemd/system/multi-user.target.wants/lb-feedback-service.service
+[ -L "$enabled_service" ] || fail "systemctl enable lb-feedback-service made no symlink"
 mkdir -p "$root/etc/systemd/system/lb-feedback@.service.d"
 printf '[Service]\nEnvironment=LB_FEEDBACK_CONFIG=/etc/lb-feedback/other.json\n' >"$root/etc/systemd/system/lb-feedback@.service.d/local.conf"
 printf 'maint\n' >"$root/var/lib/lb-feedback/mode"
@@ -186,12 +199,14 @@ grep -q drain "$root/etc/lb-feedback/config.json" || fail "the upgrade replaced 
 [ "$(cat "$root/var/lib/lb-feedback/mode")" = maint ] || fail "the upgrade lost the state"
 [ "$(grep '^lb-feedback:' "$root/etc/passwd")" = "$user" ] || fail "the upgrade changed the user"
 [ -L "$enabled" ] || fail "the upgrade disabled the socket"
+[ -L "$enabled_service" ] || fail "the upgrade disabled lb-feedback-service"
 [ "$(grep -c '^lb-feedback[[:space:]]' "$root/etc/services")" = 1 ] || fail "the upgrade doubled the services line"
-pass "rpm -U to release 2: config, state, user, the enabled socket and the services line kept"
+pass "rpm -U to release 2: config, state, user, the enabled socket and listener and the services line kept"
 
 "${in_root[@]}" -e --force-debian lb-feedback
 "${in_root[@]}" -q lb-feedback >/dev/null 2>&1 && fail "rpm -q still knows lb-feedback"
 [ ! -e "$enabled" ] && [ ! -L "$enabled" ] || fail "the erase left the socket's symlink"
+[ ! -e "$enabled_service" ] && [ ! -L "$enabled_service" ] || fail "the erase left lb-feedback-service's symlink"
 [ -f "$root/etc/systemd/system/lb-feedback@.service.d/local.conf" ] || fail "the erase removed the admin's drop-in"
 grep -q drain "$root/etc/lb-feedback/config.json.rpmsave" || fail "the erase did not keep the admin's config as config.json.rpmsave"
 grep -q '^lb-feedback[[:space:]]' "$root/etc/services" && fail "the erase left the services line"
@@ -202,5 +217,5 @@ while read -r f; do
     [ ! -e "$root$f" ] || fail "the erase left $f"
 done <"$work/rpm.files"
 left=$(cd "$root" && find etc/lb-feedback etc/systemd var/lib/lb-feedback -print | sort | tr '\n' ' ')
-pass "rpm -e: symlink and services line gone, every file gone; kept: $left, the user"
+pass "rpm -e: both symlinks and the services line gone, every file gone; kept: $left, the user"
 say "contrib/rpm/ci.sh: $rpm_file checked"
