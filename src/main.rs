@@ -122,7 +122,10 @@ fn run_main() -> u8 {
             // that is a socket of some other kind (socat's EXEC, a systemd unit with only
             // StandardOutput=socket), so the reply is on stdout whatever it is, as for a
             // broken config; by hand the message on stderr says the rest.
-            drop(deliver(&reply::error_line(reply::words::CONFIG), connection()));
+            drop(deliver(
+                &reply::error_line(reply::words::CONFIG),
+                connection(),
+            ));
             Err(Failure::Usage(err.to_string()))
         }
     };
@@ -186,7 +189,10 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
     let config = match load_config(args) {
         Ok(config) => config,
         Err(err) => {
-            drop(deliver(&reply::error_line(reply::words::CONFIG), connection));
+            drop(deliver(
+                &reply::error_line(reply::words::CONFIG),
+                connection,
+            ));
             return Err(Failure::Config(err));
         }
     };
