@@ -5,8 +5,8 @@
 # docs/cross-arm64.md says). Prints the path of the .deb on stdout, as `cargo deb` does;
 # progress goes to stderr.
 #
-# The static probe costs 90 k instructions and 0.9 MB peak RSS per poll against 223 k and
-# 1.6 MB for the dynamically linked one (docs/BENCHMARKS.md, "The packaged probe").
+# The static probe costs about a third of the dynamically linked one's instructions per poll
+# (docs/BENCHMARKS.md, "The cost guard and its budgets"; bench/guard.sh measures both).
 #
 # cargo-deb does not build here (--no-build): the assets in Cargo.toml keep the
 # `target/release/` prefix, which cargo-deb treats as a placeholder and resolves, given

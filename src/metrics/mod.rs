@@ -66,14 +66,22 @@ impl std::error::Error for MetricError {}
 pub(crate) fn proc_head<'a>(path: &str, buffer: &'a mut [u8]) -> std::io::Result<&'a str> {
     use std::io::Read;
     let len = std::fs::File::open(path)?.read(buffer)?;
-    let mut text = buffer.get(..len).unwrap_or_default();
-    if len == buffer.len()
-        && let Some(end) = text.iter().rposition(|b| *b == b'\n')
-    {
-        text = text.get(..=end).unwrap_or_default();
+    let full = len == buffer.len();
+    let bytes = buffer.get(..len).unwrap_or_default();
+    let not_text = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not text");
+    // A full buffer may end inside a character of the cut line.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(err) if full => std::str::from_utf8(bytes.get(..err.valid_up_to()).unwrap_or_default())
+            .map_err(|_| not_text())?,
+        Err(_) => return Err(not_text()),
+    };
+    // `rfind` of a char searches a word at a time; the cut line can be most of the buffer
+    // (`/proc/stat`'s `intr` line), which a byte loop took 4 k instructions to walk back over.
+    match text.rfind('\n').filter(|_| full) {
+        Some(end) => Ok(text.get(..=end).unwrap_or_default()),
+        None => Ok(text),
     }
-    std::str::from_utf8(text)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not text"))
 }
 
 #[cfg(all(test, target_os = "linux"))]
