@@ -23,6 +23,7 @@ pub fn spawn(command: &mut std::process::Command) -> std::io::Result<std::proces
 pub fn reaped(_child: &std::process::Child) {}
 
 /// What a sweep does with one child of the agent.
+#[cfg(any(target_os = "linux", test))]
 #[derive(Debug, PartialEq, Eq)]
 enum Fate {
     /// A zombie: reap it.
@@ -35,6 +36,7 @@ enum Fate {
 
 /// The fate of child `pid` whose `/proc/PID/stat` says `stat`, among the running commands
 /// `live` (each the leader of its own group); `None` when the text is not a stat line.
+#[cfg(any(target_os = "linux", test))]
 fn fate(pid: u32, stat: &str, live: &[u32]) -> Option<Fate> {
     // "PID (COMM) STATE PPID PGRP ...": COMM may hold spaces and parentheses, so the fields
     // are counted from the last ')'.
