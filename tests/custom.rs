@@ -414,6 +414,19 @@ fn threads_and_fds(pid: u32) -> (usize, usize) {
 
 #[cfg(target_os = "linux")]
 #[test]
+fn the_one_shot_kills_what_a_command_started_with_setsid_before_it_exits() {
+    let dir = TempDir::new("custom-setsid-once");
+    let pids = dir.path().join("escaped");
+    let script = format!("setsid sleep 600 & echo $! >> {}; echo 5", pids.display());
+    assert_eq!(reply(&dir, &shell_monitor(&script)), "90%\n");
+    let escaped = std::fs::read_to_string(&pids).unwrap();
+    let pid = escaped.trim();
+    assert!(!pid.is_empty(), "the command recorded no child");
+    assert!(gone(pid), "the escaped {pid} outlived the probe");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
 fn the_service_kills_what_a_command_started_with_setsid_and_stays_flat() {
     let dir = TempDir::new("custom-setsid");
     let pids = dir.path().join("escaped");

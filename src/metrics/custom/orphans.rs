@@ -1,6 +1,6 @@
 //! Custom commands' descendants that left their process group (`setsid sleep 600 &`): the
 //! group kill cannot reach them, so on Linux a long-running agent (lb-feedback-service) makes
-//! itself their subreaper ([`adopt`]): when the command that started one exits, the kernel
+//! itself their subreaper ([`adopt`]; the one-shot probe at its first command): when the command that started one exits, the kernel
 //! hands it to the agent instead of init, and after each command this module kills and reaps
 //! every child of the agent that is neither a running command nor in a running command's
 //! group. Every command is started through [`spawn`], which records it, so a command just
@@ -79,7 +79,13 @@ mod linux {
     }
 
     /// Starts `command` and records it as running, in one step under the lock a sweep takes.
+    /// The first command makes this process a subreaper if it is not one yet (the one-shot
+    /// probe; the service adopts at start to log a failure), so what escapes is found before
+    /// the probe exits; where the kernel refuses, what escapes stays, as elsewhere.
     pub fn spawn(command: &mut Command) -> io::Result<Child> {
+        if !ADOPTING.load(Ordering::Relaxed) {
+            drop(adopt());
+        }
         let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
         let child = command.spawn()?;
         live.push(child.id());
