@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod eventlog;
 pub mod explain;
+pub mod hash;
 pub mod metrics;
 pub mod probe;
 pub mod reply;

@@ -265,7 +265,7 @@ fn rule_words(config: &Config) -> String {
 fn table_text(entries: &[Entry], replies: u64, seconds: u64, now_ms: u64) -> String {
     let mut entries: Vec<&Entry> = entries
         .iter()
-        .filter(|e| now_ms.saturating_sub(e.last_seen_ms) < state::pollers::FORGET_AFTER_MS)
+        .filter(|e| now_ms.saturating_sub(e.last_seen_ms) < state::record::FORGET_AFTER_MS)
         .collect();
     entries.sort_by_key(|e| {
         let ip = e.poller.peer.parse::<std::net::IpAddr>().ok();
@@ -326,7 +326,8 @@ fn table_text(entries: &[Entry], replies: u64, seconds: u64, now_ms: u64) -> Str
 mod tests {
     use super::*;
     use crate::config::Recovery;
-    use crate::state::pollers::{Kind, Poller, Rule, Table};
+    use crate::state::pollers::{Kind, Rule, Table};
+    use crate::state::record::Poller;
 
     #[test]
     fn one_line_per_poller_sorted_with_what_it_is_owed() {

@@ -361,7 +361,7 @@ fn figures(shared: &Shared, config: &Config, deadline: Instant) -> Figures {
             let known: Vec<_> = entries
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|e| now.saturating_sub(e.last_seen_ms) < state::pollers::FORGET_AFTER_MS)
+                .filter(|e| now.saturating_sub(e.last_seen_ms) < state::record::FORGET_AFTER_MS)
                 .collect();
             let owed = known.iter().filter(|e| e.owed.is_some()).count();
             (known.len(), owed)

@@ -9,6 +9,7 @@
 pub mod files;
 pub mod history;
 pub mod pollers;
+pub mod record;
 pub mod steady;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,8 @@ use crate::config::{Mode, Recovery as RecoveryPolicy};
 use crate::metrics::cpu::Counters;
 use files::Dir;
 use history::Event;
-use pollers::{Entry, Kind, MAX_TABLE_BYTES, Polled, Poller, Rule, Table, Undo};
+use pollers::{Entry, Kind, MAX_TABLE_BYTES, Polled, Rule, Table, Undo};
+use record::{Poller, checksum};
 
 const MODE_FILE: &str = "mode.json";
 const POLLERS_FILE: &str = "pollers";
@@ -414,7 +416,7 @@ pub struct CpuRecord {
 }
 
 /// `AT BUSY TOTAL SOURCE LAST SPAN CHECK`: six 20-digit numbers (every u64 fits; LAST in
-/// thousandths of a percent, SPAN 0 for none) and the FNV-1a hash of the text before it in 16
+/// thousandths of a percent, SPAN 0 for none) and the checksum of the text before it in 16
 /// hex digits, 143 bytes with the newline whatever the values.
 fn counters_record(record: &CpuRecord) -> String {
     let (last, span) = record.last.map_or((0, 0), |(busy, span)| {
@@ -424,12 +426,12 @@ fn counters_record(record: &CpuRecord) -> String {
         "{:020} {:020} {:020} {:020} {last:020} {span:020}",
         record.at_ms, record.counters.busy, record.counters.total, record.source
     );
-    format!("{fields} {:016x}\n", fnv1a(fields.as_bytes()))
+    format!("{fields} {:016x}\n", checksum(fields.as_bytes()))
 }
 
 fn parse_counters_record(text: &str) -> Option<CpuRecord> {
     let (fields, check) = text.lines().next()?.rsplit_once(' ')?;
-    if u64::from_str_radix(check, 16).ok()? != fnv1a(fields.as_bytes()) {
+    if u64::from_str_radix(check, 16).ok()? != checksum(fields.as_bytes()) {
         return None;
     }
     let numbers: Vec<u64> = fields
@@ -446,13 +448,6 @@ fn parse_counters_record(text: &str) -> Option<CpuRecord> {
         }),
         _ => None,
     }
-}
-
-/// FNV-1a, 64 bits: plenty to tell a whole record from a torn one.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// Whether this reply carries `up ready`, and why, for `--explain`.
@@ -631,7 +626,7 @@ mod tests {
         fs::write(state.path().join(CPU_FILE), "1234 5 50\n").unwrap();
         assert_eq!(state.cpu_counters().unwrap(), None);
         let fields = "00000000000000001234 00000000000000000005 00000000000000000050";
-        let older = format!("{fields} {:016x}\n", fnv1a(fields.as_bytes()));
+        let older = format!("{fields} {:016x}\n", checksum(fields.as_bytes()));
         fs::write(state.path().join(CPU_FILE), older).unwrap();
         assert_eq!(state.cpu_counters().unwrap(), None);
         let text = counters_record(&record(1234, None));

@@ -11,12 +11,11 @@
 //! (docs/recovery.md, "Checks by hand").
 
 use super::history::{self, Event};
+use super::record::{BASE, FORGET_AFTER_MS, Poller, checksum};
 use crate::config::Recovery;
 
 /// At most this many pollers are kept; the least recently seen goes first.
 pub const MAX_POLLERS: usize = 4096;
-/// A poller not seen for this long is forgotten (it is new, so owed, if it comes back).
-pub const FORGET_AFTER_MS: u64 = 86_400_000;
 /// The most of a reply line kept for `status`.
 const MAX_REPLY: usize = 128;
 /// The table file's size limit: 4096 entries of at most ~300 bytes, with room to spare.
@@ -27,27 +26,6 @@ const HEADER: &str = "lb-feedback pollers 2";
 /// A gap between two polls longer than this is an absence (a reload, `disable agent`, a
 /// network cut), not the poller's pace, and is not learned.
 pub const MAX_INTERVAL_MS: u64 = 120_000;
-/// How the base config (no `agent-send` profile) is written in the profile column; `*` is not
-/// a character profile names may use.
-pub(super) const BASE: &str = "*";
-
-/// One load balancer asking about one backend.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Poller {
-    /// The peer's address, canonical (`::ffff:10.0.0.1` is `10.0.0.1`), or `unknown`.
-    pub peer: String,
-    /// The `agent-send` profile, `None` for the base config.
-    pub profile: Option<String>,
-}
-
-impl Poller {
-    pub fn new(peer: Option<std::net::IpAddr>, profile: Option<&str>) -> Poller {
-        Poller {
-            peer: peer.map_or_else(|| "unknown".into(), |ip| ip.to_canonical().to_string()),
-            profile: profile.map(str::to_string),
-        }
-    }
-}
 
 /// Recovery words still owed to a poller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -418,24 +396,6 @@ impl Table {
         self.set_entries(&entries);
         Ok(())
     }
-}
-
-/// A fast 64-bit checksum, eight bytes a step: enough to tell a whole table from one a crash
-/// cut short or someone edited by hand (the table's writers hold its lock, so nothing else
-/// tears it). Not a defence against a forger, who can write any file there anyway.
-pub(super) fn checksum(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut hash = 0xcbf2_9ce4_8422_2325 ^ bytes.len() as u64;
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
-        hash = (hash ^ word).wrapping_mul(K).rotate_left(29);
-    }
-    let mut tail = [0u8; 8];
-    tail[..words.remainder().len()].copy_from_slice(words.remainder());
-    (hash ^ u64::from_le_bytes(tail))
-        .wrapping_mul(K)
-        .rotate_left(29)
 }
 
 fn render_entry(entry: &Entry) -> String {
