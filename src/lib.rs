@@ -8,6 +8,7 @@
 
 pub mod cidr;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod eventlog;
 pub mod explain;

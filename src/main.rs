@@ -29,6 +29,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use lb_feedback::cli::{self, Args, Command, ModeCommand};
+use lb_feedback::clock;
 use lb_feedback::config::{self, Config, ConfigError};
 use lb_feedback::explain;
 use lb_feedback::probe::{self, Caller};
@@ -168,7 +169,7 @@ fn run(args: Args) -> Result<(), Failure> {
         }
         Command::Status(options) => {
             let config = load_config(&args).map_err(Failure::Config)?;
-            let text = status::render(&config, state::now_ms(), options);
+            let text = status::render(&config, clock::now_ms(), options);
             print(&text.map_err(Failure::Runtime)?)
         }
     }
@@ -286,7 +287,7 @@ fn deliver(line: &str, connection: Option<socket::Inetd>) -> (bool, Result<(), F
 fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
     let owner = config.state_owner.as_ref().map(|user| user.as_str());
     let state = StateDir::new(&config.state_dir).owned_by(owner);
-    let now = state::now_ms();
+    let now = clock::now_ms();
     let stored = |result: Result<(), state::StateError>| {
         result.map_err(|err| {
             Failure::Runtime(format!(
@@ -312,7 +313,7 @@ fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
             };
             stored(state.set_runtime_mode(Some(&runtime)))?;
             let until = match lasting {
-                Some(d) => format!(" for {}", probe::human_duration(d.as_millis() as u64)),
+                Some(d) => format!(" for {}", clock::human_duration(d.as_millis() as u64)),
                 None => " until changed".into(),
             };
             let how = format!("lb-feedback mode {}{until}", mode.name());

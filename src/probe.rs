@@ -9,6 +9,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use crate::clock::{self, human_duration};
 use crate::config::{Config, CpuMode, Mode, OnError, Real, Source, release_of};
 use crate::metrics::memory::{self, Memory};
 use crate::metrics::sessions::{self, Sessions};
@@ -129,7 +130,7 @@ pub fn record_error(
         Kind::Error,
         state,
         caller.poller(profile).as_ref(),
-        state::now_ms(),
+        clock::now_ms(),
         &|_| line.to_string(),
     );
     decision.change
@@ -355,7 +356,7 @@ fn since_last(
 ) -> Result<CpuFigure, MetricError> {
     let from = source.describe();
     let max_age_ms = config.since_last_max_seconds.get() * 1000;
-    let mut now = state::now_ms();
+    let mut now = clock::now_ms();
     let previous = state.cpu_counters().ok().flatten();
     let fresh = previous.filter(|record| {
         record.source == source.id() && record.at_ms <= now && now - record.at_ms <= max_age_ms
@@ -386,7 +387,7 @@ fn since_last(
         if gap < SINCE_LAST_MIN_MS {
             wait(Instant::now() + Duration::from_millis(SINCE_LAST_MIN_MS - gap));
             counters = source.read()?;
-            now = state::now_ms();
+            now = clock::now_ms();
             waited = format!(", waited to make it {SINCE_LAST_MIN_MS} ms");
         }
         let span = now.saturating_sub(record.at_ms);
@@ -405,7 +406,7 @@ fn since_last(
     wait(Instant::now() + Duration::from_millis(window));
     let end = source.read()?;
     let busy = cpu::busy_between(&counters, &end)?;
-    save(state::now_ms(), end, Some((busy, window)));
+    save(clock::now_ms(), end, Some((busy, window)));
     let how = format!("busy {busy:.1}% over {window} ms (no fresh counters to compare)");
     Ok(CpuFigure { busy, how, from })
 }
@@ -518,7 +519,7 @@ pub fn answer(
         kind,
         state,
         caller.poller(profile).as_ref(),
-        state::now_ms(),
+        clock::now_ms(),
         &|recover| status.line(recover, maxconn),
     );
     Ok(Report {
@@ -590,7 +591,7 @@ pub fn run(
 ) -> Result<Report, ProbeError> {
     let start = Instant::now();
     let state = StateDir::new(&config.state_dir);
-    let (mode, mode_from) = effective_mode(config, &state, state::now_ms())?;
+    let (mode, mode_from) = effective_mode(config, &state, clock::now_ms())?;
     // A server told to drain, stop or go to maintenance needs no figures: skip the sample.
     let sampled = match mode {
         Mode::Normal => sample(&Needs::of(config), config, &state, wait).map(Some),
@@ -648,7 +649,7 @@ fn steady(
     if seconds == 0 && !holds {
         return None;
     }
-    let now = state::now_ms();
+    let now = clock::now_ms();
     let write = caller != Caller::Person;
     let result = state.steady(write, &mut |table| {
         for (load, _) in loads.iter_mut() {
@@ -717,16 +718,6 @@ fn number(value: f64) -> String {
     format!("{}", (value * 1000.0).round() / 1000.0)
 }
 
-/// `1h 2m`, `3m 4s`, `5s`: a duration for people.
-pub fn human_duration(ms: u64) -> String {
-    let s = ms.div_ceil(1000);
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m {}s", s / 60, s % 60),
-        _ => format!("{}h {}m", s / 3600, s % 3600 / 60),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -742,14 +733,6 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("lbf-probe-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         StateDir::new(&dir)
-    }
-
-    #[test]
-    fn human_durations() {
-        assert_eq!(human_duration(0), "0s");
-        assert_eq!(human_duration(1500), "2s");
-        assert_eq!(human_duration(600_000), "10m 0s");
-        assert_eq!(human_duration(3_723_000), "1h 2m");
     }
 
     #[test]
@@ -878,7 +861,7 @@ mod tests {
         assert!(waited.borrow()[0] >= Duration::from_millis(50));
         // Counters older than the bound are not used, nor another source's.
         let mut record = state.cpu_counters().unwrap().unwrap();
-        record.at_ms = state::now_ms() - 31_000;
+        record.at_ms = clock::now_ms() - 31_000;
         state.save_cpu_counters(&record).unwrap();
         let third = sample(&needs, &config, &state, &mut wait)
             .unwrap()
@@ -903,7 +886,7 @@ mod tests {
             config(r#"{"cpu_mode": "since-last", "sample_ms": 2000, "ram": {"importance": 0}}"#);
         let counters = cpu::read().unwrap();
         let record = CpuRecord {
-            at_ms: state::now_ms(),
+            at_ms: clock::now_ms(),
             counters,
             source: 0,
             last: None,

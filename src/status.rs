@@ -5,8 +5,9 @@
 
 use std::fmt::Write;
 
+use crate::clock::human_duration;
 use crate::config::{Config, Recovery};
-use crate::probe::{self, human_duration};
+use crate::probe;
 use crate::state::history::Event;
 use crate::state::pollers::Entry;
 use crate::state::{self, StateDir};
@@ -246,7 +247,7 @@ fn local_time(ms: u64) -> String {
 
 /// As the service's log writes it: `2026-12-01T22:45:12Z`.
 fn utc_time(ms: u64) -> String {
-    crate::service::log::utc_timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+    crate::clock::utc_timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
 fn rule_words(config: &Config) -> String {

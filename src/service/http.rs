@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use super::limits::{Limits, Refusal, Refusals};
 use super::{Accepted, HANDLER_STACK, Shared, Slots, Stop, lock};
 use crate::cidr;
+use crate::clock;
 use crate::config::{Config, Mode};
 use crate::probe::{self, Caller, Readings};
 use crate::reply::Status;
@@ -247,7 +248,7 @@ fn respond(shared: &Shared, config: &Config, head: &Head, deadline: Instant) -> 
             ..Response::text(200, render(&figures(shared, config, deadline)))
         },
         ("GET" | "HEAD", "/status") => {
-            match status::document(config, state::now_ms(), Default::default()) {
+            match status::document(config, clock::now_ms(), Default::default()) {
                 Ok(document) => Response {
                     content_type: "application/json",
                     ..Response::text(200, format!("{document:#}\n"))
@@ -294,7 +295,7 @@ struct Failed {
 fn current(shared: &Shared, config: &Config, deadline: Instant) -> Result<Vec<Reply>, Failed> {
     let failed = |word: &str| Failed { word: word.into() };
     let state = StateDir::new(&config.state_dir);
-    let (mode, mode_from) = probe::effective_mode(config, &state, state::now_ms())
+    let (mode, mode_from) = probe::effective_mode(config, &state, clock::now_ms())
         .map_err(|_| failed(crate::reply::words::STATE))?;
     let sampled = match mode {
         Mode::Normal => {
@@ -353,7 +354,7 @@ struct Figures {
 fn figures(shared: &Shared, config: &Config, deadline: Instant) -> Figures {
     let replies = current(shared, config, deadline);
     let (samples, sample) = shared.sampler.taken();
-    let now = state::now_ms();
+    let now = clock::now_ms();
     let pollers = StateDir::new(&config.state_dir)
         .pollers()
         .ok()

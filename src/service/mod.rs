@@ -65,6 +65,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::cidr;
+use crate::clock;
 use crate::config::{self, Config, ConfigError, CpuMode, Mode};
 use crate::probe::{self, Caller, ProbeError, Readings};
 use crate::reply;
@@ -706,7 +707,7 @@ impl Shared {
         let caller = Caller::Haproxy {
             peer: Some(peer.ip()),
         };
-        let (mode, mode_from) = match probe::effective_mode(base, &state, state::now_ms()) {
+        let (mode, mode_from) = match probe::effective_mode(base, &state, clock::now_ms()) {
             Ok(mode) => mode,
             Err(err) => {
                 let err = ProbeError::State(err);

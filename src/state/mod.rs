@@ -15,7 +15,7 @@ pub mod steady;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -36,14 +36,6 @@ const STEADY_FILE: &str = "steady";
 /// of a small file (docs/BENCHMARKS.md); only a stalled disk or someone holding it on purpose
 /// makes a probe wait this long, and it then answers without the table.
 pub const LOCK_WAIT: Duration = Duration::from_millis(500);
-
-/// Milliseconds since the Unix epoch, the clock all state is written in.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// A mode set with `lb-feedback mode`, winning over the config until changed or expired.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
