@@ -13,6 +13,7 @@ pub mod config;
 pub mod eventlog;
 pub mod explain;
 pub mod hash;
+pub mod ioerr;
 pub mod metrics;
 pub mod probe;
 pub mod reply;

@@ -386,7 +386,7 @@ fn print(text: &str) -> Result<(), Failure> {
             std::io::ErrorKind::BrokenPipe => Failure::Silent,
             _ => Failure::Runtime(format!(
                 "cannot write to standard output: {}",
-                config::io_reason(&err)
+                lb_feedback::ioerr::io_reason(&err)
             )),
         })
 }

@@ -83,7 +83,7 @@ pub fn read() -> Result<Memory, MetricError> {
     // The whole file is about 1.5 KiB; every line used is in its first 1 KiB.
     let mut buffer = [0; 4096];
     let text = super::proc_head("/proc/meminfo", &mut buffer)
-        .map_err(|err| error(format!("/proc/meminfo: {}", crate::config::io_reason(&err))))?;
+        .map_err(|err| error(format!("/proc/meminfo: {}", crate::ioerr::io_reason(&err))))?;
     checked(parse_meminfo(text).ok_or_else(|| error("/proc/meminfo: no MemTotal line"))?)
 }
 

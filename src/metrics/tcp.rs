@@ -116,7 +116,7 @@ pub fn count_established_proc(ports: &[u16]) -> Result<Vec<u64>, MetricError> {
             // A kernel without IPv6 has no tcp6 table, and so no IPv6 connections.
             Err(err) if !required && err.kind() == std::io::ErrorKind::NotFound => {}
             Err(err) => {
-                return Err(error(format!("{path}: {}", crate::config::io_reason(&err))));
+                return Err(error(format!("{path}: {}", crate::ioerr::io_reason(&err))));
             }
         }
     }

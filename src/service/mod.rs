@@ -241,7 +241,7 @@ fn print(text: &str) -> Result<(), Failure> {
             io::ErrorKind::BrokenPipe => Failure::Silent,
             _ => Failure::Runtime(format!(
                 "cannot write to standard output: {}",
-                config::io_reason(&err)
+                crate::ioerr::io_reason(&err)
             )),
         })
 }

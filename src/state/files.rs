@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::StateError;
-use crate::config::io_reason;
+use crate::ioerr::io_reason;
 
 /// The most a state file may hold: ours are under 200 bytes.
 pub const MAX_READ: u64 = 4096;
