@@ -24,3 +24,4 @@ pub mod socket;
 pub mod state;
 pub mod status;
 pub mod syslog;
+pub mod words;

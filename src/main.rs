@@ -124,7 +124,7 @@ fn run_main() -> u8 {
             // StandardOutput=socket), so the reply is on stdout whatever it is, as for a
             // broken config; by hand the message on stderr says the rest.
             drop(deliver(
-                &reply::error_line(reply::words::CONFIG),
+                &reply::error_line(lb_feedback::words::CONFIG),
                 connection(),
             ));
             Err(Failure::Usage(err.to_string()))
@@ -191,7 +191,7 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
         Ok(config) => config,
         Err(err) => {
             drop(deliver(
-                &reply::error_line(reply::words::CONFIG),
+                &reply::error_line(lb_feedback::words::CONFIG),
                 connection,
             ));
             return Err(Failure::Config(err));
@@ -251,7 +251,7 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
 /// unknown name is the reply such a poller gets, `error:profile`, and the names there are.
 fn profiled(config: &Config, name: &str) -> Result<Config, Failure> {
     config.with_profile(name).ok_or_else(|| {
-        drop(print(&reply::error_line(reply::words::PROFILE)));
+        drop(print(&reply::error_line(lb_feedback::words::PROFILE)));
         let known: Vec<&str> = config.profiles.keys().map(|p| p.as_str()).collect();
         let known = match known.is_empty() {
             true => "the config has none".to_string(),

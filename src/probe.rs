@@ -61,8 +61,8 @@ impl ProbeError {
     pub fn word(&self) -> &str {
         match self {
             ProbeError::Metric(err) => &err.monitor,
-            ProbeError::State(_) => reply::words::STATE,
-            ProbeError::Profile(_) => reply::words::PROFILE,
+            ProbeError::State(_) => crate::words::STATE,
+            ProbeError::Profile(_) => crate::words::PROFILE,
         }
     }
 

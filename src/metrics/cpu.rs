@@ -26,7 +26,7 @@ impl Counters {
 
 fn error(message: impl Into<String>) -> MetricError {
     MetricError {
-        monitor: crate::reply::words::CPU.into(),
+        monitor: crate::words::CPU.into(),
         message: message.into(),
     }
 }

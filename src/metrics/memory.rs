@@ -26,7 +26,7 @@ impl Memory {
 
 fn error(message: impl Into<String>) -> MetricError {
     MetricError {
-        monitor: crate::reply::words::RAM.into(),
+        monitor: crate::words::RAM.into(),
         message: message.into(),
     }
 }

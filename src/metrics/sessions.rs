@@ -26,7 +26,7 @@ use super::MetricError;
 
 fn error(message: impl Into<String>) -> MetricError {
     MetricError {
-        monitor: crate::reply::words::SESSIONS.to_string(),
+        monitor: crate::words::SESSIONS.to_string(),
         message: message.into(),
     }
 }

@@ -11,7 +11,7 @@ use super::MetricError;
 
 fn error(message: impl Into<String>) -> MetricError {
     MetricError {
-        monitor: crate::reply::words::TCP.into(),
+        monitor: crate::words::TCP.into(),
         message: message.into(),
     }
 }

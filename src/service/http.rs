@@ -296,7 +296,7 @@ fn current(shared: &Shared, config: &Config, deadline: Instant) -> Result<Vec<Re
     let failed = |word: &str| Failed { word: word.into() };
     let state = StateDir::new(&config.state_dir);
     let (mode, mode_from) = probe::effective_mode(config, &state, clock::now_ms())
-        .map_err(|_| failed(crate::reply::words::STATE))?;
+        .map_err(|_| failed(crate::words::STATE))?;
     let sampled = match mode {
         Mode::Normal => {
             let ticket = shared.sampler.join();
@@ -304,7 +304,7 @@ fn current(shared: &Shared, config: &Config, deadline: Instant) -> Result<Vec<Re
                 shared
                     .sampler
                     .readings(ticket, deadline)
-                    .ok_or_else(|| failed(crate::reply::words::TIMEOUT))?,
+                    .ok_or_else(|| failed(crate::words::TIMEOUT))?,
             )
         }
         _ => None,
