@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::monitors::{check_release, one};
 use super::values::{Importance, Int, Real, TcpThreshold};
+use super::values::{check_release, one};
 
 /// How long one source may take, in ms; unset: the sample window (`sample_ms`).
 pub type TimeoutMs = Int<10, 10_000>;

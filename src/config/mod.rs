@@ -27,7 +27,6 @@ pub use custom::{CustomMonitor, MAX_CUSTOM, OnError, Source, SourceKind, Timeout
 pub use error::{ConfigError, Origin, Place};
 pub use file::{MAX_PROFILES, Profile};
 pub use keys::{Key, SETTINGS, Setting};
-use monitors::check_release;
 pub use monitors::{Monitor, MonitorLayer, Monitors, SessionsMonitor, TcpMonitor, release_of};
 pub use values::*;
 
