@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::clock::{self, human_duration};
-use crate::config::{Config, CpuMode, Mode, OnError, Real, Source, release_of};
+use crate::config::{Config, CpuMode, CustomMonitor, Mode, OnError, Real, Source, release_of};
 use crate::metrics::memory::{self, Memory};
 use crate::metrics::sessions::{self, Sessions};
 use crate::metrics::{Cgroups, MetricError, cpu, custom, tcp};
@@ -298,6 +298,18 @@ pub fn sample(
     state: &StateDir,
     wait: &mut dyn FnMut(Instant),
 ) -> Result<Readings, MetricError> {
+    sample_as(needs, config, config.cpu_mode, state, wait)
+}
+
+/// [`sample`] with the CPU read in `cpu_mode`, whatever the config's: the service's sample
+/// mode without a copy of its config each window.
+pub fn sample_as(
+    needs: &Needs,
+    config: &Config,
+    cpu_mode: CpuMode,
+    state: &StateDir,
+    wait: &mut dyn FnMut(Instant),
+) -> Result<Readings, MetricError> {
     let mut readings = Readings::default();
     let cgroups = Cgroups::default();
     // Started before the CPU window and collected after it: they run while it passes.
@@ -305,7 +317,7 @@ pub fn sample(
     let running = custom::start(&needs.custom, window);
     if needs.cpu {
         let source = cpu::Source::choose(config.scope.cpu, &cgroups)?;
-        readings.cpu = Some(sample_cpu(config, state, &source, wait)?);
+        readings.cpu = Some(sample_cpu(config, cpu_mode, state, &source, wait)?);
     }
     if needs.ram {
         let (memory, from) = memory::read_scoped(config.scope.ram, &cgroups)?;
@@ -324,6 +336,7 @@ pub fn sample(
 
 fn sample_cpu(
     config: &Config,
+    cpu_mode: CpuMode,
     state: &StateDir,
     source: &cpu::Source,
     wait: &mut dyn FnMut(Instant),
@@ -331,7 +344,7 @@ fn sample_cpu(
     let window = config.sample_ms.get();
     let from = source.describe();
     // Without cumulative counters (systems other than Linux and Windows) since-last samples.
-    if config.cpu_mode == CpuMode::SinceLast
+    if cpu_mode == CpuMode::SinceLast
         && let Ok(counters) = source.read()
     {
         return since_last(config, state, source, counters, wait);
@@ -411,22 +424,26 @@ fn since_last(
     Ok(CpuFigure { busy, how, from })
 }
 
-/// The config to answer with: the base, or the profile the first line of `agent-send` names.
-pub fn select(
-    config: &Config,
+/// The profile the first line of `agent-send` names (`None`: the base config), checked
+/// against the config, which is handed back borrowed: [`answer`] reads the profile's settings
+/// in place, so a poll costs no copy of a config of a thousand profiles.
+pub fn select<'a>(
+    config: &'a Config,
     request: Option<&str>,
-) -> Result<(Config, Option<String>), ProbeError> {
+) -> Result<(&'a Config, Option<&'a str>), ProbeError> {
     match request {
-        None => Ok((config.clone(), None)),
+        None => Ok((config, None)),
         Some(name) => config
-            .with_profile(name)
-            .map(|profiled| (profiled, Some(name.to_string())))
+            .profiles
+            .get_key_value(name)
+            .map(|(name, _)| (config, Some(name.as_str())))
             .ok_or_else(|| ProbeError::Profile(name.chars().take(64).collect())),
     }
 }
 
-/// Turns readings into the reply for one config (a profile already applied); a failed
-/// custom source is the probe's error unless its monitor ignores failures.
+/// Turns readings into the reply for the config's profile `profile` (`None`: the base), its
+/// monitors and maxconn read in place over the base's; a failed custom source is the probe's
+/// error unless its monitor ignores failures.
 pub fn answer(
     config: &Config,
     profile: Option<&str>,
@@ -435,32 +452,34 @@ pub fn answer(
     caller: Caller,
     state: &StateDir,
 ) -> Result<Report, ProbeError> {
+    let chosen = profile.and_then(|name| config.profiles.get(name));
+    let monitors = config.monitors(chosen);
     let mut loads = Vec::new();
     let hysteresis = config.hysteresis.get();
     let mut ignored = Vec::new();
     if mode == Mode::Normal {
-        if let Some(cpu) = readings.cpu.as_ref().filter(|_| config.cpu.enabled()) {
+        if let Some(cpu) = readings.cpu.as_ref().filter(|_| monitors.cpu.enabled()) {
             loads.push(load(
                 "cpu",
                 cpu.busy,
-                config.cpu.importance.get(),
-                limits(config.cpu.threshold, config.cpu.release, hysteresis),
+                monitors.cpu.importance.get(),
+                limits(monitors.cpu.threshold, monitors.cpu.release, hysteresis),
                 cpu.how.clone(),
                 Some(cpu.from.clone()),
             ));
         }
-        if let Some(ram) = readings.memory.as_ref().filter(|_| config.ram.enabled()) {
+        if let Some(ram) = readings.memory.as_ref().filter(|_| monitors.ram.enabled()) {
             let (used, total) = (ram.memory.used(), ram.memory.total);
             loads.push(load(
                 "ram",
                 ram.memory.load(),
-                config.ram.importance.get(),
-                limits(config.ram.threshold, config.ram.release, hysteresis),
+                monitors.ram.importance.get(),
+                limits(monitors.ram.threshold, monitors.ram.release, hysteresis),
                 format!("{} of {} in use", memory::bytes(used), memory::bytes(total)),
                 Some(ram.from.clone()),
             ));
         }
-        for monitor in config.tcp.iter().filter(|t| t.enabled()) {
+        for monitor in monitors.tcp.iter().filter(|t| t.enabled()) {
             let port = monitor.port.get() as u16;
             let count = readings
                 .tcp
@@ -477,7 +496,7 @@ pub fn answer(
                 None,
             ));
         }
-        if let Some((monitor, found)) = config
+        if let Some((monitor, found)) = monitors
             .sessions
             .filter(|s| s.enabled())
             .zip(readings.sessions.as_ref())
@@ -503,13 +522,13 @@ pub fn answer(
                 Some(found.source.clone()),
             ));
         }
-        custom_loads(config, readings, &mut loads, &mut ignored)?;
+        custom_loads(config, monitors.custom, readings, &mut loads, &mut ignored)?;
     }
     let steady = steady(config, profile, &mut loads, caller, state);
     let plain: Vec<Load> = loads.iter().map(|(l, _)| l.clone()).collect();
     let verdict = rules::judge(&plain, config.min_percent.get() as u8);
     let status = Status::decide(mode, &verdict, &plain);
-    let maxconn = config.maxconn.map(|m| m.get());
+    let maxconn = config.maxconn_of(chosen).map(|m| m.get());
     let kind = match status.is_normal() {
         true => Kind::Normal,
         false => Kind::NonNormal,
@@ -541,11 +560,12 @@ pub fn answer(
 /// the probe's error, or, for a monitor that ignores failures, a line in `ignored`.
 fn custom_loads(
     config: &Config,
+    custom: &[CustomMonitor],
     readings: &Readings,
     loads: &mut Vec<(Load, Figure)>,
     ignored: &mut Vec<(String, String)>,
 ) -> Result<(), ProbeError> {
-    for monitor in config.custom.iter().filter(|c| c.enabled()) {
+    for monitor in custom.iter().filter(|c| c.enabled()) {
         let reading = readings.custom.iter().find(|r| r.source == monitor.source);
         let (value, took) = match reading.map(|r| (&r.value, r.took)) {
             Some((Ok(value), took)) => (*value, took),
@@ -607,8 +627,8 @@ pub fn run(
     // A failed sample or custom source is an error reply, recorded as one.
     let report = sampled.map_err(ProbeError::from).and_then(|readings| {
         answer(
-            &config,
-            profile.as_deref(),
+            config,
+            profile,
             &readings.unwrap_or_default(),
             (mode, mode_from),
             caller,
@@ -618,12 +638,12 @@ pub fn run(
     let report = match report {
         Ok(report) => report,
         Err(err) => {
-            let change = record_error(&config, &state, caller, profile.as_deref(), &err.line());
-            syslog::tell(&config, change.as_ref());
+            let change = record_error(config, &state, caller, profile, &err.line());
+            syslog::tell(config, change.as_ref());
             return Err(err);
         }
     };
-    syslog::tell(&config, report.recovery.change.as_ref());
+    syslog::tell(config, report.recovery.change.as_ref());
     Ok(report)
 }
 
@@ -794,15 +814,7 @@ mod tests {
         // (30 + 50) / 2 = 40 → 60%
         assert_eq!(base.line, "60%\n");
         let (web, name) = select(&config, Some("web")).unwrap();
-        let web = answer(
-            &web,
-            name.as_deref(),
-            &readings,
-            mode(),
-            Caller::Person,
-            &state,
-        )
-        .unwrap();
+        let web = answer(web, name, &readings, mode(), Caller::Person, &state).unwrap();
         assert_eq!(web.line, "50%\n");
         assert_eq!(web.profile.as_deref(), Some("web"));
         assert!(matches!(
@@ -939,15 +951,7 @@ mod tests {
         assert_eq!(figure.text, "10 of 40 (6 active, 4 disconnected)");
         assert_eq!(figure.source.as_deref(), Some("fixture"));
         let (active, name) = select(&config, Some("active")).unwrap();
-        let active = answer(
-            &active,
-            name.as_deref(),
-            &readings,
-            mode(),
-            Caller::Person,
-            &state,
-        )
-        .unwrap();
+        let active = answer(active, name, &readings, mode(), Caller::Person, &state).unwrap();
         assert_eq!(active.line, "85%\n");
         assert_eq!(
             active.loads[0].1.text,

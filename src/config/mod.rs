@@ -156,10 +156,16 @@ impl Config {
         config.tcp = monitors.tcp.to_vec();
         config.sessions = monitors.sessions;
         config.custom = monitors.custom.to_vec();
-        if let Some(maxconn) = profile.maxconn {
-            config.maxconn = maxconn;
-        }
+        config.maxconn = self.maxconn_of(Some(profile));
         Some(config)
+    }
+
+    /// The maxconn of the base config (`None`) or of one of its profiles, as [`monitors`]
+    /// reads the monitors.
+    ///
+    /// [`monitors`]: Config::monitors
+    pub fn maxconn_of(&self, profile: Option<&Profile>) -> Option<MaxConn> {
+        profile.and_then(|p| p.maxconn).unwrap_or(self.maxconn)
     }
 
     /// The monitors of the base config (`None`) or of one of its profiles, read in place:

@@ -320,8 +320,8 @@ fn current(shared: &Shared, config: &Config, deadline: Instant) -> Result<Vec<Re
     for name in names {
         let (profiled, profile) = probe::select(config, name).map_err(|e| failed(e.word()))?;
         let report = probe::answer(
-            &profiled,
-            profile.as_deref(),
+            profiled,
+            profile,
             readings,
             (mode, mode_from.clone()),
             Caller::Person,
@@ -329,7 +329,7 @@ fn current(shared: &Shared, config: &Config, deadline: Instant) -> Result<Vec<Re
         )
         .map_err(|e| failed(e.word()))?;
         replies.push(Reply {
-            profile,
+            profile: profile.map(str::to_string),
             status: report.status,
             loads: report.loads.into_iter().map(|(load, _)| load).collect(),
         });

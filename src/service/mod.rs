@@ -648,11 +648,13 @@ impl Shared {
             // Each window with the config in force when it starts.
             let current = self.live.get();
             let state = StateDir::new(&current.config.state_dir);
-            let config = Config {
-                cpu_mode: CpuMode::Sample,
-                ..current.config.clone()
-            };
-            probe::sample(&current.needs, &config, &state, wait)
+            probe::sample_as(
+                &current.needs,
+                &current.config,
+                CpuMode::Sample,
+                &state,
+                wait,
+            )
         };
         self.sampler.run(&mut take, &self.log);
     }
@@ -753,9 +755,8 @@ impl Shared {
                 // The sampler logged it once for every probe that shares it.
                 Err(err) => {
                     let line = reply::error_line(&err.monitor);
-                    let change =
-                        probe::record_error(&config, &state, caller, profile.as_deref(), &line);
-                    self.tell(&config, change);
+                    let change = probe::record_error(config, &state, caller, profile, &line);
+                    self.tell(config, change);
                     return Some((line, None));
                 }
             },
@@ -763,25 +764,17 @@ impl Shared {
         // Under no lock of the service's own: a connection whose state I/O is slow (a stalled
         // disk, a FIFO planted in the state directory) holds up only itself, never the others,
         // but for the poller table's lock, which is bounded (state::LOCK_WAIT).
-        let report = probe::answer(
-            &config,
-            profile.as_deref(),
-            readings,
-            (mode, mode_from),
-            caller,
-            &state,
-        );
+        let report = probe::answer(config, profile, readings, (mode, mode_from), caller, &state);
         match report {
             Ok(report) => {
-                self.tell(&config, report.recovery.change);
+                self.tell(config, report.recovery.change);
                 Some((report.line, report.recovery.undo))
             }
             // A failed custom source: the sampler logged it once for the window.
             Err(err) => {
                 let line = err.line();
-                let change =
-                    probe::record_error(&config, &state, caller, profile.as_deref(), &line);
-                self.tell(&config, change);
+                let change = probe::record_error(config, &state, caller, profile, &line);
+                self.tell(config, change);
                 Some((line, None))
             }
         }
