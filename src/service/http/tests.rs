@@ -1,4 +1,3 @@
-
 use super::*;
 
 struct Bytes<'a>(&'a [&'a [u8]]);
