@@ -1,3 +1,5 @@
+//! Unit tests of `probe`: needs, sampling from fixtures, answers and profiles.
+
 use super::*;
 use std::path::Path;
 

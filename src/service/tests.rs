@@ -1,3 +1,5 @@
+//! Unit tests of `service`: the listener, its slots and its stop.
+
 use super::*;
 use std::io::Read;
 

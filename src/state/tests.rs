@@ -1,3 +1,5 @@
+//! Unit tests of `state`: the state directory's files through `StateDir`.
+
 use super::*;
 use std::fs;
 

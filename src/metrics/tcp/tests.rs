@@ -1,3 +1,5 @@
+//! Unit tests of `metrics::tcp`: counting established connections from `/proc/net/tcp` text.
+
 use super::*;
 
 const TABLE: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode

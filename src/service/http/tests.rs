@@ -1,3 +1,5 @@
+//! Unit tests of `service::http`: request heads, responses and the `/metrics` text.
+
 use super::*;
 
 struct Bytes<'a>(&'a [&'a [u8]]);

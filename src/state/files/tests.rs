@@ -1,3 +1,5 @@
+//! Unit tests of `state::files`: user and group lookups and the hostile-directory file operations.
+
 use super::*;
 
 #[test]

@@ -1,3 +1,5 @@
+//! Unit tests of `state::pollers`: the recovery rule and the table's file format.
+
 use super::*;
 
 const RULE: Rule = Rule {
