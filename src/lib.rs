@@ -8,9 +8,12 @@
 
 pub mod cidr;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod eventlog;
 pub mod explain;
+pub mod hash;
+pub mod ioerr;
 pub mod metrics;
 pub mod probe;
 pub mod reply;
@@ -21,3 +24,4 @@ pub mod socket;
 pub mod state;
 pub mod status;
 pub mod syslog;
+pub mod words;

@@ -29,6 +29,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use lb_feedback::cli::{self, Args, Command, ModeCommand};
+use lb_feedback::clock;
 use lb_feedback::config::{self, Config, ConfigError};
 use lb_feedback::explain;
 use lb_feedback::probe::{self, Caller};
@@ -123,7 +124,7 @@ fn run_main() -> u8 {
             // StandardOutput=socket), so the reply is on stdout whatever it is, as for a
             // broken config; by hand the message on stderr says the rest.
             drop(deliver(
-                &reply::error_line(reply::words::CONFIG),
+                &reply::error_line(lb_feedback::words::CONFIG),
                 connection(),
             ));
             Err(Failure::Usage(err.to_string()))
@@ -168,7 +169,7 @@ fn run(args: Args) -> Result<(), Failure> {
         }
         Command::Status(options) => {
             let config = load_config(&args).map_err(Failure::Config)?;
-            let text = status::render(&config, state::now_ms(), options);
+            let text = status::render(&config, clock::now_ms(), options);
             print(&text.map_err(Failure::Runtime)?)
         }
     }
@@ -190,7 +191,7 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
         Ok(config) => config,
         Err(err) => {
             drop(deliver(
-                &reply::error_line(reply::words::CONFIG),
+                &reply::error_line(lb_feedback::words::CONFIG),
                 connection,
             ));
             return Err(Failure::Config(err));
@@ -250,7 +251,7 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
 /// unknown name is the reply such a poller gets, `error:profile`, and the names there are.
 fn profiled(config: &Config, name: &str) -> Result<Config, Failure> {
     config.with_profile(name).ok_or_else(|| {
-        drop(print(&reply::error_line(reply::words::PROFILE)));
+        drop(print(&reply::error_line(lb_feedback::words::PROFILE)));
         let known: Vec<&str> = config.profiles.keys().map(|p| p.as_str()).collect();
         let known = match known.is_empty() {
             true => "the config has none".to_string(),
@@ -286,7 +287,7 @@ fn deliver(line: &str, connection: Option<socket::Inetd>) -> (bool, Result<(), F
 fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
     let owner = config.state_owner.as_ref().map(|user| user.as_str());
     let state = StateDir::new(&config.state_dir).owned_by(owner);
-    let now = state::now_ms();
+    let now = clock::now_ms();
     let stored = |result: Result<(), state::StateError>| {
         result.map_err(|err| {
             Failure::Runtime(format!(
@@ -312,7 +313,7 @@ fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
             };
             stored(state.set_runtime_mode(Some(&runtime)))?;
             let until = match lasting {
-                Some(d) => format!(" for {}", probe::human_duration(d.as_millis() as u64)),
+                Some(d) => format!(" for {}", clock::human_duration(d.as_millis() as u64)),
                 None => " until changed".into(),
             };
             let how = format!("lb-feedback mode {}{until}", mode.name());
@@ -385,7 +386,7 @@ fn print(text: &str) -> Result<(), Failure> {
             std::io::ErrorKind::BrokenPipe => Failure::Silent,
             _ => Failure::Runtime(format!(
                 "cannot write to standard output: {}",
-                config::io_reason(&err)
+                lb_feedback::ioerr::io_reason(&err)
             )),
         })
 }

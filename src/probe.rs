@@ -9,14 +9,16 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, CpuMode, Mode, OnError, Real, Source, release_of};
+use crate::clock::{self, human_duration};
+use crate::config::{Config, CpuMode, CustomMonitor, Mode, OnError, Real, Source, release_of};
 use crate::metrics::memory::{self, Memory};
 use crate::metrics::sessions::{self, Sessions};
 use crate::metrics::{Cgroups, MetricError, cpu, custom, tcp};
 use crate::reply::{self, Status};
 use crate::rules::{self, Load, Verdict};
 use crate::state::history::Event;
-use crate::state::pollers::{Kind, Poller, Rule};
+use crate::state::pollers::{Kind, Rule};
+use crate::state::record::Poller;
 use crate::state::steady;
 use crate::state::{self, CpuRecord, RecoveryDecision, RuntimeMode, StateDir, StateError};
 use crate::syslog;
@@ -59,8 +61,8 @@ impl ProbeError {
     pub fn word(&self) -> &str {
         match self {
             ProbeError::Metric(err) => &err.monitor,
-            ProbeError::State(_) => reply::words::STATE,
-            ProbeError::Profile(_) => reply::words::PROFILE,
+            ProbeError::State(_) => crate::words::STATE,
+            ProbeError::Profile(_) => crate::words::PROFILE,
         }
     }
 
@@ -128,7 +130,7 @@ pub fn record_error(
         Kind::Error,
         state,
         caller.poller(profile).as_ref(),
-        state::now_ms(),
+        clock::now_ms(),
         &|_| line.to_string(),
     );
     decision.change
@@ -296,6 +298,18 @@ pub fn sample(
     state: &StateDir,
     wait: &mut dyn FnMut(Instant),
 ) -> Result<Readings, MetricError> {
+    sample_as(needs, config, config.cpu_mode, state, wait)
+}
+
+/// [`sample`] with the CPU read in `cpu_mode`, whatever the config's: the service's sample
+/// mode without a copy of its config each window.
+pub fn sample_as(
+    needs: &Needs,
+    config: &Config,
+    cpu_mode: CpuMode,
+    state: &StateDir,
+    wait: &mut dyn FnMut(Instant),
+) -> Result<Readings, MetricError> {
     let mut readings = Readings::default();
     let cgroups = Cgroups::default();
     // Started before the CPU window and collected after it: they run while it passes.
@@ -303,7 +317,7 @@ pub fn sample(
     let running = custom::start(&needs.custom, window);
     if needs.cpu {
         let source = cpu::Source::choose(config.scope.cpu, &cgroups)?;
-        readings.cpu = Some(sample_cpu(config, state, &source, wait)?);
+        readings.cpu = Some(sample_cpu(config, cpu_mode, state, &source, wait)?);
     }
     if needs.ram {
         let (memory, from) = memory::read_scoped(config.scope.ram, &cgroups)?;
@@ -322,6 +336,7 @@ pub fn sample(
 
 fn sample_cpu(
     config: &Config,
+    cpu_mode: CpuMode,
     state: &StateDir,
     source: &cpu::Source,
     wait: &mut dyn FnMut(Instant),
@@ -329,7 +344,7 @@ fn sample_cpu(
     let window = config.sample_ms.get();
     let from = source.describe();
     // Without cumulative counters (systems other than Linux and Windows) since-last samples.
-    if config.cpu_mode == CpuMode::SinceLast
+    if cpu_mode == CpuMode::SinceLast
         && let Ok(counters) = source.read()
     {
         return since_last(config, state, source, counters, wait);
@@ -354,7 +369,7 @@ fn since_last(
 ) -> Result<CpuFigure, MetricError> {
     let from = source.describe();
     let max_age_ms = config.since_last_max_seconds.get() * 1000;
-    let mut now = state::now_ms();
+    let mut now = clock::now_ms();
     let previous = state.cpu_counters().ok().flatten();
     let fresh = previous.filter(|record| {
         record.source == source.id() && record.at_ms <= now && now - record.at_ms <= max_age_ms
@@ -385,7 +400,7 @@ fn since_last(
         if gap < SINCE_LAST_MIN_MS {
             wait(Instant::now() + Duration::from_millis(SINCE_LAST_MIN_MS - gap));
             counters = source.read()?;
-            now = state::now_ms();
+            now = clock::now_ms();
             waited = format!(", waited to make it {SINCE_LAST_MIN_MS} ms");
         }
         let span = now.saturating_sub(record.at_ms);
@@ -404,27 +419,31 @@ fn since_last(
     wait(Instant::now() + Duration::from_millis(window));
     let end = source.read()?;
     let busy = cpu::busy_between(&counters, &end)?;
-    save(state::now_ms(), end, Some((busy, window)));
+    save(clock::now_ms(), end, Some((busy, window)));
     let how = format!("busy {busy:.1}% over {window} ms (no fresh counters to compare)");
     Ok(CpuFigure { busy, how, from })
 }
 
-/// The config to answer with: the base, or the profile the first line of `agent-send` names.
-pub fn select(
-    config: &Config,
+/// The profile the first line of `agent-send` names (`None`: the base config), checked
+/// against the config, which is handed back borrowed: [`answer`] reads the profile's settings
+/// in place, so a poll costs no copy of a config of a thousand profiles.
+pub fn select<'a>(
+    config: &'a Config,
     request: Option<&str>,
-) -> Result<(Config, Option<String>), ProbeError> {
+) -> Result<(&'a Config, Option<&'a str>), ProbeError> {
     match request {
-        None => Ok((config.clone(), None)),
+        None => Ok((config, None)),
         Some(name) => config
-            .with_profile(name)
-            .map(|profiled| (profiled, Some(name.to_string())))
+            .profiles
+            .get_key_value(name)
+            .map(|(name, _)| (config, Some(name.as_str())))
             .ok_or_else(|| ProbeError::Profile(name.chars().take(64).collect())),
     }
 }
 
-/// Turns readings into the reply for one config (a profile already applied); a failed
-/// custom source is the probe's error unless its monitor ignores failures.
+/// Turns readings into the reply for the config's profile `profile` (`None`: the base), its
+/// monitors and maxconn read in place over the base's; a failed custom source is the probe's
+/// error unless its monitor ignores failures.
 pub fn answer(
     config: &Config,
     profile: Option<&str>,
@@ -433,32 +452,34 @@ pub fn answer(
     caller: Caller,
     state: &StateDir,
 ) -> Result<Report, ProbeError> {
+    let chosen = profile.and_then(|name| config.profiles.get(name));
+    let monitors = config.monitors(chosen);
     let mut loads = Vec::new();
     let hysteresis = config.hysteresis.get();
     let mut ignored = Vec::new();
     if mode == Mode::Normal {
-        if let Some(cpu) = readings.cpu.as_ref().filter(|_| config.cpu.enabled()) {
+        if let Some(cpu) = readings.cpu.as_ref().filter(|_| monitors.cpu.enabled()) {
             loads.push(load(
                 "cpu",
                 cpu.busy,
-                config.cpu.importance.get(),
-                limits(config.cpu.threshold, config.cpu.release, hysteresis),
+                monitors.cpu.importance.get(),
+                limits(monitors.cpu.threshold, monitors.cpu.release, hysteresis),
                 cpu.how.clone(),
                 Some(cpu.from.clone()),
             ));
         }
-        if let Some(ram) = readings.memory.as_ref().filter(|_| config.ram.enabled()) {
+        if let Some(ram) = readings.memory.as_ref().filter(|_| monitors.ram.enabled()) {
             let (used, total) = (ram.memory.used(), ram.memory.total);
             loads.push(load(
                 "ram",
                 ram.memory.load(),
-                config.ram.importance.get(),
-                limits(config.ram.threshold, config.ram.release, hysteresis),
+                monitors.ram.importance.get(),
+                limits(monitors.ram.threshold, monitors.ram.release, hysteresis),
                 format!("{} of {} in use", memory::bytes(used), memory::bytes(total)),
                 Some(ram.from.clone()),
             ));
         }
-        for monitor in config.tcp.iter().filter(|t| t.enabled()) {
+        for monitor in monitors.tcp.iter().filter(|t| t.enabled()) {
             let port = monitor.port.get() as u16;
             let count = readings
                 .tcp
@@ -475,7 +496,7 @@ pub fn answer(
                 None,
             ));
         }
-        if let Some((monitor, found)) = config
+        if let Some((monitor, found)) = monitors
             .sessions
             .filter(|s| s.enabled())
             .zip(readings.sessions.as_ref())
@@ -501,13 +522,13 @@ pub fn answer(
                 Some(found.source.clone()),
             ));
         }
-        custom_loads(config, readings, &mut loads, &mut ignored)?;
+        custom_loads(config, monitors.custom, readings, &mut loads, &mut ignored)?;
     }
     let steady = steady(config, profile, &mut loads, caller, state);
     let plain: Vec<Load> = loads.iter().map(|(l, _)| l.clone()).collect();
     let verdict = rules::judge(&plain, config.min_percent.get() as u8);
     let status = Status::decide(mode, &verdict, &plain);
-    let maxconn = config.maxconn.map(|m| m.get());
+    let maxconn = config.maxconn_of(chosen).map(|m| m.get());
     let kind = match status.is_normal() {
         true => Kind::Normal,
         false => Kind::NonNormal,
@@ -517,7 +538,7 @@ pub fn answer(
         kind,
         state,
         caller.poller(profile).as_ref(),
-        state::now_ms(),
+        clock::now_ms(),
         &|recover| status.line(recover, maxconn),
     );
     Ok(Report {
@@ -539,11 +560,12 @@ pub fn answer(
 /// the probe's error, or, for a monitor that ignores failures, a line in `ignored`.
 fn custom_loads(
     config: &Config,
+    custom: &[CustomMonitor],
     readings: &Readings,
     loads: &mut Vec<(Load, Figure)>,
     ignored: &mut Vec<(String, String)>,
 ) -> Result<(), ProbeError> {
-    for monitor in config.custom.iter().filter(|c| c.enabled()) {
+    for monitor in custom.iter().filter(|c| c.enabled()) {
         let reading = readings.custom.iter().find(|r| r.source == monitor.source);
         let (value, took) = match reading.map(|r| (&r.value, r.took)) {
             Some((Ok(value), took)) => (*value, took),
@@ -589,7 +611,7 @@ pub fn run(
 ) -> Result<Report, ProbeError> {
     let start = Instant::now();
     let state = StateDir::new(&config.state_dir);
-    let (mode, mode_from) = effective_mode(config, &state, state::now_ms())?;
+    let (mode, mode_from) = effective_mode(config, &state, clock::now_ms())?;
     // A server told to drain, stop or go to maintenance needs no figures: skip the sample.
     let sampled = match mode {
         Mode::Normal => sample(&Needs::of(config), config, &state, wait).map(Some),
@@ -605,8 +627,8 @@ pub fn run(
     // A failed sample or custom source is an error reply, recorded as one.
     let report = sampled.map_err(ProbeError::from).and_then(|readings| {
         answer(
-            &config,
-            profile.as_deref(),
+            config,
+            profile,
             &readings.unwrap_or_default(),
             (mode, mode_from),
             caller,
@@ -616,12 +638,12 @@ pub fn run(
     let report = match report {
         Ok(report) => report,
         Err(err) => {
-            let change = record_error(&config, &state, caller, profile.as_deref(), &err.line());
-            syslog::tell(&config, change.as_ref());
+            let change = record_error(config, &state, caller, profile, &err.line());
+            syslog::tell(config, change.as_ref());
             return Err(err);
         }
     };
-    syslog::tell(&config, report.recovery.change.as_ref());
+    syslog::tell(config, report.recovery.change.as_ref());
     Ok(report)
 }
 
@@ -647,7 +669,7 @@ fn steady(
     if seconds == 0 && !holds {
         return None;
     }
-    let now = state::now_ms();
+    let now = clock::now_ms();
     let write = caller != Caller::Person;
     let result = state.steady(write, &mut |table| {
         for (load, _) in loads.iter_mut() {
@@ -716,268 +738,5 @@ fn number(value: f64) -> String {
     format!("{}", (value * 1000.0).round() / 1000.0)
 }
 
-/// `1h 2m`, `3m 4s`, `5s`: a duration for people.
-pub fn human_duration(ms: u64) -> String {
-    let s = ms.div_ceil(1000);
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m {}s", s / 60, s % 60),
-        _ => format!("{}h {}m", s / 3600, s % 3600 / 60),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    fn config(json: &str) -> Config {
-        let mut config = Config::default();
-        config.apply_json(json, Path::new("t.json")).unwrap();
-        config
-    }
-
-    fn temp_state(name: &str) -> StateDir {
-        let dir = std::env::temp_dir().join(format!("lbf-probe-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        StateDir::new(&dir)
-    }
-
-    #[test]
-    fn human_durations() {
-        assert_eq!(human_duration(0), "0s");
-        assert_eq!(human_duration(1500), "2s");
-        assert_eq!(human_duration(600_000), "10m 0s");
-        assert_eq!(human_duration(3_723_000), "1h 2m");
-    }
-
-    #[test]
-    fn needs_cover_the_base_and_every_profile() {
-        let config = config(
-            r#"{"cpu": {"importance": 0}, "ram": {"importance": 0},
-                "tcp": [{"port": 80, "max_connections": 5}],
-                "profiles": {"rdp": {"tcp": [{"port": 3389, "max_connections": 5}, {"port": 80, "max_connections": 9}]},
-                             "cpu": {"cpu": {"threshold": 90}}}}"#,
-        );
-        let needs = Needs::of(&config);
-        assert!(needs.cpu);
-        assert!(!needs.ram);
-        assert_eq!(needs.ports, vec![80, 3389]);
-        assert!(needs.custom.is_empty());
-    }
-
-    #[test]
-    fn needs_run_each_custom_source_once() {
-        let config = config(
-            r#"{"custom": [{"name": "q", "file": "/q"}, {"name": "off", "file": "/off", "importance": 0}],
-                "profiles": {"a": {"custom": [{"name": "q2", "file": "/q", "max": 5}]},
-                             "b": {"custom": [{"name": "q", "file": "/q", "timeout_ms": 50}]}}}"#,
-        );
-        let needs = Needs::of(&config);
-        let sources: Vec<String> = needs.custom.iter().map(|s| s.to_string()).collect();
-        // The same file twice (other max, same source) once; another timeout is another source.
-        assert_eq!(sources, ["file /q", "file /q"]);
-        assert_ne!(needs.custom[0], needs.custom[1]);
-    }
-
-    #[test]
-    fn answer_uses_only_the_monitors_of_the_selected_config() {
-        let config = config(
-            r#"{"ram": {"importance": 0}, "tcp": [{"port": 80, "max_connections": 10}],
-                "recovery": "never",
-                "profiles": {"web": {"cpu": {"importance": 0}}}}"#,
-        );
-        let readings = Readings {
-            cpu: Some(CpuFigure {
-                busy: 30.0,
-                how: "test".into(),
-                from: "test".into(),
-            }),
-            memory: Some(RamFigure {
-                memory: Memory {
-                    total: 100,
-                    available: 10,
-                },
-                from: "test".into(),
-            }),
-            tcp: vec![(80, 5)],
-            sessions: None,
-            custom: Vec::new(),
-        };
-        let state = temp_state("answer");
-        let mode = || (Mode::Normal, "test".to_string());
-        let base = answer(&config, None, &readings, mode(), Caller::Person, &state).unwrap();
-        // (30 + 50) / 2 = 40 → 60%
-        assert_eq!(base.line, "60%\n");
-        let (web, name) = select(&config, Some("web")).unwrap();
-        let web = answer(
-            &web,
-            name.as_deref(),
-            &readings,
-            mode(),
-            Caller::Person,
-            &state,
-        )
-        .unwrap();
-        assert_eq!(web.line, "50%\n");
-        assert_eq!(web.profile.as_deref(), Some("web"));
-        assert!(matches!(
-            select(&config, Some("db")),
-            Err(ProbeError::Profile(_))
-        ));
-        assert_eq!(ProbeError::Profile("db".into()).line(), "error:profile\n");
-        let _ = std::fs::remove_dir_all(state.path());
-    }
-
-    #[test]
-    fn since_last_answers_from_the_saved_counters() {
-        let state = temp_state("since");
-        let config =
-            config(r#"{"cpu_mode": "since-last", "sample_ms": 100, "ram": {"importance": 0}}"#);
-        let waited = std::cell::RefCell::new(Vec::new());
-        let mut wait = |deadline: Instant| {
-            let left = deadline.saturating_duration_since(Instant::now());
-            waited.borrow_mut().push(left);
-            std::thread::sleep(left);
-        };
-        let needs = Needs::of(&config);
-        // No counters yet: it samples and saves them with the window's figure.
-        let first = sample(&needs, &config, &state, &mut wait)
-            .unwrap()
-            .cpu
-            .unwrap();
-        assert!(first.how.contains("no fresh counters"), "{}", first.how);
-        let saved = state.cpu_counters().unwrap().unwrap();
-        assert_eq!(
-            saved.last,
-            Some(((first.busy * 1000.0).round() / 1000.0, 100))
-        );
-        // Too soon for a window of its own: the last complete window answers, at once, and
-        // the counters stay as they were.
-        let soon = sample(&needs, &config, &state, &mut wait)
-            .unwrap()
-            .cpu
-            .unwrap();
-        assert!(soon.how.contains("last complete window"), "{}", soon.how);
-        assert_eq!(soon.busy, saved.last.unwrap().0);
-        assert_eq!(state.cpu_counters().unwrap().unwrap(), saved);
-        // Past the minimum window: the difference, without waiting.
-        std::thread::sleep(Duration::from_millis(SINCE_LAST_MIN_MS + 10));
-        let second = sample(&needs, &config, &state, &mut wait)
-            .unwrap()
-            .cpu
-            .unwrap();
-        assert!(
-            second.how.contains("since the previous probe"),
-            "{}",
-            second.how
-        );
-        assert!(second.from.contains("host /proc/stat"), "{}", second.from);
-        assert_eq!(waited.borrow().len(), 1);
-        assert!(waited.borrow()[0] >= Duration::from_millis(50));
-        // Counters older than the bound are not used, nor another source's.
-        let mut record = state.cpu_counters().unwrap().unwrap();
-        record.at_ms = state::now_ms() - 31_000;
-        state.save_cpu_counters(&record).unwrap();
-        let third = sample(&needs, &config, &state, &mut wait)
-            .unwrap()
-            .cpu
-            .unwrap();
-        assert!(third.how.contains("no fresh counters"), "{}", third.how);
-        let mut record = state.cpu_counters().unwrap().unwrap();
-        record.source = 12345;
-        state.save_cpu_counters(&record).unwrap();
-        let fourth = sample(&needs, &config, &state, &mut wait)
-            .unwrap()
-            .cpu
-            .unwrap();
-        assert!(fourth.how.contains("no fresh counters"), "{}", fourth.how);
-        let _ = std::fs::remove_dir_all(state.path());
-    }
-
-    #[test]
-    fn since_last_without_a_last_figure_waits_out_the_minimum_window_only() {
-        let state = temp_state("since-min");
-        let config =
-            config(r#"{"cpu_mode": "since-last", "sample_ms": 2000, "ram": {"importance": 0}}"#);
-        let counters = cpu::read().unwrap();
-        let record = CpuRecord {
-            at_ms: state::now_ms(),
-            counters,
-            source: 0,
-            last: None,
-        };
-        state.save_cpu_counters(&record).unwrap();
-        let started = Instant::now();
-        let mut wait = |deadline: Instant| std::thread::sleep(deadline - Instant::now());
-        let cpu = sample(&Needs::of(&config), &config, &state, &mut wait)
-            .unwrap()
-            .cpu
-            .unwrap();
-        let took = started.elapsed();
-        assert!(cpu.how.contains("waited to make it 250 ms"), "{}", cpu.how);
-        // Not the 2 s sample: at most the minimum window (and some slack for a busy machine).
-        assert!(took >= Duration::from_millis(200) && took < Duration::from_millis(1500));
-        let _ = std::fs::remove_dir_all(state.path());
-    }
-
-    #[test]
-    fn sessions_are_needed_when_a_config_or_profile_counts_them() {
-        assert!(!Needs::of(&config("{}")).sessions);
-        let off = config(r#"{"sessions": {"max_sessions": 5, "importance": 0}}"#);
-        assert!(!Needs::of(&off).sessions);
-        let profiled = config(r#"{"profiles": {"rds": {"sessions": {"max_sessions": 5}}}}"#);
-        assert!(Needs::of(&profiled).sessions);
-    }
-
-    #[test]
-    fn answer_counts_sessions_against_the_maximum() {
-        let config = config(
-            r#"{"cpu": {"importance": 0}, "ram": {"importance": 0}, "recovery": "never",
-                "sessions": {"max_sessions": 40, "threshold": 100},
-                "profiles": {"active": {"sessions": {"max_sessions": 40, "disconnected": false}}}}"#,
-        );
-        let mut readings = Readings {
-            sessions: Some(Sessions {
-                active: 6,
-                disconnected: 4,
-                source: "fixture".into(),
-            }),
-            ..Readings::default()
-        };
-        let state = temp_state("sessions");
-        let mode = || (Mode::Normal, "test".to_string());
-        let base = answer(&config, None, &readings, mode(), Caller::Person, &state).unwrap();
-        // 10 of 40: load 25, reply 75%.
-        assert_eq!(base.line, "75%\n");
-        let (load, figure) = &base.loads[0];
-        assert_eq!((load.name.as_str(), load.load), ("sessions", 25.0));
-        assert_eq!(figure.text, "10 of 40 (6 active, 4 disconnected)");
-        assert_eq!(figure.source.as_deref(), Some("fixture"));
-        let (active, name) = select(&config, Some("active")).unwrap();
-        let active = answer(
-            &active,
-            name.as_deref(),
-            &readings,
-            mode(),
-            Caller::Person,
-            &state,
-        )
-        .unwrap();
-        assert_eq!(active.line, "85%\n");
-        assert_eq!(
-            active.loads[0].1.text,
-            "6 of 40 active (4 disconnected not counted)"
-        );
-        // Over the maximum the load passes 100 and the threshold drains.
-        readings.sessions = Some(Sessions {
-            active: 44,
-            disconnected: 0,
-            source: "fixture".into(),
-        });
-        let full = answer(&config, None, &readings, mode(), Caller::Person, &state).unwrap();
-        assert_eq!(full.loads[0].0.load, 110.0);
-        assert!(full.line.starts_with("drain"), "{}", full.line);
-        let _ = std::fs::remove_dir_all(state.path());
-    }
-}
+mod tests;

@@ -5,8 +5,9 @@
 
 use std::fmt::Write;
 
+use crate::clock::human_duration;
 use crate::config::{Config, Recovery};
-use crate::probe::{self, human_duration};
+use crate::probe;
 use crate::state::history::Event;
 use crate::state::pollers::Entry;
 use crate::state::{self, StateDir};
@@ -246,7 +247,7 @@ fn local_time(ms: u64) -> String {
 
 /// As the service's log writes it: `2026-12-01T22:45:12Z`.
 fn utc_time(ms: u64) -> String {
-    crate::service::log::utc_timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+    crate::clock::utc_timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
 fn rule_words(config: &Config) -> String {
@@ -265,7 +266,7 @@ fn rule_words(config: &Config) -> String {
 fn table_text(entries: &[Entry], replies: u64, seconds: u64, now_ms: u64) -> String {
     let mut entries: Vec<&Entry> = entries
         .iter()
-        .filter(|e| now_ms.saturating_sub(e.last_seen_ms) < state::pollers::FORGET_AFTER_MS)
+        .filter(|e| now_ms.saturating_sub(e.last_seen_ms) < state::record::FORGET_AFTER_MS)
         .collect();
     entries.sort_by_key(|e| {
         let ip = e.poller.peer.parse::<std::net::IpAddr>().ok();
@@ -326,7 +327,8 @@ fn table_text(entries: &[Entry], replies: u64, seconds: u64, now_ms: u64) -> Str
 mod tests {
     use super::*;
     use crate::config::Recovery;
-    use crate::state::pollers::{Kind, Poller, Rule, Table};
+    use crate::state::pollers::{Kind, Rule, Table};
+    use crate::state::record::Poller;
 
     #[test]
     fn one_line_per_poller_sorted_with_what_it_is_owed() {

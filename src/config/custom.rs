@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::monitors::{check_release, one};
 use super::values::{Importance, Int, Real, TcpThreshold};
+use super::values::{check_release, one};
 
 /// How long one source may take, in ms; unset: the sample window (`sample_ms`).
 pub type TimeoutMs = Int<10, 10_000>;
@@ -20,7 +20,7 @@ pub const MAX_CUSTOM: usize = 32;
 
 /// Names a custom monitor may not take: the built-in monitors and the other `error:` words,
 /// the list the reply code says them from.
-use crate::reply::words::ALL as RESERVED;
+use crate::words::ALL as RESERVED;
 
 /// Where a custom monitor's value comes from. Two monitors with equal sources (in the base
 /// and the profiles) share one reading per probe.

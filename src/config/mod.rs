@@ -27,7 +27,6 @@ pub use custom::{CustomMonitor, MAX_CUSTOM, OnError, Source, SourceKind, Timeout
 pub use error::{ConfigError, Origin, Place};
 pub use file::{MAX_PROFILES, Profile};
 pub use keys::{Key, SETTINGS, Setting};
-use monitors::check_release;
 pub use monitors::{Monitor, MonitorLayer, Monitors, SessionsMonitor, TcpMonitor, release_of};
 pub use values::*;
 
@@ -157,10 +156,16 @@ impl Config {
         config.tcp = monitors.tcp.to_vec();
         config.sessions = monitors.sessions;
         config.custom = monitors.custom.to_vec();
-        if let Some(maxconn) = profile.maxconn {
-            config.maxconn = maxconn;
-        }
+        config.maxconn = self.maxconn_of(Some(profile));
         Some(config)
+    }
+
+    /// The maxconn of the base config (`None`) or of one of its profiles, as [`monitors`]
+    /// reads the monitors.
+    ///
+    /// [`monitors`]: Config::monitors
+    pub fn maxconn_of(&self, profile: Option<&Profile>) -> Option<MaxConn> {
+        profile.and_then(|p| p.maxconn).unwrap_or(self.maxconn)
     }
 
     /// The monitors of the base config (`None`) or of one of its profiles, read in place:
@@ -322,11 +327,5 @@ pub fn load_from_environment(
     load(&file, &env, flags)
 }
 
-/// An I/O error's reason without Rust's "(os error N)" suffix.
-pub fn io_reason(err: &std::io::Error) -> String {
-    let text = err.to_string();
-    match text.find(" (os error") {
-        Some(end) => text[..end].to_string(),
-        None => text,
-    }
-}
+/// Kept until metrics/cgroup.rs, being changed on another branch, imports it from its home.
+pub use crate::ioerr::io_reason;

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::custom::CustomMonitor;
 use super::values::{
-    Importance, MaxConnections, MaxSessions, Port, Real, TcpThreshold, Threshold, present,
+    Importance, MaxConnections, MaxSessions, Port, Real, TcpThreshold, Threshold, check_release,
+    one, present,
 };
 
 /// CPU or RAM: how much it counts and when it drains.
@@ -30,21 +31,6 @@ impl Monitor {
 /// one, else `hysteresis` points below the threshold (not below 0).
 pub fn release_of(threshold: f64, release: Option<f64>, hysteresis: f64) -> f64 {
     release.unwrap_or((threshold - hysteresis).max(0.0))
-}
-
-/// A monitor's own `release` must be below its threshold, or no drain would ever hold.
-pub(super) fn check_release(
-    what: &str,
-    threshold: f64,
-    release: Option<f64>,
-) -> Result<(), String> {
-    match release {
-        Some(release) if threshold > 0.0 && release >= threshold => Err(format!(
-            "{what}: release {release} must be below its threshold {threshold} (a drain by the \
-             threshold lasts until the load is at or below release)"
-        )),
-        _ => Ok(()),
-    }
 }
 
 /// Established connections on a local port against a maximum.
@@ -138,10 +124,6 @@ impl TcpMonitor {
             .map(TcpMonitor::parse)
             .collect()
     }
-}
-
-pub(super) fn one() -> Importance {
-    Importance::ONE
 }
 
 fn yes() -> bool {

@@ -10,7 +10,7 @@ use std::io::{ErrorKind, Read};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::io_reason;
+use crate::ioerr::io_reason;
 
 /// The largest config file read: a real one is a few KiB, a thousand profiles of ten
 /// monitors each well under 1 MiB, and the cap keeps a runaway or hostile file from costing

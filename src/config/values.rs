@@ -369,3 +369,23 @@ pub(super) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(deserializer).map(Some)
 }
+
+/// A monitor's own `release` must be below its threshold, or no drain would ever hold.
+pub(super) fn check_release(
+    what: &str,
+    threshold: f64,
+    release: Option<f64>,
+) -> Result<(), String> {
+    match release {
+        Some(release) if threshold > 0.0 && release >= threshold => Err(format!(
+            "{what}: release {release} must be below its threshold {threshold} (a drain by the \
+             threshold lasts until the load is at or below release)"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The importance a monitor has when its entry names none (serde's `default`).
+pub(super) fn one() -> Importance {
+    Importance::ONE
+}

@@ -26,7 +26,7 @@ impl Counters {
 
 fn error(message: impl Into<String>) -> MetricError {
     MetricError {
-        monitor: crate::reply::words::CPU.into(),
+        monitor: crate::words::CPU.into(),
         message: message.into(),
     }
 }
@@ -58,7 +58,7 @@ pub fn read() -> Result<Counters, MetricError> {
     // of KiB on a big host) is not needed.
     let mut buffer = [0; 1024];
     let text = super::proc_head("/proc/stat", &mut buffer)
-        .map_err(|err| error(format!("/proc/stat: {}", crate::config::io_reason(&err))))?;
+        .map_err(|err| error(format!("/proc/stat: {}", crate::ioerr::io_reason(&err))))?;
     parse_proc_stat(text).ok_or_else(|| error("/proc/stat: no aggregate cpu line"))
 }
 

@@ -26,7 +26,7 @@ impl Memory {
 
 fn error(message: impl Into<String>) -> MetricError {
     MetricError {
-        monitor: crate::reply::words::RAM.into(),
+        monitor: crate::words::RAM.into(),
         message: message.into(),
     }
 }
@@ -85,7 +85,7 @@ pub fn read() -> Result<Memory, MetricError> {
     // counts byte by byte (4 k instructions a probe).
     let mut buffer = [0; 2000];
     let text = super::proc_head("/proc/meminfo", &mut buffer)
-        .map_err(|err| error(format!("/proc/meminfo: {}", crate::config::io_reason(&err))))?;
+        .map_err(|err| error(format!("/proc/meminfo: {}", crate::ioerr::io_reason(&err))))?;
     checked(parse_meminfo(text).ok_or_else(|| error("/proc/meminfo: no MemTotal line"))?)
 }
 

@@ -26,7 +26,7 @@ use super::MetricError;
 
 fn error(message: impl Into<String>) -> MetricError {
     MetricError {
-        monitor: crate::reply::words::SESSIONS.to_string(),
+        monitor: crate::words::SESSIONS.to_string(),
         message: message.into(),
     }
 }
@@ -103,7 +103,7 @@ fn read_logind(root: &std::path::Path) -> Result<Sessions, MetricError> {
         _ => error(format!(
             "cannot list {}: {}",
             dir.display(),
-            crate::config::io_reason(&err)
+            crate::ioerr::io_reason(&err)
         )),
     })?;
     let mut sessions = Sessions {
@@ -116,7 +116,7 @@ fn read_logind(root: &std::path::Path) -> Result<Sessions, MetricError> {
             error(format!(
                 "cannot list {}: {}",
                 dir.display(),
-                crate::config::io_reason(&err)
+                crate::ioerr::io_reason(&err)
             ))
         })?;
         // Beside each record logind keeps `ID.ref`, a FIFO: opening it would block.
@@ -162,7 +162,7 @@ fn record(path: &std::path::Path) -> Result<Option<String>, MetricError> {
         Err(err) => Err(error(format!(
             "cannot read {}: {}",
             path.display(),
-            crate::config::io_reason(&err)
+            crate::ioerr::io_reason(&err)
         ))),
     }
 }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use super::lock;
 pub use crate::eventlog::Level;
@@ -207,7 +207,10 @@ impl Log {
 /// One whole line, written with one call so that lines from threads never interleave.
 fn line(message: impl Display, style: Style) -> String {
     match style {
-        Style::Stamped => format!("{} {message}\n", utc_timestamp(SystemTime::now())),
+        Style::Stamped => format!(
+            "{} {message}\n",
+            crate::clock::utc_timestamp(SystemTime::now())
+        ),
         Style::Named => format!("lb-feedback-service: {message}\n"),
         #[cfg(windows)]
         Style::Bare => format!("{message}\n"),
@@ -295,51 +298,10 @@ fn old_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// `2026-11-25T14:58:33Z`.
-pub fn utc_timestamp(time: SystemTime) -> String {
-    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, for days after the epoch only).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    fn at(secs: u64) -> String {
-        utc_timestamp(UNIX_EPOCH + Duration::from_secs(secs))
-    }
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(at(0), "1970-01-01T00:00:00Z");
-        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(at(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(at(4_107_542_399), "2100-02-28T23:59:59Z");
-        assert_eq!(at(4_107_542_400), "2100-03-01T00:00:00Z");
-    }
 
     #[test]
     fn file_log_appends_stamped_lines_and_rotates() {

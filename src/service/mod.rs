@@ -65,6 +65,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::cidr;
+use crate::clock;
 use crate::config::{self, Config, ConfigError, CpuMode, Mode};
 use crate::probe::{self, Caller, ProbeError, Readings};
 use crate::reply;
@@ -240,7 +241,7 @@ fn print(text: &str) -> Result<(), Failure> {
             io::ErrorKind::BrokenPipe => Failure::Silent,
             _ => Failure::Runtime(format!(
                 "cannot write to standard output: {}",
-                config::io_reason(&err)
+                crate::ioerr::io_reason(&err)
             )),
         })
 }
@@ -647,11 +648,13 @@ impl Shared {
             // Each window with the config in force when it starts.
             let current = self.live.get();
             let state = StateDir::new(&current.config.state_dir);
-            let config = Config {
-                cpu_mode: CpuMode::Sample,
-                ..current.config.clone()
-            };
-            probe::sample(&current.needs, &config, &state, wait)
+            probe::sample_as(
+                &current.needs,
+                &current.config,
+                CpuMode::Sample,
+                &state,
+                wait,
+            )
         };
         self.sampler.run(&mut take, &self.log);
     }
@@ -706,7 +709,7 @@ impl Shared {
         let caller = Caller::Haproxy {
             peer: Some(peer.ip()),
         };
-        let (mode, mode_from) = match probe::effective_mode(base, &state, state::now_ms()) {
+        let (mode, mode_from) = match probe::effective_mode(base, &state, clock::now_ms()) {
             Ok(mode) => mode,
             Err(err) => {
                 let err = ProbeError::State(err);
@@ -752,9 +755,8 @@ impl Shared {
                 // The sampler logged it once for every probe that shares it.
                 Err(err) => {
                     let line = reply::error_line(&err.monitor);
-                    let change =
-                        probe::record_error(&config, &state, caller, profile.as_deref(), &line);
-                    self.tell(&config, change);
+                    let change = probe::record_error(config, &state, caller, profile, &line);
+                    self.tell(config, change);
                     return Some((line, None));
                 }
             },
@@ -762,25 +764,17 @@ impl Shared {
         // Under no lock of the service's own: a connection whose state I/O is slow (a stalled
         // disk, a FIFO planted in the state directory) holds up only itself, never the others,
         // but for the poller table's lock, which is bounded (state::LOCK_WAIT).
-        let report = probe::answer(
-            &config,
-            profile.as_deref(),
-            readings,
-            (mode, mode_from),
-            caller,
-            &state,
-        );
+        let report = probe::answer(config, profile, readings, (mode, mode_from), caller, &state);
         match report {
             Ok(report) => {
-                self.tell(&config, report.recovery.change);
+                self.tell(config, report.recovery.change);
                 Some((report.line, report.recovery.undo))
             }
             // A failed custom source: the sampler logged it once for the window.
             Err(err) => {
                 let line = err.line();
-                let change =
-                    probe::record_error(&config, &state, caller, profile.as_deref(), &line);
-                self.tell(&config, change);
+                let change = probe::record_error(config, &state, caller, profile, &line);
+                self.tell(config, change);
                 Some((line, None))
             }
         }
@@ -910,87 +904,4 @@ fn accept_loop(addr: SocketAddr, listener: TcpListener, shared: &Arc<Shared>, st
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Read;
-
-    fn quiet() -> Arc<Log> {
-        Arc::new(Log::stderr(false))
-    }
-
-    fn config(json: &str) -> Config {
-        let mut config = Config::default();
-        config
-            .apply_json(json, std::path::Path::new("t.json"))
-            .unwrap();
-        let dir = std::env::temp_dir().join(format!("lbf-service-{}", std::process::id()));
-        config.state_dir = dir;
-        config
-    }
-
-    #[test]
-    fn slots_are_limited_and_freed() {
-        let slots = Arc::new(Slots::new(Limits::new(2, 16)));
-        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        let a = Slots::take(&slots, peer).unwrap();
-        let _b = Slots::take(&slots, peer).unwrap();
-        assert_eq!(Slots::take(&slots, peer).err(), Some(Refusal::Full));
-        drop(a);
-        assert!(Slots::take(&slots, peer).is_ok());
-        let soon = Instant::now() + Duration::from_millis(20);
-        assert_eq!(slots.wait_idle(soon), 1);
-    }
-
-    #[test]
-    fn stop_wakes_waiters() {
-        let stop = Stop::new();
-        let waiter = {
-            let stop = stop.clone();
-            thread::spawn(move || stop.wait())
-        };
-        assert!(!stop.is_set());
-        stop.trigger();
-        waiter.join().unwrap();
-        assert!(stop.is_set());
-    }
-
-    #[test]
-    fn a_given_address_that_cannot_be_bound_is_an_error() {
-        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = taken.local_addr().unwrap();
-        let err = Service::bind(Config::default(), &[addr], quiet())
-            .err()
-            .unwrap();
-        assert!(
-            err.starts_with(&format!("cannot listen on {addr}")),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn serves_in_process_and_stops_cleanly() {
-        let config =
-            config(r#"{"cpu": {"importance": 0}, "ram": {"importance": 0}, "mode": "drain"}"#);
-        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let state_dir = config.state_dir.clone();
-        let service = Service::bind(config, &[any], quiet()).unwrap();
-        let addr = service.local_addrs()[0];
-        let stop = Stop::new();
-        let server = {
-            let stop = stop.clone();
-            thread::spawn(move || service.serve(&stop))
-        };
-        let mut client = TcpStream::connect(addr).unwrap();
-        client
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let mut reply = String::new();
-        client.read_to_string(&mut reply).unwrap();
-        assert!(reply.starts_with("drain"), "{reply:?}");
-        stop.trigger();
-        server.join().unwrap().unwrap();
-        // The listener is gone with its thread.
-        assert!(TcpStream::connect(addr).is_err());
-        let _ = std::fs::remove_dir_all(state_dir);
-    }
-}
+mod tests;

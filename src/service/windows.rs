@@ -227,7 +227,7 @@ fn grant_local_service(dir: &Path) -> Result<(), String> {
         format!(
             "cannot create {}: {}; create it and {by_hand}",
             dir.display(),
-            config::io_reason(&err)
+            crate::ioerr::io_reason(&err)
         )
     })?;
     match Command::new("icacls")

@@ -3,7 +3,7 @@
 //! `lb-feedback mode`), kept in the state directory beside the poller table and appended to
 //! under its lock, only when something changed: nothing in steady state.
 
-use super::pollers::{BASE, Poller, checksum};
+use super::record::{BASE, Poller, checksum};
 
 /// The ring keeps the last this many events.
 pub const MAX_EVENTS: usize = 500;

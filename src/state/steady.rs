@@ -9,7 +9,7 @@
 //! does not check out (cut short by a crash, edited) is started afresh: it costs a moving
 //! average its past and lets go of a held drain, never the reply.
 
-use super::pollers::{FORGET_AFTER_MS, checksum};
+use super::record::{FORGET_AFTER_MS, checksum};
 
 const MAGIC: &str = "lb-feedback-steady 1";
 

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::MAX_OUTPUT;
-use crate::config::io_reason;
+use crate::ioerr::io_reason;
 
 /// How long output is still read once the command has exited: what it wrote just before
 /// exiting may still be on its way through a child that shares the pipe, but a child that

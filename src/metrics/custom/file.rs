@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::MAX_OUTPUT;
-use crate::config::io_reason;
+use crate::ioerr::io_reason;
 
 pub fn read(path: &Path, max_age: Option<Duration>) -> Result<String, String> {
     let mut options = OpenOptions::new();
