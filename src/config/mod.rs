@@ -326,6 +326,3 @@ pub fn load_from_environment(
     let file = ConfigFile::choose(flag, &env);
     load(&file, &env, flags)
 }
-
-/// Kept until metrics/cgroup.rs, being changed on another branch, imports it from its home.
-pub use crate::ioerr::io_reason;

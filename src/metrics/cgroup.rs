@@ -35,7 +35,7 @@ fn read_small_if_present<T>(
 ) -> Result<Option<T>, String> {
     const SMALL: usize = 2000;
     let failed =
-        |err: std::io::Error| format!("{}: {}", path.display(), crate::config::io_reason(&err));
+        |err: std::io::Error| format!("{}: {}", path.display(), crate::ioerr::io_reason(&err));
     let mut file = match std::fs::File::open(path) {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         opened => opened.map_err(failed)?,
@@ -166,9 +166,7 @@ impl CpuCapacity {
     /// are not compared with counters after.
     pub fn id(&self) -> u64 {
         let text = format!("{:?} {} {}", self.group.version, self.at, self.millis);
-        text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-        }) | 1
+        crate::hash::checksum(text.as_bytes()) | 1
     }
 }
 
