@@ -43,6 +43,8 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+# free_port, hold_five_connections.
+. contrib/lib/connections.sh
 
 lintian --fail-on error,warning "$deb" || fail "lintian $deb"
 # rpmlint reads one rpmlintrc: the shared filters and the aarch64 one together.
@@ -79,35 +81,8 @@ grep -Eq '^ram +[0-9.]+ [KMG]iB of [0-9.]+ [KMG]iB in use' <<<"$explain" || fail
 pass "lb-feedback (aarch64, qemu): '$line' from the built-in defaults"
 
 # --- 2. a tcp monitor counting real connections -------------------------------------------------
-free_port() {
-    local port
-    for _ in $(seq 50); do
-        port=$((20000 + RANDOM % 20000))
-        if ! ss -Htan "( sport = :$port or dport = :$port )" | grep -q .; then
-            echo "$port"
-            return
-        fi
-    done
-    fail "no free port found"
-}
 tcp_port=$(free_port)
-# Each listener forks a socat per connection that reads it until the client closes; setsid
-# makes the listener a process group leader, so cleanup ends its children too.
-for listen in "TCP4-LISTEN:$tcp_port,bind=127.0.0.1" "TCP6-LISTEN:$tcp_port,bind=[::1],ipv6only=1"; do
-    setsid socat -u "$listen,reuseaddr,fork" OPEN:/dev/null,wronly </dev/null >/dev/null 2>&1 &
-    groups+=($!)
-done
-sleep 0.5
-for address in TCP4:127.0.0.1 TCP4:127.0.0.1 TCP4:127.0.0.1 'TCP6:[::1]' 'TCP6:[::1]'; do
-    socat -u OPEN:/dev/null,ignoreeof "$address:$tcp_port" </dev/null >/dev/null 2>&1 &
-    pids+=($!)
-done
-for _ in $(seq 50); do
-    held=$(ss -Htn state established "( sport = :$tcp_port )" | wc -l)
-    ((held >= 5)) && break
-    sleep 0.1
-done
-((held == 5)) || fail "expected 5 established connections on port $tcp_port, ss shows $held"
+hold_five_connections "$tcp_port"
 explain=$(run "$bin/lb-feedback" --tcp "$tcp_port:10" --explain) || fail "--tcp under qemu: $explain"
 grep -Eq "^tcp:$tcp_port +5 of 10 established" <<<"$explain" || fail "the tcp monitor did not count 5 of 10: $explain"
 line=$(run "$bin/lb-feedback" --tcp "$tcp_port:10") || fail "lb-feedback --tcp: $line"

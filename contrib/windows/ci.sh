@@ -64,6 +64,8 @@ cleanup() {
     exit "$status"
 }
 trap cleanup EXIT
+# free_port, hold_five_connections.
+. "$here/../lib/connections.sh"
 
 run() { timeout 120 "$here/wine-run.sh" "$@"; }
 
@@ -78,19 +80,6 @@ grep -q '^lb-feedback ' "$work/version" || fail "lb-feedback.exe does not run un
 "$wine_dir/wineserver" -w
 "$wine_dir/wineserver" -p || fail "cannot start a persistent wineserver"
 run "$agent" --version </dev/null >/dev/null 2>&1 || fail "lb-feedback.exe stopped running under Wine"
-
-# A loopback port nobody uses, from the ephemeral range's lower neighbours.
-free_port() {
-    local port
-    for _ in $(seq 50); do
-        port=$((20000 + RANDOM % 20000))
-        if ! ss -Htan "( sport = :$port or dport = :$port )" | grep -q .; then
-            echo "$port"
-            return
-        fi
-    done
-    fail "no free port found"
-}
 
 # Waits (at most 20 s) until FILE has a line matching PATTERN.
 wait_for_line() {
@@ -113,24 +102,7 @@ reply_line='^(up ready )?[0-9]{1,3}%$'
 
 # --- 1. the one-shot binary: CPU, RAM, TCP ---------------------------------------------
 tcp_port=$(free_port)
-# Each listener forks a socat per connection that reads it into /dev/null until the client
-# closes; setsid makes the listener a process group leader, so cleanup ends its children too.
-for listen in "TCP4-LISTEN:$tcp_port,bind=127.0.0.1" "TCP6-LISTEN:$tcp_port,bind=[::1],ipv6only=1"; do
-    setsid socat -u "$listen,reuseaddr,fork" OPEN:/dev/null,wronly </dev/null >/dev/null 2>&1 &
-    groups+=($!)
-done
-sleep 0.5
-for address in TCP4:127.0.0.1 TCP4:127.0.0.1 TCP4:127.0.0.1 'TCP6:[::1]' 'TCP6:[::1]'; do
-    # Each client is a socat holding its connection open, sending nothing, until killed.
-    socat -u OPEN:/dev/null,ignoreeof "$address:$tcp_port" </dev/null >/dev/null 2>&1 &
-    pids+=($!)
-done
-for _ in $(seq 50); do
-    held=$(ss -Htn state established "( sport = :$tcp_port )" | wc -l)
-    ((held >= 5)) && break
-    sleep 0.1
-done
-((held == 5)) || fail "expected 5 established connections on port $tcp_port, ss shows $held"
+hold_five_connections "$tcp_port"
 
 export LB_FEEDBACK_TCP="$tcp_port:10" LB_FEEDBACK_SAMPLE_MS=300
 explain=$(run "$agent" --explain) || fail "lb-feedback.exe --explain failed: $explain"
