@@ -44,9 +44,13 @@ fn fate(pid: u32, stat: &str, live: &[u32]) -> Option<Fate> {
     let mut fields = rest.split_whitespace();
     let state = fields.next()?;
     let group: u32 = fields.nth(1)?.parse().ok()?;
-    Some(if state == "Z" {
+    // A running command that has just exited is a zombie too, but its own wait reaps it:
+    // reaped here, that wait would fail (ECHILD) and the command with it.
+    Some(if live.contains(&pid) {
+        Fate::Leave
+    } else if state == "Z" {
         Fate::Reap
-    } else if live.contains(&pid) || live.contains(&group) {
+    } else if live.contains(&group) {
         Fate::Leave
     } else {
         Fate::Kill
@@ -189,6 +193,11 @@ mod tests {
         assert_eq!(
             fate(101, "101 (sleep) Z 1 100 100 0", &live),
             Some(Fate::Reap)
+        );
+        // A command that has exited and is not yet waited for is its own wait's to reap.
+        assert_eq!(
+            fate(200, "200 (echo) Z 1 200 200 0", &live),
+            Some(Fate::Leave)
         );
         // A name with spaces and a parenthesis.
         assert_eq!(
