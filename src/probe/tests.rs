@@ -1,6 +1,10 @@
 //! Unit tests of `probe`: needs, sampling from fixtures, answers and profiles.
 
 use super::*;
+use crate::metrics::cpu;
+use crate::metrics::memory::Memory;
+use crate::metrics::sessions::Sessions;
+use crate::state::CpuRecord;
 use std::path::Path;
 
 fn config(json: &str) -> Config {

@@ -23,9 +23,10 @@
 //! 4. in normal mode, takes the last complete window while the sampler keeps them coming,
 //!    else joins the running sample or starts one ([`sampler`]); when the config has
 //!    profiles, in every mode, reads the first line of `agent-send` (1 KiB at most)
-//!    meanwhile, waiting for it until the window ends or [`probe::REQUEST_GRACE`] after the
-//!    connection, whichever is later (without profiles it selects nothing and is left to the
-//!    drain, as in the one-shot binary); an unknown profile is `error:profile` in every mode;
+//!    meanwhile, waiting for it until the window ends or [`crate::probe::REQUEST_GRACE`]
+//!    after the connection, whichever is later (without profiles it selects nothing and is
+//!    left to the drain, as in the one-shot binary); an unknown profile is `error:profile` in
+//!    every mode;
 //! 5. answers one line, half-closes, drains for at most [`socket::DRAIN_TIME`], closes.
 //!
 //! Every connection has a deadline, `sample_ms` + [`CONNECTION_SLACK`]: reads, the write and
@@ -45,8 +46,10 @@
 
 pub mod args;
 mod bind_hint;
+mod connection;
 pub mod http;
 pub mod limits;
+mod listen;
 pub mod log;
 pub mod registration;
 pub mod reload;
@@ -56,52 +59,33 @@ pub mod signals;
 pub mod windows;
 
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Protocol, Socket, Type};
-
-use crate::cidr;
-use crate::clock;
-use crate::config::{self, Config, ConfigError, CpuMode, Mode};
-use crate::probe::{self, Caller, ProbeError, Readings};
-use crate::reply;
-use crate::socket::{self, Undelivered};
-use crate::state::history::Event;
-use crate::state::pollers::Undo;
-use crate::state::{self, StateDir};
+use crate::config::{self, Config, ConfigError};
+use crate::socket;
+use crate::state;
 use args::{Args, Command};
-use limits::{InFlight, Limits, Refusal, Refusals};
+use connection::Shared;
+use limits::{InFlight, Limits, Refusal};
+pub(crate) use listen::{Accepted, accept};
+use listen::{accept_loop, bind, check_fd_limit, stop_acceptors};
 use log::Log;
 use reload::Live;
-use sampler::Sampler;
 
 /// Added to `sample_ms` for a connection's deadline: room for `agent-send`, the reply and a
 /// loaded machine, yet short enough that a stuck client frees its slot within one poll or two.
 pub const CONNECTION_SLACK: Duration = Duration::from_secs(2);
-/// Pending connections the kernel queues per listener while the accept thread catches up
-/// (many load balancers connect in the same instant).
-const BACKLOG: i32 = 1024;
 /// Handler threads do a few small reads and writes; the default 2 MiB stack is reserved for
 /// nothing, and with `max_in_flight` up to 10,000 that adds up.
 pub(crate) const HANDLER_STACK: usize = 256 * 1024;
-/// After a failed `accept` (out of descriptors, say) the connection stays queued: pause
-/// instead of spinning on it.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
-/// How long waking a listener by connecting to it may take.
-const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a stop waits for its last log lines to be written: a stderr that nobody reads
 /// cannot hold the process past it.
 pub const LOG_FLUSH: Duration = Duration::from_millis(500);
 /// How often the totals of refusals are looked at.
 const REPORT_TICK: Duration = Duration::from_secs(1);
-/// Descriptors kept beside one per connection in flight: listeners, stdio, the state
-/// directory's files, /proc, a netlink socket.
-#[cfg(target_os = "linux")]
-const SPARE_FDS: u64 = 64;
 
 /// Why a command failed; rendered once by the binary, with the exit code.
 #[derive(Debug)]
@@ -543,363 +527,6 @@ impl Running {
         }
         log.note(format!("stopped (listened on {})", addrs.join(", ")));
         Ok(())
-    }
-}
-
-/// A listening socket. IPv6 sockets are IPv6-only, so `0.0.0.0:P` and `[::]:P` bind side by
-/// side on every OS (Linux would otherwise let `[::]` take IPv4 too, and the second bind fail
-/// with "address in use"); std cannot set that before binding, socket2 can.
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    // As std does on Unix: a restarted service binds again while the previous one's
-    // connections sit in TIME_WAIT. (On Windows the option would let another program take
-    // the port, so it stays off there.)
-    #[cfg(unix)]
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(BACKLOG)?;
-    Ok(socket.into())
-}
-
-/// Wakes each listener's blocked `accept` with a connection to itself, then waits for its
-/// thread. A listener that cannot be woken (its address unreachable from here) keeps its
-/// thread until the process exits; it accepts nothing more meanwhile.
-fn stop_acceptors(acceptors: Vec<(SocketAddr, JoinHandle<()>)>, log: &Log) {
-    for (addr, thread) in acceptors {
-        let ip = match addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        match TcpStream::connect_timeout(&SocketAddr::new(ip, addr.port()), WAKE_TIMEOUT) {
-            Ok(_) => {
-                let _ = thread.join();
-            }
-            Err(err) => log.problem(format!(
-                "cannot wake the listener on {addr} to stop it ({err}); it ends with the process"
-            )),
-        }
-    }
-}
-
-/// What every connection's thread shares.
-struct Shared {
-    /// The config in force: each poll and each sample window takes it once.
-    live: Live,
-    log: Arc<Log>,
-    sampler: Sampler,
-    slots: Arc<Slots>,
-    /// Only the accept threads and the refusals' thread take it, for in-memory counting.
-    refusals: Mutex<Refusals>,
-    /// Replies written on the agent port since the start.
-    answered: AtomicU64,
-    connection_time: Duration,
-}
-
-impl Shared {
-    fn new(live: Live, log: Arc<Log>) -> Shared {
-        let config = live.get().config.clone();
-        let limits = Limits::new(
-            config.max_in_flight.get() as usize,
-            config.max_in_flight_per_source.get() as usize,
-        );
-        Shared {
-            slots: Arc::new(Slots::new(limits)),
-            refusals: Mutex::new(Refusals::new(limits, Instant::now())),
-            answered: AtomicU64::new(0),
-            connection_time: Duration::from_millis(config.sample_ms.get()) + CONNECTION_SLACK,
-            sampler: Sampler::new(
-                Duration::from_millis(config.sample_ms.get()),
-                sampler::KEEP_FOR,
-            ),
-            live,
-            log,
-        }
-    }
-
-    /// Counts a connection closed without a reply, and logs it if it is one of the first.
-    fn refuse(&self, peer: SocketAddr, why: Refusal) {
-        if let Some(line) = lock(&self.refusals).refuse(peer, why) {
-            self.log.problem(line);
-        }
-    }
-
-    /// Logs the totals of refusals once their window has passed, or now if `all`.
-    fn report_refusals(&self, all: bool) {
-        let lines = {
-            let mut refusals = lock(&self.refusals);
-            match all {
-                true => refusals.end_window(Instant::now()),
-                false => refusals.due(Instant::now()),
-            }
-        };
-        for line in lines {
-            self.log.problem(line);
-        }
-    }
-
-    /// The kept windows follow each other, so each is already "since the last": since-last's
-    /// saved counters would add nothing but a state write per window.
-    fn take_samples(&self) {
-        let mut take = |wait: &mut dyn FnMut(Instant)| {
-            // Each window with the config in force when it starts.
-            let current = self.live.get();
-            let state = StateDir::new(&current.config.state_dir);
-            probe::sample_as(
-                &current.needs,
-                &current.config,
-                CpuMode::Sample,
-                &state,
-                wait,
-            )
-        };
-        self.sampler.run(&mut take, &self.log);
-    }
-
-    /// One connection, from the mode to the clean close.
-    fn serve(&self, mut stream: TcpStream, peer: SocketAddr) {
-        let accepted = Instant::now();
-        let deadline = accepted + self.connection_time;
-        let Some((line, undo)) = self.reply(&mut stream, peer, accepted, deadline) else {
-            return;
-        };
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1));
-        let written = stream
-            .set_write_timeout(Some(left))
-            .map_err(Undelivered::Write)
-            .and_then(|()| socket::write_reply(&mut stream, line.as_bytes()));
-        match &written {
-            // A peer that closed first (a check by hand with empty input) was answered all
-            // the same; it is no problem, it only does not count toward recovery.
-            Ok(()) | Err(Undelivered::PeerShut) => {
-                self.answered.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(err) => self
-                .log
-                .problem(format!("{peer}: the reply was not delivered: {err}")),
-        }
-        // A reply the poller may never have read does not count toward its recovery.
-        if let (Err(_), Some(undo)) = (written, undo) {
-            StateDir::new(&self.live.get().config.state_dir).undo(&undo);
-        }
-        let _ = stream.shutdown(Shutdown::Write);
-        socket::drain(
-            &mut stream,
-            deadline.min(Instant::now() + socket::DRAIN_TIME),
-        );
-    }
-
-    /// The reply line and how to take its poll back if it is not delivered, or `None` to
-    /// close without one.
-    fn reply(
-        &self,
-        stream: &mut TcpStream,
-        peer: SocketAddr,
-        accepted: Instant,
-        deadline: Instant,
-    ) -> Option<(String, Option<Undo>)> {
-        let current = self.live.get();
-        let base = &current.config;
-        let state = StateDir::new(&base.state_dir);
-        let caller = Caller::Haproxy {
-            peer: Some(peer.ip()),
-        };
-        let (mode, mode_from) = match probe::effective_mode(base, &state, clock::now_ms()) {
-            Ok(mode) => mode,
-            Err(err) => {
-                let err = ProbeError::State(err);
-                self.log.problem(format!("{peer}: {err}"));
-                return Some((err.line(), None));
-            }
-        };
-        // As the one-shot: a mode other than normal decides alone, nothing is sampled.
-        let ticket = (mode == Mode::Normal).then(|| self.sampler.join());
-        // As the one-shot: agent-send matters only when profiles need it (without them it is
-        // left to the drain), and then in every mode. Its line is read while the sample runs,
-        // and waited for until the window ends or REQUEST_GRACE after the connection,
-        // whichever is later.
-        let mut request = Vec::new();
-        if !base.profiles.is_empty() {
-            let grace = accepted + probe::REQUEST_GRACE;
-            let until = match ticket {
-                Some(ticket) => self.sampler.window_end(ticket, deadline).max(grace),
-                None => grace,
-            };
-            socket::read_line(stream, &mut request, &mut false, until.min(deadline));
-        }
-        let (config, profile) = match probe::select(base, socket::request_line(&request).as_deref())
-        {
-            Ok(selected) => selected,
-            Err(err) => {
-                self.log.problem(format!("{peer}: {err}"));
-                return Some((err.line(), None));
-            }
-        };
-        let sampled = ticket.map(|ticket| self.sampler.readings(ticket, deadline));
-        let nothing = Readings::default();
-        let readings = match &sampled {
-            None => &nothing,
-            Some(None) => {
-                self.log.problem(format!(
-                    "{peer}: no sample within the connection's deadline; closed without a reply"
-                ));
-                return None;
-            }
-            Some(Some(sampled)) => match sampled.as_ref() {
-                Ok(readings) => readings,
-                // The sampler logged it once for every probe that shares it.
-                Err(err) => {
-                    let line = reply::error_line(&err.monitor);
-                    let change = probe::record_error(config, &state, caller, profile, &line);
-                    self.tell(config, change);
-                    return Some((line, None));
-                }
-            },
-        };
-        // Under no lock of the service's own: a connection whose state I/O is slow (a stalled
-        // disk, a FIFO planted in the state directory) holds up only itself, never the others,
-        // but for the poller table's lock, which is bounded (state::LOCK_WAIT).
-        let report = probe::answer(config, profile, readings, (mode, mode_from), caller, &state);
-        match report {
-            Ok(report) => {
-                self.tell(config, report.recovery.change);
-                Some((report.line, report.recovery.undo))
-            }
-            // A failed custom source: the sampler logged it once for the window.
-            Err(err) => {
-                let line = err.line();
-                let change = probe::record_error(config, &state, caller, profile, &line);
-                self.tell(config, change);
-                Some((line, None))
-            }
-        }
-    }
-
-    /// A change of what a poller is told goes to the service's log, and to syslog when
-    /// configured (unless the service's log is the event log, where syslog's events go on
-    /// Windows: once is enough).
-    fn tell(&self, config: &Config, change: Option<Event>) {
-        if let Some(event) = change {
-            if !self.log.is_event_log() {
-                crate::syslog::tell(config, Some(&event));
-            }
-            self.log.info(format!("told {event}"));
-        }
-    }
-}
-
-/// Every connection in flight holds a descriptor: with `max_in_flight` 1024 the process needs
-/// about 1100, and systemd gives services a soft limit of 1024 by default (the hard limit is
-/// far higher). Raises the soft limit to what `max_in_flight` needs, within the hard limit;
-/// logs it when that is not enough, since `accept` would then fail with "too many open files"
-/// before `max_in_flight` is reached.
-#[cfg(target_os = "linux")]
-fn check_fd_limit(max_in_flight: usize, log: &Log) {
-    let need = max_in_flight as u64 + SPARE_FDS;
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit read or fill the struct given, nothing else.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= need {
-        return;
-    }
-    let wanted = libc::rlimit {
-        rlim_cur: need.min(limit.rlim_max),
-        rlim_max: limit.rlim_max,
-    };
-    // SAFETY: as above.
-    let raised = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } == 0;
-    let now = if raised {
-        wanted.rlim_cur
-    } else {
-        limit.rlim_cur
-    };
-    if now < need {
-        log.problem(format!(
-            "max_in_flight {max_in_flight} needs about {need} open files and the limit is {now}: \
-             raise it (systemd: LimitNOFILE=) or lower max_in_flight"
-        ));
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn check_fd_limit(_max_in_flight: usize, _log: &Log) {}
-
-/// What one `accept` gave a listener's loop.
-pub(crate) enum Accepted {
-    Connection(TcpStream, SocketAddr),
-    /// Nothing to answer: the peer gave up, a signal came, or accepting failed (logged, and
-    /// paused for [`ACCEPT_PAUSE`] so a full descriptor table is not a busy loop).
-    Again,
-    /// The stop was triggered (the wake-up connection, or one that came as it began: no reply).
-    Stop,
-}
-
-/// One `accept` on `listener`; `what` names it in the log.
-pub(crate) fn accept(listener: &TcpListener, stop: &Stop, log: &Log, what: &str) -> Accepted {
-    let accepted = listener.accept();
-    if stop.is_set() {
-        return Accepted::Stop;
-    }
-    match accepted {
-        Ok((stream, peer)) => Accepted::Connection(stream, peer),
-        Err(err)
-            if matches!(
-                err.kind(),
-                io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
-            ) =>
-        {
-            Accepted::Again
-        }
-        Err(err) => {
-            log.problem(format!("accepting {what} failed: {err}"));
-            thread::sleep(ACCEPT_PAUSE);
-            Accepted::Again
-        }
-    }
-}
-
-/// Accepts until `stop`: checks the allowlist and the in-flight limits, then hands the
-/// connection to a thread of its own.
-fn accept_loop(addr: SocketAddr, listener: TcpListener, shared: &Arc<Shared>, stop: &Stop) {
-    let what = format!("on {addr}");
-    loop {
-        let (stream, peer) = match accept(&listener, stop, &shared.log, &what) {
-            Accepted::Stop => return,
-            Accepted::Again => continue,
-            Accepted::Connection(stream, peer) => (stream, peer),
-        };
-        // Nothing in this loop waits for anything but `accept`: the slot and the refusal
-        // counts are in memory, and the log only queues (see log.rs).
-        if !cidr::allowed(&shared.live.get().config.allow, peer.ip()) {
-            shared.refuse(peer, Refusal::NotAllowed);
-            continue;
-        }
-        let slot = match Slots::take(&shared.slots, peer) {
-            Ok(slot) => slot,
-            Err(why) => {
-                shared.refuse(peer, why);
-                continue;
-            }
-        };
-        let for_thread = shared.clone();
-        let spawned = thread::Builder::new()
-            .name("lbf-probe".into())
-            .stack_size(HANDLER_STACK)
-            .spawn(move || {
-                let _slot = slot;
-                for_thread.serve(stream, peer);
-            });
-        // On failure the closure is dropped: the slot is freed and the connection closed.
-        if spawned.is_err() {
-            shared.refuse(peer, Refusal::NoThread);
-        }
     }
 }
 

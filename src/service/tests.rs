@@ -2,6 +2,7 @@
 
 use super::*;
 use std::io::Read;
+use std::net::TcpStream;
 
 fn quiet() -> Arc<Log> {
     Arc::new(Log::stderr(false))

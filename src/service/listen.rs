@@ -1,0 +1,183 @@
+//! The agent port's listeners: binding them (IPv6-only beside IPv4), the accept loop with
+//! its allowlist and in-flight checks, a thread per connection, the descriptor limit it
+//! needs, and waking the listeners to stop.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::limits::Refusal;
+use super::log::Log;
+use super::{HANDLER_STACK, Shared, Slots, Stop};
+use crate::cidr;
+
+/// Pending connections the kernel queues per listener while the accept thread catches up
+/// (many load balancers connect in the same instant).
+const BACKLOG: i32 = 1024;
+/// After a failed `accept` (out of descriptors, say) the connection stays queued: pause
+/// instead of spinning on it.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// How long waking a listener by connecting to it may take.
+const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Descriptors kept beside one per connection in flight: listeners, stdio, the state
+/// directory's files, /proc, a netlink socket.
+#[cfg(target_os = "linux")]
+const SPARE_FDS: u64 = 64;
+
+/// A listening socket. IPv6 sockets are IPv6-only, so `0.0.0.0:P` and `[::]:P` bind side by
+/// side on every OS (Linux would otherwise let `[::]` take IPv4 too, and the second bind fail
+/// with "address in use"); std cannot set that before binding, socket2 can.
+pub(super) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // As std does on Unix: a restarted service binds again while the previous one's
+    // connections sit in TIME_WAIT. (On Windows the option would let another program take
+    // the port, so it stays off there.)
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Wakes each listener's blocked `accept` with a connection to itself, then waits for its
+/// thread. A listener that cannot be woken (its address unreachable from here) keeps its
+/// thread until the process exits; it accepts nothing more meanwhile.
+pub(super) fn stop_acceptors(acceptors: Vec<(SocketAddr, JoinHandle<()>)>, log: &Log) {
+    for (addr, thread) in acceptors {
+        let ip = match addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        match TcpStream::connect_timeout(&SocketAddr::new(ip, addr.port()), WAKE_TIMEOUT) {
+            Ok(_) => {
+                let _ = thread.join();
+            }
+            Err(err) => log.problem(format!(
+                "cannot wake the listener on {addr} to stop it ({err}); it ends with the process"
+            )),
+        }
+    }
+}
+
+/// Every connection in flight holds a descriptor: with `max_in_flight` 1024 the process needs
+/// about 1100, and systemd gives services a soft limit of 1024 by default (the hard limit is
+/// far higher). Raises the soft limit to what `max_in_flight` needs, within the hard limit;
+/// logs it when that is not enough, since `accept` would then fail with "too many open files"
+/// before `max_in_flight` is reached.
+#[cfg(target_os = "linux")]
+pub(super) fn check_fd_limit(max_in_flight: usize, log: &Log) {
+    let need = max_in_flight as u64 + SPARE_FDS;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read or fill the struct given, nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= need {
+        return;
+    }
+    let wanted = libc::rlimit {
+        rlim_cur: need.min(limit.rlim_max),
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: as above.
+    let raised = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } == 0;
+    let now = if raised {
+        wanted.rlim_cur
+    } else {
+        limit.rlim_cur
+    };
+    if now < need {
+        log.problem(format!(
+            "max_in_flight {max_in_flight} needs about {need} open files and the limit is {now}: \
+             raise it (systemd: LimitNOFILE=) or lower max_in_flight"
+        ));
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(super) fn check_fd_limit(_max_in_flight: usize, _log: &Log) {}
+
+/// What one `accept` gave a listener's loop.
+pub(crate) enum Accepted {
+    Connection(TcpStream, SocketAddr),
+    /// Nothing to answer: the peer gave up, a signal came, or accepting failed (logged, and
+    /// paused for [`ACCEPT_PAUSE`] so a full descriptor table is not a busy loop).
+    Again,
+    /// The stop was triggered (the wake-up connection, or one that came as it began: no reply).
+    Stop,
+}
+
+/// One `accept` on `listener`; `what` names it in the log.
+pub(crate) fn accept(listener: &TcpListener, stop: &Stop, log: &Log, what: &str) -> Accepted {
+    let accepted = listener.accept();
+    if stop.is_set() {
+        return Accepted::Stop;
+    }
+    match accepted {
+        Ok((stream, peer)) => Accepted::Connection(stream, peer),
+        Err(err)
+            if matches!(
+                err.kind(),
+                io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+            ) =>
+        {
+            Accepted::Again
+        }
+        Err(err) => {
+            log.problem(format!("accepting {what} failed: {err}"));
+            thread::sleep(ACCEPT_PAUSE);
+            Accepted::Again
+        }
+    }
+}
+
+/// Accepts until `stop`: checks the allowlist and the in-flight limits, then hands the
+/// connection to a thread of its own.
+pub(super) fn accept_loop(
+    addr: SocketAddr,
+    listener: TcpListener,
+    shared: &Arc<Shared>,
+    stop: &Stop,
+) {
+    let what = format!("on {addr}");
+    loop {
+        let (stream, peer) = match accept(&listener, stop, &shared.log, &what) {
+            Accepted::Stop => return,
+            Accepted::Again => continue,
+            Accepted::Connection(stream, peer) => (stream, peer),
+        };
+        // Nothing in this loop waits for anything but `accept`: the slot and the refusal
+        // counts are in memory, and the log only queues (see log.rs).
+        if !cidr::allowed(&shared.live.get().config.allow, peer.ip()) {
+            shared.refuse(peer, Refusal::NotAllowed);
+            continue;
+        }
+        let slot = match Slots::take(&shared.slots, peer) {
+            Ok(slot) => slot,
+            Err(why) => {
+                shared.refuse(peer, why);
+                continue;
+            }
+        };
+        let for_thread = shared.clone();
+        let spawned = thread::Builder::new()
+            .name("lbf-probe".into())
+            .stack_size(HANDLER_STACK)
+            .spawn(move || {
+                let _slot = slot;
+                for_thread.serve(stream, peer);
+            });
+        // On failure the closure is dropped: the slot is freed and the connection closed.
+        if spawned.is_err() {
+            shared.refuse(peer, Refusal::NoThread);
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Unix: the state directory's file operations as openat, renameat and unlinkat on one
+//! directory fd (no links followed, no blocking opens), files handed to the agent's user
+//! when root writes, and whether that user may write the directory.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use super::Dir;
+
+const READ: libc::c_int =
+    libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+const WRITE: libc::c_int = libc::O_WRONLY
+    | libc::O_CREAT
+    | libc::O_NOFOLLOW
+    | libc::O_NONBLOCK
+    | libc::O_NOCTTY
+    | libc::O_CLOEXEC;
+const READ_WRITE: libc::c_int = libc::O_RDWR
+    | libc::O_CREAT
+    | libc::O_NOFOLLOW
+    | libc::O_NONBLOCK
+    | libc::O_NOCTTY
+    | libc::O_CLOEXEC;
+const CREATE_NEW: libc::c_int = libc::O_WRONLY
+    | libc::O_CREAT
+    | libc::O_EXCL
+    | libc::O_NOFOLLOW
+    | libc::O_NOCTTY
+    | libc::O_CLOEXEC;
+const MODE: libc::c_uint = 0o644;
+
+fn c_name(name: &str) -> io::Result<CString> {
+    // One name in the directory, never a path: a '/' would leave it.
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a plain file name",
+        ));
+    }
+    CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in name"))
+}
+
+fn check(result: libc::c_int) -> io::Result<libc::c_int> {
+    match result {
+        -1 => Err(io::Error::last_os_error()),
+        ok => Ok(ok),
+    }
+}
+
+fn owned(fd: libc::c_int) -> OwnedFd {
+    // SAFETY: `fd` was just returned by a successful open and is owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+pub fn open_dir(path: &Path) -> io::Result<Dir> {
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in the path"))?;
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: a valid C string and plain flags.
+    let fd = match check(unsafe { libc::open(c_path.as_ptr(), flags) }) {
+        // O_DIRECTORY wins over O_NOFOLLOW in the error Linux gives for a link.
+        Err(err) if err.raw_os_error() == Some(libc::ENOTDIR) && is_link(path) => {
+            return Err(io::Error::from_raw_os_error(libc::ELOOP));
+        }
+        other => owned(other?),
+    };
+    let meta = File::from(fd.try_clone()?).metadata()?;
+    Ok(Dir {
+        path: path.to_path_buf(),
+        fd,
+        owner: (meta.uid(), meta.gid()),
+    })
+}
+
+fn is_link(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink())
+}
+
+fn open_at(dir: &Dir, name: &str, flags: libc::c_int) -> io::Result<File> {
+    let c_name = c_name(name)?;
+    // SAFETY: a directory fd we own, a valid C string, plain flags and mode.
+    let fd = check(unsafe { libc::openat(dir.fd.as_raw_fd(), c_name.as_ptr(), flags, MODE) })?;
+    Ok(File::from(owned(fd)))
+}
+
+pub fn open_read(dir: &Dir, name: &str) -> io::Result<File> {
+    open_at(dir, name, READ)
+}
+
+pub fn open_write(dir: &Dir, name: &str) -> io::Result<File> {
+    let file = open_at(dir, name, WRITE)?;
+    hand_over(dir, &file)?;
+    Ok(file)
+}
+
+pub fn open_rw(dir: &Dir, name: &str) -> io::Result<File> {
+    let file = open_at(dir, name, READ_WRITE)?;
+    hand_over(dir, &file)?;
+    Ok(file)
+}
+
+pub fn create_new(dir: &Dir, name: &str) -> io::Result<File> {
+    let file = open_at(dir, name, CREATE_NEW)?;
+    if let Err(err) = hand_over(dir, &file) {
+        let _ = remove(dir, name);
+        return Err(err);
+    }
+    Ok(file)
+}
+
+/// Root writing into a directory another user owns gives the file to that user, so the
+/// agent running as them can still replace it. Only a file root itself owns is handed over.
+fn hand_over(dir: &Dir, file: &File) -> io::Result<()> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 || dir.owner.0 == 0 || file.metadata()?.uid() != 0 {
+        return Ok(());
+    }
+    // SAFETY: an fd we own.
+    check(unsafe { libc::fchown(file.as_raw_fd(), dir.owner.0, dir.owner.1) }).map(drop)
+}
+
+/// Whether `owner` (this process's user when `None`) may create and remove files in the
+/// directory at `path`; `Err` says why not.
+pub fn writable_by(path: &Path, owner: Option<&str>) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|err| err.to_string())?;
+    let mode = meta.mode() & 0o7777;
+    let described = format!("owned by {}:{}, mode {mode:o}", meta.uid(), meta.gid());
+    let ids = match owner {
+        Some(user) => Some(
+            user_ids(user)
+                .map_err(|err| format!("cannot read /etc/passwd: {err}"))?
+                .ok_or_else(|| format!("no user {user} in /etc/passwd"))?,
+        ),
+        None => None,
+    };
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let (uid, gid) = match ids {
+        Some((uid, gid)) if uid != me => (uid, gid),
+        // This process is the agent's user: the kernel answers, read-only mounts included.
+        _ => return writable_path(path).map_err(|err| format!("{err}; {described}")),
+    };
+    if read_only(path) {
+        return Err("read-only file system".into());
+    }
+    let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let bits = if uid == 0 {
+        0o7
+    } else if meta.uid() == uid {
+        mode >> 6
+    } else if gid == meta.gid() || super::in_group(&groups, owner.unwrap_or_default(), meta.gid()) {
+        mode >> 3
+    } else {
+        mode
+    };
+    match bits & 0o3 == 0o3 {
+        true => Ok(()),
+        false => Err(described),
+    }
+}
+
+fn writable_path(path: &Path) -> io::Result<()> {
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in the path"))?;
+    // SAFETY: a valid C string.
+    check(unsafe { libc::access(c_path.as_ptr(), libc::W_OK | libc::X_OK) }).map(drop)
+}
+
+fn read_only(path: &Path) -> bool {
+    let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a valid C string and a zeroed statvfs for the kernel to fill.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let done = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } == 0;
+    done && stat.f_flag & libc::ST_RDONLY != 0
+}
+
+/// Hands a directory root just made to `user` (and the user's group).
+pub fn give_to(mut dir: Dir, user: &str) -> io::Result<Dir> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(dir);
+    }
+    let (uid, gid) = user_ids(user)?.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "no such user; create it (adduser --system --group --no-create-home {user}) or change state_owner"
+            ),
+        )
+    })?;
+    // SAFETY: an fd we own.
+    check(unsafe { libc::fchown(dir.fd.as_raw_fd(), uid, gid) })?;
+    dir.owner = (uid, gid);
+    Ok(dir)
+}
+
+/// The user's ids from /etc/passwd, where system users (adduser --system, sysusers.d)
+/// always are. Not getpwnam: in the static probe glibc's NSS code it pulls in costs 0.2 MB
+/// of binary and of every probe's RSS, for a lookup only `mode` makes.
+fn user_ids(user: &str) -> io::Result<Option<(libc::uid_t, libc::gid_t)>> {
+    let passwd = std::fs::read_to_string("/etc/passwd")?;
+    Ok(super::passwd_ids(&passwd, user))
+}
+
+pub fn rename(dir: &Dir, from: &str, to: &str) -> io::Result<()> {
+    let (from, to) = (c_name(from)?, c_name(to)?);
+    let fd = dir.fd.as_raw_fd();
+    // SAFETY: a directory fd we own and valid C strings.
+    check(unsafe { libc::renameat(fd, from.as_ptr(), fd, to.as_ptr()) }).map(drop)
+}
+
+pub fn remove(dir: &Dir, name: &str) -> io::Result<()> {
+    let name = c_name(name)?;
+    // SAFETY: a directory fd we own and a valid C string.
+    check(unsafe { libc::unlinkat(dir.fd.as_raw_fd(), name.as_ptr(), 0) }).map(drop)
+}
+
+pub fn sync_dir(dir: &Dir) -> io::Result<()> {
+    // SAFETY: a directory fd we own.
+    check(unsafe { libc::fsync(dir.fd.as_raw_fd()) }).map(drop)
+}
+
+pub fn write_at_start(file: &File, bytes: &[u8]) -> io::Result<()> {
+    write_at(file, bytes, 0)
+}
+
+pub fn write_at(file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+}
+
+pub fn writable(dir: &Dir) -> bool {
+    // The plain faccessat (real ids, which are the effective ones for the agent): the
+    // kernel answers it, read-only mounts included, without glibc's AT_EACCESS emulation.
+    // SAFETY: a directory fd we own and a constant name.
+    let result = unsafe {
+        libc::faccessat(
+            dir.fd.as_raw_fd(),
+            c".".as_ptr(),
+            libc::W_OK | libc::X_OK,
+            0,
+        )
+    };
+    result == 0
+}
