@@ -30,14 +30,7 @@ pub enum Unread {
 
 /// The file's text.
 pub fn read(path: &Path) -> Result<String, Unread> {
-    let mut options = OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(
-        &mut options,
-        libc::O_NONBLOCK | libc::O_NOCTTY,
-    );
-    let file = options.open(path).map_err(|err| match err.kind() {
+    let file = open_nonblocking(path).map_err(|err| match err.kind() {
         ErrorKind::NotFound => Unread::Missing,
         _ => Unread::Refused(format!("cannot read: {}", io_reason(&err))),
     })?;
@@ -60,6 +53,20 @@ pub fn read(path: &Path) -> Result<String, Unread> {
             err.utf8_error().valid_up_to()
         ))
     })
+}
+
+/// `path` opened for reading, links followed, without blocking: a FIFO put where a file
+/// should be would hold `open` until a writer comes; this way it opens, for the caller's
+/// regular-file check to refuse.
+pub fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        libc::O_NONBLOCK | libc::O_NOCTTY,
+    );
+    options.open(path)
 }
 
 /// At most [`MAX_BYTES`] (the file may have grown since its size was looked at), by

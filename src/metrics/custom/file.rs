@@ -1,27 +1,16 @@
 //! A custom monitor's file source: a regular file, read whole up to [`MAX_OUTPUT`], failing
 //! when it is older than its `max_age_seconds`.
 
-use std::fs::OpenOptions;
 use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::MAX_OUTPUT;
+use crate::config::read::open_nonblocking;
 use crate::ioerr::io_reason;
 
 pub fn read(path: &Path, max_age: Option<Duration>) -> Result<String, String> {
-    let mut options = OpenOptions::new();
-    options.read(true);
-    // A FIFO put where the file should be would block the open until a writer comes; without
-    // blocking it opens, and is refused below as not a regular file.
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(
-        &mut options,
-        libc::O_NONBLOCK | libc::O_NOCTTY,
-    );
-    let file = options
-        .open(path)
-        .map_err(|err| format!("cannot open: {}", io_reason(&err)))?;
+    let file = open_nonblocking(path).map_err(|err| format!("cannot open: {}", io_reason(&err)))?;
     let meta = file
         .metadata()
         .map_err(|err| format!("cannot stat: {}", io_reason(&err)))?;
