@@ -2,6 +2,7 @@
 
 use super::*;
 use std::fs;
+use crate::metrics::cpu::Counters;
 
 fn temp_state(name: &str) -> StateDir {
     let dir = std::env::temp_dir().join(format!("lbf-state-{name}-{}", std::process::id()));
