@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::custom::CustomList;
 use super::monitors::{MonitorLayer, SessionsMonitor, TcpMonitor};
+use super::pressure::PressureMonitor;
 use super::teach;
 use super::values::*;
 use super::{Config, ConfigError, Origin, Place};
@@ -25,6 +26,7 @@ struct Layer {
     pub(super) ram: Option<MonitorLayer>,
     pub(super) tcp: Option<Vec<TcpMonitor>>,
     pub(super) custom: Option<CustomList>,
+    pub(super) pressure: Option<Vec<PressureMonitor>>,
     #[serde(default, deserialize_with = "present")]
     pub(super) sessions: Option<Option<SessionsMonitor>>,
     #[serde(default, deserialize_with = "present")]
@@ -64,6 +66,9 @@ pub struct Profile {
     /// Replaces the base's list, as `tcp` does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) custom: Option<CustomList>,
+    /// Replaces the base's list, as `tcp` does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) pressure: Option<Vec<PressureMonitor>>,
     #[serde(
         default,
         deserialize_with = "present",
@@ -158,6 +163,9 @@ impl Config {
         }
         if let Some(custom) = layer.custom {
             self.custom = custom.0;
+        }
+        if let Some(pressure) = layer.pressure {
+            self.pressure = pressure;
         }
         if let Some(maxconn) = layer.maxconn {
             self.maxconn = maxconn;

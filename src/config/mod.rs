@@ -16,6 +16,7 @@ mod error;
 mod file;
 pub mod keys;
 mod monitors;
+mod pressure;
 pub mod read;
 pub mod reference;
 mod teach;
@@ -28,6 +29,7 @@ pub use error::{ConfigError, Origin, Place};
 pub use file::{MAX_PROFILES, Profile};
 pub use keys::{Key, SETTINGS, Setting};
 pub use monitors::{Monitor, MonitorLayer, Monitors, SessionsMonitor, TcpMonitor, release_of};
+pub use pressure::{PressureMonitor, Resource, Stall};
 pub use values::*;
 
 /// The file read when neither `--config` nor `LB_FEEDBACK_CONFIG` names one.
@@ -70,6 +72,8 @@ pub struct Config {
     pub sessions: Option<SessionsMonitor>,
     /// Values from commands, files and local HTTP endpoints (the JSON file only).
     pub custom: Vec<CustomMonitor>,
+    /// Stalls (PSI) on CPU, memory or I/O.
+    pub pressure: Vec<PressureMonitor>,
     pub maxconn: Option<MaxConn>,
     pub recovery: Recovery,
     pub recovery_seconds: RecoverySeconds,
@@ -120,6 +124,7 @@ impl Default for Config {
             tcp: Vec::new(),
             sessions: None,
             custom: Vec::new(),
+            pressure: Vec::new(),
             maxconn: None,
             recovery: Recovery::Window,
             recovery_seconds: RecoverySeconds::new_const(10),
@@ -156,6 +161,7 @@ impl Config {
         config.tcp = monitors.tcp.to_vec();
         config.sessions = monitors.sessions;
         config.custom = monitors.custom.to_vec();
+        config.pressure = monitors.pressure.to_vec();
         config.maxconn = self.maxconn_of(Some(profile));
         Some(config)
     }
@@ -177,6 +183,7 @@ impl Config {
             tcp: &self.tcp,
             sessions: self.sessions,
             custom: &self.custom,
+            pressure: &self.pressure,
         };
         if let Some(profile) = profile {
             if let Some(cpu) = &profile.cpu {
@@ -193,6 +200,9 @@ impl Config {
             }
             if let Some(custom) = &profile.custom {
                 monitors.custom = &custom.0;
+            }
+            if let Some(pressure) = &profile.pressure {
+                monitors.pressure = pressure;
             }
         }
         monitors
@@ -225,6 +235,9 @@ impl Config {
             for c in monitors.custom {
                 let monitor = what(&format!("custom {:?}", c.name));
                 check_release(&monitor, c.threshold.get(), c.release.map(Real::get))?;
+            }
+            for p in monitors.pressure {
+                check_release(&what(&p.name()), p.threshold.get(), p.release.map(Real::get))?;
             }
         }
         Ok(())

@@ -219,6 +219,7 @@ pub struct Monitors<'a> {
     pub tcp: &'a [TcpMonitor],
     pub sessions: Option<SessionsMonitor>,
     pub custom: &'a [CustomMonitor],
+    pub pressure: &'a [super::PressureMonitor],
 }
 
 impl MonitorLayer {

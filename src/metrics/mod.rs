@@ -9,6 +9,7 @@ pub mod cpu;
 pub mod custom;
 pub mod memory;
 pub mod monitor;
+pub mod pressure;
 pub mod sessions;
 pub mod tcp;
 

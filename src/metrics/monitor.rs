@@ -22,6 +22,7 @@ macro_rules! registry {
             tcp: $crate::metrics::tcp::Tcp,
             sessions: $crate::metrics::sessions::Users,
             custom: $crate::metrics::custom::Custom,
+            pressure: $crate::metrics::pressure::Pressure,
         }
     };
 }

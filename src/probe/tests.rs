@@ -71,6 +71,7 @@ fn answer_uses_only_the_monitors_of_the_selected_config() {
         tcp: vec![(80, 5)],
         sessions: None,
         custom: Vec::new(),
+        pressure: Vec::new(),
     };
     let state = temp_state("answer");
     let mode = || (Mode::Normal, "test".to_string());
