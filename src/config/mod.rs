@@ -237,7 +237,11 @@ impl Config {
                 check_release(&monitor, c.threshold.get(), c.release.map(Real::get))?;
             }
             for p in monitors.pressure {
-                check_release(&what(&p.name()), p.threshold.get(), p.release.map(Real::get))?;
+                check_release(
+                    &what(&p.name()),
+                    p.threshold.get(),
+                    p.release.map(Real::get),
+                )?;
             }
         }
         Ok(())

@@ -192,9 +192,16 @@ mod tests {
     #[test]
     fn the_text_form_refuses_what_it_cannot_mean() {
         let err = |text| PressureMonitor::parse_list(text).unwrap_err();
-        assert_eq!(err("disk:some"), "resource \"disk\": expected cpu, memory or io");
+        assert_eq!(
+            err("disk:some"),
+            "resource \"disk\": expected cpu, memory or io"
+        );
         assert_eq!(err("cpu:most"), "kind \"most\": expected some or full");
-        assert!(err("cpu").contains("expected resource:kind"), "{}", err("cpu"));
+        assert!(
+            err("cpu").contains("expected resource:kind"),
+            "{}",
+            err("cpu")
+        );
         assert!(err("cpu:some:1:60:70").contains("must be below its threshold"));
     }
 

@@ -116,6 +116,10 @@ pub trait Monitor {
         answered: &mut Answered,
     ) -> Result<(), MetricError>;
 
+    /// The labels `/metrics` gives the parts of a load's name after the monitor's own
+    /// (`tcp:3389` is `monitor="tcp",port="3389"`).
+    const LABELS: &'static [&'static str] = &[];
+
     /// The sources of this reading that can fail on their own, each with its failure:
     /// what the service logs when one starts failing or answers again.
     fn sources(_reading: &Self::Reading) -> Vec<(String, Option<String>)> {

@@ -167,6 +167,7 @@ impl Monitor for Pressure {
     type Needs = Vec<Resource>;
     type Begun = Begun;
     type Reading = Vec<Reading>;
+    const LABELS: &'static [&'static str] = &["resource", "kind"];
 
     fn need(monitors: &Monitors, needs: &mut Vec<Resource>) {
         let enabled = monitors.pressure.iter().filter(|p| p.enabled());
@@ -329,7 +330,10 @@ mod tests {
         std::fs::write(&path, FILE).unwrap();
         assert_eq!(read(&path).unwrap().some, 2_122_602_632);
         let missing = read(&dir.join("io.pressure")).unwrap_err();
-        assert!(missing.contains("keeps no pressure stall information"), "{missing}");
+        assert!(
+            missing.contains("keeps no pressure stall information"),
+            "{missing}"
+        );
         std::fs::write(&path, "garbage\n").unwrap();
         assert!(read(&path).unwrap_err().ends_with("not a pressure file"));
         let _ = std::fs::remove_dir_all(&dir);
@@ -341,5 +345,51 @@ mod tests {
         let place = place(Resource::Memory, Scope::Host, &Cgroups::default()).unwrap();
         assert_eq!(place.path, PathBuf::from("/proc/pressure/memory"));
         assert_eq!(place.from, "host /proc/pressure/memory");
+    }
+
+    #[test]
+    fn a_kernel_without_psi_is_error_pressure_unless_ignored() {
+        let mut config = crate::config::Config::default();
+        let json = r#"{"pressure": [{"resource": "memory", "threshold": 50}]}"#;
+        config
+            .apply_json(json, std::path::Path::new("t.json"))
+            .unwrap();
+        let gone = vec![Reading {
+            resource: Resource::Memory,
+            figures: Err("no PSI here".into()),
+            from: String::new(),
+        }];
+        let mut answered = Answered::default();
+        let err = Pressure::answer(&config.monitors(None), &gone, 10.0, &mut answered).unwrap_err();
+        assert_eq!(err.monitor, "pressure");
+        assert_eq!(err.message, "pressure:memory:some: no PSI here");
+        config.pressure[0].on_error = OnError::Ignore;
+        Pressure::answer(&config.monitors(None), &gone, 10.0, &mut answered).unwrap();
+        assert!(answered.loads.is_empty());
+        assert_eq!(
+            answered.ignored,
+            [("pressure:memory:some".into(), "no PSI here".into())]
+        );
+        let start = Counters {
+            some: 0,
+            full: Some(0),
+        };
+        let end = Counters {
+            some: 600_000,
+            full: Some(0),
+        };
+        let read = vec![Reading {
+            resource: Resource::Memory,
+            figures: Ok((start, end, 1_000_000)),
+            from: "host /proc/pressure/memory".into(),
+        }];
+        Pressure::answer(&config.monitors(None), &read, 10.0, &mut answered).unwrap();
+        let (load, figure) = &answered.loads[0];
+        assert_eq!(
+            (load.name.as_str(), load.raw, load.threshold),
+            ("pressure:memory:some", 60.0, 50.0)
+        );
+        assert!(load.tripped());
+        assert_eq!(figure.text, "stalled (some) 60.0% of 1000 ms");
     }
 }

@@ -366,7 +366,7 @@ mod sample;
 pub use crate::metrics::cpu::{CpuFigure, SINCE_LAST_MIN_MS};
 pub use crate::metrics::memory::RamFigure;
 pub use crate::metrics::monitor::Figure;
-pub use sample::{Needs, Readings, sample, sample_as};
+pub use sample::{Needs, Readings, label_names, sample, sample_as};
 
 #[cfg(test)]
 mod tests;

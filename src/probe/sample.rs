@@ -60,6 +60,14 @@ macro_rules! per_monitor {
             })
         }
 
+        /// The `/metrics` labels of the parts of a load's name after `monitor`'s.
+        pub fn label_names(monitor: &str) -> &'static [&'static str] {
+            $(if monitor == stringify!($field) {
+                return <$monitor>::LABELS;
+            })*
+            &[]
+        }
+
         impl Readings {
             /// The loads the monitors of one config or profile give.
             pub fn answer(

@@ -1,8 +1,8 @@
 //! Unit tests of `state`: the state directory's files through `StateDir`.
 
 use super::*;
-use std::fs;
 use crate::metrics::cpu::Counters;
+use std::fs;
 
 fn temp_state(name: &str) -> StateDir {
     let dir = std::env::temp_dir().join(format!("lbf-state-{name}-{}", std::process::id()));

@@ -258,7 +258,10 @@ impl Placement {
                 .ok_or_else(|| format!("no cgroup v1 mount carries the {controller} controller"))?;
             return Ok(place(&self.root, Version::V1, path, mount));
         }
-        if !self.memberships().any(|(controllers, _)| controllers.is_empty()) {
+        if !self
+            .memberships()
+            .any(|(controllers, _)| controllers.is_empty())
+        {
             return Err(format!("no {controller} controller in /proc/self/cgroup"));
         }
         let (group, top) = self.unified()?;

@@ -59,10 +59,7 @@ impl Monitor for Cpu {
         *needs |= monitors.cpu.enabled();
     }
 
-    fn begin(
-        needs: &bool,
-        window: &Window,
-    ) -> Result<Started<Begun>, MetricError> {
+    fn begin(needs: &bool, window: &Window) -> Result<Started<Begun>, MetricError> {
         if !needs {
             return Ok(None);
         }
@@ -107,7 +104,8 @@ impl Monitor for Cpu {
                 let end = source.read()?;
                 let busy = busy_between(&counters, &end)?;
                 save(window, &source, clock::now_ms(), end, Some((busy, length)));
-                let how = format!("busy {busy:.1}% over {length} ms (no fresh counters to compare)");
+                let how =
+                    format!("busy {busy:.1}% over {length} ms (no fresh counters to compare)");
                 figure(busy, how, &source)
             }
             Begun::Done(figure) => figure,
@@ -136,7 +134,13 @@ impl Monitor for Cpu {
 }
 
 /// A failed save only means the next probe samples; this one still answers.
-fn save(window: &Window, source: &Source, at_ms: u64, counters: Counters, last: Option<(f64, u64)>) {
+fn save(
+    window: &Window,
+    source: &Source,
+    at_ms: u64,
+    counters: Counters,
+    last: Option<(f64, u64)>,
+) {
     window.store.save_cpu_counters(&CpuRecord {
         at_ms,
         counters,

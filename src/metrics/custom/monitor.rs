@@ -27,10 +27,7 @@ impl Monitor for Custom {
     }
 
     /// Started before the CPU window and collected after it: they run while it passes.
-    fn begin(
-        sources: &Vec<Source>,
-        window: &Window,
-    ) -> Result<Started<Running>, MetricError> {
+    fn begin(sources: &Vec<Source>, window: &Window) -> Result<Started<Running>, MetricError> {
         Ok((!sources.is_empty()).then(|| (start(sources, window.length), None)))
     }
 

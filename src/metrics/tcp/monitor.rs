@@ -15,6 +15,7 @@ impl Monitor for Tcp {
     type Begun = ();
     /// Established connections per watched port.
     type Reading = Vec<(u16, u64)>;
+    const LABELS: &'static [&'static str] = &["port"];
 
     fn need(monitors: &Monitors, needs: &mut Vec<u16>) {
         let enabled = monitors.tcp.iter().filter(|t| t.enabled());
