@@ -4,7 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::custom::CustomMonitor;
 use super::values::{
     Importance, MaxConnections, MaxSessions, Port, Real, TcpThreshold, Threshold, check_release,
     one, present,
@@ -211,17 +210,6 @@ pub struct MonitorLayer {
     release: Option<Option<Threshold>>,
 }
 
-/// The monitors one config or profile answers with (see [`Config::monitors`]).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Monitors<'a> {
-    pub cpu: Monitor,
-    pub ram: Monitor,
-    pub tcp: &'a [TcpMonitor],
-    pub sessions: Option<SessionsMonitor>,
-    pub custom: &'a [CustomMonitor],
-    pub pressure: &'a [super::PressureMonitor],
-}
-
 impl MonitorLayer {
     pub(super) fn apply(&self, monitor: &mut Monitor) {
         if let Some(importance) = self.importance {
@@ -233,5 +221,25 @@ impl MonitorLayer {
         if let Some(release) = self.release {
             monitor.release = release;
         }
+    }
+}
+
+impl super::settings::Entry for TcpMonitor {
+    fn what(&self) -> String {
+        format!("tcp:{}", self.port.get())
+    }
+
+    fn limits(&self) -> (f64, Option<f64>) {
+        (self.threshold.get(), self.release.map(Real::get))
+    }
+}
+
+impl super::settings::Entry for SessionsMonitor {
+    fn what(&self) -> String {
+        crate::words::SESSIONS.to_string()
+    }
+
+    fn limits(&self) -> (f64, Option<f64>) {
+        (self.threshold.get(), self.release.map(Real::get))
     }
 }

@@ -172,6 +172,16 @@ impl PressureMonitor {
     }
 }
 
+impl super::settings::Entry for PressureMonitor {
+    fn what(&self) -> String {
+        self.name()
+    }
+
+    fn limits(&self) -> (f64, Option<f64>) {
+        (self.threshold.get(), self.release.map(Real::get))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! says what a config and its profiles need it to read, reads it in one sample window
 //! (begun before the window, ended after it), and turns a reading into loads with their
 //! figures in words; `probe`, `explain`, `status`, `/metrics` and the service's sampler go
-//! through [`registry!`] and know no monitor by name.
+//! through the registry (`crate::monitors`) and know no monitor by name.
 
 use std::time::{Duration, Instant};
 
@@ -10,23 +10,6 @@ use super::{Cgroups, MetricError};
 use crate::config::{CpuMode, Monitors, Real, release_of};
 use crate::metrics::cpu::CpuRecord;
 use crate::rules::Load;
-
-/// Lists every monitor as `field: type`, in the order their loads are answered and shown,
-/// and hands the list to the macro `$then`, which builds what is kept per monitor (the needs
-/// and readings of a sample) and the loops over them. Adding a monitor is one line here.
-macro_rules! registry {
-    ($then:ident) => {
-        $then! {
-            cpu: $crate::metrics::cpu::Cpu,
-            ram: $crate::metrics::memory::Ram,
-            tcp: $crate::metrics::tcp::Tcp,
-            sessions: $crate::metrics::sessions::Users,
-            custom: $crate::metrics::custom::Custom,
-            pressure: $crate::metrics::pressure::Pressure,
-        }
-    };
-}
-pub(crate) use registry;
 
 /// Where since-last CPU keeps its counters between probes (the state directory).
 pub trait Store {

@@ -1,16 +1,17 @@
 //! Sampling for a probe: what a config needs read and the readings taken in one window,
-//! one field per monitor of the registry (`metrics::monitor`), every monitor begun before
+//! one field per monitor of the registry (`crate::monitors`), every monitor begun before
 //! the window and ended after it.
 
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, CpuMode};
-use crate::metrics::monitor::{Answered, Monitor, Window, registry};
+use crate::metrics::monitor::{Answered, Monitor, Window};
 use crate::metrics::{Cgroups, MetricError};
+use crate::monitors::registry;
 use crate::state::StateDir;
 
 macro_rules! per_monitor {
-    ($($field:ident: $monitor:ty),* $(,)?) => {
+    ($($field:ident: $settings:ty => $monitor:ty),* $(,)?) => {
         /// What has to be read to answer for a config and any of its profiles.
         #[derive(Clone, Debug, Default, PartialEq)]
         pub struct Needs {
