@@ -99,6 +99,12 @@ pub trait Monitor {
         answered: &mut Answered,
     ) -> Result<(), MetricError>;
 
+    /// What `check-config` warns of: what `needs` asks for that cannot be read here, so
+    /// that its monitors would answer an error.
+    fn warnings(_needs: &Self::Needs, _window: &Window) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The labels `/metrics` gives the parts of a load's name after the monitor's own
     /// (`tcp:3389` is `monitor="tcp",port="3389"`).
     const LABELS: &'static [&'static str] = &[];

@@ -141,6 +141,14 @@ pub fn read(_: &std::path::Path) -> Result<Counters, String> {
     Err("pressure stall information exists on Linux only".into())
 }
 
+/// Memory pressure follows RAM's scope, CPU and I/O pressure CPU's.
+fn scope_of(resource: Resource, window: &Window) -> Scope {
+    match resource {
+        Resource::Memory => window.scope.ram,
+        Resource::Cpu | Resource::Io => window.scope.cpu,
+    }
+}
+
 /// A resource's stalls over one sample: the counters at both ends and the time between, or
 /// why they could not be read (the monitor's `on_error` decides what that means).
 #[derive(Clone, Debug, PartialEq)]
@@ -187,19 +195,16 @@ impl Monitor for Pressure {
         let begun = needs
             .iter()
             .map(|&resource| {
-                let scope = match resource {
-                    Resource::Memory => window.scope.ram,
-                    Resource::Cpu | Resource::Io => window.scope.cpu,
-                };
-                let start = place(resource, scope, window.cgroups).and_then(|place| {
-                    let counters = read(&place.path)?;
-                    let at = Instant::now();
-                    Ok(Start {
-                        place,
-                        counters,
-                        at,
-                    })
-                });
+                let start =
+                    place(resource, scope_of(resource, window), window.cgroups).and_then(|place| {
+                        let counters = read(&place.path)?;
+                        let at = Instant::now();
+                        Ok(Start {
+                            place,
+                            counters,
+                            at,
+                        })
+                    });
                 (resource, start)
             })
             .collect();
@@ -223,6 +228,19 @@ impl Monitor for Pressure {
             },
         });
         Ok(readings.collect())
+    }
+
+    fn warnings(needs: &Vec<Resource>, window: &Window) -> Vec<String> {
+        let unreadable = needs.iter().filter_map(|&resource| {
+            let place = place(resource, scope_of(resource, window), window.cgroups);
+            let why = place.and_then(|place| read(&place.path)).err()?;
+            Some(format!(
+                "pressure ({}): {why}; its monitors answer error:pressure (or are left out \
+                 with on_error ignore)",
+                resource.name()
+            ))
+        });
+        unreadable.collect()
     }
 
     fn answer(
@@ -391,5 +409,47 @@ mod tests {
         );
         assert!(load.tripped());
         assert_eq!(figure.text, "stalled (some) 60.0% of 1000 ms");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn check_config_warns_of_a_kernel_without_psi() {
+        struct NoStore;
+        impl crate::metrics::monitor::Store for NoStore {
+            fn cpu_counters(&self) -> Option<crate::metrics::cpu::CpuRecord> {
+                None
+            }
+            fn save_cpu_counters(&self, _: &crate::metrics::cpu::CpuRecord) {}
+        }
+        let empty = std::env::temp_dir().join(format!("lbf-no-psi-{}", std::process::id()));
+        std::fs::create_dir_all(&empty).unwrap();
+        let cgroups = Cgroups::at(crate::metrics::cgroup::Roots {
+            procfs: empty.clone(),
+            root: empty.clone(),
+        });
+        let window = Window {
+            length: std::time::Duration::from_millis(100),
+            cpu_mode: crate::config::CpuMode::Sample,
+            scope: crate::config::Scopes {
+                cpu: Scope::Host,
+                ram: Scope::Host,
+            },
+            max_age_ms: 0,
+            cgroups: &cgroups,
+            store: &NoStore,
+        };
+        let warnings = Pressure::warnings(&vec![Resource::Io], &window);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("pressure (io): "),
+            "{}",
+            warnings[0]
+        );
+        assert!(
+            warnings[0].contains("keeps no pressure stall information"),
+            "{}",
+            warnings[0]
+        );
+        let _ = std::fs::remove_dir_all(&empty);
     }
 }

@@ -69,6 +69,17 @@ macro_rules! per_monitor {
             &[]
         }
 
+        impl Needs {
+            /// What `check-config` warns of: what cannot be read here.
+            pub fn warnings(&self, config: &Config, state: &StateDir) -> Vec<String> {
+                let cgroups = Cgroups::default();
+                let window = window(config, config.cpu_mode, &cgroups, state);
+                let mut warnings = Vec::new();
+                $(warnings.extend(<$monitor>::warnings(&self.$field, &window));)*
+                warnings
+            }
+        }
+
         impl Readings {
             /// The loads the monitors of one config or profile give.
             pub fn answer(
@@ -129,13 +140,21 @@ pub fn sample_as(
     wait: &mut dyn FnMut(Instant),
 ) -> Result<Readings, MetricError> {
     let cgroups = Cgroups::default();
-    let window = Window {
+    read(needs, &window(config, cpu_mode, &cgroups, state), wait)
+}
+
+fn window<'a>(
+    config: &Config,
+    cpu_mode: CpuMode,
+    cgroups: &'a Cgroups,
+    state: &'a StateDir,
+) -> Window<'a> {
+    Window {
         length: Duration::from_millis(config.sample_ms.get()),
         cpu_mode,
         scope: config.scope,
         max_age_ms: config.since_last_max_seconds.get() * 1000,
-        cgroups: &cgroups,
+        cgroups,
         store: state,
-    };
-    read(needs, &window, wait)
+    }
 }
