@@ -280,9 +280,54 @@ pub fn load_from_environment(
     flag: Option<&Path>,
     flags: &[(Key, String)],
 ) -> Result<Config, ConfigError> {
-    // A lookup per key: copying the whole environment once costs more in a large one, and
-    // the environments inetd and systemd give are small either way (measured with callgrind).
-    let env = |name: &str| std::env::var_os(name);
+    let ours = our_variables();
+    let env = |name: &str| {
+        ours.iter()
+            .find(|(var, _)| var.as_encoded_bytes() == name.as_bytes())
+            .map(|(_, value)| value.clone())
+    };
     let file = ConfigFile::choose(flag, &env);
     load(&file, &env, flags)
+}
+
+/// The environment's `LB_FEEDBACK_*` variables, in its order (the first of two entries with
+/// one name counts, as with getenv), found in one pass over `environ` and only they copied:
+/// a lookup per setting (std's `var_os`, a C string built each time, then getenv) cost a
+/// probe 9 k instructions for the 27 settings, and std's `vars_os` copies every variable
+/// (docs/BENCHMARKS.md).
+#[cfg(unix)]
+fn our_variables() -> Vec<(OsString, OsString)> {
+    use std::os::unix::ffi::OsStrExt;
+    const PREFIX: &[u8] = b"LB_FEEDBACK_";
+    let mut ours = Vec::new();
+    // SAFETY: `environ` is the process's NULL-terminated array of NUL-terminated entries.
+    // Neither program changes its environment (no setenv, no `std::env::set_var`, which is
+    // `unsafe` in this edition for that reason), so no entry is freed or moved while read.
+    unsafe {
+        let mut entry = libc::environ.cast_const();
+        while !entry.is_null() && !(*entry).is_null() {
+            let text = *entry;
+            entry = entry.add(1);
+            if libc::strncmp(text, PREFIX.as_ptr().cast(), PREFIX.len()) != 0 {
+                continue;
+            }
+            let bytes = std::ffi::CStr::from_ptr(text).to_bytes();
+            if let Some(equals) = bytes.iter().position(|byte| *byte == b'=') {
+                let (name, value) = (&bytes[..equals], &bytes[equals + 1..]);
+                ours.push((
+                    std::ffi::OsStr::from_bytes(name).to_os_string(),
+                    std::ffi::OsStr::from_bytes(value).to_os_string(),
+                ));
+            }
+        }
+    }
+    ours
+}
+
+/// Elsewhere std's copy of the environment, filtered the same way.
+#[cfg(not(unix))]
+fn our_variables() -> Vec<(OsString, OsString)> {
+    std::env::vars_os()
+        .filter(|(name, _)| name.as_encoded_bytes().starts_with(b"LB_FEEDBACK_"))
+        .collect()
 }
