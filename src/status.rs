@@ -193,21 +193,17 @@ fn events_text(events: &[Event], since_ms: Option<u64>) -> String {
     }
     let mut out = format!("events    {} ({which})\n", events.len());
     for event in events {
-        let who = match (&event.profile, event.peer.as_str()) {
-            (_, "mode") => "mode".to_string(),
-            (Some(profile), peer) => format!("{peer} {profile}"),
-            (None, peer) => format!("{peer} (base)"),
-        };
         let why = match event.why.as_str() {
             "" => String::new(),
             why => format!("  {why}"),
         };
         let _ = writeln!(
             out,
-            "  {}  {who}  {} -> {}{why}",
+            "  {}  {}  {} -> {}{why}",
             local_time(event.at_ms),
-            event.from,
-            event.to
+            event.who(),
+            event.from_word(),
+            event.to_word()
         );
     }
     out
@@ -326,7 +322,8 @@ fn table_text(entries: &[Entry], replies: u64, seconds: u64, now_ms: u64) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Recovery;
+    use crate::config::{Mode, Recovery};
+    use crate::state::history::{Change, Told};
     use crate::state::pollers::{Kind, Rule, Table};
     use crate::state::record::Poller;
 
@@ -373,24 +370,36 @@ mod tests {
 
     #[test]
     fn events_read_oldest_first_with_who_what_and_why() {
-        let event = |peer: &str, profile: Option<&str>, from: &str, to: &str, why: &str| Event {
-            at_ms: 1_700_000_000_000,
-            peer: peer.into(),
-            profile: profile.map(str::to_string),
-            from: from.into(),
-            to: to.into(),
+        const AT_MS: u64 = 1_700_000_000_000;
+        let event = |peer: &str, profile: Option<&str>, from: Told, to: Told, why: &str| Event {
+            at_ms: AT_MS,
+            change: Change::Poller {
+                poller: Poller {
+                    peer: peer.into(),
+                    profile: profile.map(str::to_string),
+                },
+                from: Some(from),
+                to,
+            },
             why: why.into(),
         };
         let events = [
-            event("10.0.0.1", None, "normal", "drain", "tcp:3389:96>=95"),
             event(
-                "mode",
+                "10.0.0.1",
                 None,
-                "drain",
-                "normal",
-                "lb-feedback mode normal until changed",
+                Told::Normal,
+                Told::Drain,
+                "tcp:3389:96>=95",
             ),
-            event("10.0.0.1", Some("web"), "drain", "normal", ""),
+            Event {
+                at_ms: AT_MS,
+                change: Change::Mode {
+                    from: Some(Mode::Drain),
+                    to: Mode::Normal,
+                },
+                why: "lb-feedback mode normal until changed".into(),
+            },
+            event("10.0.0.1", Some("web"), Told::Drain, Told::Normal, ""),
         ];
         let text = events_text(&events, None);
         let lines: Vec<&str> = text.lines().collect();

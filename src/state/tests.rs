@@ -1,6 +1,7 @@
 //! Unit tests of `state`: the state directory's files through `StateDir`.
 
 use super::*;
+use history::Change;
 use std::fs;
 
 fn temp_state(name: &str) -> StateDir {
@@ -161,18 +162,23 @@ fn the_table_on_disk_carries_what_each_poller_is_owed() {
     assert!(!poll(&state, &a, Kind::Normal, 21_000).recover);
     let mode = Event {
         at_ms: 22_000,
-        peer: "mode".into(),
-        profile: None,
-        from: "drain".into(),
-        to: "normal".into(),
+        change: Change::Mode {
+            from: Some(Mode::Drain),
+            to: Mode::Normal,
+        },
         why: "lb-feedback mode normal until changed".into(),
     };
     state.owe_all(22_000, mode.clone()).unwrap();
     // The history: each first poll, then the mode change; later polls changed nothing.
     let history = state.history().unwrap();
+    let words: Vec<(String, String)> = history
+        .iter()
+        .map(|e| (e.from_word(), e.to_word()))
+        .collect();
     let seen: Vec<(&str, &str, &str)> = history
         .iter()
-        .map(|e| (e.peer.as_str(), e.from.as_str(), e.to.as_str()))
+        .zip(&words)
+        .map(|(e, (from, to))| (e.peer(), from.as_str(), to.as_str()))
         .collect();
     assert_eq!(
         seen,
