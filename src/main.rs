@@ -170,7 +170,7 @@ fn run(args: Args) -> Result<(), Failure> {
         Command::Status(options) => {
             let config = load_config(&args).map_err(Failure::Config)?;
             let text = status::render(&config, clock::now_ms(), options);
-            print(&text.map_err(Failure::Runtime)?)
+            print(&text.map_err(|err| Failure::Runtime(err.to_string()))?)
         }
     }
 }
@@ -225,7 +225,7 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
     let connection = connection.into_inner();
     let line = match &outcome {
         Ok(report) if args.explain && caller == Caller::Person => {
-            let state = state::unusable(&config);
+            let state = state::unusable(&config).map(|problem| problem.to_string());
             return match args.json {
                 true => print(&format!("{:#}\n", explain::json(report, state.as_deref()))),
                 false => print(&explain::render(report, state.as_deref())),

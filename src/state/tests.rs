@@ -38,7 +38,7 @@ fn corrupt_mode_file_is_an_error_not_a_guess() {
     fs::create_dir_all(state.path()).unwrap();
     fs::write(state.path().join(MODE_FILE), "{\"mode\":").unwrap();
     let err = state.runtime_mode().unwrap_err();
-    assert!(err.message.contains("not a mode file"), "{err}");
+    assert!(err.problem.to_string().contains("not a mode file"), "{err}");
     fs::remove_dir_all(state.path()).unwrap();
 }
 
@@ -214,7 +214,14 @@ fn a_damaged_table_starts_afresh_with_every_poller_owed() {
     let file = state.path().join(POLLERS_FILE);
     let bytes = fs::read(&file).unwrap();
     fs::write(&file, &bytes[..bytes.len() - 2]).unwrap();
-    assert!(state.pollers().unwrap_err().message.contains("afresh"));
+    assert!(
+        state
+            .pollers()
+            .unwrap_err()
+            .problem
+            .to_string()
+            .contains("afresh")
+    );
     let d = poll(&state, &a, Kind::Normal, 20_003);
     assert!(d.recover && d.why.contains("started afresh"), "{d:?}");
     fs::remove_dir_all(state.path()).unwrap();
