@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::settings::{Settings, Slot};
 use super::teach;
 use super::values::*;
-use super::{Config, ConfigError, Origin, Place};
+use super::{Config, ConfigError, Origin, Place, Problem};
 use crate::cidr::Cidr;
 
 /// Builds the file's [`Layer`] and [`Profile`] with a field per monitor of the registry, and
@@ -104,13 +104,13 @@ impl<'de> Deserialize<'de> for ProfileMap {
                 let mut profiles = BTreeMap::new();
                 while let Some(name) = map.next_key::<ProfileName>()? {
                     if profiles.contains_key(&name) {
-                        let name = name.as_str();
-                        return Err(A::Error::custom(format!("duplicate profile {name:?}")));
+                        let name = name.as_str().to_string();
+                        return Err(A::Error::custom(Problem::DuplicateProfile { name }));
                     }
                     if profiles.len() == MAX_PROFILES {
-                        return Err(A::Error::custom(format!(
-                            "more than {MAX_PROFILES} profiles (the most one config may hold)"
-                        )));
+                        return Err(A::Error::custom(Problem::TooManyProfiles {
+                            max: MAX_PROFILES,
+                        }));
                     }
                     let profile = map.next_value()?;
                     profiles.insert(name, profile);
@@ -126,14 +126,18 @@ impl<'de> Deserialize<'de> for ProfileMap {
 fn state_dir<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PathBuf>, D::Error> {
     let path = Option::<PathBuf>::deserialize(deserializer)?;
     if let Some(path) = &path {
-        check_state_dir(path)
-            .map_err(|message| serde::de::Error::custom(format!("state_dir {message}")))?;
+        check_state_dir(path).map_err(|cause| {
+            serde::de::Error::custom(Problem::Field {
+                field: "state_dir",
+                cause: Box::new(cause),
+            })
+        })?;
     }
     Ok(path)
 }
 
 impl Config {
-    fn apply_layer(&mut self, mut layer: Layer, origin: &Origin) -> Result<(), String> {
+    fn apply_layer(&mut self, mut layer: Layer, origin: &Origin) {
         lay_monitors(self, &mut layer);
         if let Some(mode) = layer.mode {
             self.mode = mode;
@@ -206,14 +210,13 @@ impl Config {
         if let Some(min_percent) = layer.min_percent {
             self.min_percent = min_percent;
         }
-        Ok(())
     }
 
     /// Lays a JSON document over this config; errors carry the file's line and column.
     pub fn apply_json(&mut self, text: &str, path: &Path) -> Result<(), ConfigError> {
-        let at = |line, column, message| ConfigError {
+        let at = |line, column, problem| ConfigError {
             place: Place::FileAt(path.to_path_buf(), line, column),
-            message,
+            problem,
         };
         // Windows Notepad starts a UTF-8 file with a byte order mark; it is no part of the
         // JSON, and positions after it count as an editor shows them.
@@ -222,11 +225,14 @@ impl Config {
             let full = err.to_string();
             let suffix = format!(" at line {} column {}", err.line(), err.column());
             let message = full.strip_suffix(&suffix).unwrap_or(&full);
-            let message = match err.classify() {
+            let problem = match err.classify() {
                 serde_json::error::Category::Data => teach::shape_error(path, message),
-                _ => message.to_string(),
+                _ => Problem::Json {
+                    key: None,
+                    message: message.to_string(),
+                },
             };
-            at(err.line().max(1), err.column().max(1), message)
+            at(err.line().max(1), err.column().max(1), problem)
         };
         let mut json = serde_json::Deserializer::from_str(text);
         let layer: Layer = serde_path_to_error::deserialize(&mut json).map_err(|err| {
@@ -234,11 +240,8 @@ impl Config {
             shape(&path, err.into_inner())
         })?;
         json.end().map_err(|err| shape(".", err))?;
-        self.apply_layer(layer, &Origin::File(path.to_path_buf()))
-            .map_err(|message| ConfigError {
-                place: Place::File(path.to_path_buf()),
-                message,
-            })
+        self.apply_layer(layer, &Origin::File(path.to_path_buf()));
+        Ok(())
     }
 }
 

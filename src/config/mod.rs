@@ -25,8 +25,10 @@ mod teach;
 mod tests;
 mod values;
 
-pub use custom::{CustomMonitor, MAX_CUSTOM, OnError, Source, SourceKind, TimeoutMs};
-pub use error::{ConfigError, Origin, Place};
+pub use custom::{
+    CustomMonitor, CustomProblem, MAX_CUSTOM, OnError, Source, SourceKind, TimeoutMs, UrlProblem,
+};
+pub use error::{ConfigError, Figure, Origin, Place, Problem};
 pub use file::{MAX_PROFILES, Profile};
 pub use keys::{Key, SETTINGS, Setting};
 pub use monitors::{Monitor, MonitorLayer, SessionsMonitor, TcpMonitor, release_of};
@@ -161,15 +163,15 @@ impl Config {
         }
     }
 
-    /// Every monitor's own `release` is below its threshold, in the base and in each
-    /// profile: they may come from different layers, so this is checked once all are laid.
-    pub fn check_releases(&self) -> Result<(), String> {
+    /// Every monitor's own `release` is below its threshold, in the base and in each profile:
+    /// they may come from different layers, so this is checked once all are laid.
+    pub fn check_releases(&self) -> Result<(), Problem> {
         let profiles = self.profiles.iter().map(|(name, p)| (Some(name), Some(p)));
         for (name, profile) in std::iter::once((None, None)).chain(profiles) {
             let monitors = self.monitors(profile);
-            let what = |monitor: &str| match name {
+            let what = |monitor: String| match name {
                 Some(name) => format!("profile {:?}: {monitor}", name.as_str()),
-                None => monitor.to_string(),
+                None => monitor,
             };
             $(<$settings as Settings>::check(monitors.$field, stringify!($field), &what)?;)*
         }
@@ -232,13 +234,9 @@ pub fn load(
         Ok(text) => config.apply_json(&text, &file.path)?,
         Err(read::Unread::Missing) if !file.explicit => {}
         Err(unread) => {
-            let message = match unread {
-                read::Unread::Missing => "cannot read: No such file or directory".into(),
-                read::Unread::Refused(message) => message,
-            };
             return Err(ConfigError {
                 place: Place::File(file.path.clone()),
-                message,
+                problem: Problem::Unread(unread),
             });
         }
     }
@@ -247,13 +245,13 @@ pub fn load(
         if let Some(value) = env(var) {
             let text = value.into_string().map_err(|_| ConfigError {
                 place: Place::Env(var),
-                message: "not valid UTF-8".into(),
+                problem: Problem::NotUtf8,
             })?;
             config
                 .apply_text(key, &text, Origin::Env(var))
-                .map_err(|message| ConfigError {
+                .map_err(|problem| ConfigError {
                     place: Place::Env(var),
-                    message,
+                    problem,
                 })?;
         }
     }
@@ -261,14 +259,14 @@ pub fn load(
         let flag = key.flag();
         config
             .apply_text(key, text, Origin::Flag(flag))
-            .map_err(|message| ConfigError {
+            .map_err(|problem| ConfigError {
                 place: Place::Flag(flag),
-                message,
+                problem,
             })?;
     }
-    config.check_releases().map_err(|message| ConfigError {
+    config.check_releases().map_err(|problem| ConfigError {
         place: Place::Combined,
-        message,
+        problem,
     })?;
     Ok(config)
 }

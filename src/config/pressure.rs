@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::custom::OnError;
+use super::error::Problem;
 use super::values::{Importance, Real, Threshold, check_release, one};
 
 /// The resource whose stalls are counted, as /proc/pressure names its files.
@@ -33,12 +34,16 @@ impl Resource {
         }
     }
 
-    fn parse(text: &str) -> Result<Resource, String> {
+    fn parse(text: &str) -> Result<Resource, Problem> {
         match text.trim() {
             "cpu" => Ok(Resource::Cpu),
             "memory" => Ok(Resource::Memory),
             "io" => Ok(Resource::Io),
-            other => Err(format!("resource {other:?}: expected cpu, memory or io")),
+            other => Err(Problem::UnknownWord {
+                what: "resource",
+                got: other.into(),
+                allowed: "cpu, memory, io",
+            }),
         }
     }
 }
@@ -51,11 +56,15 @@ impl Stall {
         }
     }
 
-    fn parse(text: &str) -> Result<Stall, String> {
+    fn parse(text: &str) -> Result<Stall, Problem> {
         match text.trim() {
             "some" => Ok(Stall::Some),
             "full" => Ok(Stall::Full),
-            other => Err(format!("kind {other:?}: expected some or full")),
+            other => Err(Problem::UnknownWord {
+                what: "kind",
+                got: other.into(),
+                allowed: "some, full",
+            }),
         }
     }
 }
@@ -101,8 +110,8 @@ fn off() -> Threshold {
 }
 
 impl TryFrom<PressureEntry> for PressureMonitor {
-    type Error = String;
-    fn try_from(entry: PressureEntry) -> Result<PressureMonitor, String> {
+    type Error = Problem;
+    fn try_from(entry: PressureEntry) -> Result<PressureMonitor, Problem> {
         let monitor = PressureMonitor {
             resource: entry.resource,
             kind: entry.kind,
@@ -126,35 +135,37 @@ impl PressureMonitor {
         format!("pressure:{}:{}", self.resource.name(), self.kind.name())
     }
 
-    pub(super) fn check(&self) -> Result<(), String> {
+    pub(super) fn check(&self) -> Result<(), Problem> {
         check_release(
-            &self.name(),
+            || self.name(),
             self.threshold.get(),
             self.release.map(Real::get),
         )
     }
 
     /// Parses one `resource:kind[:importance[:threshold[:release]]]` entry.
-    fn parse(text: &str) -> Result<PressureMonitor, String> {
+    fn parse(text: &str) -> Result<PressureMonitor, Problem> {
         let fields: Vec<&str> = text.split(':').collect();
-        let shape = "expected resource:kind[:importance[:threshold[:release]]]";
         if !(2..=5).contains(&fields.len()) {
-            return Err(format!("{text:?}: {shape}"));
+            return Err(Problem::Shape {
+                got: text.into(),
+                expected: "resource:kind[:importance[:threshold[:release]]]",
+            });
         }
         let field = |i: usize| fields.get(i).copied();
         let monitor = PressureMonitor {
             resource: Resource::parse(fields[0])?,
             kind: Stall::parse(fields[1])?,
             importance: match field(2) {
-                Some(text) => Importance::parse(text).map_err(|e| format!("importance {e}"))?,
+                Some(text) => Importance::parse(text).map_err(in_field("importance"))?,
                 None => Importance::ONE,
             },
             threshold: match field(3) {
-                Some(text) => Threshold::parse(text).map_err(|e| format!("threshold {e}"))?,
+                Some(text) => Threshold::parse(text).map_err(in_field("threshold"))?,
                 None => Threshold::ZERO,
             },
             release: field(4)
-                .map(|text| Threshold::parse(text).map_err(|e| format!("release {e}")))
+                .map(|text| Threshold::parse(text).map_err(in_field("release")))
                 .transpose()?,
             on_error: OnError::Error,
         };
@@ -163,12 +174,20 @@ impl PressureMonitor {
     }
 
     /// The list form used by `LB_FEEDBACK_PRESSURE` and `--pressure`; empty means none.
-    pub(super) fn parse_list(text: &str) -> Result<Vec<PressureMonitor>, String> {
+    pub(super) fn parse_list(text: &str) -> Result<Vec<PressureMonitor>, Problem> {
         text.split(',')
             .map(str::trim)
             .filter(|entry| !entry.is_empty())
             .map(PressureMonitor::parse)
             .collect()
+    }
+}
+
+/// The error of one field of a text form's entry.
+fn in_field(field: &'static str) -> impl Fn(Problem) -> Problem {
+    move |cause| Problem::Field {
+        field,
+        cause: Box::new(cause),
     }
 }
 
@@ -201,12 +220,19 @@ mod tests {
 
     #[test]
     fn the_text_form_refuses_what_it_cannot_mean() {
-        let err = |text| PressureMonitor::parse_list(text).unwrap_err();
+        let err = |text| PressureMonitor::parse_list(text).unwrap_err().to_string();
         assert_eq!(
             err("disk:some"),
-            "resource \"disk\": expected cpu, memory or io"
+            "unknown resource \"disk\"; allowed: cpu, memory, io"
         );
-        assert_eq!(err("cpu:most"), "kind \"most\": expected some or full");
+        assert_eq!(
+            err("cpu:most"),
+            "unknown kind \"most\"; allowed: some, full"
+        );
+        assert_eq!(
+            err("cpu:some:x"),
+            "importance \"x\" is not a number; allowed: 0 to 100"
+        );
         assert!(
             err("cpu").contains("expected resource:kind"),
             "{}",

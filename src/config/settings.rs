@@ -10,6 +10,7 @@ use std::marker::PhantomData;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::custom::{CustomList, CustomMonitor};
+use super::error::Problem;
 use super::monitors::{Monitor, MonitorLayer};
 use super::values::{Importance, Real, Threshold, check_release};
 
@@ -34,8 +35,8 @@ pub trait Settings {
     fn check(
         view: Self::View<'_>,
         field: &str,
-        what: &dyn Fn(&str) -> String,
-    ) -> Result<(), String>;
+        what: &dyn Fn(String) -> String,
+    ) -> Result<(), Problem>;
 }
 
 /// Builds [`Monitors`] with a field per monitor of the registry.
@@ -132,8 +133,12 @@ impl Settings for Patched {
         view
     }
 
-    fn check(m: Monitor, field: &str, what: &dyn Fn(&str) -> String) -> Result<(), String> {
-        check_release(&what(field), m.threshold.get(), m.release.map(Real::get))
+    fn check(m: Monitor, field: &str, what: &dyn Fn(String) -> String) -> Result<(), Problem> {
+        check_release(
+            || what(field.into()),
+            m.threshold.get(),
+            m.release.map(Real::get),
+        )
     }
 }
 
@@ -174,10 +179,10 @@ impl<T: Entry> Settings for Entries<T> {
         view.to_vec()
     }
 
-    fn check(view: &[T], _: &str, what: &dyn Fn(&str) -> String) -> Result<(), String> {
+    fn check(view: &[T], _: &str, what: &dyn Fn(String) -> String) -> Result<(), Problem> {
         view.iter().try_for_each(|entry| {
             let (threshold, release) = entry.limits();
-            check_release(&what(&entry.what()), threshold, release)
+            check_release(|| what(entry.what()), threshold, release)
         })
     }
 }
@@ -213,10 +218,14 @@ impl Settings for CustomEntries {
         view.to_vec()
     }
 
-    fn check(view: &[CustomMonitor], _: &str, what: &dyn Fn(&str) -> String) -> Result<(), String> {
+    fn check(
+        view: &[CustomMonitor],
+        _: &str,
+        what: &dyn Fn(String) -> String,
+    ) -> Result<(), Problem> {
         view.iter().try_for_each(|c| {
-            let monitor = what(&format!("custom {:?}", c.name));
-            check_release(&monitor, c.threshold.get(), c.release.map(Real::get))
+            let monitor = || what(format!("custom {:?}", c.name));
+            check_release(monitor, c.threshold.get(), c.release.map(Real::get))
         })
     }
 }
@@ -253,10 +262,10 @@ impl<T: Entry + Copy> Settings for Optional<T> {
         view
     }
 
-    fn check(view: Option<T>, field: &str, what: &dyn Fn(&str) -> String) -> Result<(), String> {
+    fn check(view: Option<T>, field: &str, what: &dyn Fn(String) -> String) -> Result<(), Problem> {
         view.map_or(Ok(()), |entry| {
             let (threshold, release) = entry.limits();
-            check_release(&what(field), threshold, release)
+            check_release(|| what(field.into()), threshold, release)
         })
     }
 }
