@@ -278,5 +278,48 @@ fn a_starving_v1_container_drains_with_cpu_pressure_and_a_light_one_does_not() {
     light.spawn("while :; do sleep 0.05; done");
     let (reply, text) = light.reply(&dir);
     eprintln!("light: {reply}");
-    assert!(reply.ends_with('%') && !reply.contains("drain"), "{reply}\n{text}");
+    assert!(
+        reply.ends_with('%') && !reply.contains("drain"),
+        "{reply}\n{text}"
+    );
+}
+
+/// since-last: the second probe answers from the counters the first kept in the state
+/// directory, over the time between them, without a window of its own.
+#[test]
+fn since_last_pressure_answers_from_the_counters_the_previous_probe_kept() {
+    if !Path::new("/proc/pressure/cpu").is_file() {
+        return skip("this kernel has no /proc/pressure/cpu");
+    }
+    let dir = TempDir::new("pressure-since-last");
+    let probe = || {
+        let mut command = agent_without_cpu_ram(&dir);
+        command
+            .env("LB_FEEDBACK_PRESSURE", "cpu:some")
+            .env("LB_FEEDBACK_SCOPE", "host")
+            .env("LB_FEEDBACK_CPU_MODE", "since-last")
+            .env("LB_FEEDBACK_SAMPLE_MS", "5000")
+            .args(["--explain", "--json"]);
+        let text = stdout(&command.output().unwrap());
+        let json: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{text}"));
+        let monitor = json["monitors"][0].clone();
+        monitor["figure"].as_str().unwrap().to_string()
+    };
+    let first = probe();
+    assert!(
+        first.ends_with("of 5000 ms") || first.contains("of 500"),
+        "{first}"
+    );
+    let kept = dir.path().join("state/counters-pressure-cpu");
+    assert!(kept.is_file(), "no {}", kept.display());
+    std::thread::sleep(Duration::from_millis(600));
+    let second = probe();
+    let ms: u64 = second
+        .rsplit_once("of ")
+        .and_then(|(_, ms)| ms.strip_suffix(" ms"))
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("{second}"));
+    // The time since the first probe's end, not a window of its own.
+    assert!((250..5000).contains(&ms), "{second}");
 }

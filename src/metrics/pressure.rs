@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use super::monitor::{Answered, Monitor, Started, Window, limits, load};
 use super::{Cgroups, MetricError};
-use crate::config::{Monitors, OnError, Resource, Scope, Stall};
+use crate::config::{CpuMode, Monitors, OnError, Resource, Scope, Stall};
 
 /// Stalled time so far, in µs, from one pressure file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -280,15 +280,67 @@ pub struct Reading {
     pub from: String,
 }
 
-/// A resource's source and what it showed at the window's start.
-pub struct Start {
-    place: Place,
-    mark: Mark,
-    at: Instant,
+/// How a resource's reading began.
+pub enum Start {
+    /// Read again when the window has passed.
+    Window {
+        place: Place,
+        mark: Mark,
+        at: Instant,
+    },
+    /// since-last: the counters the previous probe kept answered; no window needed.
+    Kept {
+        figures: (Counters, Counters, u64),
+        from: String,
+    },
 }
 
 /// What was found at the window's start, per resource.
 pub struct Begun(Vec<(Resource, Result<Start, String>)>);
+
+/// since-last: the record a probe keeps of a pressure file's counters, `pressure-cpu` for
+/// `cpu`: `AT SOME FULL STAMP` (ms; µs; µs or u64::MAX for none; the source's stamp, so a
+/// record of another cgroup is never compared).
+fn record_name(resource: Resource) -> &'static str {
+    match resource {
+        Resource::Cpu => "pressure-cpu",
+        Resource::Memory => "pressure-memory",
+        Resource::Io => "pressure-io",
+    }
+}
+
+fn keep(window: &Window, resource: Resource, place: &Place, at_ms: u64, counters: Counters) {
+    let full = counters.full.unwrap_or(u64::MAX);
+    let stamp = crate::hash::checksum(place.from.as_bytes());
+    let line = format!("{at_ms:020} {:020} {full:020} {stamp:020}", counters.some);
+    window.store.save_record(record_name(resource), &line);
+}
+
+/// since-last: the share since the counters the previous probe kept, when they are of this
+/// source, not older than `since_last_max_seconds` and at least the since-last minimum ago
+/// (closer, the window is measured as in sample mode); the counters now are kept for the next.
+fn since_kept(window: &Window, resource: Resource, place: &Place, now: Counters) -> Option<Start> {
+    let now_ms = crate::clock::now_ms();
+    let line = window.store.record(record_name(resource));
+    let numbers: Option<Vec<u64>> =
+        line.and_then(|l| l.split(' ').map(|n| n.parse().ok()).collect());
+    let stamp = crate::hash::checksum(place.from.as_bytes());
+    let kept = match numbers.as_deref() {
+        Some(&[at, some, full, kept_stamp]) if kept_stamp == stamp && at <= now_ms => {
+            let full = (full != u64::MAX).then_some(full);
+            Some((now_ms - at, Counters { some, full }))
+        }
+        _ => None,
+    };
+    let fresh =
+        kept.filter(|(age, _)| (super::cpu::SINCE_LAST_MIN_MS..=window.max_age_ms).contains(age));
+    let (age, then) = fresh?;
+    keep(window, resource, place, now_ms, now);
+    Some(Start::Kept {
+        figures: (then, now, age * 1000),
+        from: place.from.clone(),
+    })
+}
 
 pub struct Pressure;
 
@@ -320,24 +372,43 @@ impl Monitor for Pressure {
                 let start =
                     place(resource, scope_of(resource, window), window.cgroups).and_then(|place| {
                         let mark = mark(&place.source)?;
+                        if let (CpuMode::SinceLast, Mark::Counters(now)) = (window.cpu_mode, &mark)
+                            && let Some(kept) = since_kept(window, resource, &place, *now)
+                        {
+                            return Ok(kept);
+                        }
                         let at = Instant::now();
-                        Ok(Start { place, mark, at })
+                        Ok(Start::Window { place, mark, at })
                     });
                 (resource, start)
             })
-            .collect();
-        Ok(Some((Begun(begun), Some(Instant::now() + window.length))))
+            .collect::<Vec<_>>();
+        let waits = begun
+            .iter()
+            .any(|(_, start)| matches!(start, Ok(Start::Window { .. })));
+        let deadline = waits.then(|| Instant::now() + window.length);
+        Ok(Some((Begun(begun), deadline)))
     }
 
-    fn end(_: &Vec<Resource>, begun: Begun, _: &Window) -> Result<Vec<Reading>, MetricError> {
+    fn end(_: &Vec<Resource>, begun: Begun, window: &Window) -> Result<Vec<Reading>, MetricError> {
         let readings = begun.0.into_iter().map(|(resource, start)| match start {
-            Ok(start) => Reading {
+            Ok(Start::Window { place, mark, at }) => {
+                let figures = since(&place.source, &mark).map(|(start_at, end)| {
+                    if window.cpu_mode == CpuMode::SinceLast && matches!(mark, Mark::Counters(_)) {
+                        keep(window, resource, &place, crate::clock::now_ms(), end);
+                    }
+                    (start_at, end, at.elapsed().as_micros() as u64)
+                });
+                Reading {
+                    resource,
+                    figures,
+                    from: place.from,
+                }
+            }
+            Ok(Start::Kept { figures, from }) => Reading {
                 resource,
-                figures: since(&start.place.source, &start.mark).map(|(start_at, end)| {
-                    let elapsed = start.at.elapsed().as_micros() as u64;
-                    (start_at, end, elapsed)
-                }),
-                from: start.place.from,
+                figures: Ok(figures),
+                from,
             },
             Err(why) => Reading {
                 resource,
@@ -540,6 +611,10 @@ mod tests {
                 None
             }
             fn save_cpu_counters(&self, _: &crate::metrics::cpu::CpuRecord) {}
+            fn record(&self, _: &str) -> Option<String> {
+                None
+            }
+            fn save_record(&self, _: &str, _: &str) {}
         }
         let empty = std::env::temp_dir().join(format!("lbf-no-psi-{}", std::process::id()));
         std::fs::create_dir_all(&empty).unwrap();
