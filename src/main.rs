@@ -158,7 +158,10 @@ fn run(args: Args) -> Result<(), Failure> {
                 .map_err(|err| Failure::Runtime(err.to_string()))?;
             // On stderr: stdout stays the config's JSON for scripts. A warning, not a
             // failure: the agent answers all the same.
-            if let Some(problem) = state::unusable(&config) {
+            let state_dir = state::StateDir::new(&config.state_dir);
+            let unreadable = probe::Needs::of(&config).warnings(&config, &state_dir);
+            let unusable = state::unusable(&config).map(|problem| problem.to_string());
+            for problem in unusable.into_iter().chain(unreadable) {
                 let _ = writeln!(std::io::stderr(), "lb-feedback: warning: {problem}");
             }
             print(&format!("{json}\n"))

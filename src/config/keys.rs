@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::monitors::{SessionsMonitor, TcpMonitor};
+use super::pressure::PressureMonitor;
 use super::values::*;
 use super::{Config, Origin, Problem};
 use crate::cidr::Cidr;
@@ -189,6 +190,16 @@ pub static SETTINGS: &[Setting] = &[
         allowed: "`{max_sessions (1..1000000), importance = 1, threshold = 0 (0..100000), disconnected = true, release}` or `null`",
         help: "max_sessions[:importance[:threshold[:disconnected]]]: user\nsessions (Windows: WTSEnumerateSessionsW; Linux: logind's\n/run/systemd/sessions) against max_sessions, 1..1000000;\ndisconnected yes (the default: they still hold memory and\nCPU) | no; off or \"\" turns it off",
         set: Some(|c, text, _| set(&mut c.sessions, SessionsMonitor::parse(text))),
+    },
+    Setting {
+        name: "pressure",
+        env: Some("LB_FEEDBACK_PRESSURE"),
+        flag: Some("pressure"),
+        metavar: "LIST",
+        default: "none",
+        allowed: "list of `{resource (cpu, memory, io), kind = some (some, full), importance = 1, threshold = 0, release}`",
+        help: "resource:kind[:importance[:threshold[:release]]],...: the\nshare of the sample window tasks stalled (PSI) on cpu, memory\nor io, some or full; replaces the file's pressure list",
+        set: Some(|c, text, _| set(&mut c.pressure, PressureMonitor::parse_list(text))),
     },
     Setting {
         name: "maxconn",

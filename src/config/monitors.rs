@@ -4,7 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::custom::CustomMonitor;
 use super::error::Problem;
 use super::values::{
     Importance, MaxConnections, MaxSessions, Port, Real, TcpThreshold, Threshold, check_release,
@@ -94,19 +93,19 @@ impl TcpMonitor {
             });
         }
         let field = |i: usize| fields.get(i).copied();
-        let port = Port::parse(fields[0]).map_err(in_field("port"))?;
+        let port = Port::parse(fields[0]).map_err(Problem::in_field("port"))?;
         let max_connections =
-            MaxConnections::parse(fields[1]).map_err(in_field("max_connections"))?;
+            MaxConnections::parse(fields[1]).map_err(Problem::in_field("max_connections"))?;
         let importance = match field(2) {
-            Some(text) => Importance::parse(text).map_err(in_field("importance"))?,
+            Some(text) => Importance::parse(text).map_err(Problem::in_field("importance"))?,
             None => Importance::ONE,
         };
         let threshold = match field(3) {
-            Some(text) => TcpThreshold::parse(text).map_err(in_field("threshold"))?,
+            Some(text) => TcpThreshold::parse(text).map_err(Problem::in_field("threshold"))?,
             None => TcpThreshold::ZERO,
         };
         let release = field(4)
-            .map(|text| TcpThreshold::parse(text).map_err(in_field("release")))
+            .map(|text| TcpThreshold::parse(text).map_err(Problem::in_field("release")))
             .transpose()?;
         check_release(
             || format!("tcp:{}", port.get()),
@@ -129,14 +128,6 @@ impl TcpMonitor {
             .filter(|entry| !entry.is_empty())
             .map(TcpMonitor::parse)
             .collect()
-    }
-}
-
-/// The error of one field of a text form's entry.
-fn in_field(field: &'static str) -> impl Fn(Problem) -> Problem {
-    move |cause| Problem::Field {
-        field,
-        cause: Box::new(cause),
     }
 }
 
@@ -184,21 +175,25 @@ impl SessionsMonitor {
             });
         }
         let field = |i: usize| fields.get(i).copied();
-        let max_sessions = MaxSessions::parse(fields[0]).map_err(in_field("max_sessions"))?;
+        let max_sessions =
+            MaxSessions::parse(fields[0]).map_err(Problem::in_field("max_sessions"))?;
         let importance = match field(1) {
-            Some(text) => Importance::parse(text).map_err(in_field("importance"))?,
+            Some(text) => Importance::parse(text).map_err(Problem::in_field("importance"))?,
             None => Importance::ONE,
         };
         let threshold = match field(2) {
-            Some(text) => TcpThreshold::parse(text).map_err(in_field("threshold"))?,
+            Some(text) => TcpThreshold::parse(text).map_err(Problem::in_field("threshold"))?,
             None => TcpThreshold::ZERO,
         };
         let disconnected = match field(3).map(str::trim) {
             None | Some("yes" | "true") => true,
             Some("no" | "false") => false,
             Some(other) => {
-                let cause = Problem::NotYesOrNo { got: other.into() };
-                return Err(in_field("disconnected")(cause));
+                let cause = Problem::NotOneOf {
+                    got: other.into(),
+                    expected: "yes or no",
+                };
+                return Err(Problem::in_field("disconnected")(cause));
             }
         };
         Ok(Some(SessionsMonitor {
@@ -227,16 +222,6 @@ pub struct MonitorLayer {
     release: Option<Option<Threshold>>,
 }
 
-/// The monitors one config or profile answers with (see [`Config::monitors`]).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Monitors<'a> {
-    pub cpu: Monitor,
-    pub ram: Monitor,
-    pub tcp: &'a [TcpMonitor],
-    pub sessions: Option<SessionsMonitor>,
-    pub custom: &'a [CustomMonitor],
-}
-
 impl MonitorLayer {
     pub(super) fn apply(&self, monitor: &mut Monitor) {
         if let Some(importance) = self.importance {
@@ -248,5 +233,25 @@ impl MonitorLayer {
         if let Some(release) = self.release {
             monitor.release = release;
         }
+    }
+}
+
+impl super::settings::Entry for TcpMonitor {
+    fn what(&self) -> String {
+        format!("tcp:{}", self.port.get())
+    }
+
+    fn limits(&self) -> (f64, Option<f64>) {
+        (self.threshold.get(), self.release.map(Real::get))
+    }
+}
+
+impl super::settings::Entry for SessionsMonitor {
+    fn what(&self) -> String {
+        crate::words::SESSIONS.to_string()
+    }
+
+    fn limits(&self) -> (f64, Option<f64>) {
+        (self.threshold.get(), self.release.map(Real::get))
     }
 }

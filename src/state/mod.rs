@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Mode, Recovery as RecoveryPolicy};
-use crate::metrics::cpu::Counters;
+pub use crate::metrics::cpu::CpuRecord;
 pub use error::{StateError, StateProblem, Unusable};
 use files::Dir;
 use history::Event;
@@ -395,17 +395,16 @@ impl StateDir {
     }
 }
 
-/// What since-last mode keeps between probes.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CpuRecord {
-    pub at_ms: u64,
-    pub counters: Counters,
-    /// Whose counters they are: 0 for the host's, else a stamp of the cgroup and its
-    /// capacity (`cgroup::CpuCapacity::id`), so they are only compared with their own kind.
-    pub source: u64,
-    /// The busy share of the window that ended at `at_ms`, and its length in ms: the answer
-    /// for a probe that comes too soon after to measure a window of its own.
-    pub last: Option<(f64, u64)>,
+/// since-last CPU's counters, kept in the state directory between probes.
+impl crate::metrics::monitor::Store for StateDir {
+    /// A record that cannot be read is no record: the probe samples.
+    fn cpu_counters(&self) -> Option<CpuRecord> {
+        StateDir::cpu_counters(self).ok().flatten()
+    }
+
+    fn save_cpu_counters(&self, record: &CpuRecord) {
+        let _ = StateDir::save_cpu_counters(self, record);
+    }
 }
 
 /// `AT BUSY TOTAL SOURCE LAST SPAN CHECK`: six 20-digit numbers (every u64 fits; LAST in
@@ -435,7 +434,7 @@ fn parse_counters_record(text: &str) -> Option<CpuRecord> {
     match numbers[..] {
         [at_ms, busy, total, source, last, span] => Some(CpuRecord {
             at_ms,
-            counters: Counters { busy, total },
+            counters: crate::metrics::cpu::Counters { busy, total },
             source,
             last: (span > 0).then(|| (last as f64 / 1000.0, span)),
         }),

@@ -1,6 +1,7 @@
 //! Unit tests of `state`: the state directory's files through `StateDir`.
 
 use super::*;
+use crate::metrics::cpu::Counters;
 use history::Change;
 use std::fs;
 
