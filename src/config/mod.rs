@@ -163,15 +163,15 @@ impl Config {
         }
     }
 
-    /// Every monitor's own `release` is below its threshold, in the base and in each
-    /// profile: they may come from different layers, so this is checked once all are laid.
+    /// Every monitor's own `release` is below its threshold, in the base and in each profile:
+    /// they may come from different layers, so this is checked once all are laid.
     pub fn check_releases(&self) -> Result<(), Problem> {
         let profiles = self.profiles.iter().map(|(name, p)| (Some(name), Some(p)));
         for (name, profile) in std::iter::once((None, None)).chain(profiles) {
             let monitors = self.monitors(profile);
-            let what = |monitor: &str| match name {
+            let what = |monitor: String| match name {
                 Some(name) => format!("profile {:?}: {monitor}", name.as_str()),
-                None => monitor.to_string(),
+                None => monitor,
             };
             $(<$settings as Settings>::check(monitors.$field, stringify!($field), &what)?;)*
         }

@@ -93,19 +93,19 @@ impl TcpMonitor {
             });
         }
         let field = |i: usize| fields.get(i).copied();
-        let port = Port::parse(fields[0]).map_err(Problem::in_field("port"))?;
+        let port = Port::parse(fields[0]).map_err(in_field("port"))?;
         let max_connections =
-            MaxConnections::parse(fields[1]).map_err(Problem::in_field("max_connections"))?;
+            MaxConnections::parse(fields[1]).map_err(in_field("max_connections"))?;
         let importance = match field(2) {
-            Some(text) => Importance::parse(text).map_err(Problem::in_field("importance"))?,
+            Some(text) => Importance::parse(text).map_err(in_field("importance"))?,
             None => Importance::ONE,
         };
         let threshold = match field(3) {
-            Some(text) => TcpThreshold::parse(text).map_err(Problem::in_field("threshold"))?,
+            Some(text) => TcpThreshold::parse(text).map_err(in_field("threshold"))?,
             None => TcpThreshold::ZERO,
         };
         let release = field(4)
-            .map(|text| TcpThreshold::parse(text).map_err(Problem::in_field("release")))
+            .map(|text| TcpThreshold::parse(text).map_err(in_field("release")))
             .transpose()?;
         check_release(
             || format!("tcp:{}", port.get()),
@@ -128,6 +128,14 @@ impl TcpMonitor {
             .filter(|entry| !entry.is_empty())
             .map(TcpMonitor::parse)
             .collect()
+    }
+}
+
+/// The error of one field of a text form's entry.
+fn in_field(field: &'static str) -> impl Fn(Problem) -> Problem {
+    move |cause| Problem::Field {
+        field,
+        cause: Box::new(cause),
     }
 }
 
@@ -175,25 +183,21 @@ impl SessionsMonitor {
             });
         }
         let field = |i: usize| fields.get(i).copied();
-        let max_sessions =
-            MaxSessions::parse(fields[0]).map_err(Problem::in_field("max_sessions"))?;
+        let max_sessions = MaxSessions::parse(fields[0]).map_err(in_field("max_sessions"))?;
         let importance = match field(1) {
-            Some(text) => Importance::parse(text).map_err(Problem::in_field("importance"))?,
+            Some(text) => Importance::parse(text).map_err(in_field("importance"))?,
             None => Importance::ONE,
         };
         let threshold = match field(2) {
-            Some(text) => TcpThreshold::parse(text).map_err(Problem::in_field("threshold"))?,
+            Some(text) => TcpThreshold::parse(text).map_err(in_field("threshold"))?,
             None => TcpThreshold::ZERO,
         };
         let disconnected = match field(3).map(str::trim) {
             None | Some("yes" | "true") => true,
             Some("no" | "false") => false,
             Some(other) => {
-                let cause = Problem::NotOneOf {
-                    got: other.into(),
-                    expected: "yes or no",
-                };
-                return Err(Problem::in_field("disconnected")(cause));
+                let cause = Problem::NotYesOrNo { got: other.into() };
+                return Err(in_field("disconnected")(cause));
             }
         };
         Ok(Some(SessionsMonitor {

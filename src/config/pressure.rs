@@ -39,10 +39,11 @@ impl Resource {
             "cpu" => Ok(Resource::Cpu),
             "memory" => Ok(Resource::Memory),
             "io" => Ok(Resource::Io),
-            other => Err(Problem::in_field("resource")(Problem::NotOneOf {
+            other => Err(Problem::UnknownWord {
+                what: "resource",
                 got: other.into(),
-                expected: "cpu, memory or io",
-            })),
+                allowed: "cpu, memory, io",
+            }),
         }
     }
 }
@@ -59,10 +60,11 @@ impl Stall {
         match text.trim() {
             "some" => Ok(Stall::Some),
             "full" => Ok(Stall::Full),
-            other => Err(Problem::in_field("kind")(Problem::NotOneOf {
+            other => Err(Problem::UnknownWord {
+                what: "kind",
                 got: other.into(),
-                expected: "some or full",
-            })),
+                allowed: "some, full",
+            }),
         }
     }
 }
@@ -150,7 +152,6 @@ impl PressureMonitor {
                 expected: "resource:kind[:importance[:threshold[:release]]]",
             });
         }
-        let in_field = Problem::in_field;
         let field = |i: usize| fields.get(i).copied();
         let monitor = PressureMonitor {
             resource: Resource::parse(fields[0])?,
@@ -179,6 +180,14 @@ impl PressureMonitor {
             .filter(|entry| !entry.is_empty())
             .map(PressureMonitor::parse)
             .collect()
+    }
+}
+
+/// The error of one field of a text form's entry.
+fn in_field(field: &'static str) -> impl Fn(Problem) -> Problem {
+    move |cause| Problem::Field {
+        field,
+        cause: Box::new(cause),
     }
 }
 
@@ -214,9 +223,16 @@ mod tests {
         let err = |text| PressureMonitor::parse_list(text).unwrap_err().to_string();
         assert_eq!(
             err("disk:some"),
-            "resource \"disk\": expected cpu, memory or io"
+            "unknown resource \"disk\"; allowed: cpu, memory, io"
         );
-        assert_eq!(err("cpu:most"), "kind \"most\": expected some or full");
+        assert_eq!(
+            err("cpu:most"),
+            "unknown kind \"most\"; allowed: some, full"
+        );
+        assert_eq!(
+            err("cpu:some:x"),
+            "importance \"x\" is not a number; allowed: 0 to 100"
+        );
         assert!(
             err("cpu").contains("expected resource:kind"),
             "{}",

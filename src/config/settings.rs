@@ -35,7 +35,7 @@ pub trait Settings {
     fn check(
         view: Self::View<'_>,
         field: &str,
-        what: &dyn Fn(&str) -> String,
+        what: &dyn Fn(String) -> String,
     ) -> Result<(), Problem>;
 }
 
@@ -133,8 +133,12 @@ impl Settings for Patched {
         view
     }
 
-    fn check(m: Monitor, field: &str, what: &dyn Fn(&str) -> String) -> Result<(), Problem> {
-        check_release(|| what(field), m.threshold.get(), m.release.map(Real::get))
+    fn check(m: Monitor, field: &str, what: &dyn Fn(String) -> String) -> Result<(), Problem> {
+        check_release(
+            || what(field.into()),
+            m.threshold.get(),
+            m.release.map(Real::get),
+        )
     }
 }
 
@@ -175,10 +179,10 @@ impl<T: Entry> Settings for Entries<T> {
         view.to_vec()
     }
 
-    fn check(view: &[T], _: &str, what: &dyn Fn(&str) -> String) -> Result<(), Problem> {
+    fn check(view: &[T], _: &str, what: &dyn Fn(String) -> String) -> Result<(), Problem> {
         view.iter().try_for_each(|entry| {
             let (threshold, release) = entry.limits();
-            check_release(|| what(&entry.what()), threshold, release)
+            check_release(|| what(entry.what()), threshold, release)
         })
     }
 }
@@ -217,14 +221,11 @@ impl Settings for CustomEntries {
     fn check(
         view: &[CustomMonitor],
         _: &str,
-        what: &dyn Fn(&str) -> String,
+        what: &dyn Fn(String) -> String,
     ) -> Result<(), Problem> {
         view.iter().try_for_each(|c| {
-            check_release(
-                || what(&format!("custom {:?}", c.name)),
-                c.threshold.get(),
-                c.release.map(Real::get),
-            )
+            let monitor = || what(format!("custom {:?}", c.name));
+            check_release(monitor, c.threshold.get(), c.release.map(Real::get))
         })
     }
 }
@@ -261,10 +262,10 @@ impl<T: Entry + Copy> Settings for Optional<T> {
         view
     }
 
-    fn check(view: Option<T>, field: &str, what: &dyn Fn(&str) -> String) -> Result<(), Problem> {
+    fn check(view: Option<T>, field: &str, what: &dyn Fn(String) -> String) -> Result<(), Problem> {
         view.map_or(Ok(()), |entry| {
             let (threshold, release) = entry.limits();
-            check_release(|| what(field), threshold, release)
+            check_release(|| what(field.into()), threshold, release)
         })
     }
 }
