@@ -7,6 +7,8 @@ pub mod cgroup;
 pub mod cpu;
 pub mod custom;
 pub mod memory;
+#[cfg(target_os = "linux")]
+pub mod pressure;
 pub mod sessions;
 pub mod tcp;
 
