@@ -18,6 +18,10 @@
 //!     a connection of its own at its time, after one first poll it waits for and times
 //!     apart, and prints
 //!     `answered A of N, p50 X ms, p99 Y ms, slowest Z ms`.
+//! bench_helper lines RATE N ADDR...
+//!     Polls each ADDR RATE times a second, N times, as HAProxy's agent-check does: connect,
+//!     read one line, close. Eight pollers per address take turns on the schedule; the
+//!     addresses are polled side by side. Prints `ADDR answered A of N` for each.
 //! bench_helper pairs PROBE GAP_MS ROUNDS
 //!     Linux: since-last probes in pairs GAP_MS apart, a pair a second, with one core kept
 //!     busy: runs the one-shot PROBE (its environment already set up) with `--explain`, and
@@ -54,6 +58,7 @@ fn main() -> Result<()> {
             number(2)?,
             number(3)?,
         ),
+        Some("lines") => lines(number(1)?, number(2)?, args.get(3..).unwrap_or_default()),
         Some("pairs") => pairs(
             args.get(1).ok_or("pairs PROBE GAP_MS ROUNDS")?,
             number(2)?,
@@ -61,7 +66,7 @@ fn main() -> Result<()> {
         ),
         Some("hold-memory") => hold_memory(number(1)?),
         _ => Err(
-            "usage: bench_helper hold|poll|paths|steady|pairs|hold-memory ...; see bench_helper.rs"
+            "usage: bench_helper hold|poll|paths|steady|lines|pairs|hold-memory ...; see bench_helper.rs"
                 .into(),
         ),
     }
@@ -280,6 +285,59 @@ fn steady(address: &str, rate: usize, seconds: usize) -> Result<()> {
         ms(0.99),
         ms(1.0)
     );
+    Ok(())
+}
+
+fn lines(rate: usize, n: usize, addresses: &[String]) -> Result<()> {
+    const POLLERS: usize = 8;
+    let every = Duration::from_secs(1) / rate.max(1) as u32;
+    let began = Instant::now();
+    // A reply is one line: read up to its newline, then close, whatever follows.
+    let poll = |address: &str| -> bool {
+        let Ok(mut stream) = TcpStream::connect(address) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+        let mut reply = Vec::new();
+        let mut chunk = [0u8; 256];
+        while !reply.contains(&b'\n') {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return false,
+                Ok(got) => reply.extend_from_slice(&chunk[..got]),
+            }
+        }
+        true
+    };
+    let answered: Vec<usize> = std::thread::scope(|scope| {
+        let per_address: Vec<Vec<_>> = addresses
+            .iter()
+            .map(|address| {
+                (0..POLLERS)
+                    .map(|first| {
+                        scope.spawn(move || {
+                            (first..n)
+                                .step_by(POLLERS)
+                                .filter(|i| {
+                                    let due = began + every * *i as u32;
+                                    std::thread::sleep(
+                                        due.saturating_duration_since(Instant::now()),
+                                    );
+                                    poll(address)
+                                })
+                                .count()
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        per_address
+            .into_iter()
+            .map(|pollers| pollers.into_iter().map(|p| p.join().unwrap_or(0)).sum())
+            .collect()
+    });
+    for (address, answered) in addresses.iter().zip(answered) {
+        println!("{address} answered {answered} of {n}");
+    }
     Ok(())
 }
 

@@ -1,158 +1,156 @@
-//! Pressure stall information read for real while busy loops oversubscribe the CPUs: the
-//! reader's stalled share of a window agrees with the `total=` deltas this test reads itself,
-//! for the host's `/proc/pressure/cpu` and for cgroup2 cgroups of their own (a busy one and
-//! an idle one, on a hybrid host's `/sys/fs/cgroup/unified`). Needs a kernel with PSI, and
-//! root with a writable cgroup2 mount for the cgroups; skipped with a visible line elsewhere,
-//! a failure under LB_FEEDBACK_E2E=1.
+//! The pressure monitor against the kernel's own counters: while busy loops outnumber the
+//! CPUs, the share the agent reports for `/proc/pressure/cpu` agrees with the `total` delta
+//! the test reads around it; and in a cgroup2 child it reads that cgroup's own file. Needs a
+//! kernel with PSI (and, for the child, root and a writable cgroup2 mount); skipped with a
+//! visible line elsewhere, a failure under LB_FEEDBACK_E2E=1.
 
 mod common;
-#[path = "common/e2e.rs"]
-mod e2e;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use lb_feedback::metrics::cgroup::Roots;
-use lb_feedback::metrics::pressure::{Counters, Kind, Place, PressureError, Resource};
+use common::{TempDir, agent_without_cpu_ram, e2e_required, stdout};
 
-/// Busy loops, each ending by itself after 60 s should the guard never drop, in the cgroup2
-/// directory given (or where the test is); killed when dropped, then the directory removed.
-struct Loops {
-    dir: Option<PathBuf>,
-    children: Vec<Child>,
+fn skip(why: &str) {
+    assert!(!e2e_required(), "LB_FEEDBACK_E2E=1 but {why}");
+    eprintln!("skipped: {why}");
 }
 
-impl Loops {
-    fn start(dir: Option<PathBuf>, count: usize, script: &str) -> Loops {
-        let join = match &dir {
-            Some(dir) => format!("echo $$ > {}/cgroup.procs && ", dir.display()),
-            None => String::new(),
-        };
-        let children = (0..count)
-            .map(|_| {
-                Command::new("sh")
-                    .arg("-c")
-                    .arg(format!("{join}exec bash -c '{script}'"))
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        Loops { dir, children }
-    }
-}
-
-impl Drop for Loops {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if let Some(dir) = &self.dir {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while std::fs::remove_dir(dir).is_err() && dir.exists() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-}
-
-const BURN: &str = "while ((SECONDS < 60)); do :; done";
-
-/// The `some` total of a pressure file, parsed here apart from the reader under test.
-fn own_total(path: &Path) -> u64 {
+/// `some` stalled µs so far in a pressure file.
+fn some_total(path: &Path) -> u64 {
     let text = std::fs::read_to_string(path).unwrap();
     let line = text.lines().find(|l| l.starts_with("some ")).unwrap();
-    let at = line.find("total=").unwrap() + "total=".len();
-    line[at..].trim().parse().unwrap()
+    line.rsplit_once("total=")
+        .unwrap()
+        .1
+        .trim()
+        .parse()
+        .unwrap()
 }
 
-/// Over one second: the reader's `some` share and the test's own, in percent.
-fn shares(place: &Place, roots: &Roots) -> (f64, f64) {
-    let file = place.file(roots, Resource::Cpu);
-    let (start, own_start) = (Instant::now(), own_total(&file));
-    let first: Counters = place.read(roots, Resource::Cpu).unwrap();
-    std::thread::sleep(Duration::from_secs(1));
-    let last = place.read(roots, Resource::Cpu).unwrap();
-    let (own_end, elapsed) = (own_total(&file), start.elapsed());
-    let elapsed_us = elapsed.as_micros() as u64;
-    let read = last
-        .stalled_percent_since(&first, Kind::Some, elapsed_us)
-        .unwrap();
-    let own = (own_end - own_start) as f64 / elapsed_us as f64 * 100.0;
-    (read, own)
+/// Busy loops, one more than the CPUs, until dropped (and at most 20 s).
+struct Busy(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>);
+
+impl Busy {
+    fn start() -> Busy {
+        let stop = Arc::new(AtomicBool::new(false));
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = (0..=cpus)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let end = Instant::now() + Duration::from_secs(20);
+                    while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        Busy(stop, threads)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+        self.1.drain(..).for_each(|t| t.join().unwrap());
+    }
+}
+
+/// The pressure monitor's raw figure and source from `--explain --json`.
+fn pressure_of(output: &std::process::Output) -> (f64, String) {
+    let text = stdout(output);
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{text}"));
+    let monitor = json["monitors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "pressure:cpu:some")
+        .unwrap_or_else(|| panic!("{text}"));
+    (
+        monitor["raw"].as_f64().unwrap(),
+        monitor["source"].as_str().unwrap().to_string(),
+    )
 }
 
 #[test]
-fn cpu_pressure_from_total_deltas_while_the_cpus_are_oversubscribed() {
-    const TEST: &str = "cpu_pressure_from_total_deltas_while_the_cpus_are_oversubscribed";
-    let roots = Roots::system();
-    match Place::Host.read(&roots, Resource::Cpu) {
-        Err(PressureError::Unsupported(why)) => {
-            e2e::skip(TEST, &why, "needs a kernel with PSI");
-            return;
-        }
-        other => {
-            other.unwrap();
-        }
+fn host_cpu_pressure_agrees_with_the_kernels_totals_over_the_same_window() {
+    let file = PathBuf::from("/proc/pressure/cpu");
+    if !file.is_file() {
+        return skip("this kernel has no /proc/pressure/cpu");
     }
-    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-    // One more loop than CPUs on the host, and two in a cgroup of their own: some task
-    // always waits.
-    let _host = Loops::start(None, cpus + 1, BURN);
+    let dir = TempDir::new("pressure-host");
+    let _busy = Busy::start();
     std::thread::sleep(Duration::from_millis(300));
-    let (read, own) = shares(&Place::Host, &roots);
-    eprintln!("host cpu some: reader {read:.1} %, test {own:.1} %");
+    let mut command = agent_without_cpu_ram(&dir);
+    command
+        .env("LB_FEEDBACK_PRESSURE", "cpu:some")
+        .env("LB_FEEDBACK_SCOPE", "host")
+        .env("LB_FEEDBACK_SAMPLE_MS", "1000")
+        .args(["--explain", "--json"]);
+    let (start, began) = (some_total(&file), Instant::now());
+    let output = command.output().unwrap();
+    let (end, elapsed) = (some_total(&file), began.elapsed());
+    let (agent, source) = pressure_of(&output);
+    let kernel = (end - start) as f64 / elapsed.as_micros() as f64 * 100.0;
+    assert_eq!(source, "host /proc/pressure/cpu");
+    // The test's window holds the agent's plus its start and exit: a few ms of 1000.
     assert!(
-        (read - own).abs() <= 5.0,
-        "reader {read:.1} %, test {own:.1} %"
+        (agent - kernel).abs() <= 5.0,
+        "agent {agent:.1}%, kernel's totals {kernel:.1}% over {elapsed:?}"
     );
     assert!(
-        read > 20.0,
-        "{read:.1} % with {} loops on {cpus} CPUs",
-        cpus + 1
+        kernel > 10.0,
+        "the busy loops made no pressure: {kernel:.1}%"
     );
+}
 
-    let unified = PathBuf::from("/sys/fs/cgroup/unified");
-    let top = match unified.join("cgroup.procs").is_file() {
-        true => unified,
-        false => PathBuf::from("/sys/fs/cgroup"),
+#[test]
+fn in_a_cgroup2_child_the_cgroups_own_pressure_file_is_read() {
+    let top = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .map(PathBuf::from)
+        .into_iter()
+        .find(|top| top.join("cgroup.controllers").is_file() && top.join("cpu.pressure").is_file());
+    let Some(top) = top else {
+        return skip("no cgroup2 mount with pressure files");
     };
-    let name = |what: &str| format!("lbf-psi-{}-{what}", std::process::id());
-    let (busy_dir, idle_dir) = (top.join(name("busy")), top.join(name("idle")));
-    for dir in [&busy_dir, &idle_dir] {
-        if let Err(err) = std::fs::create_dir(dir) {
-            e2e::skip(
-                TEST,
-                &format!("cannot create {}: {err}", dir.display()),
-                "needs root and a writable cgroup2 mount",
-            );
-            let _ = std::fs::remove_dir(&busy_dir);
-            return;
+    let child = top.join(format!("lbf-psi-{}", std::process::id()));
+    if let Err(err) = std::fs::create_dir(&child) {
+        return skip(&format!("cannot create {}: {err}", child.display()));
+    }
+    let dir = TempDir::new("pressure-cgroup");
+    let mut command = agent_without_cpu_ram(&dir);
+    command
+        .env("LB_FEEDBACK_PRESSURE", "cpu:some:1:60")
+        .env("LB_FEEDBACK_SCOPE", "cgroup")
+        .env("LB_FEEDBACK_SAMPLE_MS", "200")
+        .args(["--explain", "--json"]);
+    let mut wrapped = std::process::Command::new("sh");
+    wrapped
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && exec \"$@\"",
+            child.display()
+        ))
+        .arg("sh")
+        .arg(command.get_program())
+        .args(command.get_args())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin");
+    for (key, value) in command.get_envs() {
+        if let Some(value) = value {
+            wrapped.env(key, value);
         }
     }
-    let _busy = Loops::start(Some(busy_dir.clone()), 2, BURN);
-    let _idle = Loops::start(Some(idle_dir.clone()), 1, "sleep 60");
-    std::thread::sleep(Duration::from_millis(300));
-    let place = |dir: &Path, path: String| Place::Cgroup {
-        path,
-        dir: dir.to_path_buf(),
-    };
-    let busy = place(&busy_dir, format!("/{}", name("busy")));
-    let (read, own) = shares(&busy, &roots);
-    eprintln!("busy cgroup cpu some: reader {read:.1} %, test {own:.1} %");
-    assert!(
-        (read - own).abs() <= 5.0,
-        "reader {read:.1} %, test {own:.1} %"
-    );
-    assert!(read > 20.0, "{read:.1} % in the busy cgroup");
-    let idle = place(&idle_dir, format!("/{}", name("idle")));
-    let (read, own) = shares(&idle, &roots);
-    eprintln!("idle cgroup cpu some: reader {read:.1} %, test {own:.1} %");
-    assert!(
-        (read - own).abs() <= 5.0,
-        "reader {read:.1} %, test {own:.1} %"
-    );
-    assert!(read < 5.0, "{read:.1} % in a cgroup that only sleeps");
+    let output = wrapped.output().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::remove_dir(&child).is_err() && child.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (share, source) = pressure_of(&output);
+    let name = child.file_name().unwrap().to_str().unwrap();
+    assert_eq!(source, format!("cgroup v2 /{name} cpu.pressure"));
+    assert!((0.0..=100.0).contains(&share), "{share}");
 }

@@ -7,12 +7,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::monitors::{SessionsMonitor, TcpMonitor};
+use super::pressure::PressureMonitor;
 use super::values::*;
-use super::{Config, Origin};
+use super::{Config, Origin, Problem};
 use crate::cidr::Cidr;
 
 /// Sets a config field from a text form's parse result.
-type Setter = fn(&mut Config, &str, Origin) -> Result<(), String>;
+type Setter = fn(&mut Config, &str, Origin) -> Result<(), Problem>;
 
 /// One setting.
 pub struct Setting {
@@ -48,7 +49,7 @@ impl fmt::Debug for Setting {
     }
 }
 
-fn set<T>(field: &mut T, value: Result<T, String>) -> Result<(), String> {
+fn set<T>(field: &mut T, value: Result<T, Problem>) -> Result<(), Problem> {
     *field = value?;
     Ok(())
 }
@@ -191,6 +192,16 @@ pub static SETTINGS: &[Setting] = &[
         set: Some(|c, text, _| set(&mut c.sessions, SessionsMonitor::parse(text))),
     },
     Setting {
+        name: "pressure",
+        env: Some("LB_FEEDBACK_PRESSURE"),
+        flag: Some("pressure"),
+        metavar: "LIST",
+        default: "none",
+        allowed: "list of `{resource (cpu, memory, io), kind = some (some, full), importance = 1, threshold = 0, release}`",
+        help: "resource:kind[:importance[:threshold[:release]]],...: the\nshare of the sample window tasks stalled (PSI) on cpu, memory\nor io, some or full; replaces the file's pressure list",
+        set: Some(|c, text, _| set(&mut c.pressure, PressureMonitor::parse_list(text))),
+    },
+    Setting {
         name: "maxconn",
         env: Some("LB_FEEDBACK_MAXCONN"),
         flag: Some("maxconn"),
@@ -310,7 +321,8 @@ pub static SETTINGS: &[Setting] = &[
                 .map(str::trim)
                 .filter(|entry| !entry.is_empty())
                 .map(Cidr::parse)
-                .collect::<Result<_, _>>()?;
+                .collect::<Result<_, _>>()
+                .map_err(Problem::Range)?;
             Ok(())
         }),
     },
@@ -417,10 +429,10 @@ impl Setting {
 
 impl Config {
     /// Sets one key from its text form, as the environment and the flags carry it.
-    pub fn apply_text(&mut self, key: Key, text: &str, origin: Origin) -> Result<(), String> {
+    pub fn apply_text(&mut self, key: Key, text: &str, origin: Origin) -> Result<(), Problem> {
         match key.set {
             Some(set) => set(self, text, origin),
-            None => Err(format!("{} is set in the config file only", key.name)),
+            None => Err(Problem::FileOnly { key: key.name }),
         }
     }
 }

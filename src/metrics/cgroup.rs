@@ -33,53 +33,25 @@ fn read_small_if_present<T>(
     path: &Path,
     parse: impl FnOnce(&str) -> Result<T, String>,
 ) -> Result<Option<T>, String> {
-    read_small_with(
-        path,
-        |text| parse(text).map(Some),
-        |err| match err.kind() {
-            std::io::ErrorKind::NotFound => Ok(None),
-            _ => Err(format!(
-                "{}: {}",
-                path.display(),
-                crate::ioerr::io_reason(&err)
-            )),
-        },
-    )
-}
-
-/// The small-file read itself: `parse` of the text, or `failed` of the I/O error (text that
-/// is not UTF-8 is one of kind `InvalidData`), for readers that tell errors apart.
-pub(crate) fn read_small_with<T, E>(
-    path: &Path,
-    parse: impl FnOnce(&str) -> Result<T, E>,
-    failed: impl FnOnce(std::io::Error) -> Result<T, E>,
-) -> Result<T, E> {
     const SMALL: usize = 2000;
-    let not_text = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not text");
+    let failed =
+        |err: std::io::Error| format!("{}: {}", path.display(), crate::ioerr::io_reason(&err));
     let mut file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(err) => return failed(err),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        opened => opened.map_err(failed)?,
     };
+    let not_text = || format!("{}: not text", path.display());
     let mut buffer = [0; SMALL];
-    let len = match file.read(&mut buffer) {
-        Ok(len) => len,
-        Err(err) => return failed(err),
-    };
+    let len = file.read(&mut buffer).map_err(failed)?;
     let head = buffer.get(..len).unwrap_or_default();
     if len < SMALL {
-        return match std::str::from_utf8(head) {
-            Ok(text) => parse(text),
-            Err(_) => failed(not_text()),
-        };
+        return parse(std::str::from_utf8(head).map_err(|_| not_text())?).map(Some);
     }
     let mut whole = head.to_vec();
-    if let Err(err) = file.take(64 * 1024).read_to_end(&mut whole) {
-        return failed(err);
-    }
-    match std::str::from_utf8(&whole) {
-        Ok(text) => parse(text),
-        Err(_) => failed(not_text()),
-    }
+    file.take(64 * 1024)
+        .read_to_end(&mut whole)
+        .map_err(failed)?;
+    parse(std::str::from_utf8(&whole).map_err(|_| not_text())?).map(Some)
 }
 
 fn number(text: &str, path: &Path) -> Result<u64, String> {
@@ -436,13 +408,6 @@ fn cpuset(placement: &Placement) -> Result<Option<Cpuset>, String> {
         }
     }
     Ok(found)
-}
-
-/// This process's cgroup in the v2 hierarchy, whatever its controllers, as its path and
-/// directory: where the kernel counts its pressure stalls (`metrics::pressure`).
-pub fn unified(placement: &Placement) -> Result<(String, PathBuf), String> {
-    let group = placement.unified()?;
-    Ok((group.path, group.dir))
 }
 
 /// The memory a cgroup may use and uses.

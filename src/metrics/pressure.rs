@@ -1,185 +1,300 @@
-//! Pressure stall information (PSI, Linux 4.20+): how much of the time tasks waited for CPU,
-//! memory or IO, read as the cumulative `total=` stall times of `/proc/pressure/*` (the host)
-//! or of a cgroup2 cgroup's `*.pressure` files, and turned into the stalled share of a window.
-//! The kernel's `avg10` lags a change by tens of seconds; the share of the window from
-//! `total` deltas does not.
+//! The pressure monitor: the share of the sample window in which tasks stalled on CPU,
+//! memory or I/O (Linux PSI), from the `total` counters (µs) of `some` and `full` read at
+//! the window's start and end — `avg10` lags a change by tens of seconds. Saturation rather
+//! than utilisation: a container starved by its host, or a box swapping, stalls while its
+//! CPU figure still looks idle.
+//!
+//! Where: the cgroup's own `cpu.pressure`, `memory.pressure`, `io.pressure` (cgroup v2, also
+//! the unified hierarchy of a hybrid system) when `scope` says cgroup or auto finds a limit
+//! on the resource (io: either limit); else the host's `/proc/pressure/*`. cgroup v1 has no
+//! pressure files, which `--explain` says when the limit is a v1 one.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::time::Instant;
 
-use super::cgroup::{Roots, read_small_with, under};
+use super::monitor::{Answered, Monitor, Started, Window, limits, load};
+use super::{Cgroups, MetricError};
+use crate::config::{Monitors, OnError, Resource, Scope, Stall};
 
-/// What the tasks waited for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Resource {
-    Cpu,
-    Memory,
-    Io,
-}
-
-impl Resource {
-    pub fn name(self) -> &'static str {
-        match self {
-            Resource::Cpu => "cpu",
-            Resource::Memory => "memory",
-            Resource::Io => "io",
-        }
-    }
-}
-
-/// `some`: at least one task stalled; `full`: all non-idle tasks at once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Some,
-    Full,
-}
-
-/// The cumulative stall times of one resource, in microseconds. `full` is absent from the
-/// cpu file before Linux 5.13.
+/// Stalled time so far, in µs, from one pressure file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Counters {
     pub some: u64,
+    /// `None` where the kernel writes no `full` line (CPU before Linux 5.13).
     pub full: Option<u64>,
 }
 
-impl Counters {
-    pub fn total(&self, kind: Kind) -> Option<u64> {
-        match kind {
-            Kind::Some => Some(self.some),
-            Kind::Full => self.full,
-        }
-    }
-
-    /// The share of `elapsed_us` the tasks stalled between `earlier` and `self`, in percent;
-    /// `None` when no time passed, a counter went back (another cgroup, or it was
-    /// recreated) or `kind` is not counted.
-    pub fn stalled_percent_since(
-        &self,
-        earlier: &Counters,
-        kind: Kind,
-        elapsed_us: u64,
-    ) -> Option<f64> {
-        let stalled = self.total(kind)?.checked_sub(earlier.total(kind)?)?;
-        if elapsed_us == 0 {
-            return None;
-        }
-        // The kernel's clock and the caller's are read a moment apart: clamp the overlap.
-        Some((stalled as f64 / elapsed_us as f64 * 100.0).clamp(0.0, 100.0))
-    }
-}
-
-/// The `some` and `full` totals of a pressure file's text:
-/// `some avg10=0.00 avg60=0.00 avg300=0.00 total=0` and a `full` line of the same shape.
+/// The `total=` of the `some` and `full` lines of a pressure file.
 pub fn parse(text: &str) -> Option<Counters> {
+    let total = |line: &str| {
+        let (_, total) = line.rsplit_once(" total=")?;
+        total.trim().parse::<u64>().ok()
+    };
     let (mut some, mut full) = (None, None);
     for line in text.lines() {
-        let mut fields = line.split_ascii_whitespace();
-        let slot = match fields.next() {
-            Some("some") => &mut some,
-            Some("full") => &mut full,
-            _ => return None,
-        };
-        let averages = ["avg10=", "avg60=", "avg300="];
-        for prefix in averages {
-            let average = fields.next()?.strip_prefix(prefix)?;
-            average.parse::<f64>().ok()?;
+        match line.split_once(' ') {
+            Some(("some", _)) => some = Some(total(line)?),
+            Some(("full", _)) => full = Some(total(line)?),
+            _ => {}
         }
-        *slot = Some(fields.next()?.strip_prefix("total=")?.parse().ok()?);
     }
     Some(Counters { some: some?, full })
 }
 
-/// Why pressure figures could not be read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PressureError {
-    /// The kernel keeps none here: built without PSI, booted with `psi=0`, a cgroup with
-    /// `cgroup.pressure` 0, or not a cgroup2 cgroup (the file is absent, or refuses to be
-    /// read with EOPNOTSUPP).
-    Unsupported(String),
-    /// The file is there but could not be read, or is not pressure stall information.
-    Failed(String),
+/// The stalled share in percent of `elapsed_us` between two readings; `None` for a kind the
+/// file does not have, or counters that went back (another cgroup, a forged file).
+pub fn share(start: &Counters, end: &Counters, kind: Stall, elapsed_us: u64) -> Option<f64> {
+    let (a, b) = match kind {
+        Stall::Some => (start.some, end.some),
+        Stall::Full => (start.full?, end.full?),
+    };
+    let stalled = b.checked_sub(a)?;
+    Some((stalled as f64 / elapsed_us.max(1) as f64 * 100.0).clamp(0.0, 100.0))
 }
 
-impl std::fmt::Display for PressureError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PressureError::Unsupported(why) | PressureError::Failed(why) => f.write_str(why),
+/// One resource's pressure file and where it is, in words.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Place {
+    pub path: PathBuf,
+    pub from: String,
+}
+
+/// The file `scope` asks for. Auto takes the cgroup's when the cgroup limits the resource,
+/// the host's otherwise (saying why); cgroup insists.
+#[cfg(target_os = "linux")]
+pub fn place(resource: Resource, scope: Scope, cgroups: &Cgroups) -> Result<Place, String> {
+    let name = resource.name();
+    let host = |why: Option<String>| {
+        let path = cgroups.roots().procfs.join("pressure").join(name);
+        let from = match why {
+            Some(why) => format!("host /proc/pressure/{name} ({why})"),
+            None => format!("host /proc/pressure/{name}"),
+        };
+        Place { path, from }
+    };
+    if scope == Scope::Host {
+        return Ok(host(None));
+    }
+    let auto = scope == Scope::Auto;
+    let placement = match cgroups.placement() {
+        Ok(placement) => placement,
+        Err(err) if auto => return Ok(host(Some(format!("cgroup: {err}")))),
+        Err(err) => return Err(format!("scope cgroup: {err}")),
+    };
+    if auto {
+        let cpu = || super::cgroup::cpu(placement, &cgroups.roots()).map(|c| c.limited);
+        let memory = || super::cgroup::memory(placement).map(|m| m.limit.is_some());
+        let limited = match resource {
+            Resource::Cpu => cpu(),
+            Resource::Memory => memory(),
+            Resource::Io => cpu().and_then(|c| Ok(c || memory()?)),
+        };
+        match limited {
+            Ok(true) => {}
+            Ok(false) => return Ok(host(Some("no limit in its cgroup".into()))),
+            Err(err) => return Ok(host(Some(format!("cgroup: {err}")))),
         }
+    }
+    match placement.unified() {
+        // On a hybrid system a v1 limit leaves the process at the top of the unified tree,
+        // whose pressure is the host's.
+        Ok((group, _)) if auto && group.path == "/" => Ok(host(Some(
+            "its limit is a cgroup v1 one, and cgroup v1 has no pressure files".into(),
+        ))),
+        Ok((group, _)) => Ok(Place {
+            path: group.file(&format!("{name}.pressure")),
+            from: format!("cgroup v2 {} {name}.pressure", group.path),
+        }),
+        Err(err) if auto => Ok(host(Some(format!("cgroup v2: {err}")))),
+        Err(err) => Err(format!("scope cgroup: {err}")),
     }
 }
 
-/// Reads the pressure file at `path`.
-pub fn read(path: &Path) -> Result<Counters, PressureError> {
-    read_small_with(
-        path,
-        |text| {
-            parse(text).ok_or_else(|| {
-                PressureError::Failed(format!(
-                    "{}: not pressure stall information: {:?}",
-                    path.display(),
-                    text.lines().next().unwrap_or("")
-                ))
-            })
-        },
-        |err| {
-            let why = format!("{}: {}", path.display(), crate::ioerr::io_reason(&err));
-            Err(match err.kind() {
-                std::io::ErrorKind::NotFound => PressureError::Unsupported(format!(
-                    "{why} (no pressure stall information: a kernel without PSI or booted with psi=0)"
-                )),
-                _ if err.raw_os_error() == Some(libc::EOPNOTSUPP) => PressureError::Unsupported(
-                    format!("{why} (pressure stall information is turned off)"),
+#[cfg(not(target_os = "linux"))]
+pub fn place(_: Resource, _: Scope, _: &Cgroups) -> Result<Place, String> {
+    Err("pressure stall information exists on Linux only".into())
+}
+
+/// A pressure file's counters now. Absent, or refused with EOPNOTSUPP (`psi=0`): the
+/// kernel keeps no pressure figures.
+#[cfg(target_os = "linux")]
+pub fn read(path: &std::path::Path) -> Result<Counters, String> {
+    let mut buffer = [0; 256];
+    let shown = path.display();
+    let text = path
+        .to_str()
+        .ok_or_else(|| format!("{shown}: not a UTF-8 path"))
+        .and_then(|p| {
+            super::proc_head(p, &mut buffer).map_err(|err| match err.raw_os_error() {
+                Some(libc::ENOENT | libc::EOPNOTSUPP) => format!(
+                    "{shown}: this kernel keeps no pressure stall information (built without \
+                     CONFIG_PSI, or booted with psi=0)"
                 ),
-                _ => PressureError::Failed(why),
+                _ => format!("{shown}: {}", crate::ioerr::io_reason(&err)),
             })
-        },
-    )
+        })?;
+    parse(text).ok_or_else(|| format!("{shown}: not a pressure file"))
 }
 
-/// Where the figures are read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Place {
-    /// `/proc/pressure/<resource>`, under the procfs of the roots.
-    Host,
-    /// A cgroup2 cgroup: its path as `/proc/self/cgroup` names it and its directory.
-    Cgroup { path: String, dir: PathBuf },
+#[cfg(not(target_os = "linux"))]
+pub fn read(_: &std::path::Path) -> Result<Counters, String> {
+    Err("pressure stall information exists on Linux only".into())
 }
 
-impl Place {
-    /// This process's cgroup2 cgroup. v1 hierarchies have no pressure files: the kernel
-    /// counts a task's stalls in its cgroup of the v2 hierarchy (`0::` in
-    /// `/proc/self/cgroup`), on a hybrid system too, whatever v1 cgroups it is in.
-    pub fn cgroup(placement: &super::cgroup::Placement) -> Result<Place, String> {
-        let (path, dir) = super::cgroup::unified(placement)?;
-        Ok(Place::Cgroup { path, dir })
+/// Memory pressure follows RAM's scope, CPU and I/O pressure CPU's.
+fn scope_of(resource: Resource, window: &Window) -> Scope {
+    match resource {
+        Resource::Memory => window.scope.ram,
+        Resource::Cpu | Resource::Io => window.scope.cpu,
+    }
+}
+
+/// A resource's stalls over one sample: the counters at both ends and the time between, or
+/// why they could not be read (the monitor's `on_error` decides what that means).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reading {
+    pub resource: Resource,
+    pub figures: Result<(Counters, Counters, u64), String>,
+    pub from: String,
+}
+
+/// A resource's file and counters at the window's start.
+pub struct Start {
+    place: Place,
+    counters: Counters,
+    at: Instant,
+}
+
+/// What was found at the window's start, per resource.
+pub struct Begun(Vec<(Resource, Result<Start, String>)>);
+
+pub struct Pressure;
+
+impl Monitor for Pressure {
+    /// The resources watched, each once.
+    type Needs = Vec<Resource>;
+    type Begun = Begun;
+    type Reading = Vec<Reading>;
+    const LABELS: &'static [&'static str] = &["resource", "kind"];
+
+    fn need(monitors: &Monitors, needs: &mut Vec<Resource>) {
+        let enabled = monitors.pressure.iter().filter(|p| p.enabled());
+        needs.extend(enabled.map(|p| p.resource));
     }
 
-    pub fn file(&self, roots: &Roots, resource: Resource) -> PathBuf {
-        match self {
-            Place::Host => under(&roots.procfs, &["pressure", resource.name()]),
-            Place::Cgroup { dir, .. } => {
-                let name = match resource {
-                    Resource::Cpu => "cpu.pressure",
-                    Resource::Memory => "memory.pressure",
-                    Resource::Io => "io.pressure",
-                };
-                under(dir, &[name])
-            }
+    fn settle(needs: &mut Vec<Resource>) {
+        needs.sort_unstable();
+        needs.dedup();
+    }
+
+    /// The counters at the start; the window is the CPU's (a window of its own without it).
+    fn begin(needs: &Vec<Resource>, window: &Window) -> Result<Started<Begun>, MetricError> {
+        if needs.is_empty() {
+            return Ok(None);
         }
+        let begun = needs
+            .iter()
+            .map(|&resource| {
+                let start =
+                    place(resource, scope_of(resource, window), window.cgroups).and_then(|place| {
+                        let counters = read(&place.path)?;
+                        let at = Instant::now();
+                        Ok(Start {
+                            place,
+                            counters,
+                            at,
+                        })
+                    });
+                (resource, start)
+            })
+            .collect();
+        Ok(Some((Begun(begun), Some(Instant::now() + window.length))))
     }
 
-    pub fn read(&self, roots: &Roots, resource: Resource) -> Result<Counters, PressureError> {
-        read(&self.file(roots, resource))
+    fn end(_: &Vec<Resource>, begun: Begun, _: &Window) -> Result<Vec<Reading>, MetricError> {
+        let readings = begun.0.into_iter().map(|(resource, start)| match start {
+            Ok(start) => Reading {
+                resource,
+                figures: read(&start.place.path).map(|end| {
+                    let elapsed = start.at.elapsed().as_micros() as u64;
+                    (start.counters, end, elapsed)
+                }),
+                from: start.place.from,
+            },
+            Err(why) => Reading {
+                resource,
+                figures: Err(why),
+                from: String::new(),
+            },
+        });
+        Ok(readings.collect())
     }
 
-    /// Where the figure came from, for `--explain`: "host /proc/pressure/cpu",
-    /// "cgroup v2 /system.slice/x.service cpu.pressure".
-    pub fn describe(&self, resource: Resource) -> String {
-        match self {
-            Place::Host => format!("host /proc/pressure/{}", resource.name()),
-            Place::Cgroup { path, .. } => {
-                format!("cgroup v2 {path} {}.pressure", resource.name())
-            }
+    fn warnings(needs: &Vec<Resource>, window: &Window) -> Vec<String> {
+        let unreadable = needs.iter().filter_map(|&resource| {
+            let place = place(resource, scope_of(resource, window), window.cgroups);
+            let why = place.and_then(|place| read(&place.path)).err()?;
+            Some(format!(
+                "pressure ({}): {why}; its monitors answer error:pressure (or are left out \
+                 with on_error ignore)",
+                resource.name()
+            ))
+        });
+        unreadable.collect()
+    }
+
+    fn answer(
+        monitors: &Monitors,
+        readings: &Vec<Reading>,
+        hysteresis: f64,
+        answered: &mut Answered,
+    ) -> Result<(), MetricError> {
+        for monitor in monitors.pressure.iter().filter(|p| p.enabled()) {
+            let reading = readings.iter().find(|r| r.resource == monitor.resource);
+            let name = monitor.name();
+            let outcome = match reading {
+                None => Err("not read in this sample".to_string()),
+                Some(reading) => match &reading.figures {
+                    Err(why) => Err(why.clone()),
+                    Ok((start, end, elapsed)) => share(start, end, monitor.kind, *elapsed)
+                        .map(|stalled| (stalled, reading, *elapsed))
+                        .ok_or_else(|| match end.full {
+                            None if monitor.kind == Stall::Full => {
+                                "the kernel writes no `full` line for this resource".to_string()
+                            }
+                            _ => "the stall counters went back".to_string(),
+                        }),
+                },
+            };
+            let (stalled, reading, elapsed) = match outcome {
+                Ok(found) => found,
+                Err(why) => {
+                    match monitor.on_error {
+                        OnError::Ignore => answered.ignored.push((name, why)),
+                        OnError::Error => {
+                            return Err(MetricError {
+                                monitor: crate::words::PRESSURE.into(),
+                                message: format!("{name}: {why}"),
+                            });
+                        }
+                    }
+                    continue;
+                }
+            };
+            answered.loads.push(load(
+                &name,
+                stalled,
+                monitor.importance.get(),
+                limits(monitor.threshold, monitor.release, hysteresis),
+                format!(
+                    "stalled ({}) {stalled:.1}% of {} ms",
+                    monitor.kind.name(),
+                    elapsed / 1000
+                ),
+                Some(reading.from.clone()),
+            ));
         }
+        Ok(())
     }
 }
 
@@ -187,182 +302,154 @@ impl Place {
 mod tests {
     use super::*;
 
-    const CPU: &str = "some avg10=4.96 avg60=1.92 avg300=0.85 total=1903133509\n\
-                       full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+    const FILE: &str = "some avg10=72.57 avg60=74.67 avg300=47.04 total=2122602632\n\
+                        full avg10=0.00 avg60=0.00 avg300=0.00 total=17\n";
 
     #[test]
-    fn parses_some_and_full_totals() {
-        assert_eq!(
-            parse(CPU),
-            Some(Counters {
-                some: 1_903_133_509,
-                full: Some(0)
-            })
-        );
-        // Linux before 5.13 writes no full line for cpu.
-        let old = "some avg10=0.00 avg60=0.00 avg300=0.00 total=42\n";
-        assert_eq!(
-            parse(old),
-            Some(Counters {
-                some: 42,
-                full: None
-            })
-        );
+    fn the_totals_of_both_lines_are_read() {
+        let counters = parse(FILE).unwrap();
+        assert_eq!(counters.some, 2_122_602_632);
+        assert_eq!(counters.full, Some(17));
+        let some_only = parse("some avg10=0.00 avg60=0.00 avg300=0.00 total=5\n").unwrap();
+        assert_eq!(some_only.full, None);
+        assert_eq!(parse("full avg10=0.00 total=5\n"), None);
+        assert_eq!(parse("some avg10=0.00 total=x\n"), None);
+        assert_eq!(parse(""), None);
     }
 
     #[test]
-    fn rejects_what_is_not_pressure() {
-        for text in [
-            "",
-            "full avg10=0.00 avg60=0.00 avg300=0.00 total=3\n",
-            "some avg10=0.00 avg60=0.00 total=3\n",
-            "some avg10=x avg60=0.00 avg300=0.00 total=3\n",
-            "some avg10=0.00 avg60=0.00 avg300=0.00 total=-3\n",
-            "some avg10=0.00 avg60=0.00 avg300=0.00\n",
-            "cpu  1 2 3 4\n",
-        ] {
-            assert_eq!(parse(text), None, "{text:?}");
-        }
-    }
-
-    #[test]
-    fn stalled_share_of_the_window() {
+    fn the_share_is_the_stalled_time_over_the_window() {
         let start = Counters {
-            some: 1_000_000,
-            full: Some(10),
+            some: 1_000,
+            full: Some(0),
         };
         let end = Counters {
-            some: 1_730_000,
-            full: Some(260_010),
+            some: 751_000,
+            full: Some(250_000),
         };
-        assert_eq!(
-            end.stalled_percent_since(&start, Kind::Some, 1_000_000),
-            Some(73.0)
-        );
-        assert_eq!(
-            end.stalled_percent_since(&start, Kind::Full, 1_000_000),
-            Some(26.0)
-        );
-        // A stall a little longer than the caller's window is all of it.
-        assert_eq!(
-            end.stalled_percent_since(&start, Kind::Some, 700_000),
-            Some(100.0)
-        );
-        assert_eq!(end.stalled_percent_since(&start, Kind::Some, 0), None);
-        assert_eq!(
-            start.stalled_percent_since(&end, Kind::Some, 1_000_000),
-            None
-        );
-        let no_full = Counters { full: None, ..end };
-        assert_eq!(
-            no_full.stalled_percent_since(&start, Kind::Full, 1_000_000),
-            None
-        );
+        assert_eq!(share(&start, &end, Stall::Some, 1_000_000), Some(75.0));
+        assert_eq!(share(&start, &end, Stall::Full, 1_000_000), Some(25.0));
+        // Clamped: a window measured a little short of the kernel's.
+        assert_eq!(share(&start, &end, Stall::Some, 500_000), Some(100.0));
+        assert_eq!(share(&end, &start, Stall::Some, 1_000_000), None);
+        let no_full = Counters {
+            some: 2_000,
+            full: None,
+        };
+        assert_eq!(share(&no_full, &no_full, Stall::Full, 1_000_000), None);
     }
 
-    /// A fixture tree, removed when dropped.
-    struct Tree(PathBuf);
-
-    impl Tree {
-        fn new(name: &str, files: &[(&str, &str)]) -> Tree {
-            let dir =
-                std::env::temp_dir().join(format!("lbf-pressure-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            for (path, text) in files {
-                let path = dir.join(path);
-                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                std::fs::write(path, text).unwrap();
-            }
-            Tree(dir)
-        }
-
-        fn roots(&self) -> Roots {
-            Roots {
-                procfs: self.0.join("proc"),
-                root: self.0.join("root"),
-            }
-        }
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_from_a_fixture_tree_and_a_missing_one() {
+        let dir = std::env::temp_dir().join(format!("lbf-psi-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("cpu.pressure");
+        std::fs::write(&path, FILE).unwrap();
+        assert_eq!(read(&path).unwrap().some, 2_122_602_632);
+        let missing = read(&dir.join("io.pressure")).unwrap_err();
+        assert!(
+            missing.contains("keeps no pressure stall information"),
+            "{missing}"
+        );
+        std::fs::write(&path, "garbage\n").unwrap();
+        assert!(read(&path).unwrap_err().ends_with("not a pressure file"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
-    impl Drop for Tree {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_host_scope_reads_proc_pressure_under_the_procfs_root() {
+        let place = place(Resource::Memory, Scope::Host, &Cgroups::default()).unwrap();
+        assert_eq!(place.path, PathBuf::from("/proc/pressure/memory"));
+        assert_eq!(place.from, "host /proc/pressure/memory");
     }
 
     #[test]
-    fn reads_the_host_and_a_cgroup_under_the_roots() {
-        let io = "some avg10=0.00 avg60=0.00 avg300=0.00 total=7\n\
-                  full avg10=0.00 avg60=0.00 avg300=0.00 total=5\n";
-        // A hybrid host: v1 hierarchies and a cgroup2 at /sys/fs/cgroup/unified with no
-        // controllers, where the process is in /lbf.
-        let tree = Tree::new(
-            "read",
-            &[
-                ("proc/pressure/cpu", CPU),
-                ("proc/pressure/io", io),
-                ("proc/self/cgroup", "4:memory:/x\n1:cpu:/\n0::/lbf\n"),
-                (
-                    "proc/self/mountinfo",
-                    "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n\
-                     41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n",
-                ),
-                ("root/sys/fs/cgroup/unified/cgroup.controllers", ""),
-                ("root/sys/fs/cgroup/unified/lbf/cpu.pressure", CPU),
-                (
-                    "root/sys/fs/cgroup/unified/lbf/memory.pressure",
-                    "some avg10=1.00 avg60=0.00 avg300=0.00 total=99\n\
-                     full avg10=0.00 avg60=0.00 avg300=0.00 total=9\n",
-                ),
-                ("root/sys/fs/cgroup/unified/lbf/io.pressure", "garbage\n"),
-            ],
-        );
-        let roots = tree.roots();
-        let host = Place::Host;
-        assert_eq!(host.read(&roots, Resource::Io).unwrap().full, Some(5));
-        assert_eq!(host.describe(Resource::Io), "host /proc/pressure/io");
-        let placement = super::super::cgroup::locate(&roots).unwrap();
-        let cgroup = Place::cgroup(&placement).unwrap();
+    fn a_kernel_without_psi_is_error_pressure_unless_ignored() {
+        let mut config = crate::config::Config::default();
+        let json = r#"{"pressure": [{"resource": "memory", "threshold": 50}]}"#;
+        config
+            .apply_json(json, std::path::Path::new("t.json"))
+            .unwrap();
+        let gone = vec![Reading {
+            resource: Resource::Memory,
+            figures: Err("no PSI here".into()),
+            from: String::new(),
+        }];
+        let mut answered = Answered::default();
+        let err = Pressure::answer(&config.monitors(None), &gone, 10.0, &mut answered).unwrap_err();
+        assert_eq!(err.monitor, "pressure");
+        assert_eq!(err.message, "pressure:memory:some: no PSI here");
+        config.pressure[0].on_error = OnError::Ignore;
+        Pressure::answer(&config.monitors(None), &gone, 10.0, &mut answered).unwrap();
+        assert!(answered.loads.is_empty());
         assert_eq!(
-            cgroup.read(&roots, Resource::Memory).unwrap(),
-            Counters {
-                some: 99,
-                full: Some(9)
-            }
+            answered.ignored,
+            [("pressure:memory:some".into(), "no PSI here".into())]
         );
+        let start = Counters {
+            some: 0,
+            full: Some(0),
+        };
+        let end = Counters {
+            some: 600_000,
+            full: Some(0),
+        };
+        let read = vec![Reading {
+            resource: Resource::Memory,
+            figures: Ok((start, end, 1_000_000)),
+            from: "host /proc/pressure/memory".into(),
+        }];
+        Pressure::answer(&config.monitors(None), &read, 10.0, &mut answered).unwrap();
+        let (load, figure) = &answered.loads[0];
         assert_eq!(
-            cgroup.read(&roots, Resource::Cpu).unwrap().some,
-            1_903_133_509
+            (load.name.as_str(), load.raw, load.threshold),
+            ("pressure:memory:some", 60.0, 50.0)
         );
-        assert_eq!(
-            cgroup.describe(Resource::Memory),
-            "cgroup v2 /lbf memory.pressure"
-        );
-        let err = cgroup.read(&roots, Resource::Io).unwrap_err();
-        assert!(
-            matches!(&err, PressureError::Failed(why)
-                if why.ends_with("io.pressure: not pressure stall information: \"garbage\"")),
-            "{err}"
-        );
-        // No /proc/pressure/memory: a kernel without PSI.
-        let err = host.read(&roots, Resource::Memory).unwrap_err();
-        assert!(
-            matches!(&err, PressureError::Unsupported(why)
-                if why.contains("pressure/memory: No such file") && why.contains("psi=0")),
-            "{err}"
-        );
-        // A directory where the file should be: another failure, not "no PSI".
-        std::fs::create_dir_all(tree.0.join("proc/pressure/memory")).unwrap();
-        let err = host.read(&roots, Resource::Memory).unwrap_err();
-        assert!(matches!(err, PressureError::Failed(_)), "{err}");
+        assert!(load.tripped());
+        assert_eq!(figure.text, "stalled (some) 60.0% of 1000 ms");
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
-    fn the_live_host_is_readable_when_it_has_psi() {
-        let read = || Place::Host.read(&Roots::system(), Resource::Cpu);
-        match read() {
-            Ok(first) => assert!(read().unwrap().some >= first.some),
-            Err(err) => assert!(matches!(err, PressureError::Unsupported(_)), "{err}"),
+    fn check_config_warns_of_a_kernel_without_psi() {
+        struct NoStore;
+        impl crate::metrics::monitor::Store for NoStore {
+            fn cpu_counters(&self) -> Option<crate::metrics::cpu::CpuRecord> {
+                None
+            }
+            fn save_cpu_counters(&self, _: &crate::metrics::cpu::CpuRecord) {}
         }
+        let empty = std::env::temp_dir().join(format!("lbf-no-psi-{}", std::process::id()));
+        std::fs::create_dir_all(&empty).unwrap();
+        let cgroups = Cgroups::at(crate::metrics::cgroup::Roots {
+            procfs: empty.clone(),
+            root: empty.clone(),
+        });
+        let window = Window {
+            length: std::time::Duration::from_millis(100),
+            cpu_mode: crate::config::CpuMode::Sample,
+            scope: crate::config::Scopes {
+                cpu: Scope::Host,
+                ram: Scope::Host,
+            },
+            max_age_ms: 0,
+            cgroups: &cgroups,
+            store: &NoStore,
+        };
+        let warnings = Pressure::warnings(&vec![Resource::Io], &window);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("pressure (io): "),
+            "{}",
+            warnings[0]
+        );
+        assert!(
+            warnings[0].contains("keeps no pressure stall information"),
+            "{}",
+            warnings[0]
+        );
+        let _ = std::fs::remove_dir_all(&empty);
     }
 }

@@ -106,7 +106,7 @@ impl Group {
         })
     }
 
-    pub(super) fn file(&self, name: &str) -> PathBuf {
+    pub(crate) fn file(&self, name: &str) -> PathBuf {
         super::under(&self.dir, &[name])
     }
 
@@ -264,7 +264,7 @@ impl Placement {
         {
             return Err(format!("no {controller} controller in /proc/self/cgroup"));
         }
-        let (group, top) = self.unified_at()?;
+        let (group, top) = self.unified()?;
         // The mount's root lists the controllers it has (a hybrid system's v2 has none or
         // few); below it a controller may be enabled or not, which the readers see as files
         // present or absent at each level.
@@ -281,36 +281,30 @@ impl Placement {
         Ok(group)
     }
 
-    /// This process's cgroup in the v2 (unified) hierarchy, whatever its controllers: where
-    /// the kernel keeps its pressure stall figures, on a hybrid system too.
-    pub(super) fn unified(&self) -> Result<Group, String> {
-        self.unified_at().map(|(group, _)| group)
-    }
-
-    /// [`Placement::unified`] and the directory of the hierarchy's top.
-    fn unified_at(&self) -> Result<(Group, PathBuf), String> {
+    /// The process's cgroup in the v2 (unified) hierarchy, whatever controllers it has, and
+    /// that hierarchy's mount point: where its pressure files are, also on a hybrid system.
+    pub fn unified(&self) -> Result<(Group, PathBuf), String> {
         let path = self
             .memberships()
             .find(|(controllers, _)| controllers.is_empty())
             .map(|(_, path)| path)
-            .ok_or_else(|| "no cgroup v2 line in /proc/self/cgroup".to_string())?;
+            .ok_or_else(|| "no cgroup v2 membership in /proc/self/cgroup".to_string())?;
         let usual = ["sys/fs/cgroup"];
-        Ok(
-            match self.usual(Version::V2, &usual, path, |top| {
-                super::under(top, &["cgroup.controllers"]).is_file()
-            }) {
-                Some(group) => (group, super::under(&self.root, &usual)),
-                None => {
-                    let mount = self
-                        .mounts()?
-                        .filter(|m| m.version == Version::V2)
-                        .max_by_key(|m| usize::from(is_within(path, &unescape(m.root))))
-                        .ok_or_else(|| "no cgroup2 mount in /proc/self/mountinfo".to_string())?;
-                    let top = super::under(&self.root, &[&unescape(mount.point)]);
-                    (place(&self.root, Version::V2, path, mount), top)
-                }
-            },
-        )
+        let group = match self.usual(Version::V2, &usual, path, |top| {
+            super::under(top, &["cgroup.controllers"]).is_file()
+        }) {
+            Some(group) => (group, super::under(&self.root, &usual)),
+            None => {
+                let mount = self
+                    .mounts()?
+                    .filter(|m| m.version == Version::V2)
+                    .max_by_key(|m| usize::from(is_within(path, &unescape(m.root))))
+                    .ok_or_else(|| "no cgroup2 mount in /proc/self/mountinfo".to_string())?;
+                let top = super::under(&self.root, &[&unescape(mount.point)]);
+                (place(&self.root, Version::V2, path, mount), top)
+            }
+        };
+        Ok(group)
     }
 
     /// The group at the usual mount point (`usual` under the root), when `is_hierarchy` says the directory
