@@ -5,7 +5,8 @@
 #   starving: two busy loops inside, host load well above the cores outside (2 × cores + 1 loops);
 #   light:    one loop inside busy 30 ms of every 100 ms (0.3 CPU), nothing added outside.
 # Per round, over the same window (the agent's whole run, sample_ms 1000): the agent's CPU
-# figure (lb-feedback --explain, scope auto, inside the cgroup), cpuacct.usage over the
+# figure, its pressure:cpu:some figure and its reply (lb-feedback --explain, scope auto,
+# inside the cgroup, with docs/monitors.md's suggested cpu:some:1:60), cpuacct.usage over the
 # quota, the periods throttled (cpu.stat), the run-queue wait of the cgroup's tasks
 # (/proc/PID/schedstat, second field, in CPU-seconds per second), the cgroup2 cgroup's
 # cpu.pressure some and full from total deltas (and its avg10 at the end), and the host's
@@ -28,6 +29,7 @@ done
 
 cargo build --quiet --release --bin lb-feedback
 probe=$PWD/target/release/lb-feedback
+from=
 name=lbf-starve-$$
 work=$(mktemp -d)
 pids=()
@@ -83,15 +85,20 @@ read_all() {
 avg10() { awk '$1 == "some" { sub("avg10=", "", $2); print $2 }' "$1"; }
 
 round() {
-    local before after agent
+    local before after explain agent stalled reply
     read -r -a before <<<"$(read_all)"
-    agent=$(sh -c "$join; exec env -i LB_FEEDBACK_STATE_DIR=$work LB_FEEDBACK_SAMPLE_MS=1000 \
-        LB_FEEDBACK_RAM_IMPORTANCE=0 $probe --explain" | sed -n 's/^cpu *busy \([0-9.]*\)%.*/\1/p')
+    explain=$(sh -c "$join; exec env -i LB_FEEDBACK_STATE_DIR=$work LB_FEEDBACK_SAMPLE_MS=1000 \
+        LB_FEEDBACK_RAM_IMPORTANCE=0 LB_FEEDBACK_PRESSURE=cpu:some:1:60 $probe --explain")
     read -r -a after <<<"$(read_all)"
-    awk -v agent="$agent" -v a="${after[*]}" -v b="${before[*]}" -v avg="$(avg10 "$v2/$name/cpu.pressure")" 'BEGIN {
+    agent=$(sed -n 's/^cpu *busy \([0-9.]*\)%.*/\1/p' <<<"$explain")
+    stalled=$(sed -n 's/^pressure:cpu:some *stalled (some) \([0-9.]*\)%.*/\1/p' <<<"$explain")
+    reply=$(sed -n 's/^reply *\([^ ]*\).*/\1/p' <<<"$explain")
+    from=$(sed -n 's/^pressure:cpu:some .*; \(.*pressure[^ ]*\).*/\1/p' <<<"$explain")
+    awk -v agent="$agent" -v stalled="$stalled" -v reply="$reply" -v a="${after[*]}" -v b="${before[*]}" \
+        -v avg="$(avg10 "$v2/$name/cpu.pressure")" 'BEGIN {
         split(a, x); split(b, y); us = x[1] - y[1]
-        printf "| %s %% | %.1f %% | %d of %d | %.2f | %.1f %% | %.1f %% | %s | %.1f %% |\n",
-            agent, (x[2] - y[2]) / 1000 / (us * 0.5) * 100, x[4] - y[4], x[3] - y[3],
+        printf "| %s %% | %s %% | %s | %.1f %% | %d of %d | %.2f | %.1f %% | %.1f %% | %s | %.1f %% |\n",
+            agent, stalled, reply, (x[2] - y[2]) / 1000 / (us * 0.5) * 100, x[4] - y[4], x[3] - y[3],
             (x[5] - y[5]) / 1000 / us, (x[6] - y[6]) / us * 100, (x[7] - y[7]) / us * 100,
             avg, (x[8] - y[8]) / us * 100
     }'
@@ -101,8 +108,8 @@ header() {
     echo
     echo "$1 (load average $(cut -d' ' -f1 /proc/loadavg) at start)"
     echo
-    echo "| agent CPU | cpuacct.usage of the quota | periods throttled | run-queue wait (CPU-s/s) | cgroup2 cpu.pressure some | full | avg10 at end | host /proc/pressure/cpu some |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| agent CPU | agent pressure:cpu:some | reply | cpuacct.usage of the quota | periods throttled | run-queue wait (CPU-s/s) | cgroup2 cpu.pressure some | full | avg10 at end | host /proc/pressure/cpu some |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
 }
 
 cores=$(nproc)
@@ -117,6 +124,8 @@ start_inside bash -c "'$burn'"
 sleep 2
 header "starving: 2 loops inside the 0.5 CPU quota, $((2 * cores + 1)) outside on $cores cores"
 for _ in $(seq "$rounds"); do round; done
+echo
+echo "(the agent's pressure read from: $from)"
 
 for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
 wait 2>/dev/null || true
@@ -126,3 +135,5 @@ start_inside python3 -c "'$light'"
 sleep 12
 header "light: 0.3 CPU inside, nothing added outside"
 for _ in $(seq "$rounds"); do round; done
+echo
+echo "(the agent's pressure read from: $from)"
