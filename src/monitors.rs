@@ -5,10 +5,12 @@
 //! monitor is one line here, its key rows, and its files.
 
 /// Hands the list, as `field: SettingsKind => Monitor,` lines in the order their loads are
-/// answered and shown, to the macro `$then`.
+/// answered and shown, to the macro `$then`, after the tokens given after it (another
+/// table's rows, for a macro that needs both).
 macro_rules! registry {
-    ($then:ident) => {
+    ($then:ident $(, $($pass:tt)*)?) => {
         $then! {
+            $($($pass)*)?
             cpu: $crate::config::Patched => $crate::metrics::cpu::Cpu,
             ram: $crate::config::Patched => $crate::metrics::memory::Ram,
             tcp: $crate::config::Entries<$crate::config::TcpMonitor> => $crate::metrics::tcp::Tcp,

@@ -154,3 +154,172 @@ fn in_a_cgroup2_child_the_cgroups_own_pressure_file_is_read() {
     assert_eq!(source, format!("cgroup v2 /{name} cpu.pressure"));
     assert!((0.0..=100.0).contains(&share), "{share}");
 }
+
+/// The shipped config for containers (docs/containers.md).
+const CONTAINER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/container.json");
+
+/// Serialises the cgroup v1 tests: each measures CPU contention the other would add to.
+static V1: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A v1 cpu and cpuacct child with a CPU quota of half a CPU (a container as Docker on a v1
+/// host makes it), removed with its processes on drop; `None` where this machine has none.
+struct Container {
+    dirs: Vec<PathBuf>,
+    children: Vec<std::process::Child>,
+}
+
+impl Container {
+    fn create(name: &str) -> Result<Container, String> {
+        let mut container = Container {
+            dirs: Vec::new(),
+            children: Vec::new(),
+        };
+        for controller in ["cpu", "cpuacct"] {
+            let top = PathBuf::from("/sys/fs/cgroup").join(controller);
+            if !top.join("tasks").is_file() {
+                return Err(format!("no cgroup v1 {controller} hierarchy"));
+            }
+            let dir = top.join(format!("{name}-{}", std::process::id()));
+            std::fs::create_dir(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+            container.dirs.push(dir);
+        }
+        let quota = container.dirs[0].join("cpu.cfs_quota_us");
+        std::fs::write(&quota, "50000").map_err(|err| format!("{}: {err}", quota.display()))?;
+        Ok(container)
+    }
+
+    /// `sh -c SCRIPT ARGS...` started inside.
+    fn command(&self, script: &str) -> std::process::Command {
+        let joins: Vec<String> = self
+            .dirs
+            .iter()
+            .map(|dir| format!("echo $$ > {}/cgroup.procs", dir.display()))
+            .collect();
+        let mut command = std::process::Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("{} && {script}", joins.join(" && ")))
+            .arg("sh");
+        command
+    }
+
+    fn spawn(&mut self, script: &str) {
+        let mut command = self.command(script);
+        command.stdout(std::process::Stdio::null());
+        self.children.push(command.spawn().unwrap());
+    }
+
+    /// The agent's reply from inside, with the shipped container config.
+    fn reply(&self, dir: &TempDir) -> (String, String) {
+        let agent = common::agent(dir);
+        let mut command = self.command("exec \"$@\"");
+        command
+            .arg(agent.get_program())
+            .arg("--explain")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin");
+        for (key, value) in agent.get_envs() {
+            if let Some(value) = value {
+                command.env(key, value);
+            }
+        }
+        command
+            .env("LB_FEEDBACK_CONFIG", CONTAINER)
+            .env("LB_FEEDBACK_RECOVERY", "never");
+        let output = command.output().unwrap();
+        let text = stdout(&output);
+        let reply = text.lines().last().unwrap_or_default().to_string();
+        (reply, text)
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for dir in &self.dirs {
+            while std::fs::remove_dir(dir).is_err() && dir.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// The starving container: two busy loops in half a CPU on a host whose other load
+/// fills its CPUs. Its CPU use can read as half idle; its tasks wait most of the time, and
+/// the shipped container config (contrib/container.json: CPU pressure `some`, threshold 60)
+/// drains it. A light container (a loop that mostly sleeps, the host quiet) does not.
+#[test]
+fn a_starving_v1_container_drains_with_cpu_pressure_and_a_light_one_does_not() {
+    let _turn = V1.lock().unwrap_or_else(|e| e.into_inner());
+    let mut starving = match Container::create("lbf-starving") {
+        Ok(container) => container,
+        Err(why) => return skip(&why),
+    };
+    let dir = TempDir::new("pressure-v1");
+    starving.spawn("while :; do :; done");
+    starving.spawn("while :; do :; done");
+    let busy = Busy::start();
+    std::thread::sleep(Duration::from_millis(300));
+    let (reply, text) = starving.reply(&dir);
+    drop(busy);
+    eprintln!("starving: {reply}");
+    assert!(
+        reply.contains("drain #pressure:cpu:some:"),
+        "{reply}\n{text}"
+    );
+    assert!(text.contains("run-queue wait of its tasks"), "{text}");
+    drop(starving);
+
+    let mut light = Container::create("lbf-light").unwrap();
+    light.spawn("while :; do sleep 0.05; done");
+    let (reply, text) = light.reply(&dir);
+    eprintln!("light: {reply}");
+    assert!(
+        reply.ends_with('%') && !reply.contains("drain"),
+        "{reply}\n{text}"
+    );
+}
+
+/// since-last: the second probe answers from the counters the first kept in the state
+/// directory, over the time between them, without a window of its own.
+#[test]
+fn since_last_pressure_answers_from_the_counters_the_previous_probe_kept() {
+    if !Path::new("/proc/pressure/cpu").is_file() {
+        return skip("this kernel has no /proc/pressure/cpu");
+    }
+    let dir = TempDir::new("pressure-since-last");
+    let probe = || {
+        let mut command = agent_without_cpu_ram(&dir);
+        command
+            .env("LB_FEEDBACK_PRESSURE", "cpu:some")
+            .env("LB_FEEDBACK_SCOPE", "host")
+            .env("LB_FEEDBACK_CPU_MODE", "since-last")
+            .env("LB_FEEDBACK_SAMPLE_MS", "5000")
+            .args(["--explain", "--json"]);
+        let text = stdout(&command.output().unwrap());
+        let json: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{text}"));
+        let monitor = json["monitors"][0].clone();
+        monitor["figure"].as_str().unwrap().to_string()
+    };
+    let first = probe();
+    assert!(
+        first.ends_with("of 5000 ms") || first.contains("of 500"),
+        "{first}"
+    );
+    let kept = dir.path().join("state/counters-pressure-cpu");
+    assert!(kept.is_file(), "no {}", kept.display());
+    std::thread::sleep(Duration::from_millis(600));
+    let second = probe();
+    let ms: u64 = second
+        .rsplit_once("of ")
+        .and_then(|(_, ms)| ms.strip_suffix(" ms"))
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("{second}"));
+    // The time since the first probe's end, not a window of its own.
+    assert!((250..5000).contains(&ms), "{second}");
+}

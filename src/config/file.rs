@@ -14,43 +14,30 @@ use super::values::*;
 use super::{Config, ConfigError, Origin, Place, Problem};
 use crate::cidr::Cidr;
 
-/// Builds the file's [`Layer`] and [`Profile`] with a field per monitor of the registry, and
-/// the laying of their monitor fields over a config.
+/// Builds the file's [`Layer`] and [`Profile`] from the key table's fields
+/// ([`super::keys::fields`]) and a field per monitor of the registry, and the laying of a
+/// layer over a config.
 macro_rules! layers {
-    ($($field:ident: $settings:ty => $monitor:ty),* $(,)?) => {
+    (
+        before { $($(#[doc = $bdoc:literal])* $bf:ident: $bt:ty = $bd:expr,
+            file $(#[$battr:meta])* $bl:ty;)* }
+        after { $($(#[doc = $adoc:literal])* $af:ident: $at:ty = $ad:expr,
+            file $(#[$aattr:meta])* $al:ty;)* }
+        $($field:ident: $settings:ty => $monitor:ty),* $(,)?
+    ) => {
         /// The JSON file's shape: every field optional, laid over what is already there.
         #[derive(Debug, Default, Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Layer {
             mode: Option<Mode>,
-            sample_ms: Option<SampleMs>,
+            $($(#[$battr])* $bf: $bl,)*
             $(#[serde(default)]
             $field: Slot<$settings>,)*
-            #[serde(default, deserialize_with = "present")]
-            maxconn: Option<Option<MaxConn>>,
-            recovery: Option<Recovery>,
-            recovery_seconds: Option<RecoverySeconds>,
-            recovery_replies: Option<RecoveryReplies>,
-            #[serde(default, deserialize_with = "state_dir")]
-            state_dir: Option<PathBuf>,
-            #[serde(default, deserialize_with = "present")]
-            state_owner: Option<Option<UserName>>,
-            cpu_mode: Option<CpuMode>,
-            since_last_max_seconds: Option<SinceLastMaxSeconds>,
-            profiles: Option<ProfileMap>,
-            allow: Option<Vec<Cidr>>,
-            max_in_flight: Option<MaxInFlight>,
-            max_in_flight_per_source: Option<MaxInFlight>,
-            scope: Option<ScopeLayer>,
-            log: Option<LogTo>,
-            #[serde(default, deserialize_with = "present")]
-            http: Option<Option<SocketAddr>>,
-            hysteresis: Option<Hysteresis>,
-            smoothing_seconds: Option<SmoothingSeconds>,
-            min_percent: Option<MinPercent>,
+            $($(#[$aattr])* $af: $al,)*
         }
 
-        /// What an `agent-send` profile may change over the base config: the monitors and maxconn.
+        /// What an `agent-send` profile may change over the base config: the monitors and
+        /// maxconn.
         #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
         #[serde(deny_unknown_fields)]
         pub struct Profile {
@@ -64,16 +51,64 @@ macro_rules! layers {
             pub(super) maxconn: Option<Option<MaxConn>>,
         }
 
-/// The layer's monitors over `config`'s.
-fn lay_monitors(config: &mut Config, layer: &mut Layer) {
-    $(if let Some(set) = layer.$field.0.take() {
-        <$settings as Settings>::apply(&mut config.$field, set);
-    })*
-}
+        /// Everything the layer sets but the mode, over `config`'s.
+        fn lay(config: &mut Config, layer: Layer) {
+            $(if let Some(value) = layer.$bf {
+                value.lay(&mut config.$bf);
+            })*
+            $(if let Some(set) = layer.$field.0 {
+                <$settings as Settings>::apply(&mut config.$field, set);
+            })*
+            $(if let Some(value) = layer.$af {
+                value.lay(&mut config.$af);
+            })*
+        }
     };
 }
 
-crate::monitors::registry!(layers);
+/// The key table's fields handed on to [`layers`] with the registry's monitors.
+macro_rules! layers_with_monitors {
+    ($($fields:tt)*) => {
+        crate::monitors::registry!(layers, $($fields)*);
+    };
+}
+
+super::keys::fields!(layers_with_monitors);
+
+/// How a file layer's value lays over the config's: most replace it.
+trait Lay<T> {
+    fn lay(self, onto: &mut T);
+}
+
+impl<T> Lay<T> for T {
+    fn lay(self, onto: &mut T) {
+        *onto = self;
+    }
+}
+
+impl Lay<BTreeMap<ProfileName, Profile>> for ProfileMap {
+    fn lay(self, onto: &mut BTreeMap<ProfileName, Profile>) {
+        *onto = self.0;
+    }
+}
+
+/// `"scope": "cgroup"` sets both; `{"cpu": "host"}` only the one it names.
+impl Lay<Scopes> for ScopeLayer {
+    fn lay(self, onto: &mut Scopes) {
+        match self {
+            ScopeLayer::Both(scope) => {
+                *onto = Scopes {
+                    cpu: scope,
+                    ram: scope,
+                }
+            }
+            ScopeLayer::Each(each) => {
+                onto.cpu = each.cpu.unwrap_or(onto.cpu);
+                onto.ram = each.ram.unwrap_or(onto.ram);
+            }
+        }
+    }
+}
 
 /// The most profiles one config may hold. A profile is one backend that polls this host with
 /// its own `agent-send`; even a host serving many backends needs tens, and the one-shot probe
@@ -137,79 +172,12 @@ fn state_dir<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PathBu
 }
 
 impl Config {
-    fn apply_layer(&mut self, mut layer: Layer, origin: &Origin) {
-        lay_monitors(self, &mut layer);
+    fn apply_layer(&mut self, layer: Layer, origin: &Origin) {
         if let Some(mode) = layer.mode {
             self.mode = mode;
             self.mode_origin = origin.clone();
         }
-        if let Some(sample_ms) = layer.sample_ms {
-            self.sample_ms = sample_ms;
-        }
-        if let Some(maxconn) = layer.maxconn {
-            self.maxconn = maxconn;
-        }
-        if let Some(recovery) = layer.recovery {
-            self.recovery = recovery;
-        }
-        if let Some(recovery_seconds) = layer.recovery_seconds {
-            self.recovery_seconds = recovery_seconds;
-        }
-        if let Some(replies) = layer.recovery_replies {
-            self.recovery_replies = replies;
-        }
-        if let Some(state_dir) = layer.state_dir {
-            self.state_dir = state_dir;
-        }
-        if let Some(owner) = layer.state_owner {
-            self.state_owner = owner;
-        }
-        if let Some(cpu_mode) = layer.cpu_mode {
-            self.cpu_mode = cpu_mode;
-        }
-        if let Some(seconds) = layer.since_last_max_seconds {
-            self.since_last_max_seconds = seconds;
-        }
-        if let Some(profiles) = layer.profiles {
-            self.profiles = profiles.0;
-        }
-        if let Some(allow) = layer.allow {
-            self.allow = allow;
-        }
-        if let Some(max_in_flight) = layer.max_in_flight {
-            self.max_in_flight = max_in_flight;
-        }
-        if let Some(per_source) = layer.max_in_flight_per_source {
-            self.max_in_flight_per_source = per_source;
-        }
-        if let Some(log) = layer.log {
-            self.log = log;
-        }
-        match layer.scope {
-            Some(ScopeLayer::Both(scope)) => {
-                self.scope = Scopes {
-                    cpu: scope,
-                    ram: scope,
-                }
-            }
-            Some(ScopeLayer::Each(each)) => {
-                self.scope.cpu = each.cpu.unwrap_or(self.scope.cpu);
-                self.scope.ram = each.ram.unwrap_or(self.scope.ram);
-            }
-            None => {}
-        }
-        if let Some(http) = layer.http {
-            self.http = http;
-        }
-        if let Some(hysteresis) = layer.hysteresis {
-            self.hysteresis = hysteresis;
-        }
-        if let Some(seconds) = layer.smoothing_seconds {
-            self.smoothing_seconds = seconds;
-        }
-        if let Some(min_percent) = layer.min_percent {
-            self.min_percent = min_percent;
-        }
+        lay(self, layer);
     }
 
     /// Lays a JSON document over this config; errors carry the file's line and column.

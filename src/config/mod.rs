@@ -64,46 +64,23 @@ fn program_data() -> PathBuf {
     PathBuf::from(base).join("lb-feedback")
 }
 
-/// Builds [`Config`] and its defaults with a field per monitor of the registry.
+/// Builds [`Config`] and its defaults from the key table's fields ([`keys::fields`]) and a
+/// field per monitor of the registry.
 macro_rules! config {
-    ($($field:ident: $settings:ty => $monitor:ty),* $(,)?) => {
+    (
+        before { $($(#[doc = $bdoc:literal])* $bf:ident: $bt:ty = $bd:expr,
+            file $(#[$battr:meta])* $bl:ty;)* }
+        after { $($(#[doc = $adoc:literal])* $af:ident: $at:ty = $ad:expr,
+            file $(#[$aattr:meta])* $al:ty;)* }
+        $($field:ident: $settings:ty => $monitor:ty),* $(,)?
+    ) => {
         /// Everything one probe needs to know.
         #[derive(Clone, Debug, PartialEq, Serialize)]
         pub struct Config {
             pub mode: Mode,
-            pub sample_ms: SampleMs,
-            /// Each monitor's settings, one field per line of the registry.
+            $($(#[doc = $bdoc])* pub $bf: $bt,)*
             $(pub $field: <$settings as Settings>::Value,)*
-            pub maxconn: Option<MaxConn>,
-            pub recovery: Recovery,
-            pub recovery_seconds: RecoverySeconds,
-            pub recovery_replies: RecoveryReplies,
-            pub state_dir: PathBuf,
-            /// The user `lb-feedback mode`, run as root, gives the state directory to when it has to
-            /// create it (the package's is `lb-feedback`); unset: the directory stays root's.
-            pub state_owner: Option<UserName>,
-            pub cpu_mode: CpuMode,
-            /// since-last mode: saved counters older than this are not used.
-            pub since_last_max_seconds: SinceLastMaxSeconds,
-            /// Selected by the first line HAProxy's `agent-send` sends.
-            pub profiles: BTreeMap<ProfileName, Profile>,
-            /// lb-feedback-service: who may connect (empty: everybody).
-            pub allow: Vec<Cidr>,
-            /// lb-feedback-service: connections answered at once; more are closed without a reply.
-            pub max_in_flight: MaxInFlight,
-            /// lb-feedback-service: connections answered at once for one peer address.
-            pub max_in_flight_per_source: MaxInFlight,
-            pub scope: Scopes,
-            pub log: LogTo,
-            /// lb-feedback-service: where to serve `/metrics`, `/load`, `/status` and `/health`
-            /// (off when `None`).
-            pub http: Option<SocketAddr>,
-            /// Points below a threshold where the drain it caused ends (a monitor's `release` wins).
-            pub hysteresis: Hysteresis,
-            /// The time constant of each monitor's moving average; 0: every reply is this probe's.
-            pub smoothing_seconds: SmoothingSeconds,
-            /// The least a normal reply says (a drain still drains).
-            pub min_percent: MinPercent,
+            $($(#[doc = $adoc])* pub $af: $at,)*
             /// Where `mode` was last set; shown by `--explain` and `lb-feedback mode`.
             #[serde(skip)]
             pub mode_origin: Origin,
@@ -113,29 +90,9 @@ macro_rules! config {
             fn default() -> Self {
                 Config {
                     mode: Mode::Normal,
-                    sample_ms: SampleMs::new_const(1000),
+                    $($bf: $bd,)*
                     $($field: <$settings as Settings>::default(),)*
-                    maxconn: None,
-                    recovery: Recovery::Window,
-                    recovery_seconds: RecoverySeconds::new_const(10),
-                    recovery_replies: RecoveryReplies::new_const(3),
-                    state_dir: default_state_dir(),
-                    state_owner: None,
-                    cpu_mode: CpuMode::Sample,
-                    since_last_max_seconds: SinceLastMaxSeconds::new_const(30),
-                    profiles: BTreeMap::new(),
-                    allow: Vec::new(),
-                    max_in_flight: MaxInFlight::new_const(1024),
-                    max_in_flight_per_source: MaxInFlight::new_const(128),
-                    scope: Scopes {
-                        cpu: Scope::Auto,
-                        ram: Scope::Auto,
-                    },
-                    log: LogTo::None,
-                    http: None,
-                    hysteresis: Real(10.0),
-                    smoothing_seconds: SmoothingSeconds::new_const(0),
-                    min_percent: MinPercent::new_const(0),
+                    $($af: $ad,)*
                     mode_origin: Origin::Default,
                 }
             }
@@ -181,7 +138,14 @@ impl Config {
     };
 }
 
-crate::monitors::registry!(config);
+/// The key table's fields handed on to [`config`] with the registry's monitors.
+macro_rules! config_with_monitors {
+    ($($fields:tt)*) => {
+        crate::monitors::registry!(config, $($fields)*);
+    };
+}
+
+keys::fields!(config_with_monitors);
 
 impl Config {
     /// The maxconn of the base config (`None`) or of one of its profiles, as [`monitors`]

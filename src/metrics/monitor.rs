@@ -16,6 +16,12 @@ pub trait Store {
     fn cpu_counters(&self) -> Option<CpuRecord>;
     /// A failed save only means the next probe samples.
     fn save_cpu_counters(&self, record: &CpuRecord);
+    /// A monitor's own line kept between probes (`name`: lower-case letters and `-`), as it
+    /// was saved; `None` when there is none or it does not check out.
+    fn record(&self, name: &str) -> Option<String>;
+    /// Keeps `line` (one line of text) for the next probe; a failed save only means it
+    /// samples.
+    fn save_record(&self, name: &str, line: &str);
 }
 
 /// What a sample is taken with.

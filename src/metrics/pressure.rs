@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use super::monitor::{Answered, Monitor, Started, Window, limits, load};
 use super::{Cgroups, MetricError};
-use crate::config::{Monitors, OnError, Resource, Scope, Stall};
+use crate::config::{CpuMode, Monitors, OnError, Resource, Scope, Stall};
 
 /// Stalled time so far, in µs, from one pressure file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,11 +52,23 @@ pub fn share(start: &Counters, end: &Counters, kind: Stall, elapsed_us: u64) -> 
     Some((stalled as f64 / elapsed_us.max(1) as f64 * 100.0).clamp(0.0, 100.0))
 }
 
-/// One resource's pressure file and where it is, in words.
+/// Where one resource's stalls are read, and that place in words.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Place {
-    pub path: PathBuf,
+    pub source: Source,
     pub from: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// A pressure file.
+    File(PathBuf),
+    /// A cgroup v1 with a CPU limit, which has no pressure files: the run-queue wait of the
+    /// tasks its `tasks` file lists (`/proc/TID/schedstat`), added up. That is the average
+    /// number of its tasks waiting for a CPU, whether the host is busy or its quota ran out,
+    /// which tells saturation as PSI's `some` does (above it when several wait at once, and
+    /// capped at 100 %); a task that ends within the window takes its wait with it.
+    Wait { tasks: PathBuf, procfs: PathBuf },
 }
 
 /// The file `scope` asks for. Auto takes the cgroup's when the cgroup limits the resource,
@@ -70,7 +82,10 @@ pub fn place(resource: Resource, scope: Scope, cgroups: &Cgroups) -> Result<Plac
             Some(why) => format!("host /proc/pressure/{name} ({why})"),
             None => format!("host /proc/pressure/{name}"),
         };
-        Place { path, from }
+        Place {
+            source: Source::File(path),
+            from,
+        }
     };
     if scope == Scope::Host {
         return Ok(host(None));
@@ -97,17 +112,40 @@ pub fn place(resource: Resource, scope: Scope, cgroups: &Cgroups) -> Result<Plac
     }
     match placement.unified() {
         // On a hybrid system a v1 limit leaves the process at the top of the unified tree,
-        // whose pressure is the host's.
-        Ok((group, _)) if auto && group.path == "/" => Ok(host(Some(
-            "its limit is a cgroup v1 one, and cgroup v1 has no pressure files".into(),
-        ))),
+        // whose pressure is the host's: the v1 cgroup's run-queue wait says more for CPU.
+        Ok((group, _)) if auto && group.path == "/" => match resource {
+            Resource::Cpu => run_queue_wait(placement, cgroups),
+            _ => Ok(host(Some(
+                "its limit is a cgroup v1 one, and cgroup v1 has no pressure files".into(),
+            ))),
+        },
         Ok((group, _)) => Ok(Place {
-            path: group.file(&format!("{name}.pressure")),
+            source: Source::File(group.file(&format!("{name}.pressure"))),
             from: format!("cgroup v2 {} {name}.pressure", group.path),
         }),
         Err(err) if auto => Ok(host(Some(format!("cgroup v2: {err}")))),
         Err(err) => Err(format!("scope cgroup: {err}")),
     }
+}
+
+/// The run-queue wait of the tasks of this process's v1 cpu cgroup.
+#[cfg(target_os = "linux")]
+fn run_queue_wait(
+    placement: &super::cgroup::Placement,
+    cgroups: &Cgroups,
+) -> Result<Place, String> {
+    let group = placement.group("cpu")?;
+    Ok(Place {
+        source: Source::Wait {
+            tasks: group.file("tasks"),
+            procfs: cgroups.roots().procfs,
+        },
+        from: format!(
+            "{} {}: run-queue wait of its tasks (schedstat; cgroup v1 has no pressure files)",
+            group.version.name(),
+            group.path
+        ),
+    })
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -149,6 +187,90 @@ fn scope_of(resource: Resource, window: &Window) -> Scope {
     }
 }
 
+/// What a source showed at the window's start.
+pub enum Mark {
+    Counters(Counters),
+    /// Each task's run-queue wait so far, in ns, by thread id.
+    Waits(Vec<(u32, u64)>),
+}
+
+/// What `source` shows now.
+pub fn mark(source: &Source) -> Result<Mark, String> {
+    match source {
+        Source::File(path) => read(path).map(Mark::Counters),
+        Source::Wait { tasks, procfs } => waits(tasks, procfs).map(Mark::Waits),
+    }
+}
+
+/// The counters from `start` to now: a pressure file's as read, the run-queue wait as the
+/// µs its tasks waited since (a task that started within the window with all of its wait).
+pub fn since(source: &Source, start: &Mark) -> Result<(Counters, Counters), String> {
+    match (source, start) {
+        (Source::File(path), Mark::Counters(start)) => Ok((*start, read(path)?)),
+        (Source::Wait { tasks, procfs }, Mark::Waits(before)) => {
+            let waited: u64 = waits(tasks, procfs)?
+                .iter()
+                .map(|(tid, now)| {
+                    let then = before.iter().find(|(t, _)| t == tid).map_or(0, |(_, w)| *w);
+                    now.saturating_sub(then)
+                })
+                .sum();
+            let none = Counters {
+                some: 0,
+                full: None,
+            };
+            Ok((
+                none,
+                Counters {
+                    some: waited / 1000,
+                    full: None,
+                },
+            ))
+        }
+        _ => Err("the source changed within the window".into()),
+    }
+}
+
+/// The run-queue wait so far of every task `tasks` lists; a task gone before its
+/// `schedstat` is read has nothing to add.
+#[cfg(target_os = "linux")]
+fn waits(tasks: &std::path::Path, procfs: &std::path::Path) -> Result<Vec<(u32, u64)>, String> {
+    use std::io::Read;
+    let failed =
+        |err: std::io::Error| format!("{}: {}", tasks.display(), crate::ioerr::io_reason(&err));
+    let mut text = String::new();
+    std::fs::File::open(tasks)
+        .map_err(failed)?
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .map_err(failed)?;
+    let mut found = Vec::new();
+    for tid in text
+        .lines()
+        .filter_map(|line| line.trim().parse::<u32>().ok())
+    {
+        let mut buffer = [0; 96];
+        let path = procfs.join(tid.to_string()).join("schedstat");
+        let Some(path) = path.to_str() else { continue };
+        let Ok(line) = super::proc_head(path, &mut buffer) else {
+            continue;
+        };
+        if let Some(wait) = line
+            .split_ascii_whitespace()
+            .nth(1)
+            .and_then(|w| w.parse().ok())
+        {
+            found.push((tid, wait));
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn waits(_: &std::path::Path, _: &std::path::Path) -> Result<Vec<(u32, u64)>, String> {
+    Err("pressure stall information exists on Linux only".into())
+}
+
 /// A resource's stalls over one sample: the counters at both ends and the time between, or
 /// why they could not be read (the monitor's `on_error` decides what that means).
 #[derive(Clone, Debug, PartialEq)]
@@ -158,15 +280,67 @@ pub struct Reading {
     pub from: String,
 }
 
-/// A resource's file and counters at the window's start.
-pub struct Start {
-    place: Place,
-    counters: Counters,
-    at: Instant,
+/// How a resource's reading began.
+pub enum Start {
+    /// Read again when the window has passed.
+    Window {
+        place: Place,
+        mark: Mark,
+        at: Instant,
+    },
+    /// since-last: the counters the previous probe kept answered; no window needed.
+    Kept {
+        figures: (Counters, Counters, u64),
+        from: String,
+    },
 }
 
 /// What was found at the window's start, per resource.
 pub struct Begun(Vec<(Resource, Result<Start, String>)>);
+
+/// since-last: the record a probe keeps of a pressure file's counters, `pressure-cpu` for
+/// `cpu`: `AT SOME FULL STAMP` (ms; µs; µs or u64::MAX for none; the source's stamp, so a
+/// record of another cgroup is never compared).
+fn record_name(resource: Resource) -> &'static str {
+    match resource {
+        Resource::Cpu => "pressure-cpu",
+        Resource::Memory => "pressure-memory",
+        Resource::Io => "pressure-io",
+    }
+}
+
+fn keep(window: &Window, resource: Resource, place: &Place, at_ms: u64, counters: Counters) {
+    let full = counters.full.unwrap_or(u64::MAX);
+    let stamp = crate::hash::checksum(place.from.as_bytes());
+    let line = format!("{at_ms:020} {:020} {full:020} {stamp:020}", counters.some);
+    window.store.save_record(record_name(resource), &line);
+}
+
+/// since-last: the share since the counters the previous probe kept, when they are of this
+/// source, not older than `since_last_max_seconds` and at least the since-last minimum ago
+/// (closer, the window is measured as in sample mode); the counters now are kept for the next.
+fn since_kept(window: &Window, resource: Resource, place: &Place, now: Counters) -> Option<Start> {
+    let now_ms = crate::clock::now_ms();
+    let line = window.store.record(record_name(resource));
+    let numbers: Option<Vec<u64>> =
+        line.and_then(|l| l.split(' ').map(|n| n.parse().ok()).collect());
+    let stamp = crate::hash::checksum(place.from.as_bytes());
+    let kept = match numbers.as_deref() {
+        Some(&[at, some, full, kept_stamp]) if kept_stamp == stamp && at <= now_ms => {
+            let full = (full != u64::MAX).then_some(full);
+            Some((now_ms - at, Counters { some, full }))
+        }
+        _ => None,
+    };
+    let fresh =
+        kept.filter(|(age, _)| (super::cpu::SINCE_LAST_MIN_MS..=window.max_age_ms).contains(age));
+    let (age, then) = fresh?;
+    keep(window, resource, place, now_ms, now);
+    Some(Start::Kept {
+        figures: (then, now, age * 1000),
+        from: place.from.clone(),
+    })
+}
 
 pub struct Pressure;
 
@@ -197,29 +371,44 @@ impl Monitor for Pressure {
             .map(|&resource| {
                 let start =
                     place(resource, scope_of(resource, window), window.cgroups).and_then(|place| {
-                        let counters = read(&place.path)?;
+                        let mark = mark(&place.source)?;
+                        if let (CpuMode::SinceLast, Mark::Counters(now)) = (window.cpu_mode, &mark)
+                            && let Some(kept) = since_kept(window, resource, &place, *now)
+                        {
+                            return Ok(kept);
+                        }
                         let at = Instant::now();
-                        Ok(Start {
-                            place,
-                            counters,
-                            at,
-                        })
+                        Ok(Start::Window { place, mark, at })
                     });
                 (resource, start)
             })
-            .collect();
-        Ok(Some((Begun(begun), Some(Instant::now() + window.length))))
+            .collect::<Vec<_>>();
+        let waits = begun
+            .iter()
+            .any(|(_, start)| matches!(start, Ok(Start::Window { .. })));
+        let deadline = waits.then(|| Instant::now() + window.length);
+        Ok(Some((Begun(begun), deadline)))
     }
 
-    fn end(_: &Vec<Resource>, begun: Begun, _: &Window) -> Result<Vec<Reading>, MetricError> {
+    fn end(_: &Vec<Resource>, begun: Begun, window: &Window) -> Result<Vec<Reading>, MetricError> {
         let readings = begun.0.into_iter().map(|(resource, start)| match start {
-            Ok(start) => Reading {
+            Ok(Start::Window { place, mark, at }) => {
+                let figures = since(&place.source, &mark).map(|(start_at, end)| {
+                    if window.cpu_mode == CpuMode::SinceLast && matches!(mark, Mark::Counters(_)) {
+                        keep(window, resource, &place, crate::clock::now_ms(), end);
+                    }
+                    (start_at, end, at.elapsed().as_micros() as u64)
+                });
+                Reading {
+                    resource,
+                    figures,
+                    from: place.from,
+                }
+            }
+            Ok(Start::Kept { figures, from }) => Reading {
                 resource,
-                figures: read(&start.place.path).map(|end| {
-                    let elapsed = start.at.elapsed().as_micros() as u64;
-                    (start.counters, end, elapsed)
-                }),
-                from: start.place.from,
+                figures: Ok(figures),
+                from,
             },
             Err(why) => Reading {
                 resource,
@@ -233,7 +422,9 @@ impl Monitor for Pressure {
     fn warnings(needs: &Vec<Resource>, window: &Window) -> Vec<String> {
         let unreadable = needs.iter().filter_map(|&resource| {
             let place = place(resource, scope_of(resource, window), window.cgroups);
-            let why = place.and_then(|place| read(&place.path)).err()?;
+            let why = place
+                .and_then(|place| mark(&place.source).map(drop))
+                .err()?;
             Some(format!(
                 "pressure ({}): {why}; its monitors answer error:pressure (or are left out \
                  with on_error ignore)",
@@ -260,7 +451,7 @@ impl Monitor for Pressure {
                         .map(|stalled| (stalled, reading, *elapsed))
                         .ok_or_else(|| match end.full {
                             None if monitor.kind == Stall::Full => {
-                                "the kernel writes no `full` line for this resource".to_string()
+                                "no `full` figure for this resource here".to_string()
                             }
                             _ => "the stall counters went back".to_string(),
                         }),
@@ -361,7 +552,7 @@ mod tests {
     #[test]
     fn the_host_scope_reads_proc_pressure_under_the_procfs_root() {
         let place = place(Resource::Memory, Scope::Host, &Cgroups::default()).unwrap();
-        assert_eq!(place.path, PathBuf::from("/proc/pressure/memory"));
+        assert_eq!(place.source, Source::File("/proc/pressure/memory".into()));
         assert_eq!(place.from, "host /proc/pressure/memory");
     }
 
@@ -420,6 +611,10 @@ mod tests {
                 None
             }
             fn save_cpu_counters(&self, _: &crate::metrics::cpu::CpuRecord) {}
+            fn record(&self, _: &str) -> Option<String> {
+                None
+            }
+            fn save_record(&self, _: &str, _: &str) {}
         }
         let empty = std::env::temp_dir().join(format!("lbf-no-psi-{}", std::process::id()));
         std::fs::create_dir_all(&empty).unwrap();

@@ -395,7 +395,7 @@ impl StateDir {
     }
 }
 
-/// since-last CPU's counters, kept in the state directory between probes.
+/// What monitors keep between probes (since-last counters), in the state directory.
 impl crate::metrics::monitor::Store for StateDir {
     /// A record that cannot be read is no record: the probe samples.
     fn cpu_counters(&self) -> Option<CpuRecord> {
@@ -405,6 +405,29 @@ impl crate::metrics::monitor::Store for StateDir {
     fn save_cpu_counters(&self, record: &CpuRecord) {
         let _ = StateDir::save_cpu_counters(self, record);
     }
+
+    fn record(&self, name: &str) -> Option<String> {
+        let bytes = self.read(&record_file(name)?).ok()??;
+        let line = std::str::from_utf8(&bytes).ok()?.lines().next()?;
+        let (line, check) = line.rsplit_once(' ')?;
+        (u64::from_str_radix(check, 16).ok()? == checksum(line.as_bytes())).then(|| line.into())
+    }
+
+    /// Overwritten in place, as the CPU counters are (written by every since-last probe).
+    fn save_record(&self, name: &str, line: &str) {
+        let (Some(file), Ok(dir)) = (record_file(name), self.dir_to_write()) else {
+            return;
+        };
+        let text = format!("{line} {:016x}\n", checksum(line.as_bytes()));
+        let _ = dir.overwrite(&file, text.as_bytes());
+    }
+}
+
+/// The file of a monitor's kept line: `counters-NAME`, for names of lower-case letters and
+/// `-` only (no path, no dot file).
+fn record_file(name: &str) -> Option<String> {
+    let fine = !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+    fine.then(|| format!("counters-{name}"))
 }
 
 /// `AT BUSY TOTAL SOURCE LAST SPAN CHECK`: six 20-digit numbers (every u64 fits; LAST in

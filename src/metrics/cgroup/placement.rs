@@ -36,7 +36,7 @@ pub enum Version {
 }
 
 impl Version {
-    pub(super) fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Version::V1 => "cgroup v1",
             Version::V2 => "cgroup v2",
