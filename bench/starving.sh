@@ -3,7 +3,9 @@
 # (cpu, cpuacct) whose tasks are also in a cgroup2 cgroup of their own (the kernel counts a
 # task's pressure stalls in its v2 cgroup, so a v1 container has per-cgroup PSI only there).
 #   starving: two busy loops inside, host load well above the cores outside (2 × cores + 1 loops);
-#   light:    one loop inside busy 30 ms of every 100 ms (0.3 CPU), nothing added outside.
+#   light:    one loop inside busy 30 ms of every 100 ms (0.3 CPU), nothing added outside;
+#   v1 only:  starving again, the tasks left out of the cgroup2 cgroup (the agent's pressure
+#             monitor then reads the run-queue wait of the v1 cgroup's tasks).
 # Per round, over the same window (the agent's whole run, sample_ms 1000): the agent's CPU
 # figure, its pressure:cpu:some figure and its reply (lb-feedback --explain, scope auto,
 # inside the cgroup, with docs/monitors.md's suggested cpu:some:1:60), cpuacct.usage over the
@@ -93,7 +95,7 @@ round() {
     agent=$(sed -n 's/^cpu *busy \([0-9.]*\)%.*/\1/p' <<<"$explain")
     stalled=$(sed -n 's/^pressure:cpu:some *stalled (some) \([0-9.]*\)%.*/\1/p' <<<"$explain")
     reply=$(sed -n 's/^reply *\([^ ]*\).*/\1/p' <<<"$explain")
-    from=$(sed -n 's/^pressure:cpu:some .*; \(.*pressure[^ ]*\).*/\1/p' <<<"$explain")
+    from=$(sed -n 's/^pressure:cpu:some [^;]*; \([^ ]\+\( [^ ]\+\)*\)  .*/\1/p' <<<"$explain")
     awk -v agent="$agent" -v stalled="$stalled" -v reply="$reply" -v a="${after[*]}" -v b="${before[*]}" \
         -v avg="$(avg10 "$v2/$name/cpu.pressure")" 'BEGIN {
         split(a, x); split(b, y); us = x[1] - y[1]
@@ -115,25 +117,46 @@ header() {
 cores=$(nproc)
 # Each in a session of its own: with autogroup scheduling (on here) the loops of one session
 # share one entity's weight, and together weigh no more than the cgroup.
-for _ in $(seq $((2 * cores + 1))); do
-    setsid bash -c "$burn" &
-    pids+=($!)
-done
+outside() {
+    for _ in $(seq $((2 * cores + 1))); do
+        setsid bash -c "$burn" &
+        pids+=($!)
+    done
+}
+stop() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    pids=()
+    inside=()
+}
+rounds() {
+    for _ in $(seq "$rounds"); do round; done
+    echo
+    echo "(the agent's pressure read from: $from)"
+}
+
+outside
 start_inside bash -c "'$burn'"
 start_inside bash -c "'$burn'"
 sleep 2
 header "starving: 2 loops inside the 0.5 CPU quota, $((2 * cores + 1)) outside on $cores cores"
-for _ in $(seq "$rounds"); do round; done
-echo
-echo "(the agent's pressure read from: $from)"
+rounds
+stop
 
-for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-wait 2>/dev/null || true
-pids=()
-inside=()
 start_inside python3 -c "'$light'"
 sleep 12
 header "light: 0.3 CPU inside, nothing added outside"
-for _ in $(seq "$rounds"); do round; done
-echo
-echo "(the agent's pressure read from: $from)"
+rounds
+stop
+
+# The same starving container without a cgroup2 cgroup of its own (its tasks and the agent
+# stay at the top of the unified tree, as a cgroup made only in v1 leaves them): the monitor
+# reads the run-queue wait of the v1 cgroup's tasks; the cgroup2 columns are of an empty
+# cgroup.
+join=${join%; echo * > $v2/$name/cgroup.procs}
+outside
+start_inside bash -c "'$burn'"
+start_inside bash -c "'$burn'"
+sleep 2
+header "starving, v1 only: as the first, the tasks left at the unified tree's top"
+rounds
