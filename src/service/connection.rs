@@ -11,6 +11,7 @@ use super::limits::{Limits, Refusal, Refusals};
 use super::log::Log;
 use super::reload::Live;
 use super::sampler::{self, Sampler};
+use super::workers::Workers;
 use super::{CONNECTION_SLACK, Slots, lock};
 use crate::clock;
 use crate::config::{Config, CpuMode, Mode};
@@ -28,6 +29,8 @@ pub(super) struct Shared {
     pub(super) log: Arc<Log>,
     pub(super) sampler: Sampler,
     pub(super) slots: Arc<Slots>,
+    /// The threads connections are answered on.
+    pub(super) workers: Workers,
     /// Only the accept threads and the refusals' thread take it, for in-memory counting.
     pub(super) refusals: Mutex<Refusals>,
     /// Replies written on the agent port since the start.
@@ -44,6 +47,7 @@ impl Shared {
         );
         Shared {
             slots: Arc::new(Slots::new(limits)),
+            workers: Workers::default(),
             refusals: Mutex::new(Refusals::new(limits, Instant::now())),
             answered: AtomicU64::new(0),
             connection_time: Duration::from_millis(config.sample_ms.get()) + CONNECTION_SLACK,

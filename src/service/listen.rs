@@ -1,5 +1,5 @@
 //! The agent port's listeners: binding them (IPv6-only beside IPv4), the accept loop with
-//! its allowlist and in-flight checks, a thread per connection, the descriptor limit it
+//! its allowlist and in-flight checks, handing each connection to a thread ([`super::workers`]), the descriptor limit it
 //! needs, and waking the listeners to stop.
 
 use std::io;
@@ -12,7 +12,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::limits::Refusal;
 use super::log::Log;
-use super::{HANDLER_STACK, Shared, Slots, Stop};
+use super::{Shared, Slots, Stop};
 use crate::cidr;
 
 /// Pending connections the kernel queues per listener while the accept thread catches up
@@ -168,14 +168,11 @@ pub(super) fn accept_loop(
             }
         };
         let for_thread = shared.clone();
-        let spawned = thread::Builder::new()
-            .name("lbf-probe".into())
-            .stack_size(HANDLER_STACK)
-            .spawn(move || {
-                let _slot = slot;
-                for_thread.serve(stream, peer);
-            });
-        // On failure the closure is dropped: the slot is freed and the connection closed.
+        let spawned = shared.workers.run(Box::new(move || {
+            let _slot = slot;
+            for_thread.serve(stream, peer);
+        }));
+        // On failure the job is dropped: the slot is freed and the connection closed.
         if spawned.is_err() {
             shared.refuse(peer, Refusal::NoThread);
         }

@@ -5,7 +5,8 @@
 //!
 //! Threads, no async runtime: one per listening address accepting (and one for `--http`, with
 //! a thread per request: [`http`]), one taking samples
-//! ([`sampler`]), one per connection in flight (a small stack each; at most `max_in_flight`),
+//! ([`sampler`]), one per connection in flight (a small stack each; at most `max_in_flight`;
+//! kept a while for the next connection, [`workers`]),
 //! one writing the log ([`log`]: nothing else ever waits for a log write), one writing the
 //! totals of refused connections every [`limits::REPORT_WINDOW`] and one reloading the config
 //! when asked ([`reloader`]).
@@ -57,6 +58,7 @@ pub mod sampler;
 pub mod signals;
 #[cfg(windows)]
 pub mod windows;
+mod workers;
 
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -518,6 +520,7 @@ impl Running {
         let _ = self.reporter.join();
         self.shared.report_refusals(true);
         let left = self.shared.slots.wait_idle(until);
+        self.shared.workers.stop();
         self.shared.sampler.stop();
         let _ = self.sampler.join();
         if left > 0 {
