@@ -72,13 +72,10 @@ else
     done
 fi
 
-host=$(rustc -vV | sed -n 's/^host: //p')
-target=${CARGO_TARGET_DIR:-target}
-echo "building the packaged probe (contrib/deb/build.sh's flags) and the plain one..." >&2
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --locked --target "$host" --bins
+echo "building the packaged probe (contrib/static-bins.sh, as the packages) and the plain one..." >&2
+packaged=$(bash contrib/static-bins.sh)/lb-feedback
 cargo build --quiet --release --locked --bins
-packaged=$target/$host/release/lb-feedback
-plain=$target/release/lb-feedback
+plain=${CARGO_TARGET_DIR:-target}/release/lb-feedback
 
 echo '{}' >"$work/config.json"
 # Instructions of one probe of $1 in the cgroups of directories $3..., with extra flags $2.

@@ -21,7 +21,7 @@ if ((${#missing[@]})); then
 fi
 
 source bench/lib.sh
-build_static --bin lb-feedback
+build_static
 
 # The instructions are for the shipped defaults (a one-second CPU sample); the wall time is
 # for a config that samples nothing, so the table's part is not lost in that second.

@@ -37,7 +37,7 @@ command -v cargo >/dev/null || { echo "bench/run.sh: needs cargo (https://rustup
 
 source bench/lib.sh
 echo "== building (static: --target $(rustc -vV | sed -n 's/^host: //p') with +crt-static; dynamic: plain --release)"
-build_static --bins
+build_static
 cargo build --quiet --release --bins --example bench_helper
 service=$PWD/target/$host/release/lb-feedback-service
 dynamic=$PWD/target/release/lb-feedback

@@ -19,7 +19,7 @@ for tool in valgrind socat systemd-socket-activate haproxy; do
 done
 
 source bench/lib.sh
-build_static --bin lb-feedback
+build_static
 
 # A held loopback load on a port of its own: 5 established connections.
 python3 - "$work/port" <<'PY' &

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds both programs linked statically against glibc (RUSTFLAGS="-C target-feature=+crt-static",
 # which needs an explicit --target: without one the flag would also reach build scripts and
-# proc macros) for one target triple, and prints the directory holding them on stdout
+# proc macros; on x86_64 also packed relative relocations, below) for one target triple, and prints the directory holding them on stdout
 # (<target dir>/<triple>/release); cargo's progress goes to stderr. The .deb and .rpm
 # builders (contrib/deb/build.sh, contrib/rpm/build.sh) package what this builds.
 #
@@ -32,5 +32,13 @@ if [ "$triple" = aarch64-unknown-linux-gnu ] && [ "$host" != "$triple" ]; then
     fi
 fi
 
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target "$triple" --bins >&2
+flags="-C target-feature=+crt-static"
+# x86_64 links a static PIE, which relocates itself before main: packed relative relocations
+# (RELR, binutils 2.38 and glibc 2.36 up; the decoder is linked into the binary, so any kernel
+# runs it) cost that 7 k instructions less per probe than 2,900 RELA entries
+# (docs/BENCHMARKS.md). aarch64's static build is no PIE (docs/cross-arm64.md): nothing to pack.
+case $triple in
+x86_64-*) flags="$flags -C link-arg=-Wl,-z,pack-relative-relocs" ;;
+esac
+RUSTFLAGS=$flags cargo build --release --locked --target "$triple" --bins >&2
 echo "${CARGO_TARGET_DIR:-$PWD/target}/$triple/release"

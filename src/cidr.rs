@@ -5,6 +5,35 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+/// Why a text is no range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CidrError {
+    NotAnAddress {
+        text: String,
+    },
+    /// The prefix length is not a number from 0 to `max`.
+    BadPrefix {
+        text: String,
+        max: u8,
+    },
+}
+
+impl fmt::Display for CidrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CidrError::NotAnAddress { text } => write!(
+                f,
+                "{text:?} is not an address or range like 10.0.0.0/8 or ::1"
+            ),
+            CidrError::BadPrefix { text, max } => {
+                write!(f, "{text:?}: prefix length must be 0 to {max}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CidrError {}
+
 /// An address and a prefix length; a bare address is a range of one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -14,23 +43,27 @@ pub struct Cidr {
 }
 
 impl Cidr {
-    pub fn parse(text: &str) -> Result<Cidr, String> {
+    pub fn parse(text: &str) -> Result<Cidr, CidrError> {
         let text = text.trim();
         let (addr, prefix) = match text.split_once('/') {
             Some((addr, prefix)) => (addr, Some(prefix)),
             None => (text, None),
         };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("{text:?} is not an address or range like 10.0.0.0/8 or ::1"))?;
+        let addr: IpAddr = addr.parse().map_err(|_| CidrError::NotAnAddress {
+            text: text.to_string(),
+        })?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
+        let bad_prefix = || CidrError::BadPrefix {
+            text: text.to_string(),
+            max,
+        };
         let prefix = match prefix {
             None => max,
             Some(p) => p
                 .parse::<u8>()
                 .ok()
                 .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{text:?}: prefix length must be 0 to {max}"))?,
+                .ok_or_else(bad_prefix)?,
         };
         // `::ffff:10.0.0.1` is how an IPv6 socket writes the IPv4 address 10.0.0.1: kept as
         // written it would be a range of IPv6 addresses no peer ever has, so it is stored
@@ -71,8 +104,8 @@ fn masked(bits: u128, prefix: u8) -> u128 {
 }
 
 impl TryFrom<String> for Cidr {
-    type Error = String;
-    fn try_from(text: String) -> Result<Cidr, String> {
+    type Error = CidrError;
+    fn try_from(text: String) -> Result<Cidr, CidrError> {
         Cidr::parse(&text)
     }
 }
@@ -149,7 +182,12 @@ mod tests {
 
     #[test]
     fn bad_ranges_are_rejected() {
-        assert!(Cidr::parse("10.0.0.0/33").unwrap_err().contains("0 to 32"));
+        assert!(
+            Cidr::parse("10.0.0.0/33")
+                .unwrap_err()
+                .to_string()
+                .contains("0 to 32")
+        );
         assert!(Cidr::parse("::/129").is_err());
         assert!(Cidr::parse("example.com").is_err());
         assert!(Cidr::parse("10.0.0.0/x").is_err());

@@ -15,6 +15,7 @@ pub mod explain;
 pub mod hash;
 pub mod ioerr;
 pub mod metrics;
+pub mod monitors;
 pub mod probe;
 pub mod reply;
 pub mod rules;

@@ -30,12 +30,12 @@ use std::time::Instant;
 
 use lb_feedback::cli::{self, Args, Command, ModeCommand};
 use lb_feedback::clock;
-use lb_feedback::config::{self, Config, ConfigError};
+use lb_feedback::config::{self, Config, ConfigError, Mode};
 use lb_feedback::explain;
 use lb_feedback::probe::{self, Caller};
 use lb_feedback::reply;
 use lb_feedback::socket;
-use lb_feedback::state::history::Event;
+use lb_feedback::state::history::{Change, Event};
 use lb_feedback::state::{self, RuntimeMode, StateDir};
 use lb_feedback::status;
 
@@ -158,7 +158,10 @@ fn run(args: Args) -> Result<(), Failure> {
                 .map_err(|err| Failure::Runtime(err.to_string()))?;
             // On stderr: stdout stays the config's JSON for scripts. A warning, not a
             // failure: the agent answers all the same.
-            if let Some(problem) = state::unusable(&config) {
+            let state_dir = state::StateDir::new(&config.state_dir);
+            let unreadable = probe::Needs::of(&config).warnings(&config, &state_dir);
+            let unusable = state::unusable(&config).map(|problem| problem.to_string());
+            for problem in unusable.into_iter().chain(unreadable) {
                 let _ = writeln!(std::io::stderr(), "lb-feedback: warning: {problem}");
             }
             print(&format!("{json}\n"))
@@ -170,7 +173,7 @@ fn run(args: Args) -> Result<(), Failure> {
         Command::Status(options) => {
             let config = load_config(&args).map_err(Failure::Config)?;
             let text = status::render(&config, clock::now_ms(), options);
-            print(&text.map_err(Failure::Runtime)?)
+            print(&text.map_err(|err| Failure::Runtime(err.to_string()))?)
         }
     }
 }
@@ -225,7 +228,7 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
     let connection = connection.into_inner();
     let line = match &outcome {
         Ok(report) if args.explain && caller == Caller::Person => {
-            let state = state::unusable(&config);
+            let state = state::unusable(&config).map(|problem| problem.to_string());
             return match args.json {
                 true => print(&format!("{:#}\n", explain::json(report, state.as_deref()))),
                 false => print(&explain::render(report, state.as_deref())),
@@ -297,8 +300,8 @@ fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
     };
     // What counted before, for the history's record of the change.
     let was = probe::effective_mode(config, &state, now)
-        .map(|(mode, _)| mode.name())
-        .unwrap_or("unknown");
+        .ok()
+        .map(|(mode, _)| mode);
     match command {
         ModeCommand::Show => {
             let (mode, from) = probe::effective_mode(config, &state, now)
@@ -317,7 +320,7 @@ fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
                 None => " until changed".into(),
             };
             let how = format!("lb-feedback mode {}{until}", mode.name());
-            owe_recovery(config, &state, now, mode_event(now, was, mode.name(), how));
+            owe_recovery(config, &state, now, mode_event(now, was, *mode, how));
             print(&format!(
                 "{}{until} (runtime mode in {})\n{}",
                 mode.name(),
@@ -328,12 +331,7 @@ fn run_mode(config: &Config, command: &ModeCommand) -> Result<(), Failure> {
         ModeCommand::Reset => {
             stored(state.set_runtime_mode(None))?;
             let how = "lb-feedback mode reset".to_string();
-            owe_recovery(
-                config,
-                &state,
-                now,
-                mode_event(now, was, config.mode.name(), how),
-            );
+            owe_recovery(config, &state, now, mode_event(now, was, config.mode, how));
             print(&format!(
                 "runtime mode cleared; {} ({}) counts again\n",
                 config.mode.name(),
@@ -364,13 +362,10 @@ fn owe_recovery(config: &Config, state: &StateDir, now: u64, event: Event) {
 }
 
 /// The history's record of a mode change.
-fn mode_event(at_ms: u64, from: &str, to: &str, why: String) -> Event {
+fn mode_event(at_ms: u64, from: Option<Mode>, to: Mode, why: String) -> Event {
     Event {
         at_ms,
-        peer: "mode".into(),
-        profile: None,
-        from: from.into(),
-        to: to.into(),
+        change: Change::Mode { from, to },
         why,
     }
 }

@@ -10,7 +10,8 @@ use crate::config::{Config, Recovery};
 use crate::probe;
 use crate::state::history::Event;
 use crate::state::pollers::Entry;
-use crate::state::{self, StateDir};
+use crate::state::steady::SteadyProblem;
+use crate::state::{self, StateDir, StateError, UnusableDir};
 
 /// What `lb-feedback status` was asked for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -20,6 +21,40 @@ pub struct Options {
     pub json: bool,
 }
 
+/// Why `status` could not report at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatusError {
+    /// The runtime mode could not be read, so the mode in force is not known.
+    Mode(StateError),
+}
+
+impl std::fmt::Display for StatusError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatusError::Mode(err) => write!(f, "state directory: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for StatusError {}
+
+/// Why the held drains are not shown; the rest of the report stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum HeldProblem {
+    /// The memory does not check out (the next probe starts it afresh).
+    Damaged(SteadyProblem),
+    Unreadable(StateError),
+}
+
+impl std::fmt::Display for HeldProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeldProblem::Damaged(why) => why.fmt(f),
+            HeldProblem::Unreadable(err) => err.fmt(f),
+        }
+    }
+}
+
 /// Events shown without `--since`.
 pub const SHOWN_EVENTS: usize = 20;
 
@@ -27,13 +62,13 @@ pub const SHOWN_EVENTS: usize = 20;
 struct Found {
     mode: &'static str,
     mode_from: String,
-    pollers: Result<Option<Vec<Entry>>, String>,
+    pollers: Result<Option<Vec<Entry>>, StateError>,
     events: Vec<Event>,
     /// Monitors holding a drain: profile, monitor, their average and when it was updated.
-    held: Result<Vec<Held>, String>,
+    held: Result<Vec<Held>, HeldProblem>,
     dir: std::path::PathBuf,
     /// Why the state directory is unusable, when it is.
-    unusable: Option<String>,
+    unusable: Option<UnusableDir>,
 }
 
 /// A monitor holding a drain by its threshold, as the steady-steering memory records it.
@@ -46,7 +81,7 @@ struct Held {
 }
 
 /// The held drains the memory records; `Err` says why it could not be read.
-fn held_drains(state: &StateDir) -> Result<Vec<Held>, String> {
+fn held_drains(state: &StateDir) -> Result<Vec<Held>, HeldProblem> {
     let mut held = Vec::new();
     let why = state.steady(false, &mut |table| {
         let holding = table.entries().filter(|(_, _, entry)| entry.holding);
@@ -59,15 +94,15 @@ fn held_drains(state: &StateDir) -> Result<Vec<Held>, String> {
     });
     match why {
         Ok(None) => Ok(held),
-        Ok(Some(why)) => Err(why),
-        Err(err) => Err(err.to_string()),
+        Ok(Some(why)) => Err(HeldProblem::Damaged(why)),
+        Err(err) => Err(HeldProblem::Unreadable(err)),
     }
 }
 
-fn find(config: &Config, now_ms: u64, options: Options) -> Result<Found, String> {
+fn find(config: &Config, now_ms: u64, options: Options) -> Result<Found, StatusError> {
     let state = StateDir::new(&config.state_dir);
-    let (mode, mode_from) = probe::effective_mode(config, &state, now_ms)
-        .map_err(|err| format!("state directory: {err}"))?;
+    let (mode, mode_from) =
+        probe::effective_mode(config, &state, now_ms).map_err(StatusError::Mode)?;
     let mut events = state.history().unwrap_or_default();
     match options.since_ms {
         Some(since) => events.retain(|e| e.at_ms >= now_ms.saturating_sub(since)),
@@ -79,7 +114,7 @@ fn find(config: &Config, now_ms: u64, options: Options) -> Result<Found, String>
     Ok(Found {
         mode: mode.name(),
         mode_from,
-        pollers: state.pollers().map_err(|err| err.to_string()),
+        pollers: state.pollers(),
         events,
         held: held_drains(&state),
         dir: state.path().to_path_buf(),
@@ -92,16 +127,16 @@ pub fn document(
     config: &Config,
     now_ms: u64,
     options: Options,
-) -> Result<serde_json::Value, String> {
+) -> Result<serde_json::Value, StatusError> {
     let found = find(config, now_ms, options)?;
     let (pollers, problem) = match found.pollers {
         Ok(entries) => (entries.unwrap_or_default(), None),
-        Err(err) => (Vec::new(), Some(err)),
+        Err(err) => (Vec::new(), Some(err.to_string())),
     };
     Ok(serde_json::json!({
         "mode": found.mode,
         "mode_from": found.mode_from,
-        "state_problem": found.unusable,
+        "state_problem": found.unusable.as_ref().map(ToString::to_string),
         "recovery": {
             "policy": config.recovery,
             "replies": config.recovery_replies.get(),
@@ -111,13 +146,13 @@ pub fn document(
         "pollers": pollers,
         "pollers_problem": problem,
         "held_drains": found.held.as_ref().ok(),
-        "held_drains_problem": found.held.as_ref().err(),
+        "held_drains_problem": found.held.as_ref().err().map(ToString::to_string),
         "events": found.events,
     }))
 }
 
 /// The whole report, or why the state directory could not be read.
-pub fn render(config: &Config, now_ms: u64, options: Options) -> Result<String, String> {
+pub fn render(config: &Config, now_ms: u64, options: Options) -> Result<String, StatusError> {
     if options.json {
         return document(config, now_ms, options).map(|document| format!("{document:#}\n"));
     }
@@ -158,7 +193,7 @@ pub fn render(config: &Config, now_ms: u64, options: Options) -> Result<String, 
 }
 
 /// The drains thresholds hold (nothing when none do).
-fn held_text(held: &Result<Vec<Held>, String>, now_ms: u64) -> String {
+fn held_text(held: &Result<Vec<Held>, HeldProblem>, now_ms: u64) -> String {
     match held {
         Ok(held) if held.is_empty() => String::new(),
         Ok(held) => {
@@ -193,21 +228,17 @@ fn events_text(events: &[Event], since_ms: Option<u64>) -> String {
     }
     let mut out = format!("events    {} ({which})\n", events.len());
     for event in events {
-        let who = match (&event.profile, event.peer.as_str()) {
-            (_, "mode") => "mode".to_string(),
-            (Some(profile), peer) => format!("{peer} {profile}"),
-            (None, peer) => format!("{peer} (base)"),
-        };
         let why = match event.why.as_str() {
             "" => String::new(),
             why => format!("  {why}"),
         };
         let _ = writeln!(
             out,
-            "  {}  {who}  {} -> {}{why}",
+            "  {}  {}  {} -> {}{why}",
             local_time(event.at_ms),
-            event.from,
-            event.to
+            event.who(),
+            event.from_word(),
+            event.to_word()
         );
     }
     out
@@ -326,7 +357,8 @@ fn table_text(entries: &[Entry], replies: u64, seconds: u64, now_ms: u64) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Recovery;
+    use crate::config::{Mode, Recovery};
+    use crate::state::history::{Change, Told};
     use crate::state::pollers::{Kind, Rule, Table};
     use crate::state::record::Poller;
 
@@ -373,24 +405,36 @@ mod tests {
 
     #[test]
     fn events_read_oldest_first_with_who_what_and_why() {
-        let event = |peer: &str, profile: Option<&str>, from: &str, to: &str, why: &str| Event {
-            at_ms: 1_700_000_000_000,
-            peer: peer.into(),
-            profile: profile.map(str::to_string),
-            from: from.into(),
-            to: to.into(),
+        const AT_MS: u64 = 1_700_000_000_000;
+        let event = |peer: &str, profile: Option<&str>, from: Told, to: Told, why: &str| Event {
+            at_ms: AT_MS,
+            change: Change::Poller {
+                poller: Poller {
+                    peer: peer.into(),
+                    profile: profile.map(str::to_string),
+                },
+                from: Some(from),
+                to,
+            },
             why: why.into(),
         };
         let events = [
-            event("10.0.0.1", None, "normal", "drain", "tcp:3389:96>=95"),
             event(
-                "mode",
+                "10.0.0.1",
                 None,
-                "drain",
-                "normal",
-                "lb-feedback mode normal until changed",
+                Told::Normal,
+                Told::Drain,
+                "tcp:3389:96>=95",
             ),
-            event("10.0.0.1", Some("web"), "drain", "normal", ""),
+            Event {
+                at_ms: AT_MS,
+                change: Change::Mode {
+                    from: Some(Mode::Drain),
+                    to: Mode::Normal,
+                },
+                why: "lb-feedback mode normal until changed".into(),
+            },
+            event("10.0.0.1", Some("web"), Told::Drain, Told::Normal, ""),
         ];
         let text = events_text(&events, None);
         let lines: Vec<&str> = text.lines().collect();

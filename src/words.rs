@@ -13,6 +13,7 @@ pub const CPU: &str = "cpu";
 pub const RAM: &str = "ram";
 pub const TCP: &str = "tcp";
 pub const SESSIONS: &str = "sessions";
-pub const ALL: [&str; 9] = [
-    CONFIG, STATE, PROFILE, TIMEOUT, MODE, CPU, RAM, TCP, SESSIONS,
+pub const PRESSURE: &str = "pressure";
+pub const ALL: [&str; 10] = [
+    CONFIG, STATE, PROFILE, TIMEOUT, MODE, CPU, RAM, TCP, SESSIONS, PRESSURE,
 ];

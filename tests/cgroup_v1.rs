@@ -1,7 +1,9 @@
 //! The agent inside a real cgroup v1 with a CPU quota and a memory limit (a container as the
 //! kernel sees it): saturated at its quota it reports its CPU as nearly full, and holding most
-//! of its limit, its RAM. Needs root and writable cgroup v1 hierarchies (cpu, cpuacct,
-//! memory); skipped with a visible line elsewhere, a failure under LB_FEEDBACK_E2E=1.
+//! of its limit, its RAM. Only in a cpuset, it reads its own CPUs, not the busy host; under a
+//! parent's memory limit, the parent's use. Needs root and writable cgroup v1 hierarchies
+//! (cpu, cpuacct, cpuset, memory); skipped with a visible line elsewhere, a failure under
+//! LB_FEEDBACK_E2E=1.
 //!
 //! The container is 0.5 CPU and 2 GiB holding 1.5 GiB; the memory here is scaled down
 //! to 150 MiB of 200 MiB (the same 75 %) to keep a shared CI machine light.
@@ -21,8 +23,9 @@ const CONTROLLERS: [&str; 3] = ["cpu", "cpuacct", "memory"];
 const LIMIT: u64 = 200 << 20;
 const HELD_MIB: usize = 150;
 
-/// A child cgroup in each v1 hierarchy of [`CONTROLLERS`], with the processes started in it;
-/// dropping it kills them and removes the directories, whatever happened before.
+/// A cgroup in each of some v1 hierarchies, with the processes started in it; dropping it
+/// kills them and removes the directories, whatever happened before (a child's guard drops
+/// before its parent's: declare it after).
 struct Cgroup {
     name: String,
     dirs: Vec<PathBuf>,
@@ -30,15 +33,20 @@ struct Cgroup {
 }
 
 impl Cgroup {
-    /// Creates it with `limits` written, or says why this machine cannot.
-    fn create(limits: &[(&str, &str, String)]) -> Result<Cgroup, String> {
-        let name = format!("lbf-test-{}", std::process::id());
+    /// `/lbf-test-PID` + `suffix` in each of `controllers`' hierarchies, with `limits`
+    /// written in order, or why this machine cannot have it.
+    fn create(
+        suffix: &str,
+        controllers: &[&str],
+        limits: &[(&str, &str, String)],
+    ) -> Result<Cgroup, String> {
+        let name = format!("lbf-test-{}{suffix}", std::process::id());
         let mut cgroup = Cgroup {
             name: format!("/{name}"),
             dirs: Vec::new(),
             children: Vec::new(),
         };
-        for controller in CONTROLLERS {
+        for controller in controllers {
             let top = PathBuf::from("/sys/fs/cgroup").join(controller);
             if !top.join("cgroup.procs").is_file() {
                 return Err(format!(
@@ -103,7 +111,7 @@ impl Cgroup {
         let dir = self
             .dirs
             .iter()
-            .find(|d| d.parent().unwrap().ends_with(controller));
+            .find(|d| d.starts_with(PathBuf::from("/sys/fs/cgroup").join(controller)));
         std::fs::read_to_string(dir.unwrap().join(file)).unwrap()
     }
 }
@@ -162,7 +170,7 @@ fn saturated_container_reports_its_own_cpu_and_ram() {
         ("cpu", "cpu.shares", "8192".to_string()),
         ("memory", "memory.limit_in_bytes", LIMIT.to_string()),
     ];
-    let mut cgroup = match Cgroup::create(&limits) {
+    let mut cgroup = match Cgroup::create("", &CONTROLLERS, &limits) {
         Ok(cgroup) => cgroup,
         Err(why) => {
             e2e::skip(TEST, &why, "needs root and cgroup v1 mounted writable");
@@ -234,6 +242,128 @@ fn saturated_container_reports_its_own_cpu_and_ram() {
     host.env("LB_FEEDBACK_SCOPE", "host").arg("--explain");
     let text = stdout(&cgroup.inside(&host).output().unwrap());
     assert!(text.contains("; host /proc/stat "), "{text}");
+}
+
+/// A busy loop in `cgroup` that ends by itself after 60 s, should its guard never drop.
+fn burn(cgroup: &mut Cgroup) {
+    cgroup.spawn(Command::new("bash").args(["-c", "while ((SECONDS < 60)); do :; done"]));
+}
+
+/// The root cpuacct's time on `cpu` so far, in ns: every task's there.
+fn cpu_time_ns(cpu: usize) -> u64 {
+    let text = std::fs::read_to_string("/sys/fs/cgroup/cpuacct/cpuacct.usage_percpu").unwrap();
+    text.split_whitespace().nth(cpu).unwrap().parse().unwrap()
+}
+
+#[test]
+fn cpuset_only_reads_its_own_cpus_not_the_busy_host() {
+    const TEST: &str = "cpuset_only_reads_its_own_cpus_not_the_busy_host";
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    let last = online
+        .trim()
+        .rsplit([',', '-'])
+        .next()
+        .and_then(|cpu| cpu.parse::<usize>().ok())
+        .filter(|last| *last > 0);
+    let Some(last) = last else {
+        e2e::skip(TEST, "fewer than 2 CPUs online", "needs 2 CPUs");
+        return;
+    };
+    let mems = std::fs::read_to_string("/sys/fs/cgroup/cpuset/cpuset.mems").unwrap_or_default();
+    let others = match last {
+        1 => "0".to_string(),
+        _ => format!("0-{}", last - 1),
+    };
+    let cpuset = |cpus: &str| {
+        [
+            ("cpuset", "cpuset.cpus", cpus.to_string()),
+            ("cpuset", "cpuset.mems", mems.trim().to_string()),
+        ]
+    };
+    // The host busy on the other CPUs, the agent alone on the last one, cpu and cpuacct at
+    // the root as the test itself is.
+    let (busy, quiet) = match (
+        Cgroup::create("-busy", &["cpuset"], &cpuset(&others)),
+        Cgroup::create("-quiet", &["cpuset"], &cpuset(&last.to_string())),
+    ) {
+        (Ok(busy), Ok(quiet)) => (busy, quiet),
+        (Err(why), _) | (_, Err(why)) => {
+            e2e::skip(TEST, &why, "needs root and cgroup v1 mounted writable");
+            return;
+        }
+    };
+    let mut busy = busy;
+    for _ in 0..=last {
+        burn(&mut busy);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let dir = TempDir::new("cgroup-cpuset");
+    let (start, before) = (Instant::now(), cpu_time_ns(last));
+    let (cpu, text) = load_of(&quiet, &dir, "cpu");
+    let elapsed = start.elapsed().as_nanos() as f64;
+    let reference = (cpu_time_ns(last) - before) as f64 / elapsed * 100.0;
+    eprintln!("cpuset-only CPU: agent {cpu:.1} %, CPU {last} busy {reference:.1} % meanwhile");
+    let from = format!(
+        "cgroup v1 {}: cpuset {last}: 1 CPUs, usage of CPUs {last} at cpuacct /",
+        quiet.name
+    );
+    assert!(text.contains(&from), "{text}");
+    assert!(
+        (cpu - reference).abs() <= 15.0,
+        "cpu {cpu} against CPU {last}'s {reference:.1} %:\n{text}"
+    );
+    // Other tests and builds may run on that CPU too; when they leave it idle, so must the
+    // figure be, however busy the rest of the host.
+    if reference < 5.0 {
+        assert!(cpu < 10.0, "cpu {cpu} on an idle cpuset:\n{text}");
+    }
+}
+
+#[test]
+fn a_parent_memory_limit_is_measured_at_the_parent() {
+    const TEST: &str = "a_parent_memory_limit_is_measured_at_the_parent";
+    const PARENT: u64 = 256 << 20;
+    const SIBLING_MIB: usize = 200;
+    let limit = [("memory", "memory.limit_in_bytes", PARENT.to_string())];
+    let parent = match Cgroup::create("-mem", &["memory"], &limit) {
+        Ok(parent) => parent,
+        Err(why) => {
+            e2e::skip(TEST, &why, "needs root and cgroup v1 mounted writable");
+            return;
+        }
+    };
+    let agent_side = Cgroup::create("-mem/a", &["memory"], &[]).unwrap();
+    let mut sibling = Cgroup::create("-mem/b", &["memory"], &[]).unwrap();
+    let mut holder = Command::new(std::env::current_exe().unwrap());
+    holder
+        .args(["--exact", "hold_memory", "--ignored", "--nocapture"])
+        .env("LBF_HOLD_MIB", SIBLING_MIB.to_string());
+    sibling.spawn(&holder);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let used = || {
+        parent
+            .read("memory", "memory.usage_in_bytes")
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    while used() < (SIBLING_MIB as u64) << 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the holder never filled its memory"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let share = used() as f64 / PARENT as f64 * 100.0;
+    let dir = TempDir::new("cgroup-mem-parent");
+    let (ram, text) = load_of(&agent_side, &dir, "ram");
+    eprintln!("parent limit: agent {ram:.1} %, parent's usage_in_bytes {share:.1} %");
+    assert!(
+        ram >= 65.0,
+        "ram {ram} with {SIBLING_MIB} MiB of the parent's 256 MiB held by a sibling:\n{text}"
+    );
+    let from = format!("cgroup v1 {}: 256 MiB limit", parent.name);
+    assert!(text.contains(&from), "{text}");
 }
 
 /// Not a test: the memory holder `saturated_container_reports_its_own_cpu_and_ram` starts in

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::Problem;
 use super::values::{Importance, Int, Real, TcpThreshold};
 use super::values::{check_release, one};
 
@@ -129,42 +130,96 @@ fn hundred() -> f64 {
 
 /// 1 to 64 letters, digits, '-', '_' or '.', and none of the reserved words: safe in the
 /// reply's `error:<name>`, in `/metrics` labels and in logs.
-fn check_name(name: &str) -> Result<(), String> {
+fn check_name(name: &str) -> Result<(), Problem> {
     if !super::ProfileName::valid(name) {
-        return Err(format!(
-            "custom monitor name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
-        ));
+        return Err(Problem::BadCustomName { name: name.into() });
     }
     if RESERVED.contains(&name) {
-        return Err(format!(
-            "custom monitor name {name:?} is taken by a built-in monitor or error word ({})",
-            RESERVED.join(", ")
-        ));
+        return Err(Problem::ReservedCustomName { name: name.into() });
     }
     Ok(())
 }
 
+/// What is wrong with one custom monitor's entry.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CustomProblem {
+    NoProgram,
+    NulInCommand,
+    BadFilePath,
+    Url { url: String, why: UrlProblem },
+    NotOneSource,
+    MaxAgeNotForFile,
+    BadJsonPointer { pointer: String },
+    MaxNotAboveZero { max: f64 },
+}
+
+impl std::fmt::Display for CustomProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CustomProblem::NoProgram => f.write_str("command needs a program to run"),
+            CustomProblem::NulInCommand => f.write_str("command must not hold a NUL byte"),
+            CustomProblem::BadFilePath => f.write_str("file must be a path without NUL bytes"),
+            CustomProblem::Url { url, why } => write!(f, "http {url:?}: {why}"),
+            CustomProblem::NotOneSource => f.write_str("give exactly one of command, file, http"),
+            CustomProblem::MaxAgeNotForFile => {
+                f.write_str("max_age_seconds is for a file source only")
+            }
+            CustomProblem::BadJsonPointer { pointer } => write!(
+                f,
+                "json_pointer {pointer:?} must be empty or start with '/' (RFC 6901)"
+            ),
+            CustomProblem::MaxNotAboveZero { max } => {
+                write!(f, "max {max} must be a number above 0")
+            }
+        }
+    }
+}
+
+/// Why an `http` source's URL is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UrlProblem {
+    NotPlainHttp,
+    NoHost,
+    UserInfo,
+    SpaceOrControl,
+}
+
+impl std::fmt::Display for UrlProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UrlProblem::NotPlainHttp => "only plain http:// URLs (a local service; no TLS)",
+            UrlProblem::NoHost => "no host",
+            UrlProblem::UserInfo => "user info (user:password@) is not allowed",
+            UrlProblem::SpaceOrControl => "spaces and control characters are not allowed",
+        })
+    }
+}
+
 impl TryFrom<Entry> for CustomMonitor {
-    type Error = String;
-    fn try_from(entry: Entry) -> Result<Self, String> {
+    type Error = Problem;
+    fn try_from(entry: Entry) -> Result<Self, Problem> {
         check_name(&entry.name)?;
         let name = entry.name;
+        let refuse = |problem| {
+            Err(Problem::Custom {
+                name: name.clone(),
+                problem,
+            })
+        };
         let kind = match (entry.command, entry.file, entry.http) {
             (Some(argv), None, None) => {
                 if argv.is_empty() || argv[0].is_empty() {
-                    return Err(format!("custom {name:?}: command needs a program to run"));
+                    return refuse(CustomProblem::NoProgram);
                 }
                 if argv.iter().any(|arg| arg.contains('\0')) {
-                    return Err(format!("custom {name:?}: command must not hold a NUL byte"));
+                    return refuse(CustomProblem::NulInCommand);
                 }
                 SourceKind::Command(argv)
             }
             (None, Some(path), None) => {
                 let bytes = path.as_os_str().as_encoded_bytes();
                 if bytes.is_empty() || bytes.contains(&0) {
-                    return Err(format!(
-                        "custom {name:?}: file must be a path without NUL bytes"
-                    ));
+                    return refuse(CustomProblem::BadFilePath);
                 }
                 SourceKind::File {
                     path,
@@ -172,36 +227,32 @@ impl TryFrom<Entry> for CustomMonitor {
                 }
             }
             (None, None, Some(url)) => {
-                check_url(&url).map_err(|why| format!("custom {name:?}: http {url:?}: {why}"))?;
+                if let Err(why) = check_url(&url) {
+                    return refuse(CustomProblem::Url { url, why });
+                }
                 SourceKind::Http(url)
             }
-            _ => {
-                return Err(format!(
-                    "custom {name:?}: give exactly one of command, file, http"
-                ));
-            }
+            _ => return refuse(CustomProblem::NotOneSource),
         };
         if entry.max_age_seconds.is_some() && !matches!(kind, SourceKind::File { .. }) {
-            return Err(format!(
-                "custom {name:?}: max_age_seconds is for a file source only"
-            ));
+            return refuse(CustomProblem::MaxAgeNotForFile);
         }
         if let Some(pointer) = &entry.json_pointer
             && !pointer.is_empty()
             && !pointer.starts_with('/')
         {
-            return Err(format!(
-                "custom {name:?}: json_pointer {pointer:?} must be empty or start with '/' (RFC 6901)"
-            ));
+            let pointer = pointer.clone();
+            return refuse(CustomProblem::BadJsonPointer { pointer });
         }
         if !(entry.max.is_finite() && entry.max > 0.0) {
-            return Err(format!(
-                "custom {name:?}: max {} must be a number above 0",
-                entry.max
-            ));
+            return refuse(CustomProblem::MaxNotAboveZero { max: entry.max });
         }
         let release = entry.release.map(Real::get);
-        check_release(&format!("custom {name:?}"), entry.threshold.get(), release)?;
+        check_release(
+            || format!("custom {name:?}"),
+            entry.threshold.get(),
+            release,
+        )?;
         Ok(CustomMonitor {
             name,
             source: Source {
@@ -220,19 +271,19 @@ impl TryFrom<Entry> for CustomMonitor {
 
 /// Plain `http://HOST[:PORT]/...`: no TLS, no user info (a password in the config is a
 /// password in `--explain`), no spaces or control characters.
-fn check_url(url: &str) -> Result<(), &'static str> {
+fn check_url(url: &str) -> Result<(), UrlProblem> {
     let rest = url
         .strip_prefix("http://")
-        .ok_or("only plain http:// URLs (a local service; no TLS)")?;
+        .ok_or(UrlProblem::NotPlainHttp)?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.is_empty() {
-        return Err("no host");
+        return Err(UrlProblem::NoHost);
     }
     if authority.contains('@') {
-        return Err("user info (user:password@) is not allowed");
+        return Err(UrlProblem::UserInfo);
     }
     if url.chars().any(|c| c.is_control() || c == ' ') {
-        return Err("spaces and control characters are not allowed");
+        return Err(UrlProblem::SpaceOrControl);
     }
     Ok(())
 }
@@ -274,16 +325,13 @@ impl<'de> Deserialize<'de> for CustomList {
         use serde::de::Error;
         let list = Vec::<CustomMonitor>::deserialize(deserializer)?;
         if list.len() > MAX_CUSTOM {
-            return Err(D::Error::custom(format!(
-                "more than {MAX_CUSTOM} custom monitors in one list"
-            )));
+            return Err(D::Error::custom(Problem::TooManyCustom { max: MAX_CUSTOM }));
         }
         for (i, monitor) in list.iter().enumerate() {
             if list[..i].iter().any(|m| m.name == monitor.name) {
-                return Err(D::Error::custom(format!(
-                    "duplicate custom monitor {:?}",
-                    monitor.name
-                )));
+                return Err(D::Error::custom(Problem::DuplicateCustom {
+                    name: monitor.name.clone(),
+                }));
             }
         }
         Ok(CustomList(list))

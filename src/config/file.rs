@@ -8,74 +8,106 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::custom::CustomList;
-use super::monitors::{MonitorLayer, SessionsMonitor, TcpMonitor};
+use super::settings::{Settings, Slot};
 use super::teach;
 use super::values::*;
-use super::{Config, ConfigError, Origin, Place};
+use super::{Config, ConfigError, Origin, Place, Problem};
 use crate::cidr::Cidr;
 
-/// The JSON file's shape: every field optional, laid over what is already there.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Layer {
-    mode: Option<Mode>,
-    sample_ms: Option<SampleMs>,
-    pub(super) cpu: Option<MonitorLayer>,
-    pub(super) ram: Option<MonitorLayer>,
-    pub(super) tcp: Option<Vec<TcpMonitor>>,
-    pub(super) custom: Option<CustomList>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) sessions: Option<Option<SessionsMonitor>>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) maxconn: Option<Option<MaxConn>>,
-    recovery: Option<Recovery>,
-    recovery_seconds: Option<RecoverySeconds>,
-    recovery_replies: Option<RecoveryReplies>,
-    #[serde(default, deserialize_with = "state_dir")]
-    state_dir: Option<PathBuf>,
-    #[serde(default, deserialize_with = "present")]
-    state_owner: Option<Option<UserName>>,
-    cpu_mode: Option<CpuMode>,
-    since_last_max_seconds: Option<SinceLastMaxSeconds>,
-    profiles: Option<ProfileMap>,
-    allow: Option<Vec<Cidr>>,
-    max_in_flight: Option<MaxInFlight>,
-    max_in_flight_per_source: Option<MaxInFlight>,
-    scope: Option<ScopeLayer>,
-    log: Option<LogTo>,
-    #[serde(default, deserialize_with = "present")]
-    http: Option<Option<SocketAddr>>,
-    hysteresis: Option<Hysteresis>,
-    smoothing_seconds: Option<SmoothingSeconds>,
-    min_percent: Option<MinPercent>,
+/// Builds the file's [`Layer`] and [`Profile`] from the key table's fields
+/// ([`super::keys::fields`]) and a field per monitor of the registry, and the laying of a
+/// layer over a config.
+macro_rules! layers {
+    (
+        before { $($(#[doc = $bdoc:literal])* $bf:ident: $bt:ty = $bd:expr,
+            file $(#[$battr:meta])* $bl:ty;)* }
+        after { $($(#[doc = $adoc:literal])* $af:ident: $at:ty = $ad:expr,
+            file $(#[$aattr:meta])* $al:ty;)* }
+        $($field:ident: $settings:ty => $monitor:ty),* $(,)?
+    ) => {
+        /// The JSON file's shape: every field optional, laid over what is already there.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Layer {
+            mode: Option<Mode>,
+            $($(#[$battr])* $bf: $bl,)*
+            $(#[serde(default)]
+            $field: Slot<$settings>,)*
+            $($(#[$aattr])* $af: $al,)*
+        }
+
+        /// What an `agent-send` profile may change over the base config: the monitors and
+        /// maxconn.
+        #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Profile {
+            $(#[serde(default, skip_serializing_if = "Slot::is_none")]
+            pub(super) $field: Slot<$settings>,)*
+            #[serde(
+                default,
+                deserialize_with = "present",
+                skip_serializing_if = "Option::is_none"
+            )]
+            pub(super) maxconn: Option<Option<MaxConn>>,
+        }
+
+        /// Everything the layer sets but the mode, over `config`'s.
+        fn lay(config: &mut Config, layer: Layer) {
+            $(if let Some(value) = layer.$bf {
+                value.lay(&mut config.$bf);
+            })*
+            $(if let Some(set) = layer.$field.0 {
+                <$settings as Settings>::apply(&mut config.$field, set);
+            })*
+            $(if let Some(value) = layer.$af {
+                value.lay(&mut config.$af);
+            })*
+        }
+    };
 }
 
-/// What an `agent-send` profile may change over the base config: the monitors and maxconn.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Profile {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) cpu: Option<MonitorLayer>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) ram: Option<MonitorLayer>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) tcp: Option<Vec<TcpMonitor>>,
-    /// Replaces the base's list, as `tcp` does.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) custom: Option<CustomList>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub(super) sessions: Option<Option<SessionsMonitor>>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub(super) maxconn: Option<Option<MaxConn>>,
+/// The key table's fields handed on to [`layers`] with the registry's monitors.
+macro_rules! layers_with_monitors {
+    ($($fields:tt)*) => {
+        crate::monitors::registry!(layers, $($fields)*);
+    };
+}
+
+super::keys::fields!(layers_with_monitors);
+
+/// How a file layer's value lays over the config's: most replace it.
+trait Lay<T> {
+    fn lay(self, onto: &mut T);
+}
+
+impl<T> Lay<T> for T {
+    fn lay(self, onto: &mut T) {
+        *onto = self;
+    }
+}
+
+impl Lay<BTreeMap<ProfileName, Profile>> for ProfileMap {
+    fn lay(self, onto: &mut BTreeMap<ProfileName, Profile>) {
+        *onto = self.0;
+    }
+}
+
+/// `"scope": "cgroup"` sets both; `{"cpu": "host"}` only the one it names.
+impl Lay<Scopes> for ScopeLayer {
+    fn lay(self, onto: &mut Scopes) {
+        match self {
+            ScopeLayer::Both(scope) => {
+                *onto = Scopes {
+                    cpu: scope,
+                    ram: scope,
+                }
+            }
+            ScopeLayer::Each(each) => {
+                onto.cpu = each.cpu.unwrap_or(onto.cpu);
+                onto.ram = each.ram.unwrap_or(onto.ram);
+            }
+        }
+    }
 }
 
 /// The most profiles one config may hold. A profile is one backend that polls this host with
@@ -107,13 +139,13 @@ impl<'de> Deserialize<'de> for ProfileMap {
                 let mut profiles = BTreeMap::new();
                 while let Some(name) = map.next_key::<ProfileName>()? {
                     if profiles.contains_key(&name) {
-                        let name = name.as_str();
-                        return Err(A::Error::custom(format!("duplicate profile {name:?}")));
+                        let name = name.as_str().to_string();
+                        return Err(A::Error::custom(Problem::DuplicateProfile { name }));
                     }
                     if profiles.len() == MAX_PROFILES {
-                        return Err(A::Error::custom(format!(
-                            "more than {MAX_PROFILES} profiles (the most one config may hold)"
-                        )));
+                        return Err(A::Error::custom(Problem::TooManyProfiles {
+                            max: MAX_PROFILES,
+                        }));
                     }
                     let profile = map.next_value()?;
                     profiles.insert(name, profile);
@@ -129,108 +161,30 @@ impl<'de> Deserialize<'de> for ProfileMap {
 fn state_dir<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PathBuf>, D::Error> {
     let path = Option::<PathBuf>::deserialize(deserializer)?;
     if let Some(path) = &path {
-        check_state_dir(path)
-            .map_err(|message| serde::de::Error::custom(format!("state_dir {message}")))?;
+        check_state_dir(path).map_err(|cause| {
+            serde::de::Error::custom(Problem::Field {
+                field: "state_dir",
+                cause: Box::new(cause),
+            })
+        })?;
     }
     Ok(path)
 }
 
 impl Config {
-    fn apply_layer(&mut self, layer: Layer, origin: &Origin) -> Result<(), String> {
+    fn apply_layer(&mut self, layer: Layer, origin: &Origin) {
         if let Some(mode) = layer.mode {
             self.mode = mode;
             self.mode_origin = origin.clone();
         }
-        if let Some(sample_ms) = layer.sample_ms {
-            self.sample_ms = sample_ms;
-        }
-        if let Some(cpu) = layer.cpu {
-            cpu.apply(&mut self.cpu);
-        }
-        if let Some(ram) = layer.ram {
-            ram.apply(&mut self.ram);
-        }
-        if let Some(tcp) = layer.tcp {
-            self.tcp = tcp;
-        }
-        if let Some(sessions) = layer.sessions {
-            self.sessions = sessions;
-        }
-        if let Some(custom) = layer.custom {
-            self.custom = custom.0;
-        }
-        if let Some(maxconn) = layer.maxconn {
-            self.maxconn = maxconn;
-        }
-        if let Some(recovery) = layer.recovery {
-            self.recovery = recovery;
-        }
-        if let Some(recovery_seconds) = layer.recovery_seconds {
-            self.recovery_seconds = recovery_seconds;
-        }
-        if let Some(replies) = layer.recovery_replies {
-            self.recovery_replies = replies;
-        }
-        if let Some(state_dir) = layer.state_dir {
-            self.state_dir = state_dir;
-        }
-        if let Some(owner) = layer.state_owner {
-            self.state_owner = owner;
-        }
-        if let Some(cpu_mode) = layer.cpu_mode {
-            self.cpu_mode = cpu_mode;
-        }
-        if let Some(seconds) = layer.since_last_max_seconds {
-            self.since_last_max_seconds = seconds;
-        }
-        if let Some(profiles) = layer.profiles {
-            self.profiles = profiles.0;
-        }
-        if let Some(allow) = layer.allow {
-            self.allow = allow;
-        }
-        if let Some(max_in_flight) = layer.max_in_flight {
-            self.max_in_flight = max_in_flight;
-        }
-        if let Some(per_source) = layer.max_in_flight_per_source {
-            self.max_in_flight_per_source = per_source;
-        }
-        if let Some(log) = layer.log {
-            self.log = log;
-        }
-        match layer.scope {
-            Some(ScopeLayer::Both(scope)) => {
-                self.scope = Scopes {
-                    cpu: scope,
-                    ram: scope,
-                }
-            }
-            Some(ScopeLayer::Each(each)) => {
-                self.scope.cpu = each.cpu.unwrap_or(self.scope.cpu);
-                self.scope.ram = each.ram.unwrap_or(self.scope.ram);
-            }
-            None => {}
-        }
-        if let Some(http) = layer.http {
-            self.http = http;
-        }
-        if let Some(hysteresis) = layer.hysteresis {
-            self.hysteresis = hysteresis;
-        }
-        if let Some(seconds) = layer.smoothing_seconds {
-            self.smoothing_seconds = seconds;
-        }
-        if let Some(min_percent) = layer.min_percent {
-            self.min_percent = min_percent;
-        }
-        Ok(())
+        lay(self, layer);
     }
 
     /// Lays a JSON document over this config; errors carry the file's line and column.
     pub fn apply_json(&mut self, text: &str, path: &Path) -> Result<(), ConfigError> {
-        let at = |line, column, message| ConfigError {
+        let at = |line, column, problem| ConfigError {
             place: Place::FileAt(path.to_path_buf(), line, column),
-            message,
+            problem,
         };
         // Windows Notepad starts a UTF-8 file with a byte order mark; it is no part of the
         // JSON, and positions after it count as an editor shows them.
@@ -239,11 +193,14 @@ impl Config {
             let full = err.to_string();
             let suffix = format!(" at line {} column {}", err.line(), err.column());
             let message = full.strip_suffix(&suffix).unwrap_or(&full);
-            let message = match err.classify() {
+            let problem = match err.classify() {
                 serde_json::error::Category::Data => teach::shape_error(path, message),
-                _ => message.to_string(),
+                _ => Problem::Json {
+                    key: None,
+                    message: message.to_string(),
+                },
             };
-            at(err.line().max(1), err.column().max(1), message)
+            at(err.line().max(1), err.column().max(1), problem)
         };
         let mut json = serde_json::Deserializer::from_str(text);
         let layer: Layer = serde_path_to_error::deserialize(&mut json).map_err(|err| {
@@ -251,11 +208,8 @@ impl Config {
             shape(&path, err.into_inner())
         })?;
         json.end().map_err(|err| shape(".", err))?;
-        self.apply_layer(layer, &Origin::File(path.to_path_buf()))
-            .map_err(|message| ConfigError {
-                place: Place::File(path.to_path_buf()),
-                message,
-            })
+        self.apply_layer(layer, &Origin::File(path.to_path_buf()));
+        Ok(())
     }
 }
 

@@ -7,12 +7,78 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::monitors::{SessionsMonitor, TcpMonitor};
+use super::pressure::PressureMonitor;
 use super::values::*;
-use super::{Config, Origin};
+use super::{Config, Origin, Problem};
 use crate::cidr::Cidr;
 
+/// The config's fields besides `mode` and the monitors' (`crate::monitors`), in the order the
+/// effective config prints them: `name: type = default, file LAYER;`, LAYER the field's type
+/// in the JSON file's layer with its serde attributes (`present`: `null` is a value). With
+/// [`SETTINGS`] this is the key table: `Config`, its defaults, the file's layer and how the
+/// layer lays over the config are built from it, so a new setting is a row here, a row there
+/// and the code that uses its value. Hands the rows to the macro `$then`.
+macro_rules! fields {
+    ($then:ident) => {
+        $then! {
+            before {
+                sample_ms: SampleMs = SampleMs::new_const(1000), file Option<SampleMs>;
+            }
+            after {
+                maxconn: Option<MaxConn> = None,
+                    file #[serde(default, deserialize_with = "present")] Option<Option<MaxConn>>;
+                recovery: Recovery = Recovery::Window, file Option<Recovery>;
+                recovery_seconds: RecoverySeconds = RecoverySeconds::new_const(10),
+                    file Option<RecoverySeconds>;
+                recovery_replies: RecoveryReplies = RecoveryReplies::new_const(3),
+                    file Option<RecoveryReplies>;
+                state_dir: PathBuf = default_state_dir(),
+                    file #[serde(default, deserialize_with = "state_dir")] Option<PathBuf>;
+                /// The user `lb-feedback mode`, run as root, gives the state directory to
+                /// when it has to create it (the package's is `lb-feedback`); unset: the
+                /// directory stays root's.
+                state_owner: Option<UserName> = None,
+                    file #[serde(default, deserialize_with = "present")] Option<Option<UserName>>;
+                cpu_mode: CpuMode = CpuMode::Sample, file Option<CpuMode>;
+                /// since-last mode: saved counters older than this are not used.
+                since_last_max_seconds: SinceLastMaxSeconds = SinceLastMaxSeconds::new_const(30),
+                    file Option<SinceLastMaxSeconds>;
+                /// Selected by the first line HAProxy's `agent-send` sends.
+                profiles: BTreeMap<ProfileName, Profile> = BTreeMap::new(),
+                    file Option<ProfileMap>;
+                /// lb-feedback-service: who may connect (empty: everybody).
+                allow: Vec<Cidr> = Vec::new(), file Option<Vec<Cidr>>;
+                /// lb-feedback-service: connections answered at once; more are closed
+                /// without a reply.
+                max_in_flight: MaxInFlight = MaxInFlight::new_const(1024),
+                    file Option<MaxInFlight>;
+                /// lb-feedback-service: connections answered at once for one peer address.
+                max_in_flight_per_source: MaxInFlight = MaxInFlight::new_const(128),
+                    file Option<MaxInFlight>;
+                scope: Scopes = Scopes { cpu: Scope::Auto, ram: Scope::Auto },
+                    file Option<ScopeLayer>;
+                log: LogTo = LogTo::None, file Option<LogTo>;
+                /// lb-feedback-service: where to serve `/metrics`, `/load`, `/status` and
+                /// `/health` (off when `None`).
+                http: Option<SocketAddr> = None,
+                    file #[serde(default, deserialize_with = "present")] Option<Option<SocketAddr>>;
+                /// Points below a threshold where the drain it caused ends (a monitor's
+                /// `release` wins).
+                hysteresis: Hysteresis = Real(10.0), file Option<Hysteresis>;
+                /// The time constant of each monitor's moving average; 0: every reply is
+                /// this probe's.
+                smoothing_seconds: SmoothingSeconds = SmoothingSeconds::new_const(0),
+                    file Option<SmoothingSeconds>;
+                /// The least a normal reply says (a drain still drains).
+                min_percent: MinPercent = MinPercent::new_const(0), file Option<MinPercent>;
+            }
+        }
+    };
+}
+pub(crate) use fields;
+
 /// Sets a config field from a text form's parse result.
-type Setter = fn(&mut Config, &str, Origin) -> Result<(), String>;
+type Setter = fn(&mut Config, &str, Origin) -> Result<(), Problem>;
 
 /// One setting.
 pub struct Setting {
@@ -48,7 +114,7 @@ impl fmt::Debug for Setting {
     }
 }
 
-fn set<T>(field: &mut T, value: Result<T, String>) -> Result<(), String> {
+fn set<T>(field: &mut T, value: Result<T, Problem>) -> Result<(), Problem> {
     *field = value?;
     Ok(())
 }
@@ -191,6 +257,16 @@ pub static SETTINGS: &[Setting] = &[
         set: Some(|c, text, _| set(&mut c.sessions, SessionsMonitor::parse(text))),
     },
     Setting {
+        name: "pressure",
+        env: Some("LB_FEEDBACK_PRESSURE"),
+        flag: Some("pressure"),
+        metavar: "LIST",
+        default: "none",
+        allowed: "list of `{resource (cpu, memory, io), kind = some (some, full), importance = 1, threshold = 0, release}`",
+        help: "resource:kind[:importance[:threshold[:release]]],...: the\nshare of the sample window tasks stalled (PSI) on cpu, memory\nor io, some or full; replaces the file's pressure list",
+        set: Some(|c, text, _| set(&mut c.pressure, PressureMonitor::parse_list(text))),
+    },
+    Setting {
         name: "maxconn",
         env: Some("LB_FEEDBACK_MAXCONN"),
         flag: Some("maxconn"),
@@ -310,7 +386,8 @@ pub static SETTINGS: &[Setting] = &[
                 .map(str::trim)
                 .filter(|entry| !entry.is_empty())
                 .map(Cidr::parse)
-                .collect::<Result<_, _>>()?;
+                .collect::<Result<_, _>>()
+                .map_err(Problem::Range)?;
             Ok(())
         }),
     },
@@ -417,10 +494,10 @@ impl Setting {
 
 impl Config {
     /// Sets one key from its text form, as the environment and the flags carry it.
-    pub fn apply_text(&mut self, key: Key, text: &str, origin: Origin) -> Result<(), String> {
+    pub fn apply_text(&mut self, key: Key, text: &str, origin: Origin) -> Result<(), Problem> {
         match key.set {
             Some(set) => set(self, text, origin),
-            None => Err(format!("{} is set in the config file only", key.name)),
+            None => Err(Problem::FileOnly { key: key.name }),
         }
     }
 }

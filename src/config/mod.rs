@@ -16,18 +16,24 @@ mod error;
 mod file;
 pub mod keys;
 mod monitors;
+mod pressure;
 pub mod read;
 pub mod reference;
+mod settings;
 mod teach;
 #[cfg(test)]
 mod tests;
 mod values;
 
-pub use custom::{CustomMonitor, MAX_CUSTOM, OnError, Source, SourceKind, TimeoutMs};
-pub use error::{ConfigError, Origin, Place};
+pub use custom::{
+    CustomMonitor, CustomProblem, MAX_CUSTOM, OnError, Source, SourceKind, TimeoutMs, UrlProblem,
+};
+pub use error::{ConfigError, Figure, Origin, Place, Problem};
 pub use file::{MAX_PROFILES, Profile};
 pub use keys::{Key, SETTINGS, Setting};
-pub use monitors::{Monitor, MonitorLayer, Monitors, SessionsMonitor, TcpMonitor, release_of};
+pub use monitors::{Monitor, MonitorLayer, SessionsMonitor, TcpMonitor, release_of};
+pub use pressure::{PressureMonitor, Resource, Stall};
+pub use settings::{CustomEntries, Entries, Entry, Monitors, Optional, Patched, Settings, Slot};
 pub use values::*;
 
 /// The file read when neither `--config` nor `LB_FEEDBACK_CONFIG` names one.
@@ -58,93 +64,39 @@ fn program_data() -> PathBuf {
     PathBuf::from(base).join("lb-feedback")
 }
 
-/// Everything one probe needs to know.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Config {
-    pub mode: Mode,
-    pub sample_ms: SampleMs,
-    pub cpu: Monitor,
-    pub ram: Monitor,
-    pub tcp: Vec<TcpMonitor>,
-    /// Off (`None`) unless configured.
-    pub sessions: Option<SessionsMonitor>,
-    /// Values from commands, files and local HTTP endpoints (the JSON file only).
-    pub custom: Vec<CustomMonitor>,
-    pub maxconn: Option<MaxConn>,
-    pub recovery: Recovery,
-    pub recovery_seconds: RecoverySeconds,
-    pub recovery_replies: RecoveryReplies,
-    pub state_dir: PathBuf,
-    /// The user `lb-feedback mode`, run as root, gives the state directory to when it has to
-    /// create it (the package's is `lb-feedback`); unset: the directory stays root's.
-    pub state_owner: Option<UserName>,
-    pub cpu_mode: CpuMode,
-    /// since-last mode: saved counters older than this are not used.
-    pub since_last_max_seconds: SinceLastMaxSeconds,
-    /// Selected by the first line HAProxy's `agent-send` sends.
-    pub profiles: BTreeMap<ProfileName, Profile>,
-    /// lb-feedback-service: who may connect (empty: everybody).
-    pub allow: Vec<Cidr>,
-    /// lb-feedback-service: connections answered at once; more are closed without a reply.
-    pub max_in_flight: MaxInFlight,
-    /// lb-feedback-service: connections answered at once for one peer address.
-    pub max_in_flight_per_source: MaxInFlight,
-    pub scope: Scopes,
-    pub log: LogTo,
-    /// lb-feedback-service: where to serve `/metrics`, `/load`, `/status` and `/health`
-    /// (off when `None`).
-    pub http: Option<SocketAddr>,
-    /// Points below a threshold where the drain it caused ends (a monitor's `release` wins).
-    pub hysteresis: Hysteresis,
-    /// The time constant of each monitor's moving average; 0: every reply is this probe's.
-    pub smoothing_seconds: SmoothingSeconds,
-    /// The least a normal reply says (a drain still drains).
-    pub min_percent: MinPercent,
-    /// Where `mode` was last set; shown by `--explain` and `lb-feedback mode`.
-    #[serde(skip)]
-    pub mode_origin: Origin,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        let monitor = Monitor {
-            importance: Importance::ONE,
-            threshold: Threshold::ZERO,
-            release: None,
-        };
-        Config {
-            mode: Mode::Normal,
-            sample_ms: SampleMs::new_const(1000),
-            cpu: monitor,
-            ram: monitor,
-            tcp: Vec::new(),
-            sessions: None,
-            custom: Vec::new(),
-            maxconn: None,
-            recovery: Recovery::Window,
-            recovery_seconds: RecoverySeconds::new_const(10),
-            recovery_replies: RecoveryReplies::new_const(3),
-            state_dir: default_state_dir(),
-            state_owner: None,
-            cpu_mode: CpuMode::Sample,
-            since_last_max_seconds: SinceLastMaxSeconds::new_const(30),
-            profiles: BTreeMap::new(),
-            allow: Vec::new(),
-            max_in_flight: MaxInFlight::new_const(1024),
-            max_in_flight_per_source: MaxInFlight::new_const(128),
-            scope: Scopes {
-                cpu: Scope::Auto,
-                ram: Scope::Auto,
-            },
-            log: LogTo::None,
-            http: None,
-            hysteresis: Real(10.0),
-            smoothing_seconds: SmoothingSeconds::new_const(0),
-            min_percent: MinPercent::new_const(0),
-            mode_origin: Origin::Default,
+/// Builds [`Config`] and its defaults from the key table's fields ([`keys::fields`]) and a
+/// field per monitor of the registry.
+macro_rules! config {
+    (
+        before { $($(#[doc = $bdoc:literal])* $bf:ident: $bt:ty = $bd:expr,
+            file $(#[$battr:meta])* $bl:ty;)* }
+        after { $($(#[doc = $adoc:literal])* $af:ident: $at:ty = $ad:expr,
+            file $(#[$aattr:meta])* $al:ty;)* }
+        $($field:ident: $settings:ty => $monitor:ty),* $(,)?
+    ) => {
+        /// Everything one probe needs to know.
+        #[derive(Clone, Debug, PartialEq, Serialize)]
+        pub struct Config {
+            pub mode: Mode,
+            $($(#[doc = $bdoc])* pub $bf: $bt,)*
+            $(pub $field: <$settings as Settings>::Value,)*
+            $($(#[doc = $adoc])* pub $af: $at,)*
+            /// Where `mode` was last set; shown by `--explain` and `lb-feedback mode`.
+            #[serde(skip)]
+            pub mode_origin: Origin,
         }
-    }
-}
+
+        impl Default for Config {
+            fn default() -> Self {
+                Config {
+                    mode: Mode::Normal,
+                    $($bf: $bd,)*
+                    $($field: <$settings as Settings>::default(),)*
+                    $($af: $ad,)*
+                    mode_origin: Origin::Default,
+                }
+            }
+        }
 
 impl Config {
     /// This config with the named profile laid over it, or `None` for an unknown name.
@@ -152,82 +104,56 @@ impl Config {
         let profile = self.profiles.get(name)?;
         let mut config = self.clone();
         let monitors = self.monitors(Some(profile));
-        (config.cpu, config.ram) = (monitors.cpu, monitors.ram);
-        config.tcp = monitors.tcp.to_vec();
-        config.sessions = monitors.sessions;
-        config.custom = monitors.custom.to_vec();
+        $(config.$field = <$settings as Settings>::owned(monitors.$field);)*
         config.maxconn = self.maxconn_of(Some(profile));
         Some(config)
     }
 
+    /// The monitors of the base config (`None`) or of one of its profiles, read in place:
+    /// what a probe samples for it, without building (cloning) the profiled config.
+    pub fn monitors<'a>(&'a self, profile: Option<&'a Profile>) -> Monitors<'a> {
+        Monitors {
+            $($field: <$settings as Settings>::view(
+                &self.$field,
+                profile.and_then(|p| p.$field.0.as_ref()),
+            ),)*
+        }
+    }
+
+    /// Every monitor's own `release` is below its threshold, in the base and in each profile:
+    /// they may come from different layers, so this is checked once all are laid.
+    pub fn check_releases(&self) -> Result<(), Problem> {
+        let profiles = self.profiles.iter().map(|(name, p)| (Some(name), Some(p)));
+        for (name, profile) in std::iter::once((None, None)).chain(profiles) {
+            let monitors = self.monitors(profile);
+            let what = |monitor: String| match name {
+                Some(name) => format!("profile {:?}: {monitor}", name.as_str()),
+                None => monitor,
+            };
+            $(<$settings as Settings>::check(monitors.$field, stringify!($field), &what)?;)*
+        }
+        Ok(())
+    }
+}
+    };
+}
+
+/// The key table's fields handed on to [`config`] with the registry's monitors.
+macro_rules! config_with_monitors {
+    ($($fields:tt)*) => {
+        crate::monitors::registry!(config, $($fields)*);
+    };
+}
+
+keys::fields!(config_with_monitors);
+
+impl Config {
     /// The maxconn of the base config (`None`) or of one of its profiles, as [`monitors`]
     /// reads the monitors.
     ///
     /// [`monitors`]: Config::monitors
     pub fn maxconn_of(&self, profile: Option<&Profile>) -> Option<MaxConn> {
         profile.and_then(|p| p.maxconn).unwrap_or(self.maxconn)
-    }
-
-    /// The monitors of the base config (`None`) or of one of its profiles, read in place:
-    /// what a probe samples for it, without building (cloning) the profiled config.
-    pub fn monitors<'a>(&'a self, profile: Option<&'a Profile>) -> Monitors<'a> {
-        let mut monitors = Monitors {
-            cpu: self.cpu,
-            ram: self.ram,
-            tcp: &self.tcp,
-            sessions: self.sessions,
-            custom: &self.custom,
-        };
-        if let Some(profile) = profile {
-            if let Some(cpu) = &profile.cpu {
-                cpu.apply(&mut monitors.cpu);
-            }
-            if let Some(ram) = &profile.ram {
-                ram.apply(&mut monitors.ram);
-            }
-            if let Some(tcp) = &profile.tcp {
-                monitors.tcp = tcp;
-            }
-            if let Some(sessions) = profile.sessions {
-                monitors.sessions = sessions;
-            }
-            if let Some(custom) = &profile.custom {
-                monitors.custom = &custom.0;
-            }
-        }
-        monitors
-    }
-
-    /// Every monitor's own `release` is below its threshold, in the base and in each profile:
-    /// they may come from different layers, so this is checked once all are laid.
-    pub fn check_releases(&self) -> Result<(), String> {
-        let profiles = self.profiles.iter().map(|(name, p)| (Some(name), Some(p)));
-        for (name, profile) in std::iter::once((None, None)).chain(profiles) {
-            let monitors = self.monitors(profile);
-            let what = |monitor: &str| match name {
-                Some(name) => format!("profile {:?}: {monitor}", name.as_str()),
-                None => monitor.to_string(),
-            };
-            for (monitor, m) in [("cpu", monitors.cpu), ("ram", monitors.ram)] {
-                check_release(&what(monitor), m.threshold.get(), m.release.map(Real::get))?;
-            }
-            for tcp in monitors.tcp {
-                let monitor = what(&format!("tcp:{}", tcp.port.get()));
-                check_release(&monitor, tcp.threshold.get(), tcp.release.map(Real::get))?;
-            }
-            if let Some(s) = monitors.sessions {
-                check_release(
-                    &what("sessions"),
-                    s.threshold.get(),
-                    s.release.map(Real::get),
-                )?;
-            }
-            for c in monitors.custom {
-                let monitor = what(&format!("custom {:?}", c.name));
-                check_release(&monitor, c.threshold.get(), c.release.map(Real::get))?;
-            }
-        }
-        Ok(())
     }
 }
 
@@ -272,13 +198,9 @@ pub fn load(
         Ok(text) => config.apply_json(&text, &file.path)?,
         Err(read::Unread::Missing) if !file.explicit => {}
         Err(unread) => {
-            let message = match unread {
-                read::Unread::Missing => "cannot read: No such file or directory".into(),
-                read::Unread::Refused(message) => message,
-            };
             return Err(ConfigError {
                 place: Place::File(file.path.clone()),
-                message,
+                problem: Problem::Unread(unread),
             });
         }
     }
@@ -287,13 +209,13 @@ pub fn load(
         if let Some(value) = env(var) {
             let text = value.into_string().map_err(|_| ConfigError {
                 place: Place::Env(var),
-                message: "not valid UTF-8".into(),
+                problem: Problem::NotUtf8,
             })?;
             config
                 .apply_text(key, &text, Origin::Env(var))
-                .map_err(|message| ConfigError {
+                .map_err(|problem| ConfigError {
                     place: Place::Env(var),
-                    message,
+                    problem,
                 })?;
         }
     }
@@ -301,14 +223,14 @@ pub fn load(
         let flag = key.flag();
         config
             .apply_text(key, text, Origin::Flag(flag))
-            .map_err(|message| ConfigError {
+            .map_err(|problem| ConfigError {
                 place: Place::Flag(flag),
-                message,
+                problem,
             })?;
     }
-    config.check_releases().map_err(|message| ConfigError {
+    config.check_releases().map_err(|problem| ConfigError {
         place: Place::Combined,
-        message,
+        problem,
     })?;
     Ok(config)
 }
@@ -320,9 +242,54 @@ pub fn load_from_environment(
     flag: Option<&Path>,
     flags: &[(Key, String)],
 ) -> Result<Config, ConfigError> {
-    // A lookup per key: copying the whole environment once costs more in a large one, and
-    // the environments inetd and systemd give are small either way (measured with callgrind).
-    let env = |name: &str| std::env::var_os(name);
+    let ours = our_variables();
+    let env = |name: &str| {
+        ours.iter()
+            .find(|(var, _)| var.as_encoded_bytes() == name.as_bytes())
+            .map(|(_, value)| value.clone())
+    };
     let file = ConfigFile::choose(flag, &env);
     load(&file, &env, flags)
+}
+
+/// The environment's `LB_FEEDBACK_*` variables, in its order (the first of two entries with
+/// one name counts, as with getenv), found in one pass over `environ` and only they copied:
+/// a lookup per setting (std's `var_os`, a C string built each time, then getenv) cost a
+/// probe 9 k instructions for the 27 settings, and std's `vars_os` copies every variable
+/// (docs/BENCHMARKS.md).
+#[cfg(unix)]
+fn our_variables() -> Vec<(OsString, OsString)> {
+    use std::os::unix::ffi::OsStrExt;
+    const PREFIX: &[u8] = b"LB_FEEDBACK_";
+    let mut ours = Vec::new();
+    // SAFETY: `environ` is the process's NULL-terminated array of NUL-terminated entries.
+    // Neither program changes its environment (no setenv, no `std::env::set_var`, which is
+    // `unsafe` in this edition for that reason), so no entry is freed or moved while read.
+    unsafe {
+        let mut entry = libc::environ.cast_const();
+        while !entry.is_null() && !(*entry).is_null() {
+            let text = *entry;
+            entry = entry.add(1);
+            if libc::strncmp(text, PREFIX.as_ptr().cast(), PREFIX.len()) != 0 {
+                continue;
+            }
+            let bytes = std::ffi::CStr::from_ptr(text).to_bytes();
+            if let Some(equals) = bytes.iter().position(|byte| *byte == b'=') {
+                let (name, value) = (&bytes[..equals], &bytes[equals + 1..]);
+                ours.push((
+                    std::ffi::OsStr::from_bytes(name).to_os_string(),
+                    std::ffi::OsStr::from_bytes(value).to_os_string(),
+                ));
+            }
+        }
+    }
+    ours
+}
+
+/// Elsewhere std's copy of the environment, filtered the same way.
+#[cfg(not(unix))]
+fn our_variables() -> Vec<(OsString, OsString)> {
+    std::env::vars_os()
+        .filter(|(name, _)| name.as_encoded_bytes().starts_with(b"LB_FEEDBACK_"))
+        .collect()
 }

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::custom::CustomMonitor;
+use super::error::Problem;
 use super::values::{
     Importance, MaxConnections, MaxSessions, Port, Real, TcpThreshold, Threshold, check_release,
     one, present,
@@ -61,10 +61,13 @@ struct TcpEntry {
 }
 
 impl TryFrom<TcpEntry> for TcpMonitor {
-    type Error = String;
-    fn try_from(entry: TcpEntry) -> Result<TcpMonitor, String> {
-        let what = format!("tcp:{}", entry.port.get());
-        check_release(&what, entry.threshold.get(), entry.release.map(Real::get))?;
+    type Error = Problem;
+    fn try_from(entry: TcpEntry) -> Result<TcpMonitor, Problem> {
+        check_release(
+            || format!("tcp:{}", entry.port.get()),
+            entry.threshold.get(),
+            entry.release.map(Real::get),
+        )?;
         Ok(TcpMonitor {
             port: entry.port,
             max_connections: entry.max_connections,
@@ -81,29 +84,31 @@ impl TcpMonitor {
     }
 
     /// Parses one `port:max_connections[:importance[:threshold[:release]]]` entry.
-    pub(super) fn parse(text: &str) -> Result<TcpMonitor, String> {
+    pub(super) fn parse(text: &str) -> Result<TcpMonitor, Problem> {
         let fields: Vec<&str> = text.split(':').collect();
-        let shape = "expected port:max_connections[:importance[:threshold[:release]]]";
         if !(2..=5).contains(&fields.len()) {
-            return Err(format!("{text:?}: {shape}"));
+            return Err(Problem::Shape {
+                got: text.into(),
+                expected: "port:max_connections[:importance[:threshold[:release]]]",
+            });
         }
         let field = |i: usize| fields.get(i).copied();
-        let port = Port::parse(fields[0]).map_err(|e| format!("port {e}"))?;
+        let port = Port::parse(fields[0]).map_err(in_field("port"))?;
         let max_connections =
-            MaxConnections::parse(fields[1]).map_err(|e| format!("max_connections {e}"))?;
+            MaxConnections::parse(fields[1]).map_err(in_field("max_connections"))?;
         let importance = match field(2) {
-            Some(text) => Importance::parse(text).map_err(|e| format!("importance {e}"))?,
+            Some(text) => Importance::parse(text).map_err(in_field("importance"))?,
             None => Importance::ONE,
         };
         let threshold = match field(3) {
-            Some(text) => TcpThreshold::parse(text).map_err(|e| format!("threshold {e}"))?,
+            Some(text) => TcpThreshold::parse(text).map_err(in_field("threshold"))?,
             None => TcpThreshold::ZERO,
         };
         let release = field(4)
-            .map(|text| TcpThreshold::parse(text).map_err(|e| format!("release {e}")))
+            .map(|text| TcpThreshold::parse(text).map_err(in_field("release")))
             .transpose()?;
         check_release(
-            &format!("tcp:{}", port.get()),
+            || format!("tcp:{}", port.get()),
             threshold.get(),
             release.map(Real::get),
         )?;
@@ -117,12 +122,20 @@ impl TcpMonitor {
     }
 
     /// The list form used by `LB_FEEDBACK_TCP` and `--tcp`; empty means no TCP monitor.
-    pub(super) fn parse_list(text: &str) -> Result<Vec<TcpMonitor>, String> {
+    pub(super) fn parse_list(text: &str) -> Result<Vec<TcpMonitor>, Problem> {
         text.split(',')
             .map(str::trim)
             .filter(|entry| !entry.is_empty())
             .map(TcpMonitor::parse)
             .collect()
+    }
+}
+
+/// The error of one field of a text form's entry.
+fn in_field(field: &'static str) -> impl Fn(Problem) -> Problem {
+    move |cause| Problem::Field {
+        field,
+        cause: Box::new(cause),
     }
 }
 
@@ -157,32 +170,34 @@ impl SessionsMonitor {
 
     /// `max_sessions[:importance[:threshold[:disconnected]]]`, as `LB_FEEDBACK_SESSIONS` and
     /// `--sessions` carry it; empty or `off` is no sessions monitor.
-    pub(super) fn parse(text: &str) -> Result<Option<SessionsMonitor>, String> {
+    pub(super) fn parse(text: &str) -> Result<Option<SessionsMonitor>, Problem> {
         let text = text.trim();
         if text.is_empty() || text == "off" {
             return Ok(None);
         }
         let fields: Vec<&str> = text.split(':').collect();
-        let shape = "expected max_sessions[:importance[:threshold[:disconnected]]], or off";
         if fields.len() > 4 {
-            return Err(format!("{text:?}: {shape}"));
+            return Err(Problem::Shape {
+                got: text.into(),
+                expected: "max_sessions[:importance[:threshold[:disconnected]]], or off",
+            });
         }
         let field = |i: usize| fields.get(i).copied();
-        let max_sessions =
-            MaxSessions::parse(fields[0]).map_err(|e| format!("max_sessions {e}"))?;
+        let max_sessions = MaxSessions::parse(fields[0]).map_err(in_field("max_sessions"))?;
         let importance = match field(1) {
-            Some(text) => Importance::parse(text).map_err(|e| format!("importance {e}"))?,
+            Some(text) => Importance::parse(text).map_err(in_field("importance"))?,
             None => Importance::ONE,
         };
         let threshold = match field(2) {
-            Some(text) => TcpThreshold::parse(text).map_err(|e| format!("threshold {e}"))?,
+            Some(text) => TcpThreshold::parse(text).map_err(in_field("threshold"))?,
             None => TcpThreshold::ZERO,
         };
         let disconnected = match field(3).map(str::trim) {
             None | Some("yes" | "true") => true,
             Some("no" | "false") => false,
             Some(other) => {
-                return Err(format!("disconnected {other:?}: expected yes or no"));
+                let cause = Problem::NotYesOrNo { got: other.into() };
+                return Err(in_field("disconnected")(cause));
             }
         };
         Ok(Some(SessionsMonitor {
@@ -211,16 +226,6 @@ pub struct MonitorLayer {
     release: Option<Option<Threshold>>,
 }
 
-/// The monitors one config or profile answers with (see [`Config::monitors`]).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Monitors<'a> {
-    pub cpu: Monitor,
-    pub ram: Monitor,
-    pub tcp: &'a [TcpMonitor],
-    pub sessions: Option<SessionsMonitor>,
-    pub custom: &'a [CustomMonitor],
-}
-
 impl MonitorLayer {
     pub(super) fn apply(&self, monitor: &mut Monitor) {
         if let Some(importance) = self.importance {
@@ -232,5 +237,25 @@ impl MonitorLayer {
         if let Some(release) = self.release {
             monitor.release = release;
         }
+    }
+}
+
+impl super::settings::Entry for TcpMonitor {
+    fn what(&self) -> String {
+        format!("tcp:{}", self.port.get())
+    }
+
+    fn limits(&self) -> (f64, Option<f64>) {
+        (self.threshold.get(), self.release.map(Real::get))
+    }
+}
+
+impl super::settings::Entry for SessionsMonitor {
+    fn what(&self) -> String {
+        crate::words::SESSIONS.to_string()
+    }
+
+    fn limits(&self) -> (f64, Option<f64>) {
+        (self.threshold.get(), self.release.map(Real::get))
     }
 }

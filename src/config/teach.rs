@@ -1,28 +1,28 @@
 //! Errors that teach: serde's messages about the file's shape rewritten to name the key and,
 //! for a misspelt one, the nearest key allowed in that place.
 
-/// The message for a shape error at `path` (serde_path_to_error's rendering, `.` for the
+use super::error::Problem;
+
+/// The problem of a shape error at `path` (serde_path_to_error's rendering, `.` for the
 /// document itself) whose serde text is `message`.
-pub fn shape_error(path: &str, message: &str) -> String {
+pub fn shape_error(path: &str, message: &str) -> Problem {
     if let Some((key, allowed)) = unknown_field(message) {
-        let at = match path.rsplit_once('.') {
-            Some((parent, _)) if parent != "." && !parent.is_empty() => format!(" in {parent}"),
-            _ => String::new(),
+        let within = match path.rsplit_once('.') {
+            Some((parent, _)) if parent != "." && !parent.is_empty() => Some(parent.to_string()),
+            _ => None,
         };
-        return match nearest(key, &allowed) {
-            Some(near) => format!("unknown key \"{key}\"{at}: did you mean \"{near}\"?"),
-            None => format!(
-                "unknown key \"{key}\"{at}; the keys allowed here are listed in \
-                 lb-feedback.json(5) and docs/configuration.md"
-            ),
+        return Problem::UnknownKey {
+            key: key.to_string(),
+            within,
+            nearest: nearest(key, &allowed).map(str::to_string),
         };
     }
     // Only serde's own wording lacks the key; the config's validators already name theirs.
     let from_serde = SERDE_WORDING.iter().any(|start| message.starts_with(start));
-    if !from_serde || path == "." || path.is_empty() {
-        message.to_string()
-    } else {
-        format!("{path}: {message}")
+    let key = (from_serde && path != "." && !path.is_empty()).then(|| path.to_string());
+    Problem::Json {
+        key,
+        message: message.to_string(),
     }
 }
 
@@ -91,12 +91,12 @@ mod tests {
         let serde =
             "unknown field `treshold`, expected one of `importance`, `threshold`, `release`";
         assert_eq!(
-            shape_error("cpu.treshold", serde),
+            shape_error("cpu.treshold", serde).to_string(),
             "unknown key \"treshold\" in cpu: did you mean \"threshold\"?"
         );
         let top = "unknown field `sampel_ms`, expected one of `mode`, `sample_ms`";
         assert_eq!(
-            shape_error("sampel_ms", top),
+            shape_error("sampel_ms", top).to_string(),
             "unknown key \"sampel_ms\": did you mean \"sample_ms\"?"
         );
     }
@@ -104,25 +104,32 @@ mod tests {
     #[test]
     fn a_stranger_is_not_given_every_key() {
         let serde = "unknown field `colour`, expected one of `mode`, `sample_ms`, `cpu`";
-        let message = shape_error("colour", serde);
+        let message = shape_error("colour", serde).to_string();
         assert_eq!(
             message,
             "unknown key \"colour\"; the keys allowed here are listed in lb-feedback.json(5) \
              and docs/configuration.md"
         );
         assert!(!message.contains("sample_ms"));
-        assert!(shape_error("x", "unknown field `x`, there are no fields").contains("\"x\""));
+        assert!(
+            shape_error("x", "unknown field `x`, there are no fields")
+                .to_string()
+                .contains("\"x\"")
+        );
     }
 
     #[test]
     fn a_wrong_type_names_the_key() {
         assert_eq!(
-            shape_error("tcp", "invalid type: map, expected a sequence"),
+            shape_error("tcp", "invalid type: map, expected a sequence").to_string(),
             "tcp: invalid type: map, expected a sequence"
         );
-        assert_eq!(shape_error(".", "trailing comma"), "trailing comma");
         assert_eq!(
-            shape_error("sample_ms", "50 is out of range; allowed: 100 to 10000"),
+            shape_error(".", "trailing comma").to_string(),
+            "trailing comma"
+        );
+        assert_eq!(
+            shape_error("sample_ms", "50 is out of range; allowed: 100 to 10000").to_string(),
             "50 is out of range; allowed: 100 to 10000"
         );
     }

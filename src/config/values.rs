@@ -9,6 +9,8 @@ use serde::Deserializer;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::{Figure, Problem};
+
 /// What the server is told to be, before any threshold is looked at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -23,7 +25,7 @@ pub enum Mode {
 impl Mode {
     pub const ALLOWED: &'static str = "normal, drain, maint (or maintenance), stop";
 
-    pub fn parse(text: &str) -> Result<Mode, String> {
+    pub fn parse(text: &str) -> Result<Mode, Problem> {
         word("mode", text, Mode::ALLOWED)
     }
 
@@ -51,17 +53,18 @@ pub enum Recovery {
 /// One of an enum's words, case-insensitive, as the environment and flags carry it; the same
 /// serde names the JSON file uses, so the two can never disagree.
 /// `http`'s text form: `ADDR:PORT` (IPv6 in brackets), or empty or `off` for none.
-pub(super) fn parse_http(text: &str) -> Result<Option<SocketAddr>, String> {
+pub(super) fn parse_http(text: &str) -> Result<Option<SocketAddr>, Problem> {
     match text.trim() {
         "" | "off" => Ok(None),
-        addr => addr.parse().map(Some).map_err(|_| {
-            format!("{addr:?}: expected ADDR:PORT, e.g. 127.0.0.1:3334 or [::1]:3334, or off")
-        }),
+        addr => addr
+            .parse()
+            .map(Some)
+            .map_err(|_| Problem::NotASocketAddress { got: addr.into() }),
     }
 }
 
 /// A CPU or RAM `release` in text: a percent, or empty or `auto` for threshold − hysteresis.
-pub(super) fn parse_release(text: &str) -> Result<Option<Threshold>, String> {
+pub(super) fn parse_release(text: &str) -> Result<Option<Threshold>, Problem> {
     match text.trim() {
         "" | "auto" => Ok(None),
         text => Threshold::parse(text).map(Some),
@@ -69,13 +72,16 @@ pub(super) fn parse_release(text: &str) -> Result<Option<Threshold>, String> {
 }
 
 pub(super) fn word<T: serde::de::DeserializeOwned>(
-    what: &str,
+    what: &'static str,
     text: &str,
-    allowed: &str,
-) -> Result<T, String> {
+    allowed: &'static str,
+) -> Result<T, Problem> {
     let value = serde_json::Value::String(text.trim().to_ascii_lowercase());
-    serde_json::from_value(value)
-        .map_err(|_| format!("unknown {what} {text:?}; allowed: {allowed}"))
+    serde_json::from_value(value).map_err(|_| Problem::UnknownWord {
+        what,
+        got: text.into(),
+        allowed,
+    })
 }
 
 /// Where the history's events go besides the state directory.
@@ -123,7 +129,7 @@ const SCOPE_WORDS: &str = "auto, host, cgroup";
 
 impl Scopes {
     /// `auto` for both, or `cpu=cgroup,ram=host` (a monitor left out keeps its scope).
-    pub(super) fn parse(&self, text: &str) -> Result<Scopes, String> {
+    pub(super) fn parse(&self, text: &str) -> Result<Scopes, Problem> {
         let text = text.trim();
         if !text.contains('=') {
             let scope = word("scope", text, SCOPE_WORDS)?;
@@ -140,9 +146,9 @@ impl Scopes {
                 "cpu" => scopes.cpu = scope,
                 "ram" => scopes.ram = scope,
                 other => {
-                    return Err(format!(
-                        "{other:?} has no scope; expected auto|host|cgroup or cpu=SCOPE,ram=SCOPE"
-                    ));
+                    return Err(Problem::NoScope {
+                        monitor: other.into(),
+                    });
                 }
             }
         }
@@ -183,22 +189,27 @@ impl<const MIN: u64, const MAX: u64> Int<MIN, MAX> {
         self.0
     }
 
-    pub(super) fn parse(text: &str) -> Result<Self, String> {
-        let value: u64 = text
-            .trim()
-            .parse()
-            .map_err(|_| format!("{text:?} is not a whole number; allowed: {MIN} to {MAX}"))?;
+    pub(super) fn parse(text: &str) -> Result<Self, Problem> {
+        let value: u64 = text.trim().parse().map_err(|_| Problem::NotWhole {
+            got: text.into(),
+            min: MIN,
+            max: MAX,
+        })?;
         Self::try_from(value)
     }
 }
 
 impl<const MIN: u64, const MAX: u64> TryFrom<u64> for Int<MIN, MAX> {
-    type Error = String;
-    fn try_from(value: u64) -> Result<Self, String> {
+    type Error = Problem;
+    fn try_from(value: u64) -> Result<Self, Problem> {
         if (MIN..=MAX).contains(&value) {
             Ok(Int(value))
         } else {
-            Err(format!("{value} is out of range; allowed: {MIN} to {MAX}"))
+            Err(Problem::OutOfRange {
+                got: Figure::Whole(value),
+                min: MIN,
+                max: MAX,
+            })
         }
     }
 }
@@ -222,22 +233,26 @@ impl<const MAX: u32> Real<MAX> {
         self.0
     }
 
-    pub(super) fn parse(text: &str) -> Result<Self, String> {
-        let value: f64 = text
-            .trim()
-            .parse()
-            .map_err(|_| format!("{text:?} is not a number; allowed: 0 to {MAX}"))?;
+    pub(super) fn parse(text: &str) -> Result<Self, Problem> {
+        let value: f64 = text.trim().parse().map_err(|_| Problem::NotANumber {
+            got: text.into(),
+            max: MAX,
+        })?;
         Self::try_from(value)
     }
 }
 
 impl<const MAX: u32> TryFrom<f64> for Real<MAX> {
-    type Error = String;
-    fn try_from(value: f64) -> Result<Self, String> {
+    type Error = Problem;
+    fn try_from(value: f64) -> Result<Self, Problem> {
         if value.is_finite() && (0.0..=f64::from(MAX)).contains(&value) {
             Ok(Real(value))
         } else {
-            Err(format!("{value} is out of range; allowed: 0 to {MAX}"))
+            Err(Problem::OutOfRange {
+                got: Figure::Real(value),
+                min: 0,
+                max: u64::from(MAX),
+            })
         }
     }
 }
@@ -294,14 +309,12 @@ impl ProfileName {
 }
 
 impl TryFrom<String> for ProfileName {
-    type Error = String;
-    fn try_from(name: String) -> Result<Self, String> {
+    type Error = Problem;
+    fn try_from(name: String) -> Result<Self, Problem> {
         if ProfileName::valid(&name) {
             Ok(ProfileName(name))
         } else {
-            Err(format!(
-                "profile name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
-            ))
+            Err(Problem::BadProfileName { name })
         }
     }
 }
@@ -331,16 +344,14 @@ impl UserName {
 }
 
 impl TryFrom<String> for UserName {
-    type Error = String;
-    fn try_from(name: String) -> Result<Self, String> {
+    type Error = Problem;
+    fn try_from(name: String) -> Result<Self, Problem> {
         // The portable set (POSIX, useradd): what adduser accepts by default.
         let fine = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
         if (1..=32).contains(&name.len()) && name.chars().all(fine) && !name.starts_with('-') {
             Ok(UserName(name))
         } else {
-            Err(format!(
-                "user name {name:?}: use 1 to 32 letters, digits, '-', '_' or '.', not starting with '-'"
-            ))
+            Err(Problem::BadUserName { name })
         }
     }
 }
@@ -352,12 +363,12 @@ impl From<UserName> for String {
 }
 
 /// Whether a path can be the state directory; the JSON, environment and flag layers all ask.
-pub(super) fn check_state_dir(path: &Path) -> Result<(), String> {
+pub(super) fn check_state_dir(path: &Path) -> Result<(), Problem> {
     let bytes = path.as_os_str().as_encoded_bytes();
     if bytes.is_empty() {
-        Err("must not be empty".into())
+        Err(Problem::StateDirEmpty)
     } else if bytes.contains(&0) {
-        Err("must not contain a NUL byte (no file name can)".into())
+        Err(Problem::StateDirNul)
     } else {
         Ok(())
     }
@@ -372,15 +383,16 @@ pub(super) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 
 /// A monitor's own `release` must be below its threshold, or no drain would ever hold.
 pub(super) fn check_release(
-    what: &str,
+    monitor: impl FnOnce() -> String,
     threshold: f64,
     release: Option<f64>,
-) -> Result<(), String> {
+) -> Result<(), Problem> {
     match release {
-        Some(release) if threshold > 0.0 && release >= threshold => Err(format!(
-            "{what}: release {release} must be below its threshold {threshold} (a drain by the \
-             threshold lasts until the load is at or below release)"
-        )),
+        Some(release) if threshold > 0.0 && release >= threshold => Err(Problem::ReleaseNotBelow {
+            monitor: monitor(),
+            release,
+            threshold,
+        }),
         _ => Ok(()),
     }
 }

@@ -130,48 +130,99 @@ pub fn count_cpus(list: &str) -> Option<u64> {
     Some(count)
 }
 
+/// Whether `cpu` is in a list such as `0-3,8,10-11` (checked by [`count_cpus`] before).
+fn lists_cpu(list: &str, cpu: u64) -> bool {
+    list.trim()
+        .split(',')
+        .any(|part| match part.split_once('-') {
+            Some((low, high)) => {
+                low.parse().is_ok_and(|low: u64| low <= cpu)
+                    && high.parse().is_ok_and(|high: u64| cpu <= high)
+            }
+            None => part.parse() == Ok(cpu),
+        })
+}
+
 /// How many CPUs the cgroup may use, in thousandths, and why.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CpuCapacity {
     pub group: Group,
-    /// The cgroup path the figure is measured at: the level whose quota binds.
+    /// The cgroup path the figure is measured at: the level whose quota binds, or whose
+    /// cpuset does (in v1 a path of the cpuset hierarchy).
     pub at: String,
     pub millis: u64,
     /// Below the online CPUs: a quota or a cpuset holds the cgroup in.
     pub limited: bool,
     pub why: String,
+    /// The CPU list of the cpuset, when it is what binds.
+    cpuset: Option<String>,
     /// Set by [`CpuCapacity::with_usage`].
-    usage: Option<PathBuf>,
+    usage: Option<Usage>,
+}
+
+/// Where the cgroup's CPU time is read.
+#[derive(Clone, Debug, PartialEq)]
+enum Usage {
+    /// v2 `cpu.stat` `usage_usec`, v1 `cpuacct.usage`, of the cgroup `at`.
+    Total { path: PathBuf, at: String },
+    /// v1 `cpuacct.usage_percpu` of the cpuacct cgroup `at`, summed over the cpuset's CPUs:
+    /// the cpuset and cpuacct hierarchies are apart, so the cpuacct cgroup may hold tasks
+    /// that run elsewhere (at the root: all of them).
+    PerCpu { path: PathBuf, at: String },
 }
 
 impl CpuCapacity {
-    /// What the figure is, in words: "cgroup v2 /system.slice/x: 0.50 CPU quota".
+    /// What the figure is, in words: "cgroup v2 /system.slice/x: 0.50 CPU quota", and where
+    /// the usage is read when that is another cgroup.
     pub fn describe(&self) -> String {
-        format!("{} {}: {}", self.group.version.name(), self.at, self.why)
+        let base = format!("{} {}: {}", self.group.version.name(), self.at, self.why);
+        match (&self.usage, &self.cpuset) {
+            (Some(Usage::PerCpu { at, .. }), Some(list)) if *at != self.at => {
+                format!("{base}, usage of CPUs {list} at cpuacct {at}")
+            }
+            (Some(Usage::Total { at, .. }), _) if *at != self.at => {
+                format!("{base}, usage at cpuacct {at}")
+            }
+            _ => base,
+        }
     }
 
     /// The cgroup's CPU time so far, in microseconds.
     pub fn usage_us(&self) -> Result<u64, String> {
-        let path = self
-            .usage
-            .as_ref()
-            .ok_or_else(|| format!("cgroup {}: its usage file was not looked up", self.at))?;
-        read_small(path, |text| match self.group.version {
-            Version::V2 => keyed(text, "usage_usec", path),
-            Version::V1 => number(text, path).map(|ns| ns / 1000),
-        })
+        let unknown = || format!("cgroup {}: its usage file was not looked up", self.at);
+        match self.usage.as_ref().ok_or_else(unknown)? {
+            Usage::Total { path, .. } => read_small(path, |text| match self.group.version {
+                Version::V2 => keyed(text, "usage_usec", path),
+                Version::V1 => number(text, path).map(|ns| ns / 1000),
+            }),
+            Usage::PerCpu { path, .. } => {
+                let list = self.cpuset.as_deref().ok_or_else(unknown)?;
+                read_small(path, |text| {
+                    let mut ns: u64 = 0;
+                    for (cpu, field) in (0..).zip(text.split_ascii_whitespace()) {
+                        if lists_cpu(list, cpu) {
+                            ns = ns.saturating_add(number(field, path)?);
+                        }
+                    }
+                    Ok(ns / 1000)
+                })
+            }
+        }
     }
 
-    /// A stamp that changes when the capacity or the cgroup does, so counters from before
-    /// are not compared with counters after.
+    /// A stamp that changes when the capacity, the cgroup or where its usage is read does, so
+    /// counters from before are not compared with counters after.
     pub fn id(&self) -> u64 {
-        let text = format!("{:?} {} {}", self.group.version, self.at, self.millis);
+        let text = format!(
+            "{:?} {} {} {:?}",
+            self.group.version, self.at, self.millis, self.usage
+        );
         crate::hash::checksum(text.as_bytes()) | 1
     }
 }
 
 /// The smallest quota over the cgroup and its ancestors, capped by its cpuset and the online
-/// CPUs; usage is read where the smallest quota is.
+/// CPUs; usage is read where the smallest quota is, or the cpuset that binds.
 pub fn cpu(placement: &Placement, roots: &Roots) -> Result<CpuCapacity, String> {
     let group = placement.group("cpu")?;
     let online_file = roots.under_root("/sys/devices/system/cpu/online");
@@ -189,18 +240,21 @@ pub fn cpu(placement: &Placement, roots: &Roots) -> Result<CpuCapacity, String> 
             quota = Some((millis, path.to_string()));
         }
     }
-    let cpuset = cpuset_count(placement)?;
     let mut millis = online * 1000;
     let mut why = format!("no CPU quota, {online} online CPUs");
     let mut at = group.path.clone();
-    if let Some((cpus, list)) = cpuset.filter(|(cpus, _)| *cpus < online) {
-        millis = cpus * 1000;
-        why = format!("cpuset {list}: {cpus} CPUs");
+    let mut bound = None;
+    if let Some(set) = cpuset(placement)?.filter(|set| set.count < online) {
+        millis = set.count * 1000;
+        why = format!("cpuset {}: {} CPUs", set.list, set.count);
+        at = set.at;
+        bound = Some(set.list);
     }
     if let Some((quota, path)) = quota.filter(|(quota, _)| *quota < millis) {
         millis = quota;
         why = format!("{:.2} CPU quota", quota as f64 / 1000.0);
         at = path;
+        bound = None;
     }
     Ok(CpuCapacity {
         limited: millis < online * 1000,
@@ -208,6 +262,7 @@ pub fn cpu(placement: &Placement, roots: &Roots) -> Result<CpuCapacity, String> 
         at,
         millis,
         why,
+        cpuset: bound,
         usage: None,
     })
 }
@@ -216,21 +271,54 @@ impl CpuCapacity {
     /// Finds the file the usage is read from: asked only when the cgroup's figure is used,
     /// so a host that falls back to its own pays nothing for it.
     pub fn with_usage(mut self, placement: &Placement) -> Result<CpuCapacity, String> {
+        let at = self.at.clone();
         let usage = match self.group.version {
-            Version::V2 => self
-                .group
-                .level_dir(&self.at)
-                .map(|dir| under(dir, &["cpu.stat"])),
+            Version::V2 => {
+                let dir = self
+                    .group
+                    .level_dir(&at)
+                    .ok_or_else(|| format!("cgroup {at} is not visible for its usage"))?;
+                let path = under(dir, &["cpu.stat"]);
+                Usage::Total { path, at }
+            }
             // v1 keeps usage in the cpuacct hierarchy, mounted with cpu or on its own.
             Version::V1 => {
                 let acct = placement.group("cpuacct")?;
-                let dir = acct.level_dir(&self.at).unwrap_or(&acct.dir);
-                Some(under(dir, &["cpuacct.usage"]))
+                let level = acct.level_dir(&at);
+                match (&self.cpuset, level) {
+                    (Some(_), Some(dir)) => Usage::PerCpu {
+                        path: under(dir, &["cpuacct.usage_percpu"]),
+                        at,
+                    },
+                    // The cpuset's cgroup has no cpuacct cgroup of its own above this
+                    // process: the topmost one visible holds every task on its CPUs.
+                    (Some(_), None) => {
+                        let (top, dir) = acct.levels().last().unwrap_or((&acct.path, &acct.dir));
+                        Usage::PerCpu {
+                            path: under(dir, &["cpuacct.usage_percpu"]),
+                            at: top.to_string(),
+                        }
+                    }
+                    (None, Some(dir)) => Usage::Total {
+                        path: under(dir, &["cpuacct.usage"]),
+                        at,
+                    },
+                    (None, None) if !self.limited => Usage::Total {
+                        path: acct.file("cpuacct.usage"),
+                        at: acct.path.clone(),
+                    },
+                    // Another cgroup's time over the quota would be no figure of it.
+                    (None, None) => {
+                        return Err(format!(
+                            "the quota is at cpu {at}, but this process is in cpuacct {}, \
+                             which has no cgroup {at} above it",
+                            acct.path
+                        ));
+                    }
+                }
             }
         };
-        let at = &self.at;
-        self.usage =
-            Some(usage.ok_or_else(|| format!("cgroup {at} is not visible for its usage"))?);
+        self.usage = Some(usage);
         Ok(self)
     }
 }
@@ -273,9 +361,18 @@ fn level_quota(group: &Group, dir: &Path) -> Result<Option<u64>, String> {
     }
 }
 
-/// The CPUs of the cgroup's cpuset, and their list; `None` when there is no cpuset
-/// controller (then only the online CPUs cap it).
-fn cpuset_count(placement: &Placement) -> Result<Option<(u64, String)>, String> {
+/// A cpuset: its CPUs, their list, and the cgroup where it applies.
+struct Cpuset {
+    count: u64,
+    list: String,
+    /// The topmost of the cgroup and its ancestors with the same CPUs: every task below it
+    /// runs on them, so that is where the limit applies.
+    at: String,
+}
+
+/// The cgroup's cpuset; `None` when there is no cpuset controller (then only the online
+/// CPUs cap it).
+fn cpuset(placement: &Placement) -> Result<Option<Cpuset>, String> {
     let Ok(group) = placement.group("cpuset") else {
         return Ok(None);
     };
@@ -283,20 +380,34 @@ fn cpuset_count(placement: &Placement) -> Result<Option<(u64, String)>, String> 
         Version::V2 => "cpuset.cpus.effective",
         Version::V1 => "cpuset.cpus",
     };
-    for (_, dir) in group.levels() {
+    let mut found: Option<Cpuset> = None;
+    for (at, dir) in group.levels() {
         let path = under(dir, &[name]);
-        let found = read_small_if_present(&path, |text| {
+        let level = read_small_if_present(&path, |text| {
             let list = text.trim();
+            if found.as_ref().is_some_and(|set| set.list == list) {
+                return Ok(None);
+            }
             count_cpus(list)
-                .map(|count| (count, list.to_string()))
+                .map(|count| Some((count, list.to_string())))
                 .ok_or_else(|| format!("{}: {list:?} is not a CPU list", path.display()))
         })?;
-        // An empty v2 list means the parent's CPUs: look further up.
-        if let Some(found) = found.filter(|(count, _)| *count > 0) {
-            return Ok(Some(found));
+        match (&mut found, level) {
+            // The same CPUs as below: the limit applies here too.
+            (Some(set), Some(None)) => set.at = at.to_string(),
+            (Some(_), _) => break,
+            (None, Some(Some((count, list)))) if count > 0 => {
+                found = Some(Cpuset {
+                    count,
+                    list,
+                    at: at.to_string(),
+                });
+            }
+            // Absent, or an empty v2 list (the parent's CPUs): look further up.
+            (None, _) => {}
         }
     }
-    Ok(None)
+    Ok(found)
 }
 
 /// The memory a cgroup may use and uses.
@@ -339,7 +450,8 @@ impl MemoryUse {
 }
 
 /// `memory.current − inactive_file` over the smallest `memory.max` (v2), or
-/// `memory.usage_in_bytes − total_inactive_file` over `hierarchical_memory_limit` (v1).
+/// `memory.usage_in_bytes − total_inactive_file` over `hierarchical_memory_limit` (v1), each
+/// read at the level whose limit binds.
 pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
     let group = placement.group("memory")?;
     match group.version {
@@ -377,11 +489,24 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
             let limit = read_small(&stat, |text| {
                 keyed(text, "hierarchical_memory_limit", &stat)
             })?;
+            // "No limit" is the largest page-aligned i64: anything from 2^62 up is none.
+            let limit = Some(limit).filter(|l| *l < 1 << 62);
+            // The limit may be an ancestor's: the use is read there, where it bites, at the
+            // topmost level that sets it (usage_in_bytes and the total_ lines of memory.stat
+            // count the whole sub-tree). An ancestor out of sight leaves the cgroup itself.
+            let (mut at, mut dir) = (group.path.as_str(), group.dir.as_path());
+            if let Some(limit) = limit {
+                for (path, level) in group.levels() {
+                    let file = under(level, &["memory.limit_in_bytes"]);
+                    if read_small_if_present(&file, |text| number(text, &file))? == Some(limit) {
+                        (at, dir) = (path, level);
+                    }
+                }
+            }
             Ok(MemoryUse {
-                at: group.path.clone(),
-                // "No limit" is the largest page-aligned i64: anything from 2^62 up is none.
-                limit: Some(limit).filter(|l| *l < 1 << 62),
-                dir: group.dir.clone(),
+                at: at.to_string(),
+                limit,
+                dir: dir.to_path_buf(),
                 group,
             })
         }

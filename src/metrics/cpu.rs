@@ -5,6 +5,10 @@
 use super::{Cgroups, MetricError};
 use crate::config::Scope;
 
+mod monitor;
+
+pub use monitor::{Begun, Cpu, CpuFigure, CpuRecord, SINCE_LAST_MIN_MS};
+
 /// Cumulative CPU time of all cores, in the OS's own ticks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Counters {

@@ -8,6 +8,10 @@
 use super::{Cgroups, MetricError};
 use crate::config::Scope;
 
+mod monitor;
+
+pub use monitor::{Ram, RamFigure};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Memory {
     pub total: u64,

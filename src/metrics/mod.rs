@@ -1,12 +1,15 @@
 //! Raw figures from the operating system, as loads in percent: CPU busy share, RAM in use,
 //! established TCP connections on a port, user sessions, and custom values from commands,
-//! files and local HTTP endpoints. The OS-specific parts live behind `cfg` here.
+//! files and local HTTP endpoints, each a monitor behind one interface ([`monitor`]). The
+//! OS-specific parts live behind `cfg` here.
 
 #[cfg(target_os = "linux")]
 pub mod cgroup;
 pub mod cpu;
 pub mod custom;
 pub mod memory;
+pub mod monitor;
+pub mod pressure;
 pub mod sessions;
 pub mod tcp;
 

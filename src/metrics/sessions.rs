@@ -24,6 +24,10 @@
 
 use super::MetricError;
 
+mod monitor;
+
+pub use monitor::Users;
+
 fn error(message: impl Into<String>) -> MetricError {
     MetricError {
         monitor: crate::words::SESSIONS.to_string(),

@@ -9,6 +9,10 @@
 
 use super::MetricError;
 
+mod monitor;
+
+pub use monitor::Tcp;
+
 fn error(message: impl Into<String>) -> MetricError {
     MetricError {
         monitor: crate::words::TCP.into(),

@@ -10,8 +10,9 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::clock::{self, human_duration};
-use crate::config::{Config, CustomMonitor, Mode, OnError, Real, release_of};
-use crate::metrics::{MetricError, memory, sessions};
+use crate::config::{Config, Mode};
+use crate::metrics::MetricError;
+use crate::metrics::monitor::Answered;
 use crate::reply::{self, Status};
 use crate::rules::{self, Load, Verdict};
 use crate::state::history::Event;
@@ -222,77 +223,11 @@ pub fn answer(
     state: &StateDir,
 ) -> Result<Report, ProbeError> {
     let chosen = profile.and_then(|name| config.profiles.get(name));
-    let monitors = config.monitors(chosen);
-    let mut loads = Vec::new();
-    let hysteresis = config.hysteresis.get();
-    let mut ignored = Vec::new();
-    if mode == Mode::Normal {
-        if let Some(cpu) = readings.cpu.as_ref().filter(|_| monitors.cpu.enabled()) {
-            loads.push(load(
-                "cpu",
-                cpu.busy,
-                monitors.cpu.importance.get(),
-                limits(monitors.cpu.threshold, monitors.cpu.release, hysteresis),
-                cpu.how.clone(),
-                Some(cpu.from.clone()),
-            ));
-        }
-        if let Some(ram) = readings.memory.as_ref().filter(|_| monitors.ram.enabled()) {
-            let (used, total) = (ram.memory.used(), ram.memory.total);
-            loads.push(load(
-                "ram",
-                ram.memory.load(),
-                monitors.ram.importance.get(),
-                limits(monitors.ram.threshold, monitors.ram.release, hysteresis),
-                format!("{} of {} in use", memory::bytes(used), memory::bytes(total)),
-                Some(ram.from.clone()),
-            ));
-        }
-        for monitor in monitors.tcp.iter().filter(|t| t.enabled()) {
-            let port = monitor.port.get() as u16;
-            let count = readings
-                .tcp
-                .iter()
-                .find(|(p, _)| *p == port)
-                .map_or(0, |(_, count)| *count);
-            let max = monitor.max_connections.get();
-            loads.push(load(
-                &format!("tcp:{port}"),
-                rules::tcp_load(count, max),
-                monitor.importance.get(),
-                limits(monitor.threshold, monitor.release, hysteresis),
-                format!("{count} of {max} established"),
-                None,
-            ));
-        }
-        if let Some((monitor, found)) = monitors
-            .sessions
-            .filter(|s| s.enabled())
-            .zip(readings.sessions.as_ref())
-        {
-            let count = found.count(monitor.disconnected);
-            let max = monitor.max_sessions.get();
-            let text = match monitor.disconnected {
-                true => format!(
-                    "{count} of {max} ({} active, {} disconnected)",
-                    found.active, found.disconnected
-                ),
-                false => format!(
-                    "{count} of {max} active ({} disconnected not counted)",
-                    found.disconnected
-                ),
-            };
-            loads.push(load(
-                "sessions",
-                sessions::load(count, max),
-                monitor.importance.get(),
-                limits(monitor.threshold, monitor.release, hysteresis),
-                text,
-                Some(found.source.clone()),
-            ));
-        }
-        custom_loads(config, monitors.custom, readings, &mut loads, &mut ignored)?;
-    }
+    let answered = match mode {
+        Mode::Normal => readings.answer(&config.monitors(chosen), config.hysteresis.get())?,
+        _ => Answered::default(),
+    };
+    let (mut loads, ignored) = (answered.loads, answered.ignored);
     let steady = steady(config, profile, &mut loads, caller, state);
     let plain: Vec<Load> = loads.iter().map(|(l, _)| l.clone()).collect();
     let verdict = rules::judge(&plain, config.min_percent.get() as u8);
@@ -323,50 +258,6 @@ pub fn answer(
         maxconn,
         line,
     })
-}
-
-/// The loads of the config's custom monitors, each from its source's reading; a failure is
-/// the probe's error, or, for a monitor that ignores failures, a line in `ignored`.
-fn custom_loads(
-    config: &Config,
-    custom: &[CustomMonitor],
-    readings: &Readings,
-    loads: &mut Vec<(Load, Figure)>,
-    ignored: &mut Vec<(String, String)>,
-) -> Result<(), ProbeError> {
-    for monitor in custom.iter().filter(|c| c.enabled()) {
-        let reading = readings.custom.iter().find(|r| r.source == monitor.source);
-        let (value, took) = match reading.map(|r| (&r.value, r.took)) {
-            Some((Ok(value), took)) => (*value, took),
-            failed => {
-                let message = match failed {
-                    Some((Err(why), _)) => why.clone(),
-                    _ => "not read in this sample".to_string(),
-                };
-                match monitor.on_error {
-                    OnError::Ignore => ignored.push((monitor.name.clone(), message)),
-                    OnError::Error => {
-                        return Err(ProbeError::Metric(MetricError {
-                            monitor: monitor.name.clone(),
-                            message: format!("{}: {message}", monitor.source),
-                        }));
-                    }
-                }
-                continue;
-            }
-        };
-        let mut entry = load(
-            &monitor.name,
-            value / monitor.max * 100.0,
-            monitor.importance.get(),
-            limits(monitor.threshold, monitor.release, config.hysteresis.get()),
-            format!("{} of max {}", number(value), number(monitor.max)),
-            Some(monitor.source.to_string()),
-        );
-        entry.1.custom = Some((value, took));
-        loads.push(entry);
-    }
-    Ok(())
 }
 
 /// Runs one probe. `wait(deadline)` passes the sample window; `request(deadline)` returns
@@ -470,48 +361,12 @@ fn steady(
     })
 }
 
-/// A monitor's threshold and the release its drains end at, as [`load`] takes them.
-fn limits<const MAX: u32>(
-    threshold: Real<MAX>,
-    release: Option<Real<MAX>>,
-    hysteresis: f64,
-) -> (f64, f64) {
-    let threshold = threshold.get();
-    (
-        threshold,
-        release_of(threshold, release.map(Real::get), hysteresis),
-    )
-}
-
-/// One monitor's load; `threshold` is (threshold, release).
-fn load(
-    name: &str,
-    load: f64,
-    importance: f64,
-    (threshold, release): (f64, f64),
-    text: String,
-    source: Option<String>,
-) -> (Load, Figure) {
-    (
-        Load::new(name.to_string(), load, importance, threshold, release),
-        Figure {
-            text,
-            source,
-            custom: None,
-        },
-    )
-}
-
-/// `20`, `0.75`: a custom value as the config would write it.
-fn number(value: f64) -> String {
-    format!("{}", (value * 1000.0).round() / 1000.0)
-}
-
 mod sample;
 
-pub use sample::{
-    CpuFigure, Figure, Needs, RamFigure, Readings, SINCE_LAST_MIN_MS, sample, sample_as,
-};
+pub use crate::metrics::cpu::{CpuFigure, SINCE_LAST_MIN_MS};
+pub use crate::metrics::memory::RamFigure;
+pub use crate::metrics::monitor::Figure;
+pub use sample::{Needs, Readings, label_names, sample, sample_as};
 
 #[cfg(test)]
 mod tests;

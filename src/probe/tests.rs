@@ -30,7 +30,7 @@ fn needs_cover_the_base_and_every_profile() {
     let needs = Needs::of(&config);
     assert!(needs.cpu);
     assert!(!needs.ram);
-    assert_eq!(needs.ports, vec![80, 3389]);
+    assert_eq!(needs.tcp, vec![80, 3389]);
     assert!(needs.custom.is_empty());
 }
 
@@ -61,7 +61,7 @@ fn answer_uses_only_the_monitors_of_the_selected_config() {
             how: "test".into(),
             from: "test".into(),
         }),
-        memory: Some(RamFigure {
+        ram: Some(RamFigure {
             memory: Memory {
                 total: 100,
                 available: 10,
@@ -71,6 +71,7 @@ fn answer_uses_only_the_monitors_of_the_selected_config() {
         tcp: vec![(80, 5)],
         sessions: None,
         custom: Vec::new(),
+        pressure: Vec::new(),
     };
     let state = temp_state("answer");
     let mode = || (Mode::Normal, "test".to_string());

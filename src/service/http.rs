@@ -422,14 +422,16 @@ fn profile_label(profile: Option<&str>) -> String {
     format!("profile=\"{}\"", escape(profile.unwrap_or("(base)")))
 }
 
-/// A monitor's labels: `monitor="cpu"`, or `monitor="tcp",port="3389"`.
+/// A monitor's labels: `monitor="cpu"`, `monitor="tcp",port="3389"`, or
+/// `monitor="pressure",resource="cpu",kind="some"`: each part of the name its own label.
 fn monitor_labels(name: &str) -> String {
-    match name.split_once(':') {
-        Some((monitor, port)) => {
-            format!("monitor=\"{}\",port=\"{}\"", escape(monitor), escape(port))
-        }
-        None => format!("monitor=\"{}\"", escape(name)),
+    let mut parts = name.split(':');
+    let monitor = parts.next().unwrap_or(name);
+    let mut labels = format!("monitor=\"{}\"", escape(monitor));
+    for (label, value) in probe::label_names(monitor).iter().zip(parts) {
+        let _ = write!(labels, ",{label}=\"{}\"", escape(value));
     }
+    labels
 }
 
 /// The Prometheus text format (version 0.0.4) of `figures`: every family with its HELP and

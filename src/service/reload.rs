@@ -129,7 +129,7 @@ mod tests {
         )));
         assert_eq!(lines, ["config reloaded: the next polls use it"]);
         assert_eq!(live.get().config.mode, crate::config::Mode::Drain);
-        assert_eq!(live.get().needs.ports, [80]);
+        assert_eq!(live.get().needs.tcp, [80]);
         let mut broken = Config::default();
         let err = broken
             .apply_json(

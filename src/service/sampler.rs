@@ -29,36 +29,30 @@ use std::time::{Duration, Instant};
 
 use super::lock;
 use super::log::Log;
-use crate::config::Source;
 use crate::metrics::MetricError;
 use crate::probe::Readings;
 
-/// The log lines for custom sources that started failing or answer again in this sample,
-/// and the sources failing now: a source that stays down is logged once, not once a window.
-fn custom_changes(
+/// The log lines for sources (a custom monitor's command, file or URL) that started failing
+/// or answer again in this sample, and the sources failing now: a source that stays down is
+/// logged once, not once a window.
+fn source_changes(
     number: u64,
     readings: &Readings,
-    before: &[Source],
-) -> (Vec<String>, Vec<Source>) {
+    before: &[String],
+) -> (Vec<String>, Vec<String>) {
     let mut lines = Vec::new();
     let mut failing = Vec::new();
-    for reading in &readings.custom {
-        let was = before.contains(&reading.source);
-        match &reading.value {
-            Err(why) => {
+    for (source, failure) in readings.sources() {
+        let was = before.contains(&source);
+        match failure {
+            Some(why) => {
                 if !was {
-                    let source = &reading.source;
-                    lines.push(format!(
-                        "sample {number}: custom source {source} failed: {why}"
-                    ));
+                    lines.push(format!("sample {number}: {source} failed: {why}"));
                 }
-                failing.push(reading.source.clone());
+                failing.push(source);
             }
-            Ok(_) if was => lines.push(format!(
-                "sample {number}: custom source {} answers again",
-                reading.source
-            )),
-            Ok(_) => {}
+            None if was => lines.push(format!("sample {number}: {source} answers again")),
+            None => {}
         }
     }
     (lines, failing)
@@ -233,7 +227,7 @@ impl Sampler {
             self.changed.notify_all();
             let took = began.elapsed().as_millis();
             if let Ok(readings) = &*outcome {
-                let (lines, now) = custom_changes(number, readings, &failing);
+                let (lines, now) = source_changes(number, readings, &failing);
                 lines.into_iter().for_each(|line| log.problem(line));
                 failing = now;
             }
@@ -333,14 +327,14 @@ mod tests {
             }],
             ..Readings::default()
         };
-        let (lines, failing) = custom_changes(1, &sample(Ok(5.0)), &[]);
+        let (lines, failing) = source_changes(1, &sample(Ok(5.0)), &[]);
         assert!(lines.is_empty() && failing.is_empty());
-        let (lines, failing) = custom_changes(2, &sample(Err("gone".into())), &failing);
+        let (lines, failing) = source_changes(2, &sample(Err("gone".into())), &failing);
         assert_eq!(lines, ["sample 2: custom source file /q failed: gone"]);
         // Still down, even for another reason: nothing new to say.
-        let (lines, failing) = custom_changes(3, &sample(Err("still".into())), &failing);
+        let (lines, failing) = source_changes(3, &sample(Err("still".into())), &failing);
         assert!(lines.is_empty());
-        let (lines, failing) = custom_changes(4, &sample(Ok(5.0)), &failing);
+        let (lines, failing) = source_changes(4, &sample(Ok(5.0)), &failing);
         assert_eq!(lines, ["sample 4: custom source file /q answers again"]);
         assert!(failing.is_empty());
     }

@@ -6,6 +6,7 @@
 //! is told apart (see `save_cpu_counters`). All file operations go through `files`, which
 //! treats the directory as hostile.
 
+pub mod error;
 pub mod files;
 pub mod history;
 pub mod pollers;
@@ -20,10 +21,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Mode, Recovery as RecoveryPolicy};
-use crate::metrics::cpu::Counters;
+pub use crate::metrics::cpu::CpuRecord;
+pub use error::{StateError, StateProblem, Unusable};
 use files::Dir;
 use history::Event;
-use pollers::{Entry, Kind, MAX_TABLE_BYTES, Polled, Rule, Table, Undo};
+use pollers::{Entry, Kind, MAX_TABLE_BYTES, Polled, Rule, Table, TableProblem, Undo};
 use record::{Poller, checksum};
 
 const MODE_FILE: &str = "mode.json";
@@ -53,26 +55,23 @@ impl RuntimeMode {
     }
 }
 
-#[derive(Clone, Debug)]
-pub struct StateError {
-    pub path: PathBuf,
-    pub message: String,
-}
-
-impl std::fmt::Display for StateError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.message)
-    }
-}
-
-impl std::error::Error for StateError {}
-
 /// What an unusable state directory costs, said wherever it is reported.
 pub const UNUSABLE_COST: &str =
     "recovery and steady steering cannot be remembered, so every normal reply carries `up ready`";
 
+/// A state directory the agent's user cannot keep state in, as it is reported:
+/// `state directory unusable: WHY; COST`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnusableDir(pub Unusable);
+
+impl std::fmt::Display for UnusableDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "state directory unusable: {}; {UNUSABLE_COST}", self.0)
+    }
+}
+
 /// [`StateDir::unusable`] for the state directory and state_owner `config` names.
-pub fn unusable(config: &crate::config::Config) -> Option<String> {
+pub fn unusable(config: &crate::config::Config) -> Option<UnusableDir> {
     let owner = config.state_owner.as_ref().map(|user| user.as_str());
     StateDir::new(&config.state_dir).owned_by(owner).unusable()
 }
@@ -143,9 +142,8 @@ impl StateDir {
 
     /// `state directory unusable: WHY; COST` when the agent's user (state_owner when set)
     /// cannot keep state here, `None` when it can. Looks only: creates nothing.
-    pub fn unusable(&self) -> Option<String> {
-        files::unusable(&self.path, self.owner.as_deref())
-            .map(|why| format!("state directory unusable: {why}; {UNUSABLE_COST}"))
+    pub fn unusable(&self) -> Option<UnusableDir> {
+        files::unusable(&self.path, self.owner.as_deref()).map(UnusableDir)
     }
 
     /// Whether this process can record state here; a directory it cannot use (missing and
@@ -172,12 +170,11 @@ impl StateDir {
             .map(Some)
             .map_err(|err| StateError {
                 path: self.path.join(MODE_FILE),
-                message: format!(
-                    "not a mode file written by lb-feedback (line {}, column {}; it starts {})",
-                    err.line(),
-                    err.column(),
-                    files::preview(&bytes, 16)
-                ),
+                problem: StateProblem::NotModeFile {
+                    line: err.line(),
+                    column: err.column(),
+                    start: files::preview(&bytes, 16),
+                },
             })
     }
 
@@ -187,7 +184,9 @@ impl StateDir {
             Some(mode) => {
                 let text = serde_json::to_string(mode).map_err(|err| StateError {
                     path: self.path.join(MODE_FILE),
-                    message: err.to_string(),
+                    problem: StateProblem::Encode {
+                        reason: err.to_string(),
+                    },
                 })?;
                 self.dir_to_write()?
                     .replace(MODE_FILE, text.as_bytes(), true)
@@ -230,9 +229,9 @@ impl StateDir {
                 afresh = Some(problem);
                 table
                     .poll(poller, kind, rule, now_ms, line)
-                    .map_err(|message| StateError {
+                    .map_err(|why| StateError {
                         path: self.path.join(POLLERS_FILE),
-                        message,
+                        problem: StateProblem::Table(why),
                     })?
             }
         };
@@ -324,7 +323,7 @@ impl StateDir {
         let entries = Table::parse(bytes).and_then(|table| table.entries());
         entries.map(Some).map_err(|why| StateError {
             path: self.path.join(POLLERS_FILE),
-            message: format!("{why}; remove it to start afresh (every poller is then owed)"),
+            problem: StateProblem::BadTable(why),
         })
     }
 
@@ -345,7 +344,7 @@ impl StateDir {
         &self,
         write: bool,
         update: &mut dyn FnMut(&mut steady::Table),
-    ) -> Result<Option<String>, StateError> {
+    ) -> Result<Option<steady::SteadyProblem>, StateError> {
         let afresh = |bytes: &[u8]| match steady::Table::parse(bytes) {
             Ok(table) => (table, None),
             Err(why) => (steady::Table::default(), Some(why)),
@@ -363,7 +362,9 @@ impl StateDir {
         let Some(locked) = dir.lock(STEADY_FILE, LOCK_WAIT)? else {
             return Err(StateError {
                 path: self.path.join(STEADY_FILE),
-                message: format!("its lock was held for over {} ms", LOCK_WAIT.as_millis()),
+                problem: StateProblem::LockHeld {
+                    ms: LOCK_WAIT.as_millis(),
+                },
             });
         };
         let (mut table, why) = afresh(&locked.read(steady::MAX_STEADY_BYTES)?);
@@ -394,17 +395,39 @@ impl StateDir {
     }
 }
 
-/// What since-last mode keeps between probes.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CpuRecord {
-    pub at_ms: u64,
-    pub counters: Counters,
-    /// Whose counters they are: 0 for the host's, else a stamp of the cgroup and its
-    /// capacity (`cgroup::CpuCapacity::id`), so they are only compared with their own kind.
-    pub source: u64,
-    /// The busy share of the window that ended at `at_ms`, and its length in ms: the answer
-    /// for a probe that comes too soon after to measure a window of its own.
-    pub last: Option<(f64, u64)>,
+/// What monitors keep between probes (since-last counters), in the state directory.
+impl crate::metrics::monitor::Store for StateDir {
+    /// A record that cannot be read is no record: the probe samples.
+    fn cpu_counters(&self) -> Option<CpuRecord> {
+        StateDir::cpu_counters(self).ok().flatten()
+    }
+
+    fn save_cpu_counters(&self, record: &CpuRecord) {
+        let _ = StateDir::save_cpu_counters(self, record);
+    }
+
+    fn record(&self, name: &str) -> Option<String> {
+        let bytes = self.read(&record_file(name)?).ok()??;
+        let line = std::str::from_utf8(&bytes).ok()?.lines().next()?;
+        let (line, check) = line.rsplit_once(' ')?;
+        (u64::from_str_radix(check, 16).ok()? == checksum(line.as_bytes())).then(|| line.into())
+    }
+
+    /// Overwritten in place, as the CPU counters are (written by every since-last probe).
+    fn save_record(&self, name: &str, line: &str) {
+        let (Some(file), Ok(dir)) = (record_file(name), self.dir_to_write()) else {
+            return;
+        };
+        let text = format!("{line} {:016x}\n", checksum(line.as_bytes()));
+        let _ = dir.overwrite(&file, text.as_bytes());
+    }
+}
+
+/// The file of a monitor's kept line: `counters-NAME`, for names of lower-case letters and
+/// `-` only (no path, no dot file).
+fn record_file(name: &str) -> Option<String> {
+    let fine = !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+    fine.then(|| format!("counters-{name}"))
 }
 
 /// `AT BUSY TOTAL SOURCE LAST SPAN CHECK`: six 20-digit numbers (every u64 fits; LAST in
@@ -434,7 +457,7 @@ fn parse_counters_record(text: &str) -> Option<CpuRecord> {
     match numbers[..] {
         [at_ms, busy, total, source, last, span] => Some(CpuRecord {
             at_ms,
-            counters: Counters { busy, total },
+            counters: crate::metrics::cpu::Counters { busy, total },
             source,
             last: (span > 0).then(|| (last as f64 / 1000.0, span)),
         }),
@@ -457,7 +480,7 @@ pub struct RecoveryDecision {
 struct Recorded {
     polled: Polled,
     /// Why the table was started afresh, when it was.
-    afresh: Option<String>,
+    afresh: Option<TableProblem>,
 }
 
 /// Decides the recovery words of one reply and records what the next probe needs to know;

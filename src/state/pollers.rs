@@ -204,6 +204,39 @@ fn owed_rule(
     }
 }
 
+/// Why a poller table is not one lb-feedback wrote whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableProblem {
+    NotUtf8,
+    NoHeader,
+    /// Version 1's header: started afresh, every poller owed.
+    FormatOne,
+    NotATable,
+    Checksum,
+    CutShort,
+    /// The file's line number (the header is line 1).
+    MalformedLine {
+        line: usize,
+    },
+    /// The line of the poller being polled.
+    MalformedPoller,
+}
+
+impl std::fmt::Display for TableProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TableProblem::NotUtf8 => f.write_str("not UTF-8"),
+            TableProblem::NoHeader => f.write_str("no header line"),
+            TableProblem::FormatOne => f.write_str("format 1, from an older lb-feedback"),
+            TableProblem::NotATable => f.write_str("not a poller table written by lb-feedback"),
+            TableProblem::Checksum => f.write_str("checksum mismatch (cut short or edited)"),
+            TableProblem::CutShort => f.write_str("the last line is cut short"),
+            TableProblem::MalformedLine { line } => write!(f, "line {line} is malformed"),
+            TableProblem::MalformedPoller => f.write_str("a poller's line is malformed"),
+        }
+    }
+}
+
 /// The table as its file's lines, in the order pollers were first seen. A probe touches one
 /// line: it finds its poller's by prefix, parses that one, and splices the new one in; the
 /// other lines are carried as they are (parsing and re-rendering all of them cost a probe
@@ -230,22 +263,22 @@ impl Table {
     /// A table read from its file. Anything that is not a whole table written by lb-feedback
     /// (cut short by a crash, edited, planted) is an error: the caller starts afresh, which
     /// makes every poller new and so owed, the safe direction.
-    pub fn parse(bytes: Vec<u8>) -> Result<Table, String> {
-        let text = String::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
-        let (header, body) = text.split_once('\n').ok_or("no header line")?;
+    pub fn parse(bytes: Vec<u8>) -> Result<Table, TableProblem> {
+        let text = String::from_utf8(bytes).map_err(|_| TableProblem::NotUtf8)?;
+        let (header, body) = text.split_once('\n').ok_or(TableProblem::NoHeader)?;
         if header.starts_with("lb-feedback pollers 1 ") {
-            return Err("format 1, from an older lb-feedback".into());
+            return Err(TableProblem::FormatOne);
         }
         let check = header
             .strip_prefix(HEADER)
             .and_then(|rest| rest.strip_prefix(' '))
             .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-            .ok_or("not a poller table written by lb-feedback")?;
+            .ok_or(TableProblem::NotATable)?;
         if check != checksum(body.as_bytes()) {
-            return Err("checksum mismatch (cut short or edited)".into());
+            return Err(TableProblem::Checksum);
         }
         if !(body.is_empty() || body.ends_with('\n')) {
-            return Err("the last line is cut short".into());
+            return Err(TableProblem::CutShort);
         }
         let start = header.len() + 1;
         Ok(Table { text, start })
@@ -263,11 +296,11 @@ impl Table {
     }
 
     /// Every entry; an error names the first malformed line.
-    pub fn entries(&self) -> Result<Vec<Entry>, String> {
+    pub fn entries(&self) -> Result<Vec<Entry>, TableProblem> {
         self.body()
             .lines()
             .enumerate()
-            .map(|(i, line)| parse_entry(line).ok_or(format!("line {} is malformed", i + 2)))
+            .map(|(i, line)| parse_entry(line).ok_or(TableProblem::MalformedLine { line: i + 2 }))
             .collect()
     }
 
@@ -281,7 +314,10 @@ impl Table {
     /// The entry of `poller` and where its line is in `text`; `Err` when that line is
     /// malformed. One substring search over the text (the newline before each line, the
     /// header's for the first, is part of what is searched for).
-    fn locate(&self, poller: &Poller) -> Result<Option<(std::ops::Range<usize>, Entry)>, String> {
+    fn locate(
+        &self,
+        poller: &Poller,
+    ) -> Result<Option<(std::ops::Range<usize>, Entry)>, TableProblem> {
         let needle = format!(
             "\n{} {} ",
             poller.peer,
@@ -297,7 +333,7 @@ impl Table {
             .map_or(self.text.len(), |end| line_start + end + 1);
         match parse_entry(self.text[line_start..line_end].trim_end_matches('\n')) {
             Some(entry) => Ok(Some((line_start..line_end, entry))),
-            None => Err("a poller's line is malformed".into()),
+            None => Err(TableProblem::MalformedPoller),
         }
     }
 
@@ -310,7 +346,7 @@ impl Table {
         rule: Rule,
         now_ms: u64,
         line: &dyn Fn(bool) -> String,
-    ) -> Result<Polled, String> {
+    ) -> Result<Polled, TableProblem> {
         let found = self.locate(poller)?;
         // Not seen for a day: forgotten, so new (its line goes when the table needs room).
         let known = found
@@ -357,7 +393,7 @@ impl Table {
     /// Takes back a poll whose reply was not delivered: the poller's line goes back to what
     /// it was (or goes, for a poller first seen then), unless another poll changed it since.
     /// Returns whether it was taken back.
-    pub fn undo(&mut self, undo: &Undo) -> Result<bool, String> {
+    pub fn undo(&mut self, undo: &Undo) -> Result<bool, TableProblem> {
         let Some((range, entry)) = self.locate(&undo.after.poller)? else {
             return Ok(false);
         };
@@ -371,7 +407,7 @@ impl Table {
 
     /// A new poller's line; makes room first: pollers not seen for a day go, then the least
     /// recently seen while the table is full.
-    fn add(&mut self, entry: Entry, now_ms: u64) -> Result<(), String> {
+    fn add(&mut self, entry: Entry, now_ms: u64) -> Result<(), TableProblem> {
         let full = self.body().bytes().filter(|b| *b == b'\n').count() >= MAX_POLLERS;
         if full {
             let mut entries = self.entries()?;
@@ -388,7 +424,7 @@ impl Table {
 
     /// Every known poller is owed recovery from now: after `lb-feedback mode`, whatever it was
     /// told before.
-    pub fn owe_all(&mut self, now_ms: u64) -> Result<(), String> {
+    pub fn owe_all(&mut self, now_ms: u64) -> Result<(), TableProblem> {
         let mut entries = self.entries()?;
         for entry in &mut entries {
             entry.owed = Some(Owed::from(now_ms));

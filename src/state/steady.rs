@@ -19,6 +19,32 @@ pub const MAX_ENTRIES: usize = 4096;
 /// Bounds the read: 4,096 lines of at most 64 + 64 + 60 bytes, with room to spare.
 pub const MAX_STEADY_BYTES: u64 = 1 << 20;
 
+/// Why a steady file is started afresh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SteadyProblem {
+    NotUtf8,
+    NoHeader,
+    NotSteady,
+    BadCount,
+    Checksum,
+    MalformedLine,
+    CountMismatch,
+}
+
+impl std::fmt::Display for SteadyProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SteadyProblem::NotUtf8 => "not UTF-8 text",
+            SteadyProblem::NoHeader => "no header line",
+            SteadyProblem::NotSteady => "not a steady-steering file (its header)",
+            SteadyProblem::BadCount => "a bad count in the header",
+            SteadyProblem::Checksum => "its checksum does not match: cut short or edited",
+            SteadyProblem::MalformedLine => "a malformed line",
+            SteadyProblem::CountMismatch => "its count does not match its lines",
+        })
+    }
+}
+
 /// What is kept of one monitor of one profile.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Entry {
@@ -101,27 +127,27 @@ impl Table {
     }
 
     /// The table the bytes hold; an empty file is an empty table.
-    pub fn parse(bytes: &[u8]) -> Result<Table, String> {
+    pub fn parse(bytes: &[u8]) -> Result<Table, SteadyProblem> {
         if bytes.is_empty() {
             return Ok(Table::default());
         }
-        let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
-        let (header, body) = text.split_once('\n').ok_or("no header line")?;
+        let text = std::str::from_utf8(bytes).map_err(|_| SteadyProblem::NotUtf8)?;
+        let (header, body) = text.split_once('\n').ok_or(SteadyProblem::NoHeader)?;
         let (count, check) = header
             .strip_prefix(MAGIC)
             .and_then(|rest| rest.trim_start().split_once(' '))
-            .ok_or("not a steady-steering file (its header)")?;
-        let count: usize = count.parse().map_err(|_| "a bad count in the header")?;
+            .ok_or(SteadyProblem::NotSteady)?;
+        let count: usize = count.parse().map_err(|_| SteadyProblem::BadCount)?;
         if u64::from_str_radix(check, 16) != Ok(checksum(body.as_bytes())) {
-            return Err("its checksum does not match: cut short or edited".into());
+            return Err(SteadyProblem::Checksum);
         }
         let entries = body
             .lines()
             .map(parse_line)
             .collect::<Option<Vec<_>>>()
-            .ok_or("a malformed line")?;
+            .ok_or(SteadyProblem::MalformedLine)?;
         if entries.len() != count || count > MAX_ENTRIES {
-            return Err("its count does not match its lines".into());
+            return Err(SteadyProblem::CountMismatch);
         }
         Ok(Table { entries })
     }

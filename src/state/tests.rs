@@ -1,6 +1,8 @@
 //! Unit tests of `state`: the state directory's files through `StateDir`.
 
 use super::*;
+use crate::metrics::cpu::Counters;
+use history::Change;
 use std::fs;
 
 fn temp_state(name: &str) -> StateDir {
@@ -37,7 +39,7 @@ fn corrupt_mode_file_is_an_error_not_a_guess() {
     fs::create_dir_all(state.path()).unwrap();
     fs::write(state.path().join(MODE_FILE), "{\"mode\":").unwrap();
     let err = state.runtime_mode().unwrap_err();
-    assert!(err.message.contains("not a mode file"), "{err}");
+    assert!(err.problem.to_string().contains("not a mode file"), "{err}");
     fs::remove_dir_all(state.path()).unwrap();
 }
 
@@ -161,18 +163,23 @@ fn the_table_on_disk_carries_what_each_poller_is_owed() {
     assert!(!poll(&state, &a, Kind::Normal, 21_000).recover);
     let mode = Event {
         at_ms: 22_000,
-        peer: "mode".into(),
-        profile: None,
-        from: "drain".into(),
-        to: "normal".into(),
+        change: Change::Mode {
+            from: Some(Mode::Drain),
+            to: Mode::Normal,
+        },
         why: "lb-feedback mode normal until changed".into(),
     };
     state.owe_all(22_000, mode.clone()).unwrap();
     // The history: each first poll, then the mode change; later polls changed nothing.
     let history = state.history().unwrap();
+    let words: Vec<(String, String)> = history
+        .iter()
+        .map(|e| (e.from_word(), e.to_word()))
+        .collect();
     let seen: Vec<(&str, &str, &str)> = history
         .iter()
-        .map(|e| (e.peer.as_str(), e.from.as_str(), e.to.as_str()))
+        .zip(&words)
+        .map(|(e, (from, to))| (e.peer(), from.as_str(), to.as_str()))
         .collect();
     assert_eq!(
         seen,
@@ -208,7 +215,14 @@ fn a_damaged_table_starts_afresh_with_every_poller_owed() {
     let file = state.path().join(POLLERS_FILE);
     let bytes = fs::read(&file).unwrap();
     fs::write(&file, &bytes[..bytes.len() - 2]).unwrap();
-    assert!(state.pollers().unwrap_err().message.contains("afresh"));
+    assert!(
+        state
+            .pollers()
+            .unwrap_err()
+            .problem
+            .to_string()
+            .contains("afresh")
+    );
     let d = poll(&state, &a, Kind::Normal, 20_003);
     assert!(d.recover && d.why.contains("started afresh"), "{d:?}");
     fs::remove_dir_all(state.path()).unwrap();

@@ -275,17 +275,20 @@ fn tcp_list_text_form() {
     assert!(
         TcpMonitor::parse_list("80")
             .unwrap_err()
+            .to_string()
             .contains("expected port:max")
     );
     assert!(TcpMonitor::parse_list("80:1:1:1:1").is_err());
     assert!(
         TcpMonitor::parse_list("x:1")
             .unwrap_err()
+            .to_string()
             .starts_with("port ")
     );
     assert!(
         TcpMonitor::parse_list("80:0")
             .unwrap_err()
+            .to_string()
             .starts_with("max_connections ")
     );
     assert!(TcpMonitor::parse_list("80:5:nan").is_err());

@@ -107,7 +107,7 @@ fn a_state_dir_with_a_nul_byte_is_rejected_everywhere() {
     assert_eq!(err.place, Place::Flag("state-dir"));
     let flags = [(key("state_dir"), String::new())];
     let err = load(&missing_file(), &env_map(&[]), &flags).unwrap_err();
-    assert_eq!(err.message, "must not be empty");
+    assert_eq!(err.problem.to_string(), "must not be empty");
 }
 
 #[test]
@@ -190,6 +190,7 @@ fn scope_for_both_monitors_or_each() {
         config
             .clone()
             .apply_text(key("scope"), text, Origin::Default)
+            .map_err(|e| e.to_string())
     };
     assert!(
         bad("box")
@@ -266,7 +267,8 @@ fn http_is_off_by_default_and_takes_an_address() {
     assert_eq!(config.http, None);
     let err = config
         .apply_text(key("http"), "localhost:80", Origin::Default)
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("expected ADDR:PORT"), "{err}");
 }
 

@@ -36,7 +36,7 @@ pub enum Version {
 }
 
 impl Version {
-    pub(super) fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Version::V1 => "cgroup v1",
             Version::V2 => "cgroup v2",
@@ -106,7 +106,7 @@ impl Group {
         })
     }
 
-    pub(super) fn file(&self, name: &str) -> PathBuf {
+    pub(crate) fn file(&self, name: &str) -> PathBuf {
         super::under(&self.dir, &[name])
     }
 
@@ -258,11 +258,37 @@ impl Placement {
                 .ok_or_else(|| format!("no cgroup v1 mount carries the {controller} controller"))?;
             return Ok(place(&self.root, Version::V1, path, mount));
         }
+        if !self
+            .memberships()
+            .any(|(controllers, _)| controllers.is_empty())
+        {
+            return Err(format!("no {controller} controller in /proc/self/cgroup"));
+        }
+        let (group, top) = self.unified()?;
+        // The mount's root lists the controllers it has (a hybrid system's v2 has none or
+        // few); below it a controller may be enabled or not, which the readers see as files
+        // present or absent at each level.
+        let listed = super::under(&top, &["cgroup.controllers"]);
+        let enabled = super::read_small(&listed, |text| {
+            Ok(text.split_ascii_whitespace().any(|c| c == controller))
+        })?;
+        if !enabled {
+            return Err(format!(
+                "the {controller} controller is not enabled ({})",
+                listed.display()
+            ));
+        }
+        Ok(group)
+    }
+
+    /// The process's cgroup in the v2 (unified) hierarchy, whatever controllers it has, and
+    /// that hierarchy's mount point: where its pressure files are, also on a hybrid system.
+    pub fn unified(&self) -> Result<(Group, PathBuf), String> {
         let path = self
             .memberships()
             .find(|(controllers, _)| controllers.is_empty())
             .map(|(_, path)| path)
-            .ok_or_else(|| format!("no {controller} controller in /proc/self/cgroup"))?;
+            .ok_or_else(|| "no cgroup v2 membership in /proc/self/cgroup".to_string())?;
         let usual = ["sys/fs/cgroup"];
         let group = match self.usual(Version::V2, &usual, path, |top| {
             super::under(top, &["cgroup.controllers"]).is_file()
@@ -278,20 +304,6 @@ impl Placement {
                 (place(&self.root, Version::V2, path, mount), top)
             }
         };
-        let (group, top) = group;
-        // The mount's root lists the controllers it has (a hybrid system's v2 has none or
-        // few); below it a controller may be enabled or not, which the readers see as files
-        // present or absent at each level.
-        let listed = super::under(&top, &["cgroup.controllers"]);
-        let enabled = super::read_small(&listed, |text| {
-            Ok(text.split_ascii_whitespace().any(|c| c == controller))
-        })?;
-        if !enabled {
-            return Err(format!(
-                "the {controller} controller is not enabled ({})",
-                listed.display()
-            ));
-        }
         Ok(group)
     }
 

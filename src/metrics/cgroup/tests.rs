@@ -171,6 +171,32 @@ fn v2_cpuset_caps_the_capacity() {
     let cpu = tree.cpu().unwrap();
     assert_eq!(cpu.millis, 2000);
     assert_eq!(cpu.why, "cpuset 2-3: 2 CPUs");
+    assert_eq!(cpu.at, "/system.slice/x.service");
+    // Set on the slice, the cpuset applies there: its tasks all share the two CPUs.
+    let tree = v2(
+        "v2-cpuset-slice",
+        &[
+            ("root/sys/fs/cgroup/cpuset.cpus.effective", "0-7\n"),
+            (
+                "root/sys/fs/cgroup/system.slice/cpuset.cpus.effective",
+                "2-3\n",
+            ),
+            (
+                "root/sys/fs/cgroup/system.slice/cpu.stat",
+                "usage_usec 42\n",
+            ),
+            (
+                "root/sys/fs/cgroup/system.slice/x.service/cpuset.cpus.effective",
+                "2-3\n",
+            ),
+        ],
+    );
+    let cpu = tree.cpu().unwrap();
+    assert_eq!(
+        cpu.describe(),
+        "cgroup v2 /system.slice: cpuset 2-3: 2 CPUs"
+    );
+    assert_eq!(cpu.usage_us().unwrap(), 42);
     // No quota, no cpuset: the online CPUs, and not limited.
     let tree = v2("v2-none", &[]);
     let cpu = tree.cpu().unwrap();
@@ -314,13 +340,20 @@ fn v1_cpuset_and_an_ancestor_quota() {
             ("root/sys/fs/cgroup/cpu/lbf/cpu.cfs_quota_us", "-1\n"),
             ("root/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "150000\n"),
             ("root/sys/fs/cgroup/cpuacct/cpuacct.usage", "5000\n"),
+            (
+                "root/sys/fs/cgroup/cpuacct/cpuacct.usage_percpu",
+                "9000 4000 \n",
+            ),
             ("root/sys/fs/cgroup/cpuset/cpuset.cpus", "1\n"),
         ],
     );
     let cpu = tree.cpu().unwrap();
-    // The cpuset (1 CPU) binds before the 1.5 CPU quota at the root.
+    // The cpuset (1 CPU, the root's) binds before the 1.5 CPU quota at the root, and its
+    // usage is CPU 1's at the cpuacct root.
     assert_eq!((cpu.millis, cpu.why.as_str()), (1000, "cpuset 1: 1 CPUs"));
-    assert_eq!(cpu.at, "/lbf");
+    assert_eq!(cpu.at, "/");
+    assert_eq!(cpu.describe(), "cgroup v1 /: cpuset 1: 1 CPUs");
+    assert_eq!(cpu.usage_us().unwrap(), 4);
     let tree = v1(
         "v1-ancestor",
         &[
@@ -332,6 +365,157 @@ fn v1_cpuset_and_an_ancestor_quota() {
     let cpu = tree.cpu().unwrap();
     assert_eq!((cpu.millis, cpu.at.as_str()), (1500, "/"));
     assert_eq!(cpu.usage_us().unwrap(), 5);
+}
+
+#[test]
+fn v1_cpuset_only_is_measured_on_its_cpus() {
+    // The issue's case: only a cpuset (CPU 1 of 0-1), cpu and cpuacct at the root, whose
+    // total is every task's on both CPUs.
+    let only_cpuset = [
+        (
+            "proc/self/cgroup",
+            "4:memory:/\n3:cpuset:/cs\n2:cpuacct:/\n1:cpu:/\n0::/\n",
+        ),
+        ("root/sys/fs/cgroup/cpuset/cs/cpuset.cpus", "1\n"),
+        ("root/sys/fs/cgroup/cpuacct/cpuacct.usage", "13000000\n"),
+        (
+            "root/sys/fs/cgroup/cpuacct/cpuacct.usage_percpu",
+            "9000000 4000000 \n",
+        ),
+    ];
+    let tree = v1("v1-cpuset-only", &only_cpuset);
+    let cpu = tree.cpu().unwrap();
+    assert_eq!(
+        (cpu.millis, cpu.limited, cpu.at.as_str()),
+        (1000, true, "/cs")
+    );
+    assert_eq!(
+        cpu.describe(),
+        "cgroup v1 /cs: cpuset 1: 1 CPUs, usage of CPUs 1 at cpuacct /"
+    );
+    assert_eq!(cpu.usage_us().unwrap(), 4000);
+    // Nested: the pod's cpuset holds its containers to CPUs 2-3 of 0-7, where the limit
+    // applies; this container's cpuacct cgroup is below the pod's, which counts them all.
+    let tree = v1(
+        "v1-cpuset-nested",
+        &[
+            ("root/sys/devices/system/cpu/online", "0-7\n"),
+            (
+                "proc/self/cgroup",
+                "4:memory:/\n3:cpuset:/pod/c\n2:cpuacct:/pod/c\n1:cpu:/pod/c\n0::/\n",
+            ),
+            ("root/sys/fs/cgroup/cpuset/cpuset.cpus", "0-7\n"),
+            ("root/sys/fs/cgroup/cpuset/pod/cpuset.cpus", "2-3\n"),
+            ("root/sys/fs/cgroup/cpuset/pod/c/cpuset.cpus", "2-3\n"),
+            ("root/sys/fs/cgroup/cpu/pod/c/cpu.cfs_quota_us", "-1\n"),
+            (
+                "root/sys/fs/cgroup/cpuacct/pod/cpuacct.usage_percpu",
+                "1000 1000 2000000 3000000 1000 0 0 0\n",
+            ),
+            (
+                "root/sys/fs/cgroup/cpuacct/pod/c/cpuacct.usage_percpu",
+                "0 0 1000 1000 0 0 0 0\n",
+            ),
+        ],
+    );
+    let cpu = tree.cpu().unwrap();
+    assert_eq!((cpu.millis, cpu.at.as_str()), (2000, "/pod"));
+    assert_eq!(cpu.describe(), "cgroup v1 /pod: cpuset 2-3: 2 CPUs");
+    assert_eq!(cpu.usage_us().unwrap(), 5000);
+    // A quota in a cpu cgroup that cpuacct does not mirror has no usage of its own.
+    let tree = v1(
+        "v1-quota-elsewhere",
+        &[
+            ("proc/self/cgroup", "2:cpuacct:/\n1:cpu:/lbf\n0::/\n"),
+            ("root/sys/fs/cgroup/cpuacct/cpuacct.usage", "13000000\n"),
+        ],
+    );
+    let err = tree.cpu().unwrap_err();
+    assert!(err.contains("quota is at cpu /lbf"), "{err}");
+    assert!(
+        err.contains("in cpuacct /, which has no cgroup /lbf"),
+        "{err}"
+    );
+}
+
+#[test]
+fn v1_memory_is_read_where_an_ancestor_limit_binds() {
+    // 2 GiB on the parent /p, none on the child /p/a this process is in; sibling /p/b
+    // holds 1.5 GiB, which only the parent's figures show.
+    let nested = [
+        (
+            "proc/self/cgroup",
+            "4:memory:/p/a\n2:cpuacct:/lbf\n1:cpu:/lbf\n0::/\n",
+        ),
+        (
+            "root/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "9223372036854771712\n",
+        ),
+        (
+            "root/sys/fs/cgroup/memory/p/memory.limit_in_bytes",
+            "2147483648\n",
+        ),
+        (
+            "root/sys/fs/cgroup/memory/p/memory.usage_in_bytes",
+            "1700000000\n",
+        ),
+        (
+            "root/sys/fs/cgroup/memory/p/memory.stat",
+            "hierarchical_memory_limit 2147483648\ntotal_inactive_file 100000000\n",
+        ),
+        (
+            "root/sys/fs/cgroup/memory/p/a/memory.limit_in_bytes",
+            "9223372036854771712\n",
+        ),
+        (
+            "root/sys/fs/cgroup/memory/p/a/memory.usage_in_bytes",
+            "1000\n",
+        ),
+        (
+            "root/sys/fs/cgroup/memory/p/a/memory.stat",
+            "hierarchical_memory_limit 2147483648\ntotal_inactive_file 0\n",
+        ),
+    ];
+    let tree = v1("v1-memory-parent", &nested);
+    let memory = tree.memory().unwrap();
+    assert_eq!((memory.limit, memory.at.as_str()), (Some(2 << 30), "/p"));
+    assert_eq!(memory.used().unwrap(), 1_600_000_000);
+    assert_eq!(memory.describe(24 << 30), "cgroup v1 /p: 2.0 GiB limit");
+    // The same limit on parent and child (a one-container pod): the parent binds first.
+    let mut same = nested.to_vec();
+    same.push((
+        "root/sys/fs/cgroup/memory/p/a/memory.limit_in_bytes",
+        "2147483648\n",
+    ));
+    let tree = v1("v1-memory-same", &same);
+    assert_eq!(tree.memory().unwrap().at, "/p");
+    // The limit of an ancestor out of sight (a container's mount shows only its own
+    // cgroup): the cgroup's own use, against it.
+    let tree = v1(
+        "v1-memory-unseen",
+        &[
+            (
+                "proc/self/cgroup",
+                "4:memory:/p/a\n2:cpuacct:/lbf\n1:cpu:/lbf\n0::/\n",
+            ),
+            (
+                "proc/self/mountinfo",
+                "35 31 0:32 /p/a /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
+            ),
+            (
+                "root/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                "9223372036854771712\n",
+            ),
+            ("root/sys/fs/cgroup/memory/memory.usage_in_bytes", "1000\n"),
+            (
+                "root/sys/fs/cgroup/memory/memory.stat",
+                "hierarchical_memory_limit 2147483648\ntotal_inactive_file 0\n",
+            ),
+        ],
+    );
+    let memory = tree.memory().unwrap();
+    assert_eq!((memory.limit, memory.at.as_str()), (Some(2 << 30), "/p/a"));
+    assert_eq!(memory.used().unwrap(), 1000);
 }
 
 #[test]
@@ -546,6 +730,8 @@ fn cpu_lists_and_escapes() {
     assert_eq!(count_cpus(""), Some(0));
     assert_eq!(count_cpus("3-1"), None);
     assert_eq!(count_cpus("x"), None);
+    assert!(lists_cpu("0-3,8\n", 8) && lists_cpu("0-3,8", 0) && lists_cpu("2-3", 3));
+    assert!(!lists_cpu("0-3,8", 4) && !lists_cpu("2-3", 1) && !lists_cpu("", 0));
     assert_eq!(unescape(r"/mnt/a\040b\\"), r"/mnt/a b\\");
     assert_eq!(unescape(r"/a\134b"), r"/a\b");
 }

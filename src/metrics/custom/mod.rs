@@ -6,7 +6,10 @@
 pub mod command;
 pub mod file;
 pub mod http;
+mod monitor;
 pub mod orphans;
+
+pub use monitor::Custom;
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};

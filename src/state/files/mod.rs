@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::StateError;
+use super::error::{StateError, StateProblem, Unusable, Who};
 use crate::ioerr::io_reason;
 
 /// The most a state file may hold: ours are under 200 bytes.
@@ -49,7 +49,10 @@ impl Dir {
         match owner {
             Some(user) => sys::give_to(dir, user).map_err(|err| StateError {
                 path: path.to_path_buf(),
-                message: format!("created, but cannot give it to state_owner {user:?}: {err}"),
+                problem: StateProblem::NotGiven {
+                    user: user.to_string(),
+                    reason: err.to_string(),
+                },
             }),
             None => Ok(dir),
         }
@@ -267,10 +270,8 @@ fn read_bounded(file: &std::fs::File, path: &Path, limit: u64) -> Result<Vec<u8>
     let meta = file.metadata().map_err(|err| error(path, &err))?;
     check_regular(&meta, path)?;
     if meta.len() > limit {
-        return Err(refused(
-            path,
-            format!("{} bytes, more than the {limit} it may hold", meta.len()),
-        ));
+        let len = meta.len();
+        return Err(refused(path, StateProblem::TooBig { len, limit }));
     }
     read_from_start(file, path, limit, meta.len())
 }
@@ -297,7 +298,7 @@ fn read_from_start(
             break;
         }
         if at as u64 > limit {
-            return Err(refused(path, format!("more than {limit} bytes")));
+            return Err(refused(path, StateProblem::Grew { limit }));
         }
         bytes.resize((at * 2).min(limit as usize + 1), 0);
     }
@@ -307,20 +308,12 @@ fn read_from_start(
 
 fn check_regular(meta: &std::fs::Metadata, path: &Path) -> Result<(), StateError> {
     if !meta.is_file() {
-        return Err(refused(
-            path,
-            format!(
-                "not a regular file but {}; lb-feedback writes only regular files there",
-                kind(meta)
-            ),
-        ));
+        let kind = kind(meta);
+        return Err(refused(path, StateProblem::NotRegular { kind }));
     }
     #[cfg(unix)]
     if std::os::unix::fs::MetadataExt::nlink(meta) > 1 {
-        return Err(refused(
-            path,
-            "has other hard links; lb-feedback never makes any".into(),
-        ));
+        return Err(refused(path, StateProblem::HardLinks));
     }
     Ok(())
 }
@@ -347,25 +340,28 @@ fn kind(meta: &std::fs::Metadata) -> &'static str {
     }
 }
 
-fn refused(path: &Path, why: String) -> StateError {
+/// A file lb-feedback never writes: the caller is told to remove it (the problem says so).
+fn refused(path: &Path, problem: StateProblem) -> StateError {
     StateError {
         path: path.to_path_buf(),
-        message: format!("{why}; remove it"),
+        problem,
     }
 }
 
 fn error(path: &Path, err: &io::Error) -> StateError {
-    let message = match err.raw_os_error() {
+    let problem = match err.raw_os_error() {
         #[cfg(unix)]
-        Some(libc::ELOOP) => "a symbolic link, which is never followed here; remove it".into(),
+        Some(libc::ELOOP) => StateProblem::SymbolicLink,
         // O_NONBLOCK on a FIFO with no reader.
         #[cfg(unix)]
-        Some(libc::ENXIO) => "not a regular file (a FIFO or device); remove it".into(),
-        _ => io_reason(err),
+        Some(libc::ENXIO) => StateProblem::FifoOrDevice,
+        _ => StateProblem::Io {
+            reason: io_reason(err),
+        },
     };
     StateError {
         path: path.to_path_buf(),
-        message,
+        problem,
     }
 }
 
@@ -388,25 +384,30 @@ pub fn preview(bytes: &[u8], limit: usize) -> String {
 /// directory, is missing and its nearest existing parent does not let that user create it, or
 /// it does not let that user create files (its owner, group and mode; a read-only mount).
 /// ACLs are not read: a directory writable only through one is reported unusable.
-pub fn unusable(path: &Path, owner: Option<&str>) -> Option<String> {
+pub fn unusable(path: &Path, owner: Option<&str>) -> Option<Unusable> {
     let who = match owner {
-        Some(user) => format!("user {user}"),
-        None => "this user".to_string(),
+        Some(user) => Who::User(user.to_string()),
+        None => Who::ThisUser,
     };
     match Dir::open(path) {
-        Err(err) => Some(err.to_string()),
+        Err(err) => Some(Unusable::Unopenable(err)),
         Ok(Some(_)) => sys::writable_by(path, owner)
             .err()
-            .map(|why| format!("{} is not writable by {who} ({why})", path.display())),
+            .map(|why| Unusable::NotWritable {
+                path: path.to_path_buf(),
+                who,
+                why,
+            }),
         Ok(None) => {
             let parent = path.ancestors().skip(1).find(|p| p.exists())?;
-            sys::writable_by(parent, owner).err().map(|why| {
-                format!(
-                    "{} is missing and {who} cannot create it ({}: {why})",
-                    path.display(),
-                    parent.display()
-                )
-            })
+            sys::writable_by(parent, owner)
+                .err()
+                .map(|why| Unusable::CannotCreate {
+                    path: path.to_path_buf(),
+                    who,
+                    parent: parent.to_path_buf(),
+                    why,
+                })
         }
     }
 }

@@ -7,6 +7,7 @@ use std::io;
 use std::path::Path;
 
 use super::Dir;
+use crate::state::error::Denied;
 
 fn plain(dir: &Dir, name: &str) -> io::Result<std::path::PathBuf> {
     if name.is_empty() || name.contains(['/', '\\', ':']) || name == "." || name == ".." {
@@ -130,13 +131,12 @@ pub fn writable(dir: &Dir) -> bool {
 }
 
 /// No other user shares it here (see above): the read-only flag is all there is to ask.
-pub fn writable_by(path: &Path, _owner: Option<&str>) -> Result<(), String> {
-    match fs::metadata(path)
-        .map_err(|err| err.to_string())?
-        .permissions()
-        .readonly()
-    {
-        true => Err("read-only".into()),
+pub fn writable_by(path: &Path, _owner: Option<&str>) -> Result<(), Denied> {
+    let meta = fs::metadata(path).map_err(|err| Denied::Stat {
+        error: err.to_string(),
+    })?;
+    match meta.permissions().readonly() {
+        true => Err(Denied::ReadOnly),
         false => Ok(()),
     }
 }

@@ -17,11 +17,18 @@ fn unusable_says_why_and_creates_nothing() {
     assert_eq!(unusable(&path, None), None);
     let file = path.join("file");
     std::fs::write(&file, "x").unwrap();
-    assert!(unusable(&file, None).unwrap().contains("Not a directory"));
+    assert!(
+        unusable(&file, None)
+            .unwrap()
+            .to_string()
+            .contains("Not a directory")
+    );
     let missing = path.join("a").join("b");
     assert_eq!(unusable(&missing, None), None);
     assert!(!path.join("a").exists());
-    let strange = unusable(&path, Some("no-such-user-here")).unwrap();
+    let strange = unusable(&path, Some("no-such-user-here"))
+        .unwrap()
+        .to_string();
     assert!(
         strange.contains("no user no-such-user-here in /etc/passwd"),
         "{strange}"
@@ -61,24 +68,36 @@ fn links_fifos_big_and_linked_files_are_refused_without_showing_content() {
     std::fs::write(&secret, "TOP-SECRET").unwrap();
     symlink(&secret, path.join("link")).unwrap();
     let err = dir.read("link").unwrap_err();
-    assert!(err.message.contains("symbolic link"), "{err}");
+    assert!(err.problem.to_string().contains("symbolic link"), "{err}");
     assert!(!err.to_string().contains("TOP-SECRET"), "{err}");
     let err = dir.overwrite("link", b"x").unwrap_err();
-    assert!(err.message.contains("symbolic link"), "{err}");
+    assert!(err.problem.to_string().contains("symbolic link"), "{err}");
     assert_eq!(std::fs::read(&secret).unwrap(), b"TOP-SECRET");
 
     let fifo = std::ffi::CString::new(path.join("fifo").as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: a valid C string.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     let err = dir.read("fifo").unwrap_err();
-    assert!(err.message.contains("FIFO"), "{err}");
+    assert!(err.problem.to_string().contains("FIFO"), "{err}");
     assert!(dir.overwrite("fifo", b"x").is_err());
 
     std::fs::write(path.join("big"), vec![b'x'; MAX_READ as usize + 1]).unwrap();
-    assert!(dir.read("big").unwrap_err().message.contains("more than"));
+    assert!(
+        dir.read("big")
+            .unwrap_err()
+            .problem
+            .to_string()
+            .contains("more than")
+    );
 
     std::fs::hard_link(&secret, path.join("hard")).unwrap();
-    assert!(dir.read("hard").unwrap_err().message.contains("hard links"));
+    assert!(
+        dir.read("hard")
+            .unwrap_err()
+            .problem
+            .to_string()
+            .contains("hard links")
+    );
 
     assert!(dir.read("../secret").is_err());
     std::fs::remove_dir_all(&path).unwrap();
@@ -93,7 +112,7 @@ fn a_symlinked_directory_is_refused() {
     let err = Dir::open(&link)
         .err()
         .expect("a linked directory must be refused");
-    assert!(err.message.contains("symbolic link"), "{err}");
+    assert!(err.problem.to_string().contains("symbolic link"), "{err}");
     std::fs::remove_file(&link).unwrap();
     std::fs::remove_dir_all(&path).unwrap();
 }
@@ -142,7 +161,7 @@ fn a_directory_replaced_at_its_path_is_opened_afresh() {
     std::fs::remove_dir(&path).unwrap();
     symlink(&moved, &path).unwrap();
     let err = Dir::open(&path).err().expect("a link must be refused");
-    assert!(err.message.contains("symbolic link"), "{err}");
+    assert!(err.problem.to_string().contains("symbolic link"), "{err}");
     std::fs::remove_file(&path).unwrap();
     std::fs::remove_dir_all(&moved).unwrap();
 }
@@ -173,7 +192,14 @@ fn a_locked_write_leaves_exactly_what_it_wrote() {
     let locked = dir.lock("t", Duration::from_secs(1)).unwrap().unwrap();
     std::fs::write(path.join("t"), [b'z'; 3000]).unwrap();
     assert_eq!(locked.read(MAX_READ).unwrap(), [b'z'; 3000]);
-    assert!(locked.read(2999).unwrap_err().message.contains("more than"));
+    assert!(
+        locked
+            .read(2999)
+            .unwrap_err()
+            .problem
+            .to_string()
+            .contains("more than")
+    );
     drop(locked);
     std::fs::remove_dir_all(&path).unwrap();
 }

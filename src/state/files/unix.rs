@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::Dir;
+use crate::state::error::{Denied, Ownership};
 
 const READ: libc::c_int =
     libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
@@ -169,15 +170,23 @@ fn hand_over(dir: &Dir, file: &File) -> io::Result<()> {
 
 /// Whether `owner` (this process's user when `None`) may create and remove files in the
 /// directory at `path`; `Err` says why not.
-pub fn writable_by(path: &Path, owner: Option<&str>) -> Result<(), String> {
-    let meta = std::fs::metadata(path).map_err(|err| err.to_string())?;
+pub fn writable_by(path: &Path, owner: Option<&str>) -> Result<(), Denied> {
+    let meta = std::fs::metadata(path).map_err(|err| Denied::Stat {
+        error: err.to_string(),
+    })?;
     let mode = meta.mode() & 0o7777;
-    let described = format!("owned by {}:{}, mode {mode:o}", meta.uid(), meta.gid());
+    let ownership = Ownership {
+        uid: meta.uid(),
+        gid: meta.gid(),
+        mode,
+    };
     let ids = match owner {
         Some(user) => Some(
             user_ids(user)
-                .map_err(|err| format!("cannot read /etc/passwd: {err}"))?
-                .ok_or_else(|| format!("no user {user} in /etc/passwd"))?,
+                .map_err(|err| Denied::Passwd {
+                    error: err.to_string(),
+                })?
+                .ok_or_else(|| Denied::NoUser { user: user.into() })?,
         ),
         None => None,
     };
@@ -186,10 +195,15 @@ pub fn writable_by(path: &Path, owner: Option<&str>) -> Result<(), String> {
     let (uid, gid) = match ids {
         Some((uid, gid)) if uid != me => (uid, gid),
         // This process is the agent's user: the kernel answers, read-only mounts included.
-        _ => return writable_path(path).map_err(|err| format!("{err}; {described}")),
+        _ => {
+            return writable_path(path).map_err(|err| Denied::Refused {
+                error: err.to_string(),
+                ownership,
+            });
+        }
     };
     if read_only(path) {
-        return Err("read-only file system".into());
+        return Err(Denied::ReadOnlyFileSystem);
     }
     let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
     let bits = if uid == 0 {
@@ -203,7 +217,7 @@ pub fn writable_by(path: &Path, owner: Option<&str>) -> Result<(), String> {
     };
     match bits & 0o3 == 0o3 {
         true => Ok(()),
-        false => Err(described),
+        false => Err(Denied::Mode(ownership)),
     }
 }
 

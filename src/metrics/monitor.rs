@@ -1,0 +1,155 @@
+//! The monitor interface and its registry. Every monitor (cpu, ram, tcp, sessions, custom)
+//! says what a config and its profiles need it to read, reads it in one sample window
+//! (begun before the window, ended after it), and turns a reading into loads with their
+//! figures in words; `probe`, `explain`, `status`, `/metrics` and the service's sampler go
+//! through the registry (`crate::monitors`) and know no monitor by name.
+
+use std::time::{Duration, Instant};
+
+use super::{Cgroups, MetricError};
+use crate::config::{CpuMode, Monitors, Real, release_of};
+use crate::metrics::cpu::CpuRecord;
+use crate::rules::Load;
+
+/// Where since-last CPU keeps its counters between probes (the state directory).
+pub trait Store {
+    fn cpu_counters(&self) -> Option<CpuRecord>;
+    /// A failed save only means the next probe samples.
+    fn save_cpu_counters(&self, record: &CpuRecord);
+    /// A monitor's own line kept between probes (`name`: lower-case letters and `-`), as it
+    /// was saved; `None` when there is none or it does not check out.
+    fn record(&self, name: &str) -> Option<String>;
+    /// Keeps `line` (one line of text) for the next probe; a failed save only means it
+    /// samples.
+    fn save_record(&self, name: &str, line: &str);
+}
+
+/// What a sample is taken with.
+pub struct Window<'a> {
+    /// The sample window (`sample_ms`).
+    pub length: Duration,
+    pub cpu_mode: CpuMode,
+    /// `scope` for CPU and RAM.
+    pub scope: crate::config::Scopes,
+    /// since-last: saved counters older than this are not used.
+    pub max_age_ms: u64,
+    pub cgroups: &'a Cgroups,
+    pub store: &'a dyn Store,
+}
+
+/// A monitor's raw reading in words, and where it came from (`None`: the host's sockets).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Figure {
+    pub text: String,
+    pub source: Option<String>,
+    /// A custom monitor's value and how long its source took.
+    pub custom: Option<(f64, Duration)>,
+}
+
+impl std::fmt::Display for Figure {
+    /// `busy 7.9% over 1000 ms; host /proc/stat (...)`, as `--explain` shows it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            Some(source) => write!(f, "{}; {source}", self.text)?,
+            None => f.write_str(&self.text)?,
+        }
+        match self.custom {
+            Some((_, took)) => write!(f, ", took {} ms", took.as_millis()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What the monitors of one config or profile answered.
+#[derive(Default)]
+pub struct Answered {
+    pub loads: Vec<(Load, Figure)>,
+    /// Monitors that ignore failures (`on_error: "ignore"`) whose source failed: name and why.
+    pub ignored: Vec<(String, String)>,
+}
+
+/// A reading begun, and when the window it needs has passed (`None`: it needs none); `None`
+/// when nothing was asked for.
+pub type Started<B> = Option<(B, Option<Instant>)>;
+
+pub trait Monitor {
+    /// What to read for a config and all its profiles together.
+    type Needs: Clone + std::fmt::Debug + Default + PartialEq;
+    /// A reading begun before the window.
+    type Begun;
+    /// What one sample read; the default is "not read".
+    type Reading: Clone + std::fmt::Debug + Default + PartialEq;
+
+    /// Adds what `monitors` need read.
+    fn need(monitors: &Monitors, needs: &mut Self::Needs);
+
+    /// Called once all configs have added theirs (sorts and dedups lists).
+    fn settle(_needs: &mut Self::Needs) {}
+
+    /// Starts reading what `needs` asks for; `None` when it asks for nothing. The deadline
+    /// is when the window this reading needs has passed (`None`: no window).
+    fn begin(needs: &Self::Needs, window: &Window) -> Result<Started<Self::Begun>, MetricError>;
+
+    /// Finishes a reading once the window has passed.
+    fn end(
+        needs: &Self::Needs,
+        begun: Self::Begun,
+        window: &Window,
+    ) -> Result<Self::Reading, MetricError>;
+
+    /// The loads `monitors` give from `reading`; `hysteresis` sets releases left unset.
+    fn answer(
+        monitors: &Monitors,
+        reading: &Self::Reading,
+        hysteresis: f64,
+        answered: &mut Answered,
+    ) -> Result<(), MetricError>;
+
+    /// What `check-config` warns of: what `needs` asks for that cannot be read here, so
+    /// that its monitors would answer an error.
+    fn warnings(_needs: &Self::Needs, _window: &Window) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The labels `/metrics` gives the parts of a load's name after the monitor's own
+    /// (`tcp:3389` is `monitor="tcp",port="3389"`).
+    const LABELS: &'static [&'static str] = &[];
+
+    /// The sources of this reading that can fail on their own, each with its failure:
+    /// what the service logs when one starts failing or answers again.
+    fn sources(_reading: &Self::Reading) -> Vec<(String, Option<String>)> {
+        Vec::new()
+    }
+}
+
+/// A monitor's threshold and the release its drains end at, as [`load`] takes them.
+pub fn limits<const MAX: u32>(
+    threshold: Real<MAX>,
+    release: Option<Real<MAX>>,
+    hysteresis: f64,
+) -> (f64, f64) {
+    let threshold = threshold.get();
+    (
+        threshold,
+        release_of(threshold, release.map(Real::get), hysteresis),
+    )
+}
+
+/// One monitor's load; `threshold` is (threshold, release).
+pub fn load(
+    name: &str,
+    load: f64,
+    importance: f64,
+    (threshold, release): (f64, f64),
+    text: String,
+    source: Option<String>,
+) -> (Load, Figure) {
+    (
+        Load::new(name.to_string(), load, importance, threshold, release),
+        Figure {
+            text,
+            source,
+            custom: None,
+        },
+    )
+}
