@@ -6,6 +6,9 @@
 //! - stop on SIGTERM within its documented time (`sample_ms` + 3 s) even when its stderr is a
 //!   pipe nobody reads, already full.
 //!
+//! Beyond its share of slots, one address's connections wait for a slot: 200 at once are all
+//! answered.
+//!
 //! And a poller table whose lock someone holds for good must hold up no poll: each waits for
 //! it a bounded time, then answers `up ready` without the table (the service once answered
 //! under one lock around its state I/O, and a FIFO then stopped every connection).
@@ -244,6 +247,59 @@ fn a_flood_from_one_address_neither_starves_another_nor_floods_the_log() {
                 && l.ends_with("max_in_flight_per_source")),
         "{log:?}"
     );
+}
+
+/// More connections at once from one address than its share of slots (128 by default):
+/// those beyond wait for a slot instead of being refused, and every one is answered. Each
+/// holds its slot a while (the config has a profile, and each sends its `agent-send` line
+/// only after the service's wait for it, REQUEST_GRACE, has passed), so they are all in at
+/// once and 72 of them have to wait.
+#[test]
+fn two_hundred_at_once_from_one_address_are_all_answered() {
+    const AT_ONCE: usize = 200;
+    let _turn = serial();
+    let dir = TempDir::new("svc-at-once");
+    dir.file("config.json", r#"{"profiles": {"other": {}}}"#);
+    let service = start(&dir, None, "never", true);
+    let addr = service.addr();
+    let start = std::sync::Barrier::new(AT_ONCE);
+    let replies: Vec<(Option<String>, Duration)> = std::thread::scope(|scope| {
+        let polls: Vec<_> = (0..AT_ONCE)
+            .map(|_| {
+                scope.spawn(|| {
+                    start.wait();
+                    let asked = Instant::now();
+                    let Ok(mut stream) = TcpStream::connect_timeout(&addr, BOUND) else {
+                        return (None, asked.elapsed());
+                    };
+                    stream.set_read_timeout(Some(BOUND)).unwrap();
+                    std::thread::sleep(Duration::from_millis(400));
+                    // The service may have answered the base config already: then this line
+                    // only goes to its drain.
+                    let _ = std::io::Write::write_all(&mut stream, b"other\n");
+                    let mut reply = String::new();
+                    let read = stream.read_to_string(&mut reply);
+                    (read.ok().map(|_| reply), asked.elapsed())
+                })
+            })
+            .collect();
+        polls.into_iter().map(|poll| poll.join().unwrap()).collect()
+    });
+    let log = service.log();
+    let mut times: Vec<Duration> = replies.iter().map(|(_, took)| *took).collect();
+    times.sort();
+    let answered = replies
+        .iter()
+        .filter(|(reply, _)| reply.as_ref().is_some_and(|r| r.ends_with("%\n")))
+        .count();
+    eprintln!(
+        "{AT_ONCE} connections at once from 127.0.0.1: {answered} answered, median {:?}, \
+         slowest {:?}; log: {log:?}",
+        times[AT_ONCE / 2],
+        times[AT_ONCE - 1]
+    );
+    assert_eq!(answered, AT_ONCE, "{replies:?}");
+    assert_eq!(refused_in(&log), 0, "{log:?}");
 }
 
 /// A pipe whose write end is already full: the service's stderr, that nobody reads.

@@ -408,7 +408,7 @@ pub static SETTINGS: &[Setting] = &[
         metavar: "N",
         default: "128",
         allowed: "1..10000",
-        help: "lb-feedback-service: of those, from one address, 1..10000;\nat least the server lines one load balancer points here\n(HAProxy runs one check per server line at a time)",
+        help: "lb-feedback-service: of those, from one address, 1..10000;\nas many more from it wait for a slot, up to 1 s, before\nthey are closed without a reply; at least the server lines\none load balancer points here (HAProxy runs one check per\nserver line at a time)",
         set: Some(|c, text, _| set(&mut c.max_in_flight_per_source, MaxInFlight::parse(text))),
     },
     Setting {

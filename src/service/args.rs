@@ -216,10 +216,12 @@ DESCRIPTION
     The same replies as lb-feedback (same config file, environment, flags and rules), served
     from one long-running process. Each connection, in order:
       1. a peer outside `allow` is closed without a reply;
-      2. beyond `max_in_flight` connections at once, or `max_in_flight_per_source` from its
-         address, closed without a reply. The last free slots (max_in_flight_per_source, at
-         most an eighth of max_in_flight) are kept for addresses with nothing in flight, so
-         a flood from one address cannot keep other load balancers out;
+      2. beyond `max_in_flight` connections at once, closed without a reply; beyond
+         `max_in_flight_per_source` from its address, it waits for a slot (as many again
+         from that address, 1024 in all, for at most 1 s), then is closed without a reply.
+         The last free slots (max_in_flight_per_source, at most an eighth of max_in_flight)
+         are kept for addresses with nothing in flight, so a flood from one address cannot
+         keep other load balancers out;
       3. drain, maint or stop answer at once, without sampling;
       4. while polls keep coming the service measures consecutive windows of sample_ms
          (CPU, RAM, TCP, sessions, custom sources) and answers at once from the last

@@ -7,10 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::limits::{Limits, Refusal, Refusals};
+use super::limits::{Limits, Refusal, Refusals, Waiter};
 use super::log::Log;
 use super::reload::Live;
 use super::sampler::{self, Sampler};
+use super::slots::{Pending, Slot};
+use super::workers::Workers;
 use super::{CONNECTION_SLACK, Slots, lock};
 use crate::clock;
 use crate::config::{Config, CpuMode, Mode};
@@ -28,6 +30,8 @@ pub(super) struct Shared {
     pub(super) log: Arc<Log>,
     pub(super) sampler: Sampler,
     pub(super) slots: Arc<Slots>,
+    /// The threads connections are answered on.
+    pub(super) workers: Workers,
     /// Only the accept threads and the refusals' thread take it, for in-memory counting.
     pub(super) refusals: Mutex<Refusals>,
     /// Replies written on the agent port since the start.
@@ -44,6 +48,7 @@ impl Shared {
         );
         Shared {
             slots: Arc::new(Slots::new(limits)),
+            workers: Workers::default(),
             refusals: Mutex::new(Refusals::new(limits, Instant::now())),
             answered: AtomicU64::new(0),
             connection_time: Duration::from_millis(config.sample_ms.get()) + CONNECTION_SLACK,
@@ -95,9 +100,35 @@ impl Shared {
         self.sampler.run(&mut take, &self.log);
     }
 
-    /// One connection, from the mode to the clean close.
-    pub(super) fn serve(&self, mut stream: TcpStream, peer: SocketAddr) {
-        let accepted = Instant::now();
+    /// Answers the connection `slot` was taken for, then each waiting connection the slot is
+    /// handed on to as it frees ([`Slots::pass_on`]), on this thread.
+    pub(super) fn answer(&self, mut slot: Slot, mut pending: Pending) {
+        loop {
+            self.serve(pending);
+            let (next, expired) = Slots::pass_on(slot, Instant::now());
+            self.refuse_expired(expired);
+            match next {
+                Some(taken) => (slot, pending) = taken,
+                None => return,
+            }
+        }
+    }
+
+    /// Closes connections whose wait for a slot ended, counted as refused for the rule that
+    /// held each back.
+    pub(super) fn refuse_expired(&self, expired: Vec<Waiter<Pending>>) {
+        for waiter in expired {
+            self.refuse(waiter.item.peer, waiter.why);
+        }
+    }
+
+    /// One connection, from the mode to the clean close; its deadline counts from its accept.
+    fn serve(&self, pending: Pending) {
+        let Pending {
+            mut stream,
+            peer,
+            accepted,
+        } = pending;
         let deadline = accepted + self.connection_time;
         let Some((line, undo)) = self.reply(&mut stream, peer, accepted, deadline) else {
             return;

@@ -18,6 +18,19 @@
 //! still usable by a single peer. With the defaults (1024 and 128) one address can hold 128
 //! slots and busy addresses together 896; the other 128 are for addresses with none.
 //!
+//! # Waiting for a slot
+//! A connection refused by rule 2 or 3 (its address already has connections in flight) is
+//! not closed at once: it waits in [`Waiting`], oldest first, and takes the first slot the
+//! rules give it as connections end, for at most [`QUEUE_WAIT`]; then it is closed without
+//! a reply and counted as refused for the rule that held it back. Many load balancers behind
+//! one address (a NAT), or one HAProxy with many servers polling this host, are so all
+//! answered, a little later, instead of some refused. The rules still decide every slot, so
+//! the waiting take nothing from `max_in_flight` or the reserve. Bounded: an address has at
+//! most `max_in_flight_per_source` waiting (with the defaults, 128 in flight and 128 waiting;
+//! beyond, refused at once), and [`QUEUE_MAX`] wait in all, the listener's accept backlog,
+//! each holding only its socket. A connection refused by rule 1 (every slot taken) does not
+//! wait: the limit in all stays a limit.
+//!
 //! What the limits do not stop: a client with many addresses (every address of 127.0.0.0/8 on
 //! the host itself, an IPv6 prefix) counts as many sources, each with its own share, and can
 //! still take every slot; `allow` is the answer to that. An IPv4 peer on an IPv6 listener
@@ -45,6 +58,14 @@ pub const SUMMARY_LINES: usize = 5;
 /// Addresses counted one by one per window; refusals beyond are counted together, so a flood
 /// from many addresses cannot grow the table without bound.
 pub const TRACKED_SOURCES: usize = 1000;
+
+/// How long a connection waits for a slot at most: under half of HAProxy's default check
+/// timeout (`inter`, 2 s, when `timeout check` is not set), so a reply after the longest wait
+/// still arrives in time, given a sample at hand.
+pub const QUEUE_WAIT: Duration = Duration::from_secs(1);
+/// Connections waiting for a slot at most, from all addresses: as many as the listener's
+/// accept backlog holds.
+pub const QUEUE_MAX: usize = 1024;
 
 /// The in-flight limits, from the config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,6 +181,117 @@ impl InFlight {
     /// Gives back a slot [`InFlight::take`] gave.
     pub fn give_back(&mut self, source: IpAddr) {
         self.total = self.total.saturating_sub(1);
+        if let Some(count) = self.by_source.get_mut(&source) {
+            *count -= 1;
+            if *count == 0 {
+                self.by_source.remove(&source);
+            }
+        }
+    }
+}
+
+/// A connection waiting for a slot, and why it did not get one when it came.
+#[derive(Debug)]
+pub struct Waiter<T> {
+    pub source: IpAddr,
+    pub since: Instant,
+    pub why: Refusal,
+    pub item: T,
+}
+
+/// The connections waiting for a slot, oldest first (see the module's comment).
+#[derive(Debug)]
+pub struct Waiting<T> {
+    entries: std::collections::VecDeque<Waiter<T>>,
+    /// Only addresses with at least one waiting.
+    by_source: HashMap<IpAddr, usize>,
+}
+
+impl<T> Default for Waiting<T> {
+    fn default() -> Waiting<T> {
+        Waiting {
+            entries: std::collections::VecDeque::new(),
+            by_source: HashMap::new(),
+        }
+    }
+}
+
+impl<T> Waiting<T> {
+    /// Queues `item`, refused a slot for `why` at `now`; given back when it may not wait (a
+    /// refusal other than rules 2 and 3, its address's share of the queue or the queue full).
+    pub fn push(
+        &mut self,
+        limits: &Limits,
+        source: IpAddr,
+        why: Refusal,
+        now: Instant,
+        item: T,
+    ) -> Result<(), T> {
+        let waits = matches!(why, Refusal::PerSource | Refusal::Reserved);
+        let of_source = self.by_source.get(&source).copied().unwrap_or(0);
+        if !waits || of_source >= limits.per_source || self.entries.len() >= QUEUE_MAX {
+            return Err(item);
+        }
+        *self.by_source.entry(source).or_insert(0) += 1;
+        self.entries.push_back(Waiter {
+            source,
+            since: now,
+            why,
+            item,
+        });
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The oldest waiting connection the rules admit now, its slot taken in `in_flight`.
+    pub fn admit(&mut self, limits: &Limits, in_flight: &mut InFlight) -> Option<Waiter<T>> {
+        if in_flight.total() >= limits.max {
+            return None;
+        }
+        let at = self
+            .entries
+            .iter()
+            .position(|w| in_flight.take(limits, w.source).is_ok())?;
+        let waiter = self.entries.remove(at)?;
+        self.forget(waiter.source);
+        Some(waiter)
+    }
+
+    /// When the oldest one's wait ends, if any waits.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.entries.front().map(|w| w.since + QUEUE_WAIT)
+    }
+
+    /// Takes out those that have waited [`QUEUE_WAIT`] by `now`.
+    pub fn expired(&mut self, now: Instant) -> Vec<Waiter<T>> {
+        let mut gone = Vec::new();
+        while self
+            .entries
+            .front()
+            .is_some_and(|w| now.saturating_duration_since(w.since) >= QUEUE_WAIT)
+        {
+            if let Some(waiter) = self.entries.pop_front() {
+                self.forget(waiter.source);
+                gone.push(waiter);
+            }
+        }
+        gone
+    }
+
+    /// Takes out every one (at a stop).
+    pub fn take_all(&mut self) -> Vec<Waiter<T>> {
+        self.by_source.clear();
+        self.entries.drain(..).collect()
+    }
+
+    fn forget(&mut self, source: IpAddr) {
         if let Some(count) = self.by_source.get_mut(&source) {
             *count -= 1;
             if *count == 0 {
@@ -364,6 +496,108 @@ mod tests {
         }
         assert_eq!(in_flight.of(flood), 0);
         assert_eq!(in_flight.total(), 64 - 16);
+    }
+
+    #[test]
+    fn overflow_from_one_address_waits_and_takes_slots_as_they_free() {
+        let limits = Limits::new(64, 16); // reserve 8
+        let (mut in_flight, mut waiting) = (InFlight::default(), Waiting::default());
+        let (flood, quiet) = (ip("127.0.0.1"), ip("127.0.0.2"));
+        let start = Instant::now();
+        let mut queued = 0;
+        let mut refused = 0;
+        for n in 0..40 {
+            match in_flight.take(&limits, flood) {
+                Ok(()) => {}
+                Err(why) => match waiting.push(&limits, flood, why, start, n) {
+                    Ok(()) => queued += 1,
+                    Err(_) => refused += 1,
+                },
+            }
+        }
+        // 16 in flight, 16 waiting (the address's share of the queue), 8 refused at once.
+        assert_eq!((in_flight.of(flood), queued, refused), (16, 16, 8));
+        // Nothing frees: none is admitted, and another address still gets its slot at once.
+        assert!(waiting.admit(&limits, &mut in_flight).is_none());
+        assert_eq!(in_flight.take(&limits, quiet), Ok(()));
+        // Each slot freed goes to the oldest waiting, in order.
+        for expected in 16..32 {
+            in_flight.give_back(flood);
+            let waiter = waiting.admit(&limits, &mut in_flight).unwrap();
+            assert_eq!((waiter.item, waiter.why), (expected, Refusal::PerSource));
+            assert_eq!(in_flight.of(flood), 16);
+        }
+        assert!(waiting.is_empty() && waiting.by_source.is_empty());
+    }
+
+    #[test]
+    fn the_waiting_take_neither_the_reserve_nor_the_last_slot() {
+        let limits = Limits::new(64, 64); // reserve 8
+        let (mut in_flight, mut waiting) = (InFlight::default(), Waiting::default());
+        let busy = ip("10.0.0.1");
+        let now = Instant::now();
+        while in_flight.take(&limits, busy).is_ok() {}
+        assert_eq!(in_flight.total(), 56);
+        assert_eq!(
+            waiting.push(&limits, busy, Refusal::Reserved, now, 1),
+            Ok(())
+        );
+        // The reserve goes to addresses with none, and the waiting one stays waiting.
+        for n in 1..=8 {
+            assert_eq!(in_flight.take(&limits, ip(&format!("192.0.2.{n}"))), Ok(()));
+            assert!(waiting.admit(&limits, &mut in_flight).is_none());
+        }
+        // Every slot taken: a refusal by the limit in all does not wait.
+        assert_eq!(
+            waiting.push(&limits, ip("192.0.2.99"), Refusal::Full, now, 2),
+            Err(2)
+        );
+        // The reserve's slots freed are the reserve's again; one of the busy address's is its.
+        for n in 1..=8 {
+            in_flight.give_back(ip(&format!("192.0.2.{n}")));
+            assert!(waiting.admit(&limits, &mut in_flight).is_none());
+        }
+        in_flight.give_back(busy);
+        assert_eq!(
+            waiting.admit(&limits, &mut in_flight).map(|w| w.item),
+            Some(1)
+        );
+        assert_eq!(in_flight.total(), 56);
+    }
+
+    #[test]
+    fn waiting_ends_after_queue_wait_and_the_queue_is_bounded() {
+        let limits = Limits::new(4096, 2048);
+        let mut waiting = Waiting::default();
+        let start = Instant::now();
+        let later = start + Duration::from_millis(500);
+        assert_eq!(waiting.next_expiry(), None);
+        for n in 0..QUEUE_MAX {
+            let from = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000_u32 + n as u32 % 4));
+            let at = if n < 10 { start } else { later };
+            assert_eq!(
+                waiting.push(&limits, from, Refusal::PerSource, at, n),
+                Ok(())
+            );
+        }
+        assert_eq!(
+            waiting.push(&limits, ip("10.9.9.9"), Refusal::PerSource, later, 0),
+            Err(0)
+        );
+        assert_eq!(waiting.next_expiry(), Some(start + QUEUE_WAIT));
+        assert!(
+            waiting
+                .expired(start + QUEUE_WAIT - Duration::from_millis(1))
+                .is_empty()
+        );
+        let gone = waiting.expired(start + QUEUE_WAIT);
+        assert_eq!(
+            gone.iter().map(|w| w.item).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>()
+        );
+        assert_eq!(waiting.len(), QUEUE_MAX - 10);
+        assert_eq!(waiting.take_all().len(), QUEUE_MAX - 10);
+        assert!(waiting.is_empty() && waiting.by_source.is_empty());
     }
 
     #[test]

@@ -1,18 +1,19 @@
 //! The agent port's listeners: binding them (IPv6-only beside IPv4), the accept loop with
-//! its allowlist and in-flight checks, a thread per connection, the descriptor limit it
+//! its allowlist and in-flight checks, handing each connection to a thread ([`super::workers`]), the descriptor limit it
 //! needs, and waking the listeners to stop.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::limits::Refusal;
+use super::limits::{QUEUE_MAX, Refusal};
 use super::log::Log;
-use super::{HANDLER_STACK, Shared, Slots, Stop};
+use super::slots::{Admitted, Pending};
+use super::{Shared, Slots, Stop};
 use crate::cidr;
 
 /// Pending connections the kernel queues per listener while the accept thread catches up
@@ -67,14 +68,14 @@ pub(super) fn stop_acceptors(acceptors: Vec<(SocketAddr, JoinHandle<()>)>, log: 
     }
 }
 
-/// Every connection in flight holds a descriptor: with `max_in_flight` 1024 the process needs
-/// about 1100, and systemd gives services a soft limit of 1024 by default (the hard limit is
-/// far higher). Raises the soft limit to what `max_in_flight` needs, within the hard limit;
+/// Every connection in flight or waiting for a slot holds a descriptor: with `max_in_flight`
+/// 1024 and as many waiting the process needs about 2100, and systemd gives services a soft
+/// limit of 1024 by default (the hard limit is far higher). Raises the soft limit to what `max_in_flight` needs, within the hard limit;
 /// logs it when that is not enough, since `accept` would then fail with "too many open files"
 /// before `max_in_flight` is reached.
 #[cfg(target_os = "linux")]
 pub(super) fn check_fd_limit(max_in_flight: usize, log: &Log) {
-    let need = max_in_flight as u64 + SPARE_FDS;
+    let need = (max_in_flight + QUEUE_MAX) as u64 + SPARE_FDS;
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -140,7 +141,8 @@ pub(crate) fn accept(listener: &TcpListener, stop: &Stop, log: &Log, what: &str)
 }
 
 /// Accepts until `stop`: checks the allowlist and the in-flight limits, then hands the
-/// connection to a thread of its own.
+/// connection to a thread, or queues it for a slot ([`super::limits`], "Waiting for a
+/// slot").
 pub(super) fn accept_loop(
     addr: SocketAddr,
     listener: TcpListener,
@@ -160,22 +162,26 @@ pub(super) fn accept_loop(
             shared.refuse(peer, Refusal::NotAllowed);
             continue;
         }
-        let slot = match Slots::take(&shared.slots, peer) {
-            Ok(slot) => slot,
-            Err(why) => {
-                shared.refuse(peer, why);
+        let pending = Pending {
+            stream,
+            peer,
+            accepted: Instant::now(),
+        };
+        let (admitted, expired) = Slots::take_or_wait(&shared.slots, pending, Instant::now());
+        shared.refuse_expired(expired);
+        let (slot, pending) = match admitted {
+            Admitted::Now(slot, pending) => (slot, pending),
+            Admitted::Waits => continue,
+            Admitted::Refused(why, pending) => {
+                shared.refuse(pending.peer, why);
                 continue;
             }
         };
         let for_thread = shared.clone();
-        let spawned = thread::Builder::new()
-            .name("lbf-probe".into())
-            .stack_size(HANDLER_STACK)
-            .spawn(move || {
-                let _slot = slot;
-                for_thread.serve(stream, peer);
-            });
-        // On failure the closure is dropped: the slot is freed and the connection closed.
+        let spawned = shared
+            .workers
+            .run(Box::new(move || for_thread.answer(slot, pending)));
+        // On failure the job is dropped: the slot is freed and the connection closed.
         if spawned.is_err() {
             shared.refuse(peer, Refusal::NoThread);
         }

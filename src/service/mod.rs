@@ -5,7 +5,8 @@
 //!
 //! Threads, no async runtime: one per listening address accepting (and one for `--http`, with
 //! a thread per request: [`http`]), one taking samples
-//! ([`sampler`]), one per connection in flight (a small stack each; at most `max_in_flight`),
+//! ([`sampler`]), one per connection in flight (a small stack each; at most `max_in_flight`;
+//! kept a while for the next connection, [`workers`]),
 //! one writing the log ([`log`]: nothing else ever waits for a log write), one writing the
 //! totals of refused connections every [`limits::REPORT_WINDOW`] and one reloading the config
 //! when asked ([`reloader`]).
@@ -16,7 +17,9 @@
 //! A connection, in order (see [`Service::serve`]):
 //! 1. peer outside `allow`: closed without a reply;
 //! 2. no slot for it ([`limits`]: `max_in_flight` in all, `max_in_flight_per_source` per
-//!    address, the last free slots kept for addresses with nothing in flight): closed without
+//!    address, the last free slots kept for addresses with nothing in flight): one from an
+//!    address with connections in flight waits for a slot ([`slots`]; at most
+//!    [`limits::QUEUE_WAIT`], and a bounded number), else, or after that wait, closed without
 //!    a reply. Refusals are logged as [`limits::Refusals`] says: the first ones as they come,
 //!    then totals, a few lines a window however many there are;
 //! 3. the mode (runtime mode file, then config): not normal needs no sample;
@@ -55,11 +58,13 @@ pub mod registration;
 pub mod reload;
 pub mod sampler;
 pub mod signals;
+mod slots;
 #[cfg(windows)]
 pub mod windows;
+mod workers;
 
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -69,11 +74,11 @@ use crate::socket;
 use crate::state;
 use args::{Args, Command};
 use connection::Shared;
-use limits::{InFlight, Limits, Refusal};
 pub(crate) use listen::{Accepted, accept};
 use listen::{accept_loop, bind, check_fd_limit, stop_acceptors};
 use log::Log;
 use reload::Live;
+use slots::Slots;
 
 /// Added to `sample_ms` for a connection's deadline: room for `agent-send`, the reply and a
 /// loaded machine, yet short enough that a stuck client frees its slot within one poll or two.
@@ -86,6 +91,8 @@ pub(crate) const HANDLER_STACK: usize = 256 * 1024;
 pub const LOG_FLUSH: Duration = Duration::from_millis(500);
 /// How often the totals of refusals are looked at.
 const REPORT_TICK: Duration = Duration::from_secs(1);
+/// The shortest pause of that thread while connections wait for a slot.
+const EXPIRY_TICK: Duration = Duration::from_millis(10);
 
 /// Why a command failed; rendered once by the binary, with the exit code.
 #[derive(Debug)]
@@ -286,61 +293,6 @@ impl Stop {
     }
 }
 
-/// The in-flight limits: a slot per connection being answered (the rules: [`limits`]).
-struct Slots {
-    limits: Limits,
-    in_flight: Mutex<InFlight>,
-    freed: Condvar,
-}
-
-/// A taken slot; dropping it (the connection's thread ending, or failing to start) frees it.
-struct Slot {
-    slots: Arc<Slots>,
-    source: IpAddr,
-}
-
-impl Slots {
-    fn new(limits: Limits) -> Slots {
-        Slots {
-            limits,
-            in_flight: Mutex::new(InFlight::default()),
-            freed: Condvar::new(),
-        }
-    }
-
-    fn take(slots: &Arc<Slots>, peer: SocketAddr) -> Result<Slot, Refusal> {
-        let source = limits::source(peer);
-        lock(&slots.in_flight).take(&slots.limits, source)?;
-        Ok(Slot {
-            slots: slots.clone(),
-            source,
-        })
-    }
-
-    /// Waits until no connection is in flight, or `until`; returns how many still are.
-    fn wait_idle(&self, until: Instant) -> usize {
-        let mut in_flight = lock(&self.in_flight);
-        while in_flight.total() > 0 {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            in_flight = match self.freed.wait_timeout(in_flight, left) {
-                Ok((in_flight, _)) => in_flight,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
-        in_flight.total()
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        lock(&self.slots.in_flight).give_back(self.source);
-        self.slots.freed.notify_all();
-    }
-}
-
 /// Bound listeners and the config they answer for; [`Service::serve`] runs them.
 pub struct Service {
     live: Live,
@@ -433,7 +385,17 @@ impl Service {
                 .name("lbf-refusals".into())
                 .stack_size(HANDLER_STACK)
                 .spawn(move || {
-                    while !stop.wait_timeout(REPORT_TICK) {
+                    // Also closes the connections whose wait for a slot has ended, as soon
+                    // as it has when no connection ending has done it.
+                    let tick = || {
+                        let now = Instant::now();
+                        shared.slots.next_expiry().map_or(REPORT_TICK, |at| {
+                            at.saturating_duration_since(now)
+                                .clamp(EXPIRY_TICK, REPORT_TICK)
+                        })
+                    };
+                    while !stop.wait_timeout(tick()) {
+                        shared.refuse_expired(shared.slots.expired(Instant::now()));
                         shared.report_refusals(false);
                     }
                 })
@@ -514,10 +476,14 @@ impl Running {
         log.note("stopping: finishing the replies in flight");
         let addrs: Vec<String> = self.acceptors.iter().map(|(a, _)| a.to_string()).collect();
         stop_acceptors(self.acceptors, log);
+        // Nothing is accepted any more: those still waiting for a slot are closed unanswered.
+        let waiting = self.shared.slots.take_waiting();
+        self.shared.refuse_expired(waiting);
         // Ends at once: the stop is triggered. Then the last window's totals.
         let _ = self.reporter.join();
         self.shared.report_refusals(true);
         let left = self.shared.slots.wait_idle(until);
+        self.shared.workers.stop();
         self.shared.sampler.stop();
         let _ = self.sampler.join();
         if left > 0 {

@@ -1,6 +1,7 @@
 //! Unit tests of `service`: the listener, its slots and its stop.
 
 use super::*;
+use limits::{Limits, Refusal};
 use std::io::Read;
 use std::net::TcpStream;
 

@@ -6,7 +6,7 @@
 //! into place. Errors name the path and the problem, never the content.
 
 use std::hash::{BuildHasher, Hasher, RandomState};
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ const TEMP_TRIES: usize = 8;
 pub struct Dir {
     path: PathBuf,
     #[cfg(unix)]
-    fd: std::os::fd::OwnedFd,
+    fd: std::sync::Arc<std::os::fd::OwnedFd>,
     /// The directory's owner and group: files root creates are handed to them.
     #[cfg(unix)]
     owner: (libc::uid_t, libc::gid_t),
@@ -81,9 +81,15 @@ impl Dir {
     pub fn lock(&self, name: &str, wait: Duration) -> Result<Option<Locked>, StateError> {
         let path = self.path.join(name);
         let file = sys::open_rw(self, name).map_err(|err| error(&path, &err))?;
-        check_regular(&file.metadata().map_err(|err| error(&path, &err))?, &path)?;
+        let meta = file.metadata().map_err(|err| error(&path, &err))?;
+        check_regular(&meta, &path)?;
         match lock_within(&file, false, wait) {
-            Ok(true) => Ok(Some(Locked { path, file })),
+            Ok(true) => Ok(Some(Locked {
+                path,
+                file,
+                size: meta.len(),
+                read_len: std::cell::Cell::new(None),
+            })),
             Ok(false) => Ok(None),
             Err(err) => Err(error(&path, &err)),
         }
@@ -190,27 +196,47 @@ fn unpredictable() -> u64 {
 pub struct Locked {
     path: PathBuf,
     file: std::fs::File,
+    /// Its size when it was opened, checked as a regular file with one link: what to read.
+    size: u64,
+    /// The length [`Locked::read`] found, while the lock has been held since.
+    read_len: std::cell::Cell<Option<u64>>,
 }
 
 impl Locked {
     /// The whole content, at most `limit` bytes.
     pub fn read(&self, limit: u64) -> Result<Vec<u8>, StateError> {
-        read_bounded(&self.file, &self.path, limit)
+        let bytes = read_from_start(&self.file, &self.path, limit, self.size)?;
+        self.read_len.set(Some(bytes.len() as u64));
+        Ok(bytes)
     }
 
     /// Writes `parts`, one after the other, over the content in place and cuts off the rest.
     /// Not atomic against a crash: the file's format must tell a torn write (the lock keeps
     /// other probes out).
+    ///
+    /// One write, and the cut only when the file was read longer than what is written (or
+    /// not read): on ext4 a truncate costs as much as the write even when it cuts nothing,
+    /// and the poller table is written on every poll (docs/BENCHMARKS.md). Anyone appending
+    /// past what was read without the lock leaves a tail the file's checksum rejects.
     pub fn write(&self, parts: &[&[u8]]) -> Result<(), StateError> {
-        let mut at = 0;
-        let written = parts.iter().try_for_each(|part| {
-            sys::write_at(&self.file, part, at)?;
-            at += part.len() as u64;
-            Ok(())
-        });
-        written
-            .and_then(|()| self.file.set_len(at))
-            .map_err(|err: io::Error| error(&self.path, &err))
+        let joined;
+        let bytes = match parts {
+            [one] => *one,
+            _ => {
+                joined = parts.concat();
+                &joined
+            }
+        };
+        let len = bytes.len() as u64;
+        sys::write_at(&self.file, bytes, 0)
+            .and_then(|()| match self.read_len.get() {
+                Some(read) if read <= len => Ok(()),
+                _ => self.file.set_len(len),
+            })
+            .map_err(|err: io::Error| error(&self.path, &err))?;
+        // The file is now exactly this long.
+        self.read_len.set(Some(len));
+        Ok(())
     }
 }
 
@@ -247,18 +273,36 @@ fn read_bounded(file: &std::fs::File, path: &Path, limit: u64) -> Result<Vec<u8>
         let len = meta.len();
         return Err(refused(path, StateProblem::TooBig { len, limit }));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    // Bounded again: the file may grow between fstat and read; read from the start whoever
-    // read before (a locked file is read, then written, through one descriptor).
-    let mut reader = file;
-    io::Seek::seek(&mut reader, io::SeekFrom::Start(0)).map_err(|err| error(path, &err))?;
-    reader
-        .take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|err| error(path, &err))?;
-    if bytes.len() as u64 > limit {
-        return Err(refused(path, StateProblem::Grew { limit }));
+    read_from_start(file, path, limit, meta.len())
+}
+
+/// At most `limit` bytes from the start of a regular file about `size` long; an error when
+/// there are more. Bounded again: the file may have grown since its size was seen. Read from
+/// the start whoever read before (a locked file is read, then written, through one
+/// descriptor), and a read shorter than asked is the end, as it is for a regular file: one
+/// read for a file that has not grown.
+fn read_from_start(
+    file: &std::fs::File,
+    path: &Path,
+    limit: u64,
+    size: u64,
+) -> Result<Vec<u8>, StateError> {
+    let mut bytes = vec![0; size.min(limit) as usize + 1];
+    let mut at = 0;
+    loop {
+        let asked = bytes.len() - at;
+        let got =
+            sys::read_at(file, &mut bytes[at..], at as u64).map_err(|err| error(path, &err))?;
+        at += got;
+        if got < asked {
+            break;
+        }
+        if at as u64 > limit {
+            return Err(refused(path, StateProblem::Grew { limit }));
+        }
+        bytes.resize((at * 2).min(limit as usize + 1), 0);
     }
+    bytes.truncate(at);
     Ok(bytes)
 }
 

@@ -109,6 +109,17 @@ pub fn write_at_start(file: &File, bytes: &[u8]) -> io::Result<()> {
     write_at(file, bytes, 0)
 }
 
+pub fn read_at(mut file: &File, bytes: &mut [u8], offset: u64) -> io::Result<usize> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(offset))?;
+    loop {
+        match file.read(bytes) {
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
 pub fn write_at(mut file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
     use std::io::{Seek, SeekFrom, Write};
     file.seek(SeekFrom::Start(offset))?;

@@ -141,3 +141,65 @@ fn preview_escapes_and_cuts() {
     assert_eq!(preview(b"ab\n\x00", 16), "\"ab\\n\\x00\"");
     assert_eq!(preview(b"abcdef", 3), "\"abc\"…");
 }
+
+#[test]
+fn a_directory_replaced_at_its_path_is_opened_afresh() {
+    let (path, _dir) = temp_dir("replaced");
+    let first = Dir::open(&path).unwrap().unwrap();
+    first.replace("a", b"old", false).unwrap();
+    // Opened again while it is the same directory: the same one (kept open).
+    let again = Dir::open(&path).unwrap().unwrap();
+    assert_eq!(again.read("a").unwrap().unwrap(), b"old");
+    let moved = path.with_extension("moved");
+    let _ = std::fs::remove_dir_all(&moved);
+    std::fs::rename(&path, &moved).unwrap();
+    assert!(Dir::open(&path).unwrap().is_none());
+    std::fs::create_dir(&path).unwrap();
+    let fresh = Dir::open(&path).unwrap().unwrap();
+    assert_eq!(fresh.read("a").unwrap(), None);
+    // A link put where it was is refused, though the directory it names was open before.
+    std::fs::remove_dir(&path).unwrap();
+    symlink(&moved, &path).unwrap();
+    let err = Dir::open(&path).err().expect("a link must be refused");
+    assert!(err.problem.to_string().contains("symbolic link"), "{err}");
+    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_dir_all(&moved).unwrap();
+}
+
+#[test]
+fn a_locked_write_leaves_exactly_what_it_wrote() {
+    let (path, dir) = temp_dir("locked");
+    let write = |bytes: &[u8], read_first: bool| {
+        let locked = dir.lock("t", Duration::from_secs(1)).unwrap().unwrap();
+        if read_first {
+            locked.read(MAX_READ).unwrap();
+        }
+        locked.write(&[bytes, b"\n"]).unwrap();
+        std::fs::read(path.join("t")).unwrap()
+    };
+    assert_eq!(
+        write(&[b'x'; 200], true),
+        [&[b'x'; 200][..], b"\n"].concat()
+    );
+    assert_eq!(
+        write(b"longer than nothing", true),
+        b"longer than nothing\n"
+    );
+    assert_eq!(write(b"short", true), b"short\n");
+    std::fs::write(path.join("t"), [b'y'; 300]).unwrap();
+    assert_eq!(write(b"unread", false), b"unread\n");
+    // Read grown past its size at the lock: still whole, still bounded.
+    let locked = dir.lock("t", Duration::from_secs(1)).unwrap().unwrap();
+    std::fs::write(path.join("t"), [b'z'; 3000]).unwrap();
+    assert_eq!(locked.read(MAX_READ).unwrap(), [b'z'; 3000]);
+    assert!(
+        locked
+            .read(2999)
+            .unwrap_err()
+            .problem
+            .to_string()
+            .contains("more than")
+    );
+    drop(locked);
+    std::fs::remove_dir_all(&path).unwrap();
+}

@@ -8,7 +8,8 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::Dir;
 use crate::state::error::{Denied, Ownership};
@@ -58,7 +59,28 @@ fn owned(fd: libc::c_int) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
+/// The directory opened last, kept open with its device and inode: lb-feedback-service opens
+/// the same state directory for every poll, and the open, the fstat and the close cost
+/// more than one lstat, which is all a reuse takes (docs/BENCHMARKS.md). It is reused only
+/// while its path still names that very directory (the kept descriptor holds the inode, so
+/// its number cannot go to another); the owner is read afresh each time.
+static LAST: Mutex<Option<Kept>> = Mutex::new(None);
+
+/// The path, the descriptor, and the device and inode it was opened at.
+type Kept = (PathBuf, Arc<OwnedFd>, (u64, u64));
+
 pub fn open_dir(path: &Path) -> io::Result<Dir> {
+    let last = LAST.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    if let Some((kept, fd, id)) = last.filter(|(kept, _, _)| kept == path) {
+        let meta = std::fs::symlink_metadata(path)?;
+        if meta.is_dir() && (meta.dev(), meta.ino()) == id {
+            return Ok(Dir {
+                path: kept,
+                fd,
+                owner: (meta.uid(), meta.gid()),
+            });
+        }
+    }
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in the path"))?;
     let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
@@ -68,9 +90,14 @@ pub fn open_dir(path: &Path) -> io::Result<Dir> {
         Err(err) if err.raw_os_error() == Some(libc::ENOTDIR) && is_link(path) => {
             return Err(io::Error::from_raw_os_error(libc::ELOOP));
         }
-        other => owned(other?),
+        other => Arc::new(owned(other?)),
     };
-    let meta = File::from(fd.try_clone()?).metadata()?;
+    // Borrowed for one fstat, not closed: `fd` owns it.
+    // SAFETY: a descriptor we own, open for as long as the borrow.
+    let meta =
+        std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(fd.as_raw_fd()) }).metadata()?;
+    *LAST.lock().unwrap_or_else(PoisonError::into_inner) =
+        Some((path.to_path_buf(), fd.clone(), (meta.dev(), meta.ino())));
     Ok(Dir {
         path: path.to_path_buf(),
         fd,
@@ -89,8 +116,24 @@ fn open_at(dir: &Dir, name: &str, flags: libc::c_int) -> io::Result<File> {
     Ok(File::from(owned(fd)))
 }
 
+/// Opens for reading without updating the access time where the kernel lets this user
+/// (the file's owner, or root): the poller table is read after every write, and under
+/// relatime each of those reads would write the inode again. Plain otherwise.
+#[cfg(target_os = "linux")]
+fn open_to_read(dir: &Dir, name: &str, flags: libc::c_int) -> io::Result<File> {
+    match open_at(dir, name, flags | libc::O_NOATIME) {
+        Err(err) if err.raw_os_error() == Some(libc::EPERM) => open_at(dir, name, flags),
+        other => other,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_to_read(dir: &Dir, name: &str, flags: libc::c_int) -> io::Result<File> {
+    open_at(dir, name, flags)
+}
+
 pub fn open_read(dir: &Dir, name: &str) -> io::Result<File> {
-    open_at(dir, name, READ)
+    open_to_read(dir, name, READ)
 }
 
 pub fn open_write(dir: &Dir, name: &str) -> io::Result<File> {
@@ -100,7 +143,7 @@ pub fn open_write(dir: &Dir, name: &str) -> io::Result<File> {
 }
 
 pub fn open_rw(dir: &Dir, name: &str) -> io::Result<File> {
-    let file = open_at(dir, name, READ_WRITE)?;
+    let file = open_to_read(dir, name, READ_WRITE)?;
     hand_over(dir, &file)?;
     Ok(file)
 }
@@ -244,6 +287,15 @@ pub fn sync_dir(dir: &Dir) -> io::Result<()> {
 
 pub fn write_at_start(file: &File, bytes: &[u8]) -> io::Result<()> {
     write_at(file, bytes, 0)
+}
+
+pub fn read_at(file: &File, bytes: &mut [u8], offset: u64) -> io::Result<usize> {
+    loop {
+        match std::os::unix::fs::FileExt::read_at(file, bytes, offset) {
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
 }
 
 pub fn write_at(file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
