@@ -311,7 +311,7 @@ fn since_last_pressure_answers_from_the_counters_the_previous_probe_kept() {
         first.ends_with("of 5000 ms") || first.contains("of 500"),
         "{first}"
     );
-    let kept = dir.path().join("state/counters-pressure-cpu");
+    let kept = dir.path().join("state/pressure-cpu-counters");
     assert!(kept.is_file(), "no {}", kept.display());
     std::thread::sleep(Duration::from_millis(600));
     let second = probe();

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::error::Problem;
+use super::error::{CustomProblem, Problem, UrlProblem};
 use super::values::{Importance, Int, Real, TcpThreshold};
 use super::values::{check_release, one};
 
@@ -138,61 +138,6 @@ fn check_name(name: &str) -> Result<(), Problem> {
         return Err(Problem::ReservedCustomName { name: name.into() });
     }
     Ok(())
-}
-
-/// What is wrong with one custom monitor's entry.
-#[derive(Clone, Debug, PartialEq)]
-pub enum CustomProblem {
-    NoProgram,
-    NulInCommand,
-    BadFilePath,
-    Url { url: String, why: UrlProblem },
-    NotOneSource,
-    MaxAgeNotForFile,
-    BadJsonPointer { pointer: String },
-    MaxNotAboveZero { max: f64 },
-}
-
-impl std::fmt::Display for CustomProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CustomProblem::NoProgram => f.write_str("command needs a program to run"),
-            CustomProblem::NulInCommand => f.write_str("command must not hold a NUL byte"),
-            CustomProblem::BadFilePath => f.write_str("file must be a path without NUL bytes"),
-            CustomProblem::Url { url, why } => write!(f, "http {url:?}: {why}"),
-            CustomProblem::NotOneSource => f.write_str("give exactly one of command, file, http"),
-            CustomProblem::MaxAgeNotForFile => {
-                f.write_str("max_age_seconds is for a file source only")
-            }
-            CustomProblem::BadJsonPointer { pointer } => write!(
-                f,
-                "json_pointer {pointer:?} must be empty or start with '/' (RFC 6901)"
-            ),
-            CustomProblem::MaxNotAboveZero { max } => {
-                write!(f, "max {max} must be a number above 0")
-            }
-        }
-    }
-}
-
-/// Why an `http` source's URL is refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UrlProblem {
-    NotPlainHttp,
-    NoHost,
-    UserInfo,
-    SpaceOrControl,
-}
-
-impl std::fmt::Display for UrlProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            UrlProblem::NotPlainHttp => "only plain http:// URLs (a local service; no TLS)",
-            UrlProblem::NoHost => "no host",
-            UrlProblem::UserInfo => "user info (user:password@) is not allowed",
-            UrlProblem::SpaceOrControl => "spaces and control characters are not allowed",
-        })
-    }
 }
 
 impl TryFrom<Entry> for CustomMonitor {

@@ -25,10 +25,8 @@ mod teach;
 mod tests;
 mod values;
 
-pub use custom::{
-    CustomMonitor, CustomProblem, MAX_CUSTOM, OnError, Source, SourceKind, TimeoutMs, UrlProblem,
-};
-pub use error::{ConfigError, Figure, Origin, Place, Problem};
+pub use custom::{CustomMonitor, MAX_CUSTOM, OnError, Source, SourceKind, TimeoutMs};
+pub use error::{ConfigError, CustomProblem, Figure, Origin, Place, Problem, UrlProblem};
 pub use file::{MAX_PROFILES, Profile};
 pub use keys::{Key, SETTINGS, Setting};
 pub use monitors::{Monitor, MonitorLayer, SessionsMonitor, TcpMonitor, release_of};

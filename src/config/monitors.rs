@@ -239,23 +239,3 @@ impl MonitorLayer {
         }
     }
 }
-
-impl super::settings::Entry for TcpMonitor {
-    fn what(&self) -> String {
-        format!("tcp:{}", self.port.get())
-    }
-
-    fn limits(&self) -> (f64, Option<f64>) {
-        (self.threshold.get(), self.release.map(Real::get))
-    }
-}
-
-impl super::settings::Entry for SessionsMonitor {
-    fn what(&self) -> String {
-        crate::words::SESSIONS.to_string()
-    }
-
-    fn limits(&self) -> (f64, Option<f64>) {
-        (self.threshold.get(), self.release.map(Real::get))
-    }
-}

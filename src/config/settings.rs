@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::custom::{CustomList, CustomMonitor};
 use super::error::Problem;
-use super::monitors::{Monitor, MonitorLayer};
+use super::monitors::{Monitor, MonitorLayer, SessionsMonitor, TcpMonitor};
 use super::values::{Importance, Real, Threshold, check_release};
 
 /// One kind of monitor settings.
@@ -146,6 +146,26 @@ impl Settings for Patched {
 pub trait Entry: Clone + Debug + PartialEq + Serialize + for<'de> Deserialize<'de> {
     fn what(&self) -> String;
     fn limits(&self) -> (f64, Option<f64>);
+}
+
+impl Entry for TcpMonitor {
+    fn what(&self) -> String {
+        format!("tcp:{}", self.port.get())
+    }
+
+    fn limits(&self) -> (f64, Option<f64>) {
+        (self.threshold.get(), self.release.map(Real::get))
+    }
+}
+
+impl Entry for SessionsMonitor {
+    fn what(&self) -> String {
+        crate::words::SESSIONS.to_string()
+    }
+
+    fn limits(&self) -> (f64, Option<f64>) {
+        (self.threshold.get(), self.release.map(Real::get))
+    }
 }
 
 /// A list of monitors (tcp, pressure) that a layer replaces whole.

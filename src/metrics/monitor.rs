@@ -8,16 +8,13 @@ use std::time::{Duration, Instant};
 
 use super::{Cgroups, MetricError};
 use crate::config::{CpuMode, Monitors, Real, release_of};
-use crate::metrics::cpu::CpuRecord;
 use crate::rules::Load;
 
-/// Where since-last CPU keeps its counters between probes (the state directory).
+/// Where monitors keep what since-last mode needs between probes (the state directory):
+/// one line each, kept whole or not at all.
 pub trait Store {
-    fn cpu_counters(&self) -> Option<CpuRecord>;
-    /// A failed save only means the next probe samples.
-    fn save_cpu_counters(&self, record: &CpuRecord);
-    /// A monitor's own line kept between probes (`name`: lower-case letters and `-`), as it
-    /// was saved; `None` when there is none or it does not check out.
+    /// A monitor's own line (`name`: lower-case letters and `-`), as it was saved; `None`
+    /// when there is none or it does not check out.
     fn record(&self, name: &str) -> Option<String>;
     /// Keeps `line` (one line of text) for the next probe; a failed save only means it
     /// samples.

@@ -607,10 +607,6 @@ mod tests {
     fn check_config_warns_of_a_kernel_without_psi() {
         struct NoStore;
         impl crate::metrics::monitor::Store for NoStore {
-            fn cpu_counters(&self) -> Option<crate::metrics::cpu::CpuRecord> {
-                None
-            }
-            fn save_cpu_counters(&self, _: &crate::metrics::cpu::CpuRecord) {}
             fn record(&self, _: &str) -> Option<String> {
                 None
             }

@@ -31,7 +31,6 @@ use record::{Poller, checksum};
 const MODE_FILE: &str = "mode.json";
 const POLLERS_FILE: &str = "pollers";
 const HISTORY_FILE: &str = "history";
-const CPU_FILE: &str = "cpu-counters";
 const STEADY_FILE: &str = "steady";
 
 /// How long a probe waits for the poller table's lock. Probes hold it for a read and a write
@@ -377,92 +376,64 @@ impl StateDir {
     /// record does not check out (written half, or by an older version): since-last mode then
     /// samples.
     pub fn cpu_counters(&self) -> Result<Option<CpuRecord>, StateError> {
-        let bytes = self.read(CPU_FILE)?;
-        Ok(bytes.and_then(|bytes| parse_counters_record(std::str::from_utf8(&bytes).ok()?)))
+        Ok(self.read_record("cpu")?.as_deref().and_then(CpuRecord::parse))
     }
 
     /// Saves the CPU counters for the next probe.
+    pub fn save_cpu_counters(&self, record: &CpuRecord) -> Result<(), StateError> {
+        self.write_record("cpu", &record.line())
+    }
+
+    /// A monitor's kept line (`NAME-counters`: `cpu-counters`, `pressure-cpu-counters`),
+    /// as it was saved; `None` when there is none or its checksum does not check out
+    /// (written half, or by an older version).
+    pub fn read_record(&self, name: &str) -> Result<Option<String>, StateError> {
+        let Some(file) = record_file(name) else {
+            return Ok(None);
+        };
+        let bytes = self.read(&file)?;
+        Ok(bytes.and_then(|bytes| {
+            let line = std::str::from_utf8(&bytes).ok()?.lines().next()?;
+            let (line, check) = line.rsplit_once(' ')?;
+            (u64::from_str_radix(check, 16).ok()? == checksum(line.as_bytes())).then(|| line.into())
+        }))
+    }
+
+    /// Keeps one line for a monitor's next probe, with the checksum of it in 16 hex digits.
     ///
-    /// Unlike the other files this one is written by every since-last probe, so it is
+    /// Unlike the other files these are written by every since-last probe, so they are
     /// overwritten in place, not renamed over: on ext4 a rename over an existing file starts
     /// writing the new one out at once, which cost such a probe 0.3 ms, a quarter of its wall
-    /// time (docs/BENCHMARKS.md). The record has a fixed size, so no old bytes are left behind,
-    /// and a checksum, so a record read while another probe writes it, or cut short by a crash,
-    /// is rejected rather than misread.
-    pub fn save_cpu_counters(&self, record: &CpuRecord) -> Result<(), StateError> {
-        self.dir_to_write()?
-            .overwrite(CPU_FILE, counters_record(record).as_bytes())
-    }
-}
-
-/// What monitors keep between probes (since-last counters), in the state directory.
-impl crate::metrics::monitor::Store for StateDir {
-    /// A record that cannot be read is no record: the probe samples.
-    fn cpu_counters(&self) -> Option<CpuRecord> {
-        StateDir::cpu_counters(self).ok().flatten()
-    }
-
-    fn save_cpu_counters(&self, record: &CpuRecord) {
-        let _ = StateDir::save_cpu_counters(self, record);
-    }
-
-    fn record(&self, name: &str) -> Option<String> {
-        let bytes = self.read(&record_file(name)?).ok()??;
-        let line = std::str::from_utf8(&bytes).ok()?.lines().next()?;
-        let (line, check) = line.rsplit_once(' ')?;
-        (u64::from_str_radix(check, 16).ok()? == checksum(line.as_bytes())).then(|| line.into())
-    }
-
-    /// Overwritten in place, as the CPU counters are (written by every since-last probe).
-    fn save_record(&self, name: &str, line: &str) {
-        let (Some(file), Ok(dir)) = (record_file(name), self.dir_to_write()) else {
-            return;
+    /// time (docs/BENCHMARKS.md). Their records have a fixed size, so no old bytes are left
+    /// behind, and the checksum, so a record read while another probe writes it, or cut short
+    /// by a crash, is rejected rather than misread.
+    pub fn write_record(&self, name: &str, line: &str) -> Result<(), StateError> {
+        let Some(file) = record_file(name) else {
+            return Ok(());
         };
         let text = format!("{line} {:016x}\n", checksum(line.as_bytes()));
-        let _ = dir.overwrite(&file, text.as_bytes());
+        self.dir_to_write()?.overwrite(&file, text.as_bytes())
     }
 }
 
-/// The file of a monitor's kept line: `counters-NAME`, for names of lower-case letters and
+/// What monitors keep between probes (since-last counters), in the state directory; a record
+/// that cannot be read is no record (the probe samples), a failed save only means the next
+/// one samples.
+impl crate::metrics::monitor::Store for StateDir {
+    fn record(&self, name: &str) -> Option<String> {
+        self.read_record(name).ok().flatten()
+    }
+
+    fn save_record(&self, name: &str, line: &str) {
+        let _ = self.write_record(name, line);
+    }
+}
+
+/// The file of a monitor's kept line: `NAME-counters`, for names of lower-case letters and
 /// `-` only (no path, no dot file).
 fn record_file(name: &str) -> Option<String> {
     let fine = !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
-    fine.then(|| format!("counters-{name}"))
-}
-
-/// `AT BUSY TOTAL SOURCE LAST SPAN CHECK`: six 20-digit numbers (every u64 fits; LAST in
-/// thousandths of a percent, SPAN 0 for none) and the checksum of the text before it in 16
-/// hex digits, 143 bytes with the newline whatever the values.
-fn counters_record(record: &CpuRecord) -> String {
-    let (last, span) = record.last.map_or((0, 0), |(busy, span)| {
-        ((busy * 1000.0).round() as u64, span)
-    });
-    let fields = format!(
-        "{:020} {:020} {:020} {:020} {last:020} {span:020}",
-        record.at_ms, record.counters.busy, record.counters.total, record.source
-    );
-    format!("{fields} {:016x}\n", checksum(fields.as_bytes()))
-}
-
-fn parse_counters_record(text: &str) -> Option<CpuRecord> {
-    let (fields, check) = text.lines().next()?.rsplit_once(' ')?;
-    if u64::from_str_radix(check, 16).ok()? != checksum(fields.as_bytes()) {
-        return None;
-    }
-    let numbers: Vec<u64> = fields
-        .split(' ')
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .ok()?;
-    match numbers[..] {
-        [at_ms, busy, total, source, last, span] => Some(CpuRecord {
-            at_ms,
-            counters: crate::metrics::cpu::Counters { busy, total },
-            source,
-            last: (span > 0).then(|| (last as f64 / 1000.0, span)),
-        }),
-        _ => None,
-    }
+    fine.then(|| format!("{name}-counters"))
 }
 
 /// Whether this reply carries `up ready`, and why, for `--explain`.

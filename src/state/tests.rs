@@ -5,6 +5,9 @@ use crate::metrics::cpu::Counters;
 use history::Change;
 use std::fs;
 
+/// Where since-last keeps the CPU counters (what older versions wrote, too).
+const CPU_FILE: &str = "cpu-counters";
+
 fn temp_state(name: &str) -> StateDir {
     let dir = std::env::temp_dir().join(format!("lbf-state-{name}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
@@ -73,7 +76,8 @@ fn cpu_counters_round_trip() {
     let older = format!("{fields} {:016x}\n", checksum(fields.as_bytes()));
     fs::write(state.path().join(CPU_FILE), older).unwrap();
     assert_eq!(state.cpu_counters().unwrap(), None);
-    let text = counters_record(&record(1234, None));
+    state.save_cpu_counters(&record(1234, None)).unwrap();
+    let text = fs::read_to_string(state.path().join(CPU_FILE)).unwrap();
     assert_eq!(text.len(), 143);
     fs::write(state.path().join(CPU_FILE), text.replace("50 ", "51 ")).unwrap();
     assert_eq!(state.cpu_counters().unwrap(), None);

@@ -36,6 +36,39 @@ pub struct CpuRecord {
     pub last: Option<(f64, u64)>,
 }
 
+impl CpuRecord {
+    /// `AT BUSY TOTAL SOURCE LAST SPAN`: six 20-digit numbers (every u64 fits; LAST in
+    /// thousandths of a percent, SPAN 0 for none), 123 bytes whatever the values, kept as
+    /// the state directory's `cpu-counters` (with its checksum, 143 bytes).
+    pub fn line(&self) -> String {
+        let (last, span) = self.last.map_or((0, 0), |(busy, span)| {
+            ((busy * 1000.0).round() as u64, span)
+        });
+        format!(
+            "{:020} {:020} {:020} {:020} {last:020} {span:020}",
+            self.at_ms, self.counters.busy, self.counters.total, self.source
+        )
+    }
+
+    /// The record of [`CpuRecord::line`]'s text; `None` for anything else.
+    pub fn parse(line: &str) -> Option<CpuRecord> {
+        let numbers: Vec<u64> = line
+            .split(' ')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        match numbers[..] {
+            [at_ms, busy, total, source, last, span] => Some(CpuRecord {
+                at_ms,
+                counters: Counters { busy, total },
+                source,
+                last: (span > 0).then(|| (last as f64 / 1000.0, span)),
+            }),
+            _ => None,
+        }
+    }
+}
+
 pub struct Cpu;
 
 /// A CPU reading begun before the window.
@@ -141,12 +174,13 @@ fn save(
     counters: Counters,
     last: Option<(f64, u64)>,
 ) {
-    window.store.save_cpu_counters(&CpuRecord {
+    let record = CpuRecord {
         at_ms,
         counters,
         source: source.id(),
         last,
-    });
+    };
+    window.store.save_record("cpu", &record.line());
 }
 
 /// since-last: the busy share since the counters the previous probe saved, when they are
@@ -155,7 +189,8 @@ fn save(
 /// that figure the window is topped up to the minimum. Without fresh counters it samples.
 fn since_last(window: &Window, source: Source, counters: Counters) -> (Begun, Option<Instant>) {
     let now = clock::now_ms();
-    let fresh = window.store.cpu_counters().filter(|record| {
+    let kept = window.store.record("cpu");
+    let fresh = kept.as_deref().and_then(CpuRecord::parse).filter(|record| {
         record.source == source.id()
             && record.at_ms <= now
             && now - record.at_ms <= window.max_age_ms
