@@ -74,8 +74,5 @@ mod tests {
         ] {
             assert!(crate::cli::help().contains(flag), "{flag}");
         }
-        for flag in ["--listen", "--allow", "--http", "--verbose"] {
-            assert!(crate::service::args::help().contains(flag), "{flag}");
-        }
     }
 }

@@ -340,6 +340,14 @@ pub fn help() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_short_helps_service_options_are_real() {
+        for flag in ["--listen", "--allow", "--http", "--verbose"] {
+            assert!(crate::short_help::SERVICE.contains(flag), "{flag}");
+            assert!(help().contains(flag), "{flag}");
+        }
+    }
+
     use super::*;
 
     /// The key table's row for `name`.

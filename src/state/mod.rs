@@ -376,7 +376,10 @@ impl StateDir {
     /// record does not check out (written half, or by an older version): since-last mode then
     /// samples.
     pub fn cpu_counters(&self) -> Result<Option<CpuRecord>, StateError> {
-        Ok(self.read_record("cpu")?.as_deref().and_then(CpuRecord::parse))
+        Ok(self
+            .read_record("cpu")?
+            .as_deref()
+            .and_then(CpuRecord::parse))
     }
 
     /// Saves the CPU counters for the next probe.
