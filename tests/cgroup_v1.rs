@@ -135,6 +135,11 @@ impl Drop for Cgroup {
 /// The load the agent gave one monitor, from `--explain`'s reply line: only that monitor has
 /// an importance, so the reply is 100 − its load. Also the whole breakdown, for messages.
 fn load_of(cgroup: &Cgroup, dir: &TempDir, monitor: &str) -> (f64, String) {
+    load_with(cgroup, dir, monitor, "sample")
+}
+
+/// [`load_of`] in CPU mode `cpu_mode`.
+fn load_with(cgroup: &Cgroup, dir: &TempDir, monitor: &str, cpu_mode: &str) -> (f64, String) {
     let mut command = agent(dir);
     let other = match monitor {
         "cpu" => "LB_FEEDBACK_RAM_IMPORTANCE",
@@ -143,6 +148,7 @@ fn load_of(cgroup: &Cgroup, dir: &TempDir, monitor: &str) -> (f64, String) {
     command
         .env(other, "0")
         .env("LB_FEEDBACK_SAMPLE_MS", "1000")
+        .env("LB_FEEDBACK_CPU_MODE", cpu_mode)
         .arg("--explain");
     let output = cgroup.inside(&command).output().unwrap();
     let text = stdout(&output);
@@ -298,11 +304,19 @@ fn cpuset_only_reads_its_own_cpus_not_the_busy_host() {
     }
     std::thread::sleep(Duration::from_millis(300));
     let dir = TempDir::new("cgroup-cpuset");
+    // since-last: the first probe saves the counters as it ends, the second answers from
+    // them at once, so the agent's window is the test's own between the two, give or take a
+    // process start and exit (a sample's window could not be bracketed as closely).
+    load_with(&quiet, &dir, "cpu", "since-last");
     let (start, before) = (Instant::now(), cpu_time_ns(last));
-    let (cpu, text) = load_of(&quiet, &dir, "cpu");
-    let elapsed = start.elapsed().as_nanos() as f64;
-    let reference = (cpu_time_ns(last) - before) as f64 / elapsed * 100.0;
+    std::thread::sleep(Duration::from_millis(1500));
+    let reference = (cpu_time_ns(last) - before) as f64 / start.elapsed().as_nanos() as f64 * 100.0;
+    let (cpu, text) = load_with(&quiet, &dir, "cpu", "since-last");
     eprintln!("cpuset-only CPU: agent {cpu:.1} %, CPU {last} busy {reference:.1} % meanwhile");
+    assert!(
+        text.contains("since the previous probe"),
+        "not since-last:\n{text}"
+    );
     let from = format!(
         "cgroup v1 {}: cpuset {last}: 1 CPUs, usage of CPUs {last} at cpuacct /",
         quiet.name

@@ -96,6 +96,7 @@ fn a_scrape_passes_promtool_and_carries_the_figures() {
     dir.file(
         "config.json",
         r#"{"tcp": [{"port": 3389, "max_connections": 50, "threshold": 95}],
+            "pressure": [{"resource": "cpu", "on_error": "ignore"}],
             "profiles": {"web": {"cpu": {"threshold": 90}}}}"#,
     );
     let service = Service::run(&dir)
@@ -121,6 +122,15 @@ fn a_scrape_passes_promtool_and_carries_the_figures() {
             .any(|l| l.starts_with("lb_feedback_reply_percent{profile=\"(base)\"} ")),
         "{text}"
     );
+    // The pressure monitor's series, labelled by the registry (where the kernel has PSI).
+    let pressure = "lb_feedback_monitor_load_percent{profile=\"(base)\",monitor=\"pressure\",\
+                    resource=\"cpu\",kind=\"some\"} ";
+    if std::path::Path::new("/proc/pressure/cpu").is_file() {
+        assert!(
+            text.lines().any(|l| l.starts_with(pressure)),
+            "no {pressure:?} in\n{text}"
+        );
+    }
 
     // Under the kept sampler a scrape is answered from the last window, at once.
     let mut took: Vec<Duration> = (0..20)

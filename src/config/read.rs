@@ -120,7 +120,8 @@ fn read_bounded(file: File, expected: u64, deadline: Instant) -> Result<Vec<u8>,
             return Err(Unread::Stalled);
         }
         match (&mut limited).take(CHUNK).read_to_end(&mut bytes) {
-            Ok(0) => break,
+            // Short of a whole chunk: the end of the file (or of the limit) came first.
+            Ok(read) if (read as u64) < CHUNK => break,
             Ok(_) => {}
             Err(err) => {
                 return Err(Unread::CannotRead {

@@ -112,7 +112,7 @@ impl Source {
             return Ok(Source::Host(None));
         }
         let capacity = cgroups.placement().and_then(|placement| {
-            let capacity = super::cgroup::cpu(placement, &cgroups.roots())?;
+            let capacity = cgroups.cpu()?.clone();
             match scope == Scope::Auto && !capacity.limited {
                 true => Ok(capacity),
                 false => capacity.with_usage(placement),

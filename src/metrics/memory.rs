@@ -114,7 +114,7 @@ pub fn read_scoped(scope: Scope, cgroups: &Cgroups) -> Result<(Memory, String), 
     if scope == Scope::Host {
         return Ok((host, "host /proc/meminfo".to_string()));
     }
-    let cgroup = cgroups.placement().and_then(super::cgroup::memory);
+    let cgroup = cgroups.memory();
     let used = match (scope, cgroup) {
         (Scope::Auto, Err(err)) => {
             return Ok((host, format!("host /proc/meminfo (cgroup: {err})")));

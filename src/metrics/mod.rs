@@ -13,14 +13,19 @@ pub mod pressure;
 pub mod sessions;
 pub mod tcp;
 
-/// The cgroup placement of this process, read at most once per sample and only when a
-/// monitor's scope asks for it (Linux; elsewhere there is nothing to read).
+/// The cgroup placement of this process and the limits found in it, each read at most once
+/// per sample and only when a monitor's scope asks for it (the CPU and pressure monitors both
+/// ask whose limits bind; Linux only, elsewhere there is nothing to read).
 #[derive(Default)]
 pub struct Cgroups {
     #[cfg(target_os = "linux")]
     roots: Option<cgroup::Roots>,
     #[cfg(target_os = "linux")]
     placement: std::cell::OnceCell<Result<cgroup::Placement, String>>,
+    #[cfg(target_os = "linux")]
+    cpu: std::cell::OnceCell<Result<cgroup::CpuCapacity, String>>,
+    #[cfg(target_os = "linux")]
+    memory: std::cell::OnceCell<Result<cgroup::MemoryUse, String>>,
 }
 
 #[cfg(target_os = "linux")]
@@ -29,7 +34,7 @@ impl Cgroups {
     pub fn at(roots: cgroup::Roots) -> Cgroups {
         Cgroups {
             roots: Some(roots),
-            placement: std::cell::OnceCell::new(),
+            ..Cgroups::default()
         }
     }
 
@@ -40,6 +45,22 @@ impl Cgroups {
     pub fn placement(&self) -> Result<&cgroup::Placement, String> {
         self.placement
             .get_or_init(|| cgroup::locate(&self.roots()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The CPU capacity its cgroups allow ([`cgroup::cpu`]).
+    pub fn cpu(&self) -> Result<&cgroup::CpuCapacity, String> {
+        self.cpu
+            .get_or_init(|| cgroup::cpu(self.placement()?, &self.roots()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The memory limit its cgroups set, and where the use is read ([`cgroup::memory`]).
+    pub fn memory(&self) -> Result<&cgroup::MemoryUse, String> {
+        self.memory
+            .get_or_init(|| cgroup::memory(self.placement()?))
             .as_ref()
             .map_err(Clone::clone)
     }

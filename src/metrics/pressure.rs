@@ -97,8 +97,8 @@ pub fn place(resource: Resource, scope: Scope, cgroups: &Cgroups) -> Result<Plac
         Err(err) => return Err(format!("scope cgroup: {err}")),
     };
     if auto {
-        let cpu = || super::cgroup::cpu(placement, &cgroups.roots()).map(|c| c.limited);
-        let memory = || super::cgroup::memory(placement).map(|m| m.limit.is_some());
+        let cpu = || cgroups.cpu().map(|c| c.limited);
+        let memory = || cgroups.memory().map(|m| m.limit.is_some());
         let limited = match resource {
             Resource::Cpu => cpu(),
             Resource::Memory => memory(),

@@ -141,3 +141,15 @@ fn metrics_name_every_figure_with_its_labels() {
     assert!(!text.contains("lb_feedback_reply_percent{"));
     assert!(!text.lines().any(|l| l.starts_with("lb_feedback_pollers ")));
 }
+
+#[test]
+fn each_part_of_a_monitors_name_is_its_own_label() {
+    assert_eq!(monitor_labels("cpu"), r#"monitor="cpu""#);
+    assert_eq!(monitor_labels("tcp:3389"), r#"monitor="tcp",port="3389""#);
+    assert_eq!(
+        monitor_labels("pressure:memory:full"),
+        r#"monitor="pressure",resource="memory",kind="full""#
+    );
+    // A custom monitor's name has no colon; it is the monitor label alone.
+    assert_eq!(monitor_labels("queue.depth"), r#"monitor="queue.depth""#);
+}
