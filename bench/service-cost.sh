@@ -3,9 +3,9 @@
 # by side in one run: each service in a cpuacct cgroup of its own (cgroup v1), both polled
 # RATE times a second at once the way HAProxy's agent-check polls (connect, read one line,
 # close; examples/bench_helper.rs `lines`), CPU seconds per 1,000 polls from the cgroups'
-# cpuacct.usage over each round; then the RSS of each before and after RSS_POLLS more polls
-# (those at RSS_RATE a second). Method and results: docs/BENCHMARKS.md ("lb-feedback-service's
-# CPU per poll").
+# cpuacct.usage over each round, and their medians; then the RSS of each before and after
+# RSS_POLLS more polls (those at RSS_RATE a second), every quarter of them. Method and
+# results: docs/BENCHMARKS.md ("lb-feedback-service's CPU per poll").
 #
 # Usage: bench/service-cost.sh [REV]   (Linux, root, cgroup v1 cpuacct at /sys/fs/cgroup/cpuacct)
 #   REV: the "before" build, 248554e (before issue 21's service work) by default; it is built
@@ -106,9 +106,12 @@ median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int(
 b=$(median "${befores[@]}") a=$(median "${afters[@]}")
 awk -v b="$b" -v a="$a" 'BEGIN { printf "%-8s %10.3f %10.3f %8.2f\n", "median", b / 1e9, a / 1e9, a / b }'
 
-rss_mid=("$(rss "$before_pid")" "$(rss "$after_pid")")
-drive "$rss_rate" "$rss_polls"
-rss_end=("$(rss "$before_pid")" "$(rss "$after_pid")")
-echo "RSS in kB: after 200 polls, after $((rounds * polls + 200)), after $rss_polls more at $rss_rate/s"
-echo "before  ${rss_start[0]} ${rss_mid[0]} ${rss_end[0]}"
-echo "after   ${rss_start[1]} ${rss_mid[1]} ${rss_end[1]}"
+# RSS after the warm-up, after the rounds, then after each quarter of RSS_POLLS more.
+rss_before=("${rss_start[0]}" "$(rss "$before_pid")") rss_after=("${rss_start[1]}" "$(rss "$after_pid")")
+for _ in 1 2 3 4; do
+    drive "$rss_rate" "$((rss_polls / 4))"
+    rss_before+=("$(rss "$before_pid")") rss_after+=("$(rss "$after_pid")")
+done
+echo "RSS in kB: after 200 polls, after $((rounds * polls + 200)), then every $((rss_polls / 4)) more at $rss_rate/s"
+echo "before  ${rss_before[*]}"
+echo "after   ${rss_after[*]}"

@@ -37,6 +37,9 @@ pub struct Slots {
 struct State {
     in_flight: InFlight,
     waiting: Waiting<Pending>,
+    /// Threads in [`Slots::wait_idle`]: only they need a wake-up when a slot frees (each
+    /// costs a syscall, on every poll).
+    watchers: usize,
 }
 
 /// A taken slot; dropping it (the connection's thread ending, or failing to start) frees it.
@@ -94,12 +97,19 @@ impl Slots {
             state.in_flight.give_back(source);
         }
         let expired = state.waiting.expired(now);
-        let State { in_flight, waiting } = &mut *state;
+        let State {
+            in_flight,
+            waiting,
+            watchers,
+        } = &mut *state;
         let next = waiting
             .admit(&slots.limits, in_flight)
             .map(|waiter| (slots.slot(waiter.source), waiter.item));
+        let watched = *watchers > 0;
         drop(state);
-        slots.freed.notify_all();
+        if watched {
+            slots.freed.notify_all();
+        }
         (next, expired)
     }
 
@@ -121,6 +131,7 @@ impl Slots {
     /// Waits until no connection is in flight, or `until`; returns how many still are.
     pub fn wait_idle(&self, until: Instant) -> usize {
         let mut state = lock(&self.state);
+        state.watchers += 1;
         while state.in_flight.total() > 0 {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -131,6 +142,7 @@ impl Slots {
                 Err(poisoned) => poisoned.into_inner().0,
             };
         }
+        state.watchers -= 1;
         state.in_flight.total()
     }
 
@@ -146,8 +158,14 @@ impl Slots {
 impl Drop for Slot {
     fn drop(&mut self) {
         if let Some(source) = self.source.take() {
-            lock(&self.slots.state).in_flight.give_back(source);
-            self.slots.freed.notify_all();
+            let watched = {
+                let mut state = lock(&self.slots.state);
+                state.in_flight.give_back(source);
+                state.watchers > 0
+            };
+            if watched {
+                self.slots.freed.notify_all();
+            }
         }
     }
 }

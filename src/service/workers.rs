@@ -42,14 +42,21 @@ impl Workers {
     /// Runs `job` on a waiting thread, or on a new one when none waits. On failure to start
     /// one, `job` is dropped unrun (freeing its slot).
     pub fn run(&self, job: Job) -> io::Result<()> {
-        {
+        let handed = {
             let mut state = lock(&self.0.state);
-            if state.idle > state.jobs.len() {
+            let idle = state.idle > state.jobs.len();
+            if idle {
                 state.jobs.push_back(job);
-                self.0.ready.notify_one();
-                return Ok(());
+                None
+            } else {
+                Some(job)
             }
-        }
+        };
+        // Woken after the lock is let go, so the thread does not wake only to wait for it.
+        let Some(job) = handed else {
+            self.0.ready.notify_one();
+            return Ok(());
+        };
         let pool = self.0.clone();
         thread::Builder::new()
             .name("lbf-probe".into())
