@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::error::Problem;
 use super::values::{
     Importance, MaxConnections, MaxSessions, Port, Real, TcpThreshold, Threshold, check_release,
-    one, present,
+    in_field, one, parse_list, present,
 };
 
 /// CPU or RAM: how much it counts and when it drains.
@@ -123,19 +123,7 @@ impl TcpMonitor {
 
     /// The list form used by `LB_FEEDBACK_TCP` and `--tcp`; empty means no TCP monitor.
     pub(super) fn parse_list(text: &str) -> Result<Vec<TcpMonitor>, Problem> {
-        text.split(',')
-            .map(str::trim)
-            .filter(|entry| !entry.is_empty())
-            .map(TcpMonitor::parse)
-            .collect()
-    }
-}
-
-/// The error of one field of a text form's entry.
-fn in_field(field: &'static str) -> impl Fn(Problem) -> Problem {
-    move |cause| Problem::Field {
-        field,
-        cause: Box::new(cause),
+        parse_list(text, TcpMonitor::parse)
     }
 }
 

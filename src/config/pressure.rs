@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::custom::OnError;
 use super::error::Problem;
-use super::values::{Importance, Real, Threshold, check_release, one};
+use super::values::{Importance, Real, Threshold, check_release, in_field, one, parse_list};
 
 /// The resource whose stalls are counted, as /proc/pressure names its files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -175,19 +175,7 @@ impl PressureMonitor {
 
     /// The list form used by `LB_FEEDBACK_PRESSURE` and `--pressure`; empty means none.
     pub(super) fn parse_list(text: &str) -> Result<Vec<PressureMonitor>, Problem> {
-        text.split(',')
-            .map(str::trim)
-            .filter(|entry| !entry.is_empty())
-            .map(PressureMonitor::parse)
-            .collect()
-    }
-}
-
-/// The error of one field of a text form's entry.
-fn in_field(field: &'static str) -> impl Fn(Problem) -> Problem {
-    move |cause| Problem::Field {
-        field,
-        cause: Box::new(cause),
+        parse_list(text, PressureMonitor::parse)
     }
 }
 

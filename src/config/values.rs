@@ -401,3 +401,24 @@ pub(super) fn check_release(
 pub(super) fn one() -> Importance {
     Importance::ONE
 }
+
+/// The error of one field of a text form's entry.
+pub(super) fn in_field(field: &'static str) -> impl Fn(Problem) -> Problem {
+    move |cause| Problem::Field {
+        field,
+        cause: Box::new(cause),
+    }
+}
+
+/// A list monitor's text form, as the environment and flags carry it: entries separated by
+/// commas, each parsed by `parse`; empty means none.
+pub(super) fn parse_list<T>(
+    text: &str,
+    parse: impl Fn(&str) -> Result<T, Problem>,
+) -> Result<Vec<T>, Problem> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(parse)
+        .collect()
+}
