@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::error::Problem;
 use super::values::{
     Importance, MaxConnections, MaxSessions, Port, Real, TcpThreshold, Threshold, check_release,
-    in_field, one, parse_list, present,
+    entry_fields, in_field, one, parse_list, present, weighing,
 };
 
 /// CPU or RAM: how much it counts and when it drains.
@@ -85,28 +85,12 @@ impl TcpMonitor {
 
     /// Parses one `port:max_connections[:importance[:threshold[:release]]]` entry.
     pub(super) fn parse(text: &str) -> Result<TcpMonitor, Problem> {
-        let fields: Vec<&str> = text.split(':').collect();
-        if !(2..=5).contains(&fields.len()) {
-            return Err(Problem::Shape {
-                got: text.into(),
-                expected: "port:max_connections[:importance[:threshold[:release]]]",
-            });
-        }
-        let field = |i: usize| fields.get(i).copied();
+        let expected = "port:max_connections[:importance[:threshold[:release]]]";
+        let fields = entry_fields(text, expected)?;
         let port = Port::parse(fields[0]).map_err(in_field("port"))?;
         let max_connections =
             MaxConnections::parse(fields[1]).map_err(in_field("max_connections"))?;
-        let importance = match field(2) {
-            Some(text) => Importance::parse(text).map_err(in_field("importance"))?,
-            None => Importance::ONE,
-        };
-        let threshold = match field(3) {
-            Some(text) => TcpThreshold::parse(text).map_err(in_field("threshold"))?,
-            None => TcpThreshold::ZERO,
-        };
-        let release = field(4)
-            .map(|text| TcpThreshold::parse(text).map_err(in_field("release")))
-            .transpose()?;
+        let (importance, threshold, release) = weighing::<100_000>(&fields)?;
         check_release(
             || format!("tcp:{}", port.get()),
             threshold.get(),

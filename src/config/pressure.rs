@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::custom::OnError;
 use super::error::Problem;
-use super::values::{Importance, Real, Threshold, check_release, in_field, one, parse_list};
+use super::values::{
+    Importance, Real, Threshold, check_release, entry_fields, one, parse_list, weighing,
+};
 
 /// The resource whose stalls are counted, as /proc/pressure names its files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -145,28 +147,15 @@ impl PressureMonitor {
 
     /// Parses one `resource:kind[:importance[:threshold[:release]]]` entry.
     fn parse(text: &str) -> Result<PressureMonitor, Problem> {
-        let fields: Vec<&str> = text.split(':').collect();
-        if !(2..=5).contains(&fields.len()) {
-            return Err(Problem::Shape {
-                got: text.into(),
-                expected: "resource:kind[:importance[:threshold[:release]]]",
-            });
-        }
-        let field = |i: usize| fields.get(i).copied();
+        let fields = entry_fields(text, "resource:kind[:importance[:threshold[:release]]]")?;
+        let (resource, kind) = (Resource::parse(fields[0])?, Stall::parse(fields[1])?);
+        let (importance, threshold, release) = weighing::<100>(&fields)?;
         let monitor = PressureMonitor {
-            resource: Resource::parse(fields[0])?,
-            kind: Stall::parse(fields[1])?,
-            importance: match field(2) {
-                Some(text) => Importance::parse(text).map_err(in_field("importance"))?,
-                None => Importance::ONE,
-            },
-            threshold: match field(3) {
-                Some(text) => Threshold::parse(text).map_err(in_field("threshold"))?,
-                None => Threshold::ZERO,
-            },
-            release: field(4)
-                .map(|text| Threshold::parse(text).map_err(in_field("release")))
-                .transpose()?,
+            resource,
+            kind,
+            importance,
+            threshold,
+            release,
             on_error: OnError::Error,
         };
         monitor.check()?;

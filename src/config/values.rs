@@ -422,3 +422,38 @@ pub(super) fn parse_list<T>(
         .map(parse)
         .collect()
 }
+
+/// The `:`-separated fields of one text-form entry: 2 to 5 of them, as `expected` says.
+pub(super) fn entry_fields<'a>(
+    text: &'a str,
+    expected: &'static str,
+) -> Result<Vec<&'a str>, Problem> {
+    let fields: Vec<&str> = text.split(':').collect();
+    match (2..=5).contains(&fields.len()) {
+        true => Ok(fields),
+        false => Err(Problem::Shape {
+            got: text.into(),
+            expected,
+        }),
+    }
+}
+
+/// An entry's `[:importance[:threshold[:release]]]`, the text form's fields 2, 3 and 4:
+/// importance 1, threshold 0 (off) and the release unset when they are not given.
+pub(super) fn weighing<const MAX: u32>(
+    fields: &[&str],
+) -> Result<(Importance, Real<MAX>, Option<Real<MAX>>), Problem> {
+    let field = |i: usize| fields.get(i).copied();
+    let importance = match field(2) {
+        Some(text) => Importance::parse(text).map_err(in_field("importance"))?,
+        None => Importance::ONE,
+    };
+    let threshold = match field(3) {
+        Some(text) => Real::parse(text).map_err(in_field("threshold"))?,
+        None => Real::ZERO,
+    };
+    let release = field(4)
+        .map(|text| Real::parse(text).map_err(in_field("release")))
+        .transpose()?;
+    Ok((importance, threshold, release))
+}
