@@ -485,11 +485,43 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
             })
         }
         Version::V1 => {
+            // "No limit" is the largest page-aligned i64: anything from 2^62 up is none.
+            let below_root = group.levels().count() - 1;
+            let top = group
+                .levels()
+                .last()
+                .map_or(group.dir.as_path(), |(_, dir)| dir);
+            // Only the hierarchy's own root has `release_agent`. With it in sight, so is
+            // every ancestor, and the limit is the smallest `memory.limit_in_bytes` below it
+            // (the root cannot have one): a small file a level instead of `memory.stat`'s
+            // 40 lines, and no file at all in the root cgroup (docs/BENCHMARKS.md).
+            if under(top, &["release_agent"]).exists() {
+                let mut least: Option<(u64, &str, &Path)> = None;
+                for (path, level) in group.levels().take(below_root) {
+                    let file = under(level, &["memory.limit_in_bytes"]);
+                    let limit = read_small_if_present(&file, |text| number(text, &file))?;
+                    // Nearest first: on a tie the level above binds first.
+                    if let Some(limit) = limit.filter(|l| *l < 1 << 62)
+                        && least.is_none_or(|(smallest, ..)| limit <= smallest)
+                    {
+                        least = Some((limit, path, level));
+                    }
+                }
+                let (limit, at, dir) = match least {
+                    Some((limit, path, dir)) => (Some(limit), path, dir),
+                    None => (None, group.path.as_str(), group.dir.as_path()),
+                };
+                return Ok(MemoryUse {
+                    at: at.to_string(),
+                    limit,
+                    dir: dir.to_path_buf(),
+                    group,
+                });
+            }
             let stat = group.file("memory.stat");
             let limit = read_small(&stat, |text| {
                 keyed(text, "hierarchical_memory_limit", &stat)
             })?;
-            // "No limit" is the largest page-aligned i64: anything from 2^62 up is none.
             let limit = Some(limit).filter(|l| *l < 1 << 62);
             // The limit may be an ancestor's: the use is read there, where it bites, at the
             // topmost level that sets it (usage_in_bytes and the total_ lines of memory.stat
