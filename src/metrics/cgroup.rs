@@ -270,9 +270,9 @@ impl CpuCapacity {
 
 /// The smallest quota over the cgroup and its ancestors, capped by its cpuset and the online
 /// CPUs; usage is read where the smallest quota is, or the cpuset that binds.
-pub fn cpu(placement: &Placement, roots: &Roots) -> Result<CpuCapacity, String> {
+pub fn cpu(placement: &Placement) -> Result<CpuCapacity, String> {
     let group = placement.group("cpu")?;
-    let online_file = roots.under_root("/sys/devices/system/cpu/online");
+    let online_file = placement.under_root("/sys/devices/system/cpu/online");
     let online = read_small(&online_file, |text| {
         count_cpus(text)
             .filter(|n| *n > 0)

@@ -23,10 +23,6 @@ impl Roots {
             root: PathBuf::from("/"),
         }
     }
-
-    pub(super) fn under_root(&self, absolute: &str) -> PathBuf {
-        super::under(&self.root, &[absolute])
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,6 +210,12 @@ fn v1_marker(controller: &str) -> Option<&'static str> {
 }
 
 impl Placement {
+    /// A system path under the root the placement was read from (so a probe clones no
+    /// [`Roots`] for it).
+    pub(super) fn under_root(&self, absolute: &str) -> PathBuf {
+        super::under(&self.root, &[absolute])
+    }
+
     /// `(controllers, path)` per line of `/proc/self/cgroup`; v2's line has no controllers.
     fn memberships(&self) -> impl Iterator<Item = (&str, &str)> {
         let text = |range: &Range<usize>| self.cgroup.get(range.clone()).unwrap_or("");
