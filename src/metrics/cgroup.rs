@@ -222,16 +222,29 @@ impl CpuCapacity {
     /// What the figure is, in words: "cgroup v2 /system.slice/x: 0.50 CPU quota", and where
     /// the usage is read when that is another cgroup.
     pub fn describe(&self) -> String {
-        let base = format!("{} {}: {}", self.group.version.name(), self.at, self.why);
-        match (&self.usage, &self.cpuset) {
-            (Some(Usage::PerCpu { at, .. }), Some(list)) if *at != self.at => {
-                format!("{base}, usage of CPUs {list} at cpuacct {at}")
+        self.described().to_string()
+    }
+
+    /// [`CpuCapacity::describe`] to be written into a longer text, with no string of its own.
+    pub fn described(&self) -> impl std::fmt::Display + '_ {
+        struct Described<'a>(&'a CpuCapacity);
+        impl std::fmt::Display for Described<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let capacity = self.0;
+                let version = capacity.group.version.name();
+                write!(f, "{version} {}: {}", capacity.at, capacity.why)?;
+                match (&capacity.usage, &capacity.cpuset) {
+                    (Some(Usage::PerCpu { at, .. }), Some(list)) if *at != capacity.at => {
+                        write!(f, ", usage of CPUs {list} at cpuacct {at}")
+                    }
+                    (Some(Usage::Total { at, .. }), _) if *at != capacity.at => {
+                        write!(f, ", usage at cpuacct {at}")
+                    }
+                    _ => Ok(()),
+                }
             }
-            (Some(Usage::Total { at, .. }), _) if *at != self.at => {
-                format!("{base}, usage at cpuacct {at}")
-            }
-            _ => base,
         }
+        Described(self)
     }
 
     /// The cgroup's CPU time so far, in microseconds.
@@ -471,11 +484,25 @@ pub struct MemoryUse {
 
 impl MemoryUse {
     pub fn describe(&self, total: u64) -> String {
-        let limit = match self.limit {
-            Some(limit) if limit < total => format!("{} limit", super::memory::bytes(limit)),
-            _ => "no memory limit".to_string(),
-        };
-        format!("{} {}: {limit}", self.group.version.name(), self.at)
+        self.described(total).to_string()
+    }
+
+    /// [`MemoryUse::describe`] to be written into a longer text, with no string of its own.
+    pub fn described(&self, total: u64) -> impl std::fmt::Display + '_ {
+        struct Described<'a>(&'a MemoryUse, u64);
+        impl std::fmt::Display for Described<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let Described(memory, total) = *self;
+                write!(f, "{} {}: ", memory.group.version.name(), memory.at)?;
+                match memory.limit {
+                    Some(limit) if limit < total => {
+                        write!(f, "{} limit", super::memory::bytes(limit))
+                    }
+                    _ => f.write_str("no memory limit"),
+                }
+            }
+        }
+        Described(self, total)
     }
 
     /// In use, without the inactive file cache the kernel reclaims first: read only when
