@@ -115,6 +115,53 @@ pub(super) fn under(base: &Path, parts: &[&str]) -> PathBuf {
     PathBuf::from(std::ffi::OsString::from_vec(bytes))
 }
 
+/// `dir/name`, built on the stack for a file opened once and dropped: a heap path cost about
+/// 250 instructions to allocate, fill and free, and a probe opens a dozen of these. A path
+/// longer than the buffer goes to the heap.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "on the stack for one file's open, which is the point"
+)]
+pub(super) enum Joined {
+    Stack([u8; 400], usize),
+    Heap(PathBuf),
+}
+
+impl std::ops::Deref for Joined {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        use std::os::unix::ffi::OsStrExt;
+        match self {
+            Joined::Stack(bytes, len) => Path::new(std::ffi::OsStr::from_bytes(
+                bytes.get(..*len).unwrap_or_default(),
+            )),
+            Joined::Heap(path) => path,
+        }
+    }
+}
+
+/// `dir` with the plain file name `name` appended, as [`under`] would make it.
+pub(super) fn in_dir(dir: &Path, name: &str) -> Joined {
+    use std::os::unix::ffi::OsStrExt;
+    let base = dir.as_os_str().as_bytes();
+    let base = base.strip_suffix(b"/").unwrap_or(base);
+    let len = base.len() + 1 + name.len();
+    let mut bytes = [0; 400];
+    match bytes.get_mut(..len) {
+        Some(out) if !name.is_empty() && !name.contains('/') => {
+            let (head, tail) = out.split_at_mut(base.len());
+            head.copy_from_slice(base);
+            if let Some((slash, rest)) = tail.split_first_mut() {
+                *slash = b'/';
+                rest.copy_from_slice(name.as_bytes());
+            }
+            Joined::Stack(bytes, len)
+        }
+        _ => Joined::Heap(under(dir, &[name])),
+    }
+}
+
 /// CPUs in a list such as `0-3,8,10-11`.
 pub fn count_cpus(list: &str) -> Option<u64> {
     let mut count = 0;
@@ -175,16 +222,29 @@ impl CpuCapacity {
     /// What the figure is, in words: "cgroup v2 /system.slice/x: 0.50 CPU quota", and where
     /// the usage is read when that is another cgroup.
     pub fn describe(&self) -> String {
-        let base = format!("{} {}: {}", self.group.version.name(), self.at, self.why);
-        match (&self.usage, &self.cpuset) {
-            (Some(Usage::PerCpu { at, .. }), Some(list)) if *at != self.at => {
-                format!("{base}, usage of CPUs {list} at cpuacct {at}")
+        self.described().to_string()
+    }
+
+    /// [`CpuCapacity::describe`] to be written into a longer text, with no string of its own.
+    pub fn described(&self) -> impl std::fmt::Display + '_ {
+        struct Described<'a>(&'a CpuCapacity);
+        impl std::fmt::Display for Described<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let capacity = self.0;
+                let version = capacity.group.version.name();
+                write!(f, "{version} {}: {}", capacity.at, capacity.why)?;
+                match (&capacity.usage, &capacity.cpuset) {
+                    (Some(Usage::PerCpu { at, .. }), Some(list)) if *at != capacity.at => {
+                        write!(f, ", usage of CPUs {list} at cpuacct {at}")
+                    }
+                    (Some(Usage::Total { at, .. }), _) if *at != capacity.at => {
+                        write!(f, ", usage at cpuacct {at}")
+                    }
+                    _ => Ok(()),
+                }
             }
-            (Some(Usage::Total { at, .. }), _) if *at != self.at => {
-                format!("{base}, usage at cpuacct {at}")
-            }
-            _ => base,
         }
+        Described(self)
     }
 
     /// The cgroup's CPU time so far, in microseconds.
@@ -223,9 +283,9 @@ impl CpuCapacity {
 
 /// The smallest quota over the cgroup and its ancestors, capped by its cpuset and the online
 /// CPUs; usage is read where the smallest quota is, or the cpuset that binds.
-pub fn cpu(placement: &Placement, roots: &Roots) -> Result<CpuCapacity, String> {
+pub fn cpu(placement: &Placement) -> Result<CpuCapacity, String> {
     let group = placement.group("cpu")?;
-    let online_file = roots.under_root("/sys/devices/system/cpu/online");
+    let online_file = placement.under_root("/sys/devices/system/cpu/online");
     let online = read_small(&online_file, |text| {
         count_cpus(text)
             .filter(|n| *n > 0)
@@ -328,7 +388,7 @@ fn level_quota(group: &Group, dir: &Path) -> Result<Option<u64>, String> {
     let per_cpu = |quota: u64, period: u64| (period > 0).then(|| quota * 1000 / period);
     match group.version {
         Version::V2 => {
-            let path = under(dir, &["cpu.max"]);
+            let path = in_dir(dir, "cpu.max");
             let quota = read_small_if_present(&path, |text| {
                 let mut fields = text.split_ascii_whitespace();
                 match (fields.next(), fields.next()) {
@@ -346,7 +406,7 @@ fn level_quota(group: &Group, dir: &Path) -> Result<Option<u64>, String> {
             Ok(quota.flatten())
         }
         Version::V1 => {
-            let path = under(dir, &["cpu.cfs_quota_us"]);
+            let path = in_dir(dir, "cpu.cfs_quota_us");
             let quota = read_small_if_present(&path, |text| match text.trim().starts_with('-') {
                 true => Ok(None),
                 false => number(text, &path).map(Some),
@@ -354,7 +414,7 @@ fn level_quota(group: &Group, dir: &Path) -> Result<Option<u64>, String> {
             let Some(quota) = quota.flatten() else {
                 return Ok(None);
             };
-            let period_path = under(dir, &["cpu.cfs_period_us"]);
+            let period_path = in_dir(dir, "cpu.cfs_period_us");
             let period = read_small(&period_path, |text| number(text, &period_path))?;
             Ok(per_cpu(quota, period))
         }
@@ -382,7 +442,7 @@ fn cpuset(placement: &Placement) -> Result<Option<Cpuset>, String> {
     };
     let mut found: Option<Cpuset> = None;
     for (at, dir) in group.levels() {
-        let path = under(dir, &[name]);
+        let path = in_dir(dir, name);
         let level = read_small_if_present(&path, |text| {
             let list = text.trim();
             if found.as_ref().is_some_and(|set| set.list == list) {
@@ -424,11 +484,25 @@ pub struct MemoryUse {
 
 impl MemoryUse {
     pub fn describe(&self, total: u64) -> String {
-        let limit = match self.limit {
-            Some(limit) if limit < total => format!("{} limit", super::memory::bytes(limit)),
-            _ => "no memory limit".to_string(),
-        };
-        format!("{} {}: {limit}", self.group.version.name(), self.at)
+        self.described(total).to_string()
+    }
+
+    /// [`MemoryUse::describe`] to be written into a longer text, with no string of its own.
+    pub fn described(&self, total: u64) -> impl std::fmt::Display + '_ {
+        struct Described<'a>(&'a MemoryUse, u64);
+        impl std::fmt::Display for Described<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let Described(memory, total) = *self;
+                write!(f, "{} {}: ", memory.group.version.name(), memory.at)?;
+                match memory.limit {
+                    Some(limit) if limit < total => {
+                        write!(f, "{} limit", super::memory::bytes(limit))
+                    }
+                    _ => f.write_str("no memory limit"),
+                }
+            }
+        }
+        Described(self, total)
     }
 
     /// In use, without the inactive file cache the kernel reclaims first: read only when
@@ -442,7 +516,7 @@ impl MemoryUse {
                 "total_inactive_file",
             ),
         };
-        let (usage, stat) = (under(&self.dir, &[usage]), under(&self.dir, &[stat]));
+        let (usage, stat) = (in_dir(&self.dir, usage), in_dir(&self.dir, stat));
         let usage = read_small(&usage, |text| number(text, &usage))?;
         let inactive = read_small(&stat, |text| keyed(text, inactive, &stat))?;
         Ok(usage.saturating_sub(inactive))
@@ -458,7 +532,7 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
         Version::V2 => {
             let mut least: Option<(u64, &str, &Path)> = None;
             for (path, dir) in group.levels() {
-                let file = under(dir, &["memory.max"]);
+                let file = in_dir(dir, "memory.max");
                 let limit = read_small_if_present(&file, |text| match text.trim() {
                     "max" => Ok(None),
                     _ => number(text, &file).map(Some),
@@ -485,11 +559,43 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
             })
         }
         Version::V1 => {
+            // "No limit" is the largest page-aligned i64: anything from 2^62 up is none.
+            let below_root = group.levels().count() - 1;
+            let top = group
+                .levels()
+                .last()
+                .map_or(group.dir.as_path(), |(_, dir)| dir);
+            // Only the hierarchy's own root has `release_agent`. With it in sight, so is
+            // every ancestor, and the limit is the smallest `memory.limit_in_bytes` below it
+            // (the root cannot have one): a small file a level instead of `memory.stat`'s
+            // 40 lines, and no file at all in the root cgroup (docs/BENCHMARKS.md).
+            if in_dir(top, "release_agent").exists() {
+                let mut least: Option<(u64, &str, &Path)> = None;
+                for (path, level) in group.levels().take(below_root) {
+                    let file = in_dir(level, "memory.limit_in_bytes");
+                    let limit = read_small_if_present(&file, |text| number(text, &file))?;
+                    // Nearest first: on a tie the level above binds first.
+                    if let Some(limit) = limit.filter(|l| *l < 1 << 62)
+                        && least.is_none_or(|(smallest, ..)| limit <= smallest)
+                    {
+                        least = Some((limit, path, level));
+                    }
+                }
+                let (limit, at, dir) = match least {
+                    Some((limit, path, dir)) => (Some(limit), path, dir),
+                    None => (None, group.path.as_str(), group.dir.as_path()),
+                };
+                return Ok(MemoryUse {
+                    at: at.to_string(),
+                    limit,
+                    dir: dir.to_path_buf(),
+                    group,
+                });
+            }
             let stat = group.file("memory.stat");
             let limit = read_small(&stat, |text| {
                 keyed(text, "hierarchical_memory_limit", &stat)
             })?;
-            // "No limit" is the largest page-aligned i64: anything from 2^62 up is none.
             let limit = Some(limit).filter(|l| *l < 1 << 62);
             // The limit may be an ancestor's: the use is read there, where it bites, at the
             // topmost level that sets it (usage_in_bytes and the total_ lines of memory.stat
@@ -497,7 +603,7 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
             let (mut at, mut dir) = (group.path.as_str(), group.dir.as_path());
             if let Some(limit) = limit {
                 for (path, level) in group.levels() {
-                    let file = under(level, &["memory.limit_in_bytes"]);
+                    let file = in_dir(level, "memory.limit_in_bytes");
                     if read_small_if_present(&file, |text| number(text, &file))? == Some(limit) {
                         (at, dir) = (path, level);
                     }

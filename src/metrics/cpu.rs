@@ -92,10 +92,14 @@ pub fn read() -> Result<Counters, MetricError> {
     })
 }
 
+/// The host's counters, in `--explain`'s words.
+const LINUX_HOST: &str = "host /proc/stat";
+
 /// Where the counters come from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Source {
-    /// The host's; with why the cgroup's were not used, when they were looked at.
+    /// The host's; when the cgroup's were looked at, the description in full, with why they
+    /// were not used (written once, not a text to be wrapped in another).
     Host(Option<String>),
     /// The cgroup's CPU time (µs) as busy, and the monotonic clock (µs) times its capacity
     /// in CPUs as total: `Δbusy / Δtotal` is then its share of what it may use.
@@ -119,10 +123,13 @@ impl Source {
             }
         });
         match (scope, capacity) {
-            (Scope::Auto, Ok(capacity)) if !capacity.limited => {
-                Ok(Source::Host(Some(capacity.describe())))
+            (Scope::Auto, Ok(capacity)) if !capacity.limited => Ok(Source::Host(Some(format!(
+                "{LINUX_HOST} ({})",
+                capacity.described()
+            )))),
+            (Scope::Auto, Err(err)) => {
+                Ok(Source::Host(Some(format!("{LINUX_HOST} (cgroup: {err})"))))
             }
-            (Scope::Auto, Err(err)) => Ok(Source::Host(Some(format!("cgroup: {err}")))),
             (_, Ok(capacity)) => Ok(Source::Cgroup(capacity)),
             (_, Err(err)) => Err(error(format!("scope cgroup: {err}"))),
         }
@@ -161,12 +168,12 @@ impl Source {
     /// Where the figure came from, for `--explain`.
     pub fn describe(&self) -> String {
         let host = match cfg!(target_os = "linux") {
-            true => "host /proc/stat",
+            true => LINUX_HOST,
             false => "host",
         };
         match self {
             Source::Host(None) => host.to_string(),
-            Source::Host(Some(why)) => format!("{host} ({why})"),
+            Source::Host(Some(described)) => described.clone(),
             #[cfg(target_os = "linux")]
             Source::Cgroup(capacity) => capacity.describe(),
         }

@@ -122,14 +122,15 @@ pub fn read_scoped(scope: Scope, cgroups: &Cgroups) -> Result<(Memory, String), 
         (_, Err(err)) => return Err(error(format!("scope cgroup: {err}"))),
         (_, Ok(used)) => used,
     };
-    let from = used.describe(host.total);
     let total = match used.limit.filter(|limit| *limit < host.total) {
         Some(limit) => limit,
         None if scope == Scope::Auto => {
-            return Ok((host, format!("host /proc/meminfo ({from})")));
+            let from = format!("host /proc/meminfo ({})", used.described(host.total));
+            return Ok((host, from));
         }
         None => host.total,
     };
+    let from = used.describe(host.total);
     // The use is read only now, when the cgroup's figure is the answer.
     let in_use = match (scope, used.used()) {
         (_, Ok(in_use)) => in_use,

@@ -52,7 +52,7 @@ impl Cgroups {
     /// The CPU capacity its cgroups allow ([`cgroup::cpu`]).
     pub fn cpu(&self) -> Result<&cgroup::CpuCapacity, String> {
         self.cpu
-            .get_or_init(|| cgroup::cpu(self.placement()?, &self.roots()))
+            .get_or_init(|| cgroup::cpu(self.placement()?))
             .as_ref()
             .map_err(Clone::clone)
     }

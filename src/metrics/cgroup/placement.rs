@@ -23,10 +23,6 @@ impl Roots {
             root: PathBuf::from("/"),
         }
     }
-
-    pub(super) fn under_root(&self, absolute: &str) -> PathBuf {
-        super::under(&self.root, &[absolute])
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,15 +90,23 @@ pub struct Group {
 
 impl Group {
     /// The cgroup and its visible ancestors, nearest first: `(path, directory)`.
+    /// By bytes: `dir` ends in the cgroup's path below the mount point, built without empty
+    /// parts, so each level up cuts one part off both; `Path::parent` cost 300 instructions.
     pub(super) fn levels(&self) -> impl Iterator<Item = (&str, &Path)> {
-        let mut path = self.path.as_str();
-        self.dir.ancestors().take(self.depth + 1).map(move |dir| {
-            let level = path;
+        use std::os::unix::ffi::OsStrExt;
+        let (mut path, mut dir) = (self.path.as_str(), self.dir.as_os_str().as_bytes());
+        (0..=self.depth).map(move |_| {
+            let level = (path, Path::new(std::ffi::OsStr::from_bytes(dir)));
             path = match path.rfind('/') {
                 Some(0) | None => path.get(..1).unwrap_or(path),
                 Some(parent) => &path[..parent],
             };
-            (level, dir)
+            dir = match dir.iter().rposition(|byte| *byte == b'/') {
+                Some(0) => dir.get(..1).unwrap_or(dir),
+                Some(parent) => dir.get(..parent).unwrap_or(dir),
+                None => dir,
+            };
+            level
         })
     }
 
@@ -206,6 +210,12 @@ fn v1_marker(controller: &str) -> Option<&'static str> {
 }
 
 impl Placement {
+    /// A system path under the root the placement was read from (so a probe clones no
+    /// [`Roots`] for it).
+    pub(super) fn under_root(&self, absolute: &str) -> PathBuf {
+        super::under(&self.root, &[absolute])
+    }
+
     /// `(controllers, path)` per line of `/proc/self/cgroup`; v2's line has no controllers.
     fn memberships(&self) -> impl Iterator<Item = (&str, &str)> {
         let text = |range: &Range<usize>| self.cgroup.get(range.clone()).unwrap_or("");
@@ -248,7 +258,7 @@ impl Placement {
             let usual = ["sys/fs/cgroup", controllers];
             let marker = v1_marker(controller);
             if let Some(group) = self.usual(Version::V1, &usual, path, |top| {
-                marker.is_some_and(|marker| super::under(top, &[marker]).exists())
+                marker.is_some_and(|marker| super::in_dir(top, marker).exists())
             }) {
                 return Ok(group);
             }
@@ -269,7 +279,7 @@ impl Placement {
         // The mount's root lists the controllers it has (a hybrid system's v2 has none or
         // few); below it a controller may be enabled or not, which the readers see as files
         // present or absent at each level.
-        let listed = super::under(&top, &["cgroup.controllers"]);
+        let listed = super::in_dir(&top, "cgroup.controllers");
         let enabled = super::read_small(&listed, |text| {
             Ok(text.split_ascii_whitespace().any(|c| c == controller))
         })?;
@@ -292,7 +302,7 @@ impl Placement {
             .ok_or_else(|| "no cgroup v2 membership in /proc/self/cgroup".to_string())?;
         let usual = ["sys/fs/cgroup"];
         let group = match self.usual(Version::V2, &usual, path, |top| {
-            super::under(top, &["cgroup.controllers"]).is_file()
+            super::in_dir(top, "cgroup.controllers").is_file()
         }) {
             Some(group) => (group, super::under(&self.root, &usual)),
             None => {
@@ -337,7 +347,8 @@ impl Placement {
                 false => super::under(&top, &[below]),
             },
         };
-        (group.depth == 0 || lists_this_process(&group.file("cgroup.procs"))).then_some(group)
+        (group.depth == 0 || lists_this_process(&super::in_dir(&group.dir, "cgroup.procs")))
+            .then_some(group)
     }
 }
 

@@ -27,7 +27,7 @@ impl Tree {
 
     fn cpu(&self) -> Result<CpuCapacity, String> {
         let placement = locate(&self.roots())?;
-        cpu(&placement, &self.roots())?.with_usage(&placement)
+        cpu(&placement)?.with_usage(&placement)
     }
 
     fn memory(&self) -> Result<MemoryUse, String> {
@@ -519,6 +519,66 @@ fn v1_memory_is_read_where_an_ancestor_limit_binds() {
 }
 
 #[test]
+fn v1_memory_limit_from_each_level_when_the_root_is_in_sight() {
+    // `release_agent` shows the hierarchy's own root: the limits are read level by level,
+    // and `memory.stat` (here without its hierarchical line) is not needed for them.
+    let files = [
+        (
+            "proc/self/cgroup",
+            "4:memory:/p/a\n2:cpuacct:/lbf\n1:cpu:/lbf\n0::/\n",
+        ),
+        ("root/sys/fs/cgroup/memory/release_agent", "\n"),
+        (
+            "root/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "9223372036854771712\n",
+        ),
+        (
+            "root/sys/fs/cgroup/memory/p/memory.limit_in_bytes",
+            "2147483648\n",
+        ),
+        (
+            "root/sys/fs/cgroup/memory/p/memory.usage_in_bytes",
+            "1700000000\n",
+        ),
+        (
+            "root/sys/fs/cgroup/memory/p/memory.stat",
+            "total_inactive_file 100000000\n",
+        ),
+        (
+            "root/sys/fs/cgroup/memory/p/a/memory.limit_in_bytes",
+            "2147483648\n",
+        ),
+    ];
+    let tree = v1("v1-memory-levels", &files);
+    let memory = tree.memory().unwrap();
+    assert_eq!((memory.limit, memory.at.as_str()), (Some(2 << 30), "/p"));
+    assert_eq!(memory.used().unwrap(), 1_600_000_000);
+    // A smaller limit on the child binds there.
+    let mut smaller = files.to_vec();
+    smaller.push((
+        "root/sys/fs/cgroup/memory/p/a/memory.limit_in_bytes",
+        "1073741824\n",
+    ));
+    let tree = v1("v1-memory-levels-child", &smaller);
+    let memory = tree.memory().unwrap();
+    assert_eq!((memory.limit, memory.at.as_str()), (Some(1 << 30), "/p/a"));
+    // In the root cgroup there is no limit, and nothing to read for it.
+    let tree = v1(
+        "v1-memory-root",
+        &[
+            (
+                "proc/self/cgroup",
+                "4:memory:/\n2:cpuacct:/lbf\n1:cpu:/lbf\n0::/\n",
+            ),
+            ("root/sys/fs/cgroup/memory/release_agent", "\n"),
+        ],
+    );
+    let memory = tree.memory().unwrap();
+    assert_eq!((memory.limit, memory.at.as_str()), (None, "/"));
+    assert_eq!(memory.describe(4 << 30), "cgroup v1 /: no memory limit");
+}
+
+#[test]
 fn v1_in_a_container_without_a_cgroup_namespace() {
     // Docker on v1: the container's cgroup is the root of each mount it sees.
     let tree = Tree::new(
@@ -741,7 +801,7 @@ fn the_live_system_is_readable() {
     let roots = Roots::system();
     if let Ok(placement) = locate(&roots) {
         // Whatever the machine, reading must not panic and a found cgroup has a size.
-        if let Ok(cpu) = cpu(&placement, &roots) {
+        if let Ok(cpu) = cpu(&placement) {
             assert!(cpu.millis > 0);
         }
         let _ = memory(&placement);
