@@ -2,7 +2,8 @@
 # The cost guard: instructions per probe (valgrind's callgrind, whole process, deterministic
 # to about 1 %) for the packaged build (static, as contrib/deb/build.sh builds it) and the
 # plain `cargo build --release`, each in three placements, against bench/budgets. Prints
-# every figure with its budget and fails when one is over. .ci/run calls it.
+# every figure with its budget and its target, and fails when one is over its budget (a target
+# not yet reached is reported, not enforced). .ci/run calls it.
 #
 # Placements (real cgroups, created here and removed on exit, whatever happens):
 #   root     the root cgroup of every hierarchy the probe reads (cpu, cpuacct, cpuset, memory)
@@ -96,8 +97,8 @@ measure() {
     awk '/Collected :/ { n += $NF } END { print n }' "$work/err"
 }
 
-over=0
-printf '%-9s %-8s %-11s %-11s %-9s %s\n' build placement "auto" budget "" "host (the same without the cgroup check)"
+over=0 missed=0
+printf '%-9s %-8s %-9s %-9s %-5s %-15s %s\n' build placement auto budget "" "target" "host (no cgroup check)"
 for build in packaged plain; do
     probe=${!build}
     for placement in root child limited; do
@@ -106,8 +107,8 @@ for build in packaged plain; do
             child) dirs=("${child_dirs[@]}") ;;
             limited) dirs=("${limited_dirs[@]}") ;;
         esac
-        budget=$(awk -v b="$build" -v p="$placement" '$1 == b && $2 == p { print $3 }' bench/budgets)
-        [ -n "$budget" ] || fail "bench/budgets has no line for $build $placement"
+        read -r budget target < <(awk -v b="$build" -v p="$placement" '$1 == b && $2 == p { print $3, $4 }' bench/budgets)
+        [ -n "$budget" ] && [ -n "$target" ] || fail "bench/budgets has no line for $build $placement"
         auto=$(measure "$probe" "" "${dirs[@]}")
         scope_host=$(measure "$probe" "--scope host" "${dirs[@]}")
         verdict=ok
@@ -115,8 +116,14 @@ for build in packaged plain; do
             verdict=OVER
             over=$((over + 1))
         fi
-        printf '%-9s %-8s %-11s %-11s %-9s %s\n' "$build" "$placement" "$auto" "$budget" "$verdict" "$scope_host"
+        reached="$target met"
+        if [ "$auto" -gt "$target" ]; then
+            reached="$target missed"
+            missed=$((missed + 1))
+        fi
+        printf '%-9s %-8s %-9s %-9s %-5s %-15s %s\n' "$build" "$placement" "$auto" "$budget" "$verdict" "$reached" "$scope_host"
     done
 done
 echo "(cgroup v$version; callgrind instructions per probe, built-in defaults, env -i, fresh state directory)"
+[ "$missed" = 0 ] || echo "$missed figure(s) above issue 21's targets (bench/budgets: a target is reported, a budget enforced)"
 [ "$over" = 0 ] || fail "$over figure(s) over budget (bench/budgets)"
