@@ -620,4 +620,4 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

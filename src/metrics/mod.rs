@@ -109,6 +109,9 @@ pub(crate) fn proc_head<'a>(path: &str, buffer: &'a mut [u8]) -> std::io::Result
 }
 
 #[cfg(all(test, target_os = "linux"))]
+mod scope_tests;
+
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 

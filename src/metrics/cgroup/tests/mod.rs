@@ -1,0 +1,361 @@
+//! Unit tests of `metrics::cgroup`: placement, capacity and memory read from fixture trees of
+//! v2 hierarchies here, of v1 ones in `v1`; the fixture trees, which `metrics::scope_tests`
+//! uses too.
+
+use super::*;
+
+mod v1;
+
+pub(crate) use v1::v1;
+
+/// A fixture tree: a procfs and a root with the files given, removed when dropped.
+pub(crate) struct Tree(pub(crate) PathBuf);
+
+impl Tree {
+    pub(crate) fn new(name: &str, files: &[(&str, &str)]) -> Tree {
+        let dir = std::env::temp_dir().join(format!("lbf-cgroup-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (path, text) in files {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        Tree(dir)
+    }
+
+    pub(crate) fn roots(&self) -> Roots {
+        Roots {
+            procfs: self.0.join("proc"),
+            root: self.0.join("root"),
+        }
+    }
+
+    fn cpu(&self) -> Result<CpuCapacity, String> {
+        let placement = locate(&self.roots())?;
+        cpu(&placement)?.with_usage(&placement)
+    }
+
+    fn memory(&self) -> Result<MemoryUse, String> {
+        memory(&locate(&self.roots())?)
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const ONLINE: (&str, &str) = ("root/sys/devices/system/cpu/online", "0-7\n");
+
+/// A systemd host on cgroup v2 (as Debian 12 mounts it), the probe in x.service.
+const V2_MOUNTINFO: &str = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+24 22 0:22 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+35 24 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
+";
+
+fn v2(name: &str, extra: &[(&str, &str)]) -> Tree {
+    let mut files = vec![
+        ONLINE,
+        ("proc/self/cgroup", "0::/system.slice/x.service\n"),
+        ("proc/self/mountinfo", V2_MOUNTINFO),
+        (
+            "root/sys/fs/cgroup/cgroup.controllers",
+            "cpuset cpu io memory hugetlb pids rdma misc\n",
+        ),
+        ("root/sys/fs/cgroup/cpu.stat", "usage_usec 99999999\n"),
+        ("root/sys/fs/cgroup/system.slice/cpu.max", "max 100000\n"),
+        (
+            "root/sys/fs/cgroup/system.slice/x.service/cpu.stat",
+            "usage_usec 1234567\nuser_usec 1000000\nsystem_usec 234567\nnr_periods 0\n",
+        ),
+        (
+            "root/sys/fs/cgroup/system.slice/x.service/memory.current",
+            "734003200\n",
+        ),
+        (
+            "root/sys/fs/cgroup/system.slice/x.service/memory.stat",
+            "anon 500000000\nfile 234003200\nactive_anon 0\ninactive_anon 0\nactive_file 0\ninactive_file 209715200\n",
+        ),
+    ];
+    files.extend_from_slice(extra);
+    Tree::new(name, &files)
+}
+
+#[test]
+fn v2_quota_of_the_service() {
+    let tree = v2(
+        "v2-quota",
+        &[
+            (
+                "root/sys/fs/cgroup/system.slice/x.service/cpu.max",
+                "50000 100000\n",
+            ),
+            (
+                "root/sys/fs/cgroup/system.slice/x.service/memory.max",
+                "max\n",
+            ),
+        ],
+    );
+    let cpu = tree.cpu().unwrap();
+    assert_eq!(cpu.millis, 500);
+    assert!(cpu.limited);
+    assert_eq!(
+        cpu.describe(),
+        "cgroup v2 /system.slice/x.service: 0.50 CPU quota"
+    );
+    assert_eq!(cpu.usage_us().unwrap(), 1_234_567);
+    let memory = tree.memory().unwrap();
+    assert_eq!(memory.limit, None);
+    assert_eq!(memory.used().unwrap(), 734_003_200 - 209_715_200);
+}
+
+#[test]
+fn v2_smallest_limit_up_the_tree_binds_and_is_measured_there() {
+    let tree = v2(
+        "v2-nested",
+        &[
+            ("root/sys/fs/cgroup/system.slice/cpu.max", "150000 100000\n"),
+            (
+                "root/sys/fs/cgroup/system.slice/cpu.stat",
+                "usage_usec 42\n",
+            ),
+            (
+                "root/sys/fs/cgroup/system.slice/x.service/cpu.max",
+                "max 100000\n",
+            ),
+            ("root/sys/fs/cgroup/system.slice/memory.max", "2147483648\n"),
+            (
+                "root/sys/fs/cgroup/system.slice/memory.current",
+                "1610612736\n",
+            ),
+            (
+                "root/sys/fs/cgroup/system.slice/memory.stat",
+                "inactive_file 0\n",
+            ),
+            (
+                "root/sys/fs/cgroup/system.slice/x.service/memory.max",
+                "4294967296\n",
+            ),
+        ],
+    );
+    let cpu = tree.cpu().unwrap();
+    assert_eq!((cpu.millis, cpu.at.as_str()), (1500, "/system.slice"));
+    assert_eq!(cpu.usage_us().unwrap(), 42);
+    let memory = tree.memory().unwrap();
+    assert_eq!(memory.limit, Some(2 << 30));
+    assert_eq!(memory.at, "/system.slice");
+    assert_eq!(memory.used().unwrap(), 1_610_612_736);
+    assert_eq!(
+        memory.describe(16 << 30),
+        "cgroup v2 /system.slice: 2.0 GiB limit"
+    );
+    // A limit at or above the host's memory is none.
+    assert_eq!(
+        memory.describe(1 << 30),
+        "cgroup v2 /system.slice: no memory limit"
+    );
+}
+
+#[test]
+fn v2_cpuset_caps_the_capacity() {
+    let tree = v2(
+        "v2-cpuset",
+        &[
+            (
+                "root/sys/fs/cgroup/system.slice/x.service/cpu.max",
+                "300000 100000\n",
+            ),
+            (
+                "root/sys/fs/cgroup/system.slice/x.service/cpuset.cpus.effective",
+                "2-3\n",
+            ),
+        ],
+    );
+    let cpu = tree.cpu().unwrap();
+    assert_eq!(cpu.millis, 2000);
+    assert_eq!(cpu.why, "cpuset 2-3: 2 CPUs");
+    assert_eq!(cpu.at, "/system.slice/x.service");
+    // Set on the slice, the cpuset applies there: its tasks all share the two CPUs.
+    let tree = v2(
+        "v2-cpuset-slice",
+        &[
+            ("root/sys/fs/cgroup/cpuset.cpus.effective", "0-7\n"),
+            (
+                "root/sys/fs/cgroup/system.slice/cpuset.cpus.effective",
+                "2-3\n",
+            ),
+            (
+                "root/sys/fs/cgroup/system.slice/cpu.stat",
+                "usage_usec 42\n",
+            ),
+            (
+                "root/sys/fs/cgroup/system.slice/x.service/cpuset.cpus.effective",
+                "2-3\n",
+            ),
+        ],
+    );
+    let cpu = tree.cpu().unwrap();
+    assert_eq!(
+        cpu.describe(),
+        "cgroup v2 /system.slice: cpuset 2-3: 2 CPUs"
+    );
+    assert_eq!(cpu.usage_us().unwrap(), 42);
+    // No quota, no cpuset: the online CPUs, and not limited.
+    let tree = v2("v2-none", &[]);
+    let cpu = tree.cpu().unwrap();
+    assert_eq!((cpu.millis, cpu.limited), (8000, false));
+    assert_eq!(cpu.why, "no CPU quota, 8 online CPUs");
+}
+
+#[test]
+fn v2_in_a_cgroup_namespace() {
+    // A container with its own cgroup namespace: it sees itself as the root.
+    let tree = Tree::new(
+        "v2-ns",
+        &[
+            ONLINE,
+            ("proc/self/cgroup", "0::/\n"),
+            (
+                "proc/self/mountinfo",
+                "700 650 0:30 / /sys/fs/cgroup ro,nosuid,nodev,noexec,relatime - cgroup2 cgroup rw,nsdelegate\n",
+            ),
+            ("root/sys/fs/cgroup/cgroup.controllers", "cpu memory pids\n"),
+            ("root/sys/fs/cgroup/cpu.max", "50000 100000\n"),
+            ("root/sys/fs/cgroup/cpu.stat", "usage_usec 7\n"),
+            ("root/sys/fs/cgroup/memory.max", "2147483648\n"),
+            ("root/sys/fs/cgroup/memory.current", "1000\n"),
+            ("root/sys/fs/cgroup/memory.stat", "inactive_file 10\n"),
+        ],
+    );
+    let cpu = tree.cpu().unwrap();
+    assert_eq!((cpu.millis, cpu.at.as_str()), (500, "/"));
+    let memory = tree.memory().unwrap();
+    assert_eq!((memory.limit, memory.used().unwrap()), (Some(2 << 30), 990));
+}
+
+#[test]
+fn v2_missing_or_disabled_controller_is_an_error() {
+    let tree = v2(
+        "v2-disabled",
+        &[("root/sys/fs/cgroup/cgroup.controllers", "pids io\n")],
+    );
+    assert!(
+        tree.cpu()
+            .unwrap_err()
+            .contains("cpu controller is not enabled")
+    );
+    let tree = Tree::new("v2-nofile", &[("proc/self/cgroup", "0::/\n")]);
+    assert!(tree.cpu().unwrap_err().contains("self/mountinfo"));
+    let tree = v2(
+        "v2-garbage",
+        &[(
+            "root/sys/fs/cgroup/system.slice/x.service/cpu.max",
+            "lots\n",
+        )],
+    );
+    assert!(tree.cpu().unwrap_err().contains("is not QUOTA PERIOD"));
+}
+
+/// The usual v1 layout with the files that prove it: each hierarchy's own file at its
+/// top and this process in its cgroup's `cgroup.procs`; no mountinfo at all.
+fn usual_v1(name: &str, procs: &str, extra: &[(&str, &str)]) -> Tree {
+    let mut files = vec![
+        ("root/sys/devices/system/cpu/online", "0-1\n"),
+        (
+            "proc/self/cgroup",
+            "4:memory:/lbf\n3:cpuset:/\n1:cpu,cpuacct:/\n0::/\n",
+        ),
+        ("root/sys/fs/cgroup/cpu,cpuacct/cpu.shares", "1024\n"),
+        ("root/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "-1\n"),
+        ("root/sys/fs/cgroup/cpu,cpuacct/cpuacct.usage", "5000000\n"),
+        ("root/sys/fs/cgroup/cpuset/cpuset.cpus", "0-1\n"),
+        ("root/sys/fs/cgroup/memory/memory.usage_in_bytes", "1\n"),
+        ("root/sys/fs/cgroup/memory/lbf/cgroup.procs", procs),
+        (
+            "root/sys/fs/cgroup/memory/lbf/memory.usage_in_bytes",
+            "300\n",
+        ),
+        (
+            "root/sys/fs/cgroup/memory/lbf/memory.stat",
+            "cache 1\nhierarchical_memory_limit 1073741824\ntotal_inactive_file 100\n",
+        ),
+    ];
+    files.extend_from_slice(extra);
+    Tree::new(name, &files)
+}
+
+#[test]
+fn the_usual_mount_points_need_no_mountinfo_when_they_show_this_process() {
+    let pid = format!("1\n{}\n77\n", std::process::id());
+    let tree = usual_v1("usual-v1", &pid, &[]);
+    assert!(!tree.0.join("proc/self/mountinfo").exists());
+    let memory = tree.memory().unwrap();
+    assert_eq!(memory.describe(4 << 30), "cgroup v1 /lbf: 1.0 GiB limit");
+    assert_eq!(memory.used().unwrap(), 200);
+    let cpu = tree.cpu().unwrap();
+    assert_eq!(cpu.describe(), "cgroup v1 /: no CPU quota, 2 online CPUs");
+    assert_eq!(cpu.usage_us().unwrap(), 5000);
+    // v2 in a cgroup namespace (the container's cgroup is its `/`).
+    let tree = Tree::new(
+        "usual-v2",
+        &[
+            ONLINE,
+            ("proc/self/cgroup", "0::/\n"),
+            ("root/sys/fs/cgroup/cgroup.controllers", "cpu memory\n"),
+            ("root/sys/fs/cgroup/cpu.max", "50000 100000\n"),
+            ("root/sys/fs/cgroup/cpu.stat", "usage_usec 7\n"),
+        ],
+    );
+    assert_eq!(
+        tree.cpu().unwrap().describe(),
+        "cgroup v2 /: 0.50 CPU quota"
+    );
+}
+
+#[test]
+fn a_usual_mount_point_that_does_not_show_this_process_is_looked_up() {
+    // The memory mount is a sub-tree (a container without a cgroup namespace): its
+    // directory `lbf` is another cgroup, without this process, so mountinfo says where
+    // this one is: at the mount point itself.
+    let mountinfo = "35 31 0:32 /lbf /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
+    let tree = usual_v1(
+        "usual-other",
+        "1\n2\n",
+        &[
+            ("proc/self/mountinfo", mountinfo),
+            (
+                "root/sys/fs/cgroup/memory/memory.stat",
+                "hierarchical_memory_limit 2147483648\ntotal_inactive_file 0\n",
+            ),
+        ],
+    );
+    let memory = tree.memory().unwrap();
+    assert_eq!((memory.limit, memory.used().unwrap()), (Some(2 << 30), 1));
+    assert!(!is_number(b"", 0) && is_number(b"42", 42) && !is_number(b"4x", 4));
+}
+
+#[test]
+fn cpu_lists_and_escapes() {
+    assert_eq!(count_cpus("0-3,8,10-11\n"), Some(7));
+    assert_eq!(count_cpus(""), Some(0));
+    assert_eq!(count_cpus("3-1"), None);
+    assert_eq!(count_cpus("x"), None);
+    assert!(lists_cpu("0-3,8\n", 8) && lists_cpu("0-3,8", 0) && lists_cpu("2-3", 3));
+    assert!(!lists_cpu("0-3,8", 4) && !lists_cpu("2-3", 1) && !lists_cpu("", 0));
+    assert_eq!(unescape(r"/mnt/a\040b\\"), r"/mnt/a b\\");
+    assert_eq!(unescape(r"/a\134b"), r"/a\b");
+}
+
+#[test]
+fn the_live_system_is_readable() {
+    let roots = Roots::system();
+    if let Ok(placement) = locate(&roots) {
+        // Whatever the machine, reading must not panic and a found cgroup has a size.
+        if let Ok(cpu) = cpu(&placement) {
+            assert!(cpu.millis > 0);
+        }
+        let _ = memory(&placement);
+    }
+}
