@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::limits::{QUEUE_MAX, Refusal};
+use super::limits::Refusal;
 use super::log::Log;
 use super::slots::{Admitted, Pending};
 use super::{Shared, Slots, Stop};
@@ -70,12 +70,13 @@ pub(super) fn stop_acceptors(acceptors: Vec<(SocketAddr, JoinHandle<()>)>, log: 
 
 /// Every connection in flight or waiting for a slot holds a descriptor: with `max_in_flight`
 /// 1024 and as many waiting the process needs about 2100, and systemd gives services a soft
-/// limit of 1024 by default (the hard limit is far higher). Raises the soft limit to what `max_in_flight` needs, within the hard limit;
+/// limit of 1024 by default (the hard limit is far higher). Raises the soft limit to what
+/// `max_in_flight` needs, within the hard limit;
 /// logs it when that is not enough, since `accept` would then fail with "too many open files"
 /// before `max_in_flight` is reached.
 #[cfg(target_os = "linux")]
 pub(super) fn check_fd_limit(max_in_flight: usize, log: &Log) {
-    let need = (max_in_flight + QUEUE_MAX) as u64 + SPARE_FDS;
+    let need = (max_in_flight + super::limits::QUEUE_MAX) as u64 + SPARE_FDS;
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
