@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Cgroups, MetricError};
-use crate::config::{CpuMode, Monitors, Real, release_of};
+use crate::config::{CpuMode, Monitors, OnError, Real, release_of};
 use crate::rules::Load;
 
 /// Where monitors keep what since-last mode needs between probes (the state directory):
@@ -63,6 +63,26 @@ pub struct Answered {
     pub loads: Vec<(Load, Figure)>,
     /// Monitors that ignore failures (`on_error: "ignore"`) whose source failed: name and why.
     pub ignored: Vec<(String, String)>,
+}
+
+impl Answered {
+    /// A monitor whose source failed (`why`): left out and listed in `ignored` when it
+    /// ignores failures, else the probe's error, which `error` makes of `why`.
+    pub fn failed(
+        &mut self,
+        on_error: OnError,
+        name: &str,
+        why: String,
+        error: impl FnOnce(String) -> MetricError,
+    ) -> Result<(), MetricError> {
+        match on_error {
+            OnError::Ignore => {
+                self.ignored.push((name.to_string(), why));
+                Ok(())
+            }
+            OnError::Error => Err(error(why)),
+        }
+    }
 }
 
 /// A reading begun, and when the window it needs has passed (`None`: it needs none); `None`

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use super::monitor::{Answered, Monitor, Started, Window, limits, load};
 use super::{Cgroups, MetricError};
-use crate::config::{CpuMode, Monitors, OnError, Resource, Scope, Stall};
+use crate::config::{CpuMode, Monitors, Resource, Scope, Stall};
 
 /// Stalled time so far, in µs, from one pressure file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -460,15 +460,10 @@ impl Monitor for Pressure {
             let (stalled, reading, elapsed) = match outcome {
                 Ok(found) => found,
                 Err(why) => {
-                    match monitor.on_error {
-                        OnError::Ignore => answered.ignored.push((name, why)),
-                        OnError::Error => {
-                            return Err(MetricError {
-                                monitor: crate::words::PRESSURE.into(),
-                                message: format!("{name}: {why}"),
-                            });
-                        }
-                    }
+                    answered.failed(monitor.on_error, &name, why, |why| MetricError {
+                        monitor: crate::words::PRESSURE.into(),
+                        message: format!("{name}: {why}"),
+                    })?;
                     continue;
                 }
             };
@@ -492,6 +487,7 @@ impl Monitor for Pressure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::OnError;
 
     const FILE: &str = "some avg10=72.57 avg60=74.67 avg300=47.04 total=2122602632\n\
                         full avg10=0.00 avg60=0.00 avg300=0.00 total=17\n";

@@ -3,7 +3,7 @@
 //! error unless its monitor ignores failures.
 
 use super::{Reading, Running, start};
-use crate::config::{Monitors, OnError, Source};
+use crate::config::{Monitors, Source};
 use crate::metrics::MetricError;
 use crate::metrics::monitor::{Answered, Monitor, Started, Window, limits, load};
 
@@ -50,15 +50,12 @@ impl Monitor for Custom {
                         Some((Err(why), _)) => why.clone(),
                         _ => "not read in this sample".to_string(),
                     };
-                    match monitor.on_error {
-                        OnError::Ignore => answered.ignored.push((monitor.name.clone(), message)),
-                        OnError::Error => {
-                            return Err(MetricError {
-                                monitor: monitor.name.clone(),
-                                message: format!("{}: {message}", monitor.source),
-                            });
+                    answered.failed(monitor.on_error, &monitor.name, message, |message| {
+                        MetricError {
+                            monitor: monitor.name.clone(),
+                            message: format!("{}: {message}", monitor.source),
                         }
-                    }
+                    })?;
                     continue;
                 }
             };
