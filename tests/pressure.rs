@@ -4,6 +4,8 @@
 //! kernel with PSI (and, for the child, root and a writable cgroup2 mount); skipped with a
 //! visible line elsewhere, a failure under LB_FEEDBACK_E2E=1.
 
+#[path = "common/cgroup.rs"]
+mod cgroup;
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use cgroup::Cgroup;
 use common::{TempDir, agent_without_cpu_ram, e2e_required, stdout};
 
 fn skip(why: &str) {
@@ -158,94 +161,30 @@ fn in_a_cgroup2_child_the_cgroups_own_pressure_file_is_read() {
 /// The shipped config for containers (docs/containers.md).
 const CONTAINER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/container.json");
 
-/// Serialises the cgroup v1 tests: each measures CPU contention the other would add to.
-static V1: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// A v1 cpu and cpuacct child with a CPU quota of half a CPU (a container as Docker on a v1
-/// host makes it), removed with its processes on drop; `None` where this machine has none.
-struct Container {
-    dirs: Vec<PathBuf>,
-    children: Vec<std::process::Child>,
+/// A container as Docker makes one on a v1 host: cpu and cpuacct cgroups with a quota of half
+/// a CPU.
+fn container(suffix: &str) -> Result<Cgroup, String> {
+    let quota = [("cpu", "cpu.cfs_quota_us", "50000".to_string())];
+    Cgroup::create(suffix, &["cpu", "cpuacct"], &quota)
 }
 
-impl Container {
-    fn create(name: &str) -> Result<Container, String> {
-        let mut container = Container {
-            dirs: Vec::new(),
-            children: Vec::new(),
-        };
-        for controller in ["cpu", "cpuacct"] {
-            let top = PathBuf::from("/sys/fs/cgroup").join(controller);
-            if !top.join("tasks").is_file() {
-                return Err(format!("no cgroup v1 {controller} hierarchy"));
-            }
-            let dir = top.join(format!("{name}-{}", std::process::id()));
-            std::fs::create_dir(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
-            container.dirs.push(dir);
-        }
-        let quota = container.dirs[0].join("cpu.cfs_quota_us");
-        std::fs::write(&quota, "50000").map_err(|err| format!("{}: {err}", quota.display()))?;
-        Ok(container)
-    }
-
-    /// `sh -c SCRIPT ARGS...` started inside.
-    fn command(&self, script: &str) -> std::process::Command {
-        let joins: Vec<String> = self
-            .dirs
-            .iter()
-            .map(|dir| format!("echo $$ > {}/cgroup.procs", dir.display()))
-            .collect();
-        let mut command = std::process::Command::new("sh");
-        command
-            .arg("-c")
-            .arg(format!("{} && {script}", joins.join(" && ")))
-            .arg("sh");
-        command
-    }
-
-    fn spawn(&mut self, script: &str) {
-        let mut command = self.command(script);
-        command.stdout(std::process::Stdio::null());
-        self.children.push(command.spawn().unwrap());
-    }
-
-    /// The agent's reply from inside, with the shipped container config.
-    fn reply(&self, dir: &TempDir) -> (String, String) {
-        let agent = common::agent(dir);
-        let mut command = self.command("exec \"$@\"");
-        command
-            .arg(agent.get_program())
-            .arg("--explain")
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin");
-        for (key, value) in agent.get_envs() {
-            if let Some(value) = value {
-                command.env(key, value);
-            }
-        }
-        command
-            .env("LB_FEEDBACK_CONFIG", CONTAINER)
-            .env("LB_FEEDBACK_RECOVERY", "never");
-        let output = command.output().unwrap();
-        let text = stdout(&output);
-        let reply = text.lines().last().unwrap_or_default().to_string();
-        (reply, text)
-    }
+/// The agent's `--explain` from inside `container`, with the shipped container config: its
+/// reply line, and the whole breakdown for messages.
+fn reply_inside(container: &Cgroup, dir: &TempDir) -> (String, String) {
+    let mut agent = common::agent(dir);
+    agent
+        .arg("--explain")
+        .env("LB_FEEDBACK_CONFIG", CONTAINER)
+        .env("LB_FEEDBACK_RECOVERY", "never");
+    let text = stdout(&container.inside(&agent).output().unwrap());
+    let reply = text.lines().last().unwrap_or_default().to_string();
+    (reply, text)
 }
 
-impl Drop for Container {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        for dir in &self.dirs {
-            while std::fs::remove_dir(dir).is_err() && dir.exists() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
+fn shell(script: &str) -> std::process::Command {
+    let mut command = std::process::Command::new("sh");
+    command.args(["-c", script]);
+    command
 }
 
 /// The starving container: two busy loops in half a CPU on a host whose other load
@@ -254,17 +193,16 @@ impl Drop for Container {
 /// drains it. A light container (a loop that mostly sleeps, the host quiet) does not.
 #[test]
 fn a_starving_v1_container_drains_with_cpu_pressure_and_a_light_one_does_not() {
-    let _turn = V1.lock().unwrap_or_else(|e| e.into_inner());
-    let mut starving = match Container::create("lbf-starving") {
+    let mut starving = match container("-starving") {
         Ok(container) => container,
         Err(why) => return skip(&why),
     };
     let dir = TempDir::new("pressure-v1");
-    starving.spawn("while :; do :; done");
-    starving.spawn("while :; do :; done");
+    starving.spawn(&shell("while :; do :; done"));
+    starving.spawn(&shell("while :; do :; done"));
     let busy = Busy::start();
     std::thread::sleep(Duration::from_millis(300));
-    let (reply, text) = starving.reply(&dir);
+    let (reply, text) = reply_inside(&starving, &dir);
     drop(busy);
     eprintln!("starving: {reply}");
     assert!(
@@ -274,9 +212,9 @@ fn a_starving_v1_container_drains_with_cpu_pressure_and_a_light_one_does_not() {
     assert!(text.contains("run-queue wait of its tasks"), "{text}");
     drop(starving);
 
-    let mut light = Container::create("lbf-light").unwrap();
-    light.spawn("while :; do sleep 0.05; done");
-    let (reply, text) = light.reply(&dir);
+    let mut light = container("-light").unwrap();
+    light.spawn(&shell("while :; do sleep 0.05; done"));
+    let (reply, text) = reply_inside(&light, &dir);
     eprintln!("light: {reply}");
     assert!(
         reply.ends_with('%') && !reply.contains("drain"),
