@@ -220,12 +220,7 @@ enum Usage {
 
 impl CpuCapacity {
     /// What the figure is, in words: "cgroup v2 /system.slice/x: 0.50 CPU quota", and where
-    /// the usage is read when that is another cgroup.
-    pub fn describe(&self) -> String {
-        self.described().to_string()
-    }
-
-    /// [`CpuCapacity::describe`] to be written into a longer text, with no string of its own.
+    /// the usage is read when that is another cgroup; written only where it is read.
     pub fn described(&self) -> impl std::fmt::Display + '_ {
         struct Described<'a>(&'a CpuCapacity);
         impl std::fmt::Display for Described<'_> {
@@ -483,26 +478,15 @@ pub struct MemoryUse {
 }
 
 impl MemoryUse {
-    pub fn describe(&self, total: u64) -> String {
-        self.described(total).to_string()
-    }
-
-    /// [`MemoryUse::describe`] to be written into a longer text, with no string of its own.
-    pub fn described(&self, total: u64) -> impl std::fmt::Display + '_ {
-        struct Described<'a>(&'a MemoryUse, u64);
-        impl std::fmt::Display for Described<'_> {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                let Described(memory, total) = *self;
-                write!(f, "{} {}: ", memory.group.version.name(), memory.at)?;
-                match memory.limit {
-                    Some(limit) if limit < total => {
-                        write!(f, "{} limit", super::memory::bytes(limit))
-                    }
-                    _ => f.write_str("no memory limit"),
-                }
-            }
+    /// What the figure is against the host's memory `total`: "cgroup v2 /x: 1.0 GiB limit",
+    /// "cgroup v1 /: no memory limit". Its own, so that a reading keeps it and the words are
+    /// written only where they are read.
+    pub fn described(&self, total: u64) -> MemoryLimit {
+        MemoryLimit {
+            version: self.group.version,
+            at: self.at.clone(),
+            limit: self.limit.filter(|limit| *limit < total),
         }
-        Described(self, total)
     }
 
     /// In use, without the inactive file cache the kernel reclaims first: read only when
@@ -520,6 +504,25 @@ impl MemoryUse {
         let usage = read_small(&usage, |text| number(text, &usage))?;
         let inactive = read_small(&stat, |text| keyed(text, inactive, &stat))?;
         Ok(usage.saturating_sub(inactive))
+    }
+}
+
+/// A cgroup's memory limit below the host's memory, if any, and where it is
+/// ([`MemoryUse::described`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryLimit {
+    version: Version,
+    at: String,
+    limit: Option<u64>,
+}
+
+impl std::fmt::Display for MemoryLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: ", self.version.name(), self.at)?;
+        match self.limit {
+            Some(limit) => write!(f, "{} limit", super::memory::bytes(limit)),
+            None => f.write_str("no memory limit"),
+        }
     }
 }
 
