@@ -181,8 +181,7 @@ pub struct CpuCapacity {
     pub millis: u64,
     /// Below the online CPUs: a quota or a cpuset holds the cgroup in.
     pub limited: bool,
-    pub why: String,
-    /// The CPU list of the cpuset, when it is what binds.
+    /// The CPU list of the cpuset, when it is what binds (limited without it: a quota).
     cpuset: Option<String>,
     /// Set by [`CpuCapacity::with_usage`].
     usage: Option<Usage>,
@@ -208,7 +207,13 @@ impl CpuCapacity {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 let capacity = self.0;
                 let version = capacity.group.version.name();
-                write!(f, "{version} {}: {}", capacity.at, capacity.why)?;
+                write!(f, "{version} {}: ", capacity.at)?;
+                let cpus = capacity.millis / 1000;
+                match (&capacity.cpuset, capacity.limited) {
+                    (Some(list), _) => write!(f, "cpuset {list}: {cpus} CPUs")?,
+                    (None, true) => write!(f, "{:.2} CPU quota", capacity.millis as f64 / 1000.0)?,
+                    (None, false) => write!(f, "no CPU quota, {cpus} online CPUs")?,
+                }
                 match (&capacity.usage, &capacity.cpuset) {
                     (Some(Usage::PerCpu { at, .. }), Some(list)) if *at != capacity.at => {
                         write!(f, ", usage of CPUs {list} at cpuacct {at}")
@@ -277,18 +282,15 @@ pub fn cpu(placement: &Placement) -> Result<CpuCapacity, String> {
         }
     }
     let mut millis = online * 1000;
-    let mut why = format!("no CPU quota, {online} online CPUs");
     let mut at = group.path.clone();
     let mut bound = None;
     if let Some(set) = cpuset(placement)?.filter(|set| set.count < online) {
         millis = set.count * 1000;
-        why = format!("cpuset {}: {} CPUs", set.list, set.count);
         at = set.at;
         bound = Some(set.list);
     }
     if let Some((quota, path)) = quota.filter(|(quota, _)| *quota < millis) {
         millis = quota;
-        why = format!("{:.2} CPU quota", quota as f64 / 1000.0);
         at = path;
         bound = None;
     }
@@ -297,7 +299,6 @@ pub fn cpu(placement: &Placement) -> Result<CpuCapacity, String> {
         group,
         at,
         millis,
-        why,
         cpuset: bound,
         usage: None,
     })

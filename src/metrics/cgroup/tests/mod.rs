@@ -175,8 +175,10 @@ fn v2_cpuset_caps_the_capacity() {
     );
     let cpu = tree.cpu().unwrap();
     assert_eq!(cpu.millis, 2000);
-    assert_eq!(cpu.why, "cpuset 2-3: 2 CPUs");
-    assert_eq!(cpu.at, "/system.slice/x.service");
+    assert_eq!(
+        cpu.described().to_string(),
+        "cgroup v2 /system.slice/x.service: cpuset 2-3: 2 CPUs"
+    );
     // Set on the slice, the cpuset applies there: its tasks all share the two CPUs.
     let tree = v2(
         "v2-cpuset-slice",
@@ -206,7 +208,10 @@ fn v2_cpuset_caps_the_capacity() {
     let tree = v2("v2-none", &[]);
     let cpu = tree.cpu().unwrap();
     assert_eq!((cpu.millis, cpu.limited), (8000, false));
-    assert_eq!(cpu.why, "no CPU quota, 8 online CPUs");
+    assert_eq!(
+        cpu.described().to_string(),
+        "cgroup v2 /system.slice/x.service: no CPU quota, 8 online CPUs"
+    );
 }
 
 #[test]

@@ -106,7 +106,7 @@ fn v1_cpuset_and_an_ancestor_quota() {
     let cpu = tree.cpu().unwrap();
     // The cpuset (1 CPU, the root's) binds before the 1.5 CPU quota at the root, and its
     // usage is CPU 1's at the cpuacct root.
-    assert_eq!((cpu.millis, cpu.why.as_str()), (1000, "cpuset 1: 1 CPUs"));
+    assert_eq!(cpu.millis, 1000);
     assert_eq!(cpu.at, "/");
     assert_eq!(cpu.described().to_string(), "cgroup v1 /: cpuset 1: 1 CPUs");
     assert_eq!(cpu.usage_us().unwrap(), 4);
