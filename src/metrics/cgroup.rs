@@ -4,25 +4,31 @@
 //! memory limit and usage. Every path is read under [`Roots`], so fixture trees stand in for
 //! a real system in the tests.
 
+mod file;
 mod placement;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use file::Joined;
+pub(super) use file::in_dir;
 pub use placement::{Group, Placement, Roots, Version, locate};
 #[cfg(test)]
 use placement::{is_number, unescape};
 
 /// A cgroup or procfs file's text, as owned text (`/proc/self/cgroup`, mountinfo).
 fn read(path: &Path) -> Result<String, String> {
-    read_small(path, |text| Ok(text.to_string()))
+    read_small(&Joined::new(path), |text| Ok(text.to_string()))
 }
 
 /// What `parse` makes of a file's text. The text is read with one call into a buffer on the
 /// stack (cgroupfs and procfs write what fits in the first read), small enough that glibc
 /// clears it with vector stores rather than `rep stosb`, which valgrind counts byte by byte;
 /// a file that fills it is read whole onto the heap, up to 64 KiB.
-fn read_small<T>(path: &Path, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, String> {
+fn read_small<T>(
+    path: &Joined,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, String> {
     read_small_if_present(path, parse)?
         .ok_or_else(|| format!("{}: No such file or directory", path.display()))
 }
@@ -30,13 +36,13 @@ fn read_small<T>(path: &Path, parse: impl FnOnce(&str) -> Result<T, String>) -> 
 /// [`read_small`] of a file that may be absent at a level (the controller is not enabled
 /// there): `None` then.
 fn read_small_if_present<T>(
-    path: &Path,
+    path: &Joined,
     parse: impl FnOnce(&str) -> Result<T, String>,
 ) -> Result<Option<T>, String> {
     const SMALL: usize = 2000;
     let failed =
         |err: std::io::Error| format!("{}: {}", path.display(), crate::ioerr::io_reason(&err));
-    let mut file = match std::fs::File::open(path) {
+    let mut file = match path.open() {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         opened => opened.map_err(failed)?,
     };
@@ -94,53 +100,6 @@ pub(super) fn under(base: &Path, parts: &[&str]) -> PathBuf {
         bytes.push(b'/');
     }
     PathBuf::from(std::ffi::OsString::from_vec(bytes))
-}
-
-/// `dir/name`, built on the stack for a file opened once and dropped: a heap path cost about
-/// 250 instructions to allocate, fill and free, and a probe opens a dozen of these. A path
-/// longer than the buffer goes to the heap.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "on the stack for one file's open, which is the point"
-)]
-pub(super) enum Joined {
-    Stack([u8; 400], usize),
-    Heap(PathBuf),
-}
-
-impl std::ops::Deref for Joined {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        use std::os::unix::ffi::OsStrExt;
-        match self {
-            Joined::Stack(bytes, len) => Path::new(std::ffi::OsStr::from_bytes(
-                bytes.get(..*len).unwrap_or_default(),
-            )),
-            Joined::Heap(path) => path,
-        }
-    }
-}
-
-/// `dir` with the plain file name `name` appended, as [`under`] would make it.
-pub(super) fn in_dir(dir: &Path, name: &str) -> Joined {
-    use std::os::unix::ffi::OsStrExt;
-    let base = dir.as_os_str().as_bytes();
-    let base = base.strip_suffix(b"/").unwrap_or(base);
-    let len = base.len() + 1 + name.len();
-    let mut bytes = [0; 400];
-    match bytes.get_mut(..len) {
-        Some(out) if !name.is_empty() && !name.contains('/') => {
-            let (head, tail) = out.split_at_mut(base.len());
-            head.copy_from_slice(base);
-            if let Some((slash, rest)) = tail.split_first_mut() {
-                *slash = b'/';
-                rest.copy_from_slice(name.as_bytes());
-            }
-            Joined::Stack(bytes, len)
-        }
-        _ => Joined::Heap(under(dir, &[name])),
-    }
 }
 
 /// CPUs in a list such as `0-3,8,10-11`.
@@ -232,13 +191,15 @@ impl CpuCapacity {
     pub fn usage_us(&self) -> Result<u64, String> {
         let unknown = || format!("cgroup {}: its usage file was not looked up", self.at);
         match self.usage.as_ref().ok_or_else(unknown)? {
-            Usage::Total { path, .. } => read_small(path, |text| match self.group.version {
-                Version::V2 => keyed(text, "usage_usec", path),
-                Version::V1 => number(text, path).map(|ns| ns / 1000),
-            }),
+            Usage::Total { path, .. } => {
+                read_small(&Joined::new(path), |text| match self.group.version {
+                    Version::V2 => keyed(text, "usage_usec", path),
+                    Version::V1 => number(text, path).map(|ns| ns / 1000),
+                })
+            }
             Usage::PerCpu { path, .. } => {
                 let list = self.cpuset.as_deref().ok_or_else(unknown)?;
-                read_small(path, |text| {
+                read_small(&Joined::new(path), |text| {
                     let mut ns: u64 = 0;
                     for (cpu, field) in (0..).zip(text.split_ascii_whitespace()) {
                         if lists_cpu(list, cpu) {
@@ -266,7 +227,7 @@ impl CpuCapacity {
 /// CPUs; usage is read where the smallest quota is, or the cpuset that binds.
 pub fn cpu(placement: &Placement) -> Result<CpuCapacity, String> {
     let group = placement.group("cpu")?;
-    let online_file = placement.under_root("/sys/devices/system/cpu/online");
+    let online_file = Joined::new(&placement.under_root("/sys/devices/system/cpu/online"));
     let online = read_small(&online_file, |text| {
         count_cpus(text)
             .filter(|n| *n > 0)
@@ -577,7 +538,7 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
                     group,
                 });
             }
-            let stat = group.file("memory.stat");
+            let stat = in_dir(&group.dir, "memory.stat");
             let limit = read_small(&stat, |text| {
                 keyed(text, "hierarchical_memory_limit", &stat)
             })?;

@@ -353,9 +353,9 @@ impl Placement {
 }
 
 /// Whether a `cgroup.procs` file lists this process (one PID a line, in its PID namespace).
-fn lists_this_process(path: &Path) -> bool {
+fn lists_this_process(path: &super::Joined) -> bool {
     use std::io::Read;
-    let Ok(mut file) = std::fs::File::open(path) else {
+    let Ok(mut file) = path.open() else {
         return false;
     };
     let pid = std::process::id();
