@@ -44,7 +44,7 @@ impl Cgroups {
 
     pub fn placement(&self) -> Result<&cgroup::Placement, String> {
         self.placement
-            .get_or_init(|| cgroup::locate(&self.roots()))
+            .get_or_init(|| cgroup::locate(self.roots()))
             .as_ref()
             .map_err(Clone::clone)
     }

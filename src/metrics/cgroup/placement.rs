@@ -72,8 +72,11 @@ pub struct Placement {
     /// The text of `/proc/self/cgroup`.
     cgroup: String,
     /// Its lines' controllers and path, as byte ranges, found in one pass.
-    lines: Vec<(Range<usize>, Range<usize>)>,
-    mountinfo: PathBuf,
+    lines: Vec<Membership>,
+    /// The line carrying each of [`KNOWN`], found in the same pass.
+    known: [Option<usize>; KNOWN.len()],
+    /// Where `/proc` is: mountinfo is read from it only when asked.
+    procfs: PathBuf,
     mounts: OnceCell<Result<Mounts, String>>,
     root: PathBuf,
 }
@@ -123,24 +126,34 @@ impl Group {
 }
 
 /// Reads `/proc/self/cgroup`.
-pub fn locate(roots: &Roots) -> Result<Placement, String> {
+pub fn locate(roots: Roots) -> Result<Placement, String> {
     // Concatenated, not joined: `Path::join` cost 600 instructions each.
     let cgroup = super::read(&super::under(&roots.procfs, &["self/cgroup"]))?;
+    let (lines, known) = membership_lines(&cgroup);
     Ok(Placement {
-        lines: membership_lines(&cgroup),
+        lines,
+        known,
         cgroup,
-        mountinfo: super::under(&roots.procfs, &["self/mountinfo"]),
+        procfs: roots.procfs,
         mounts: OnceCell::new(),
-        root: roots.root.clone(),
+        root: roots.root,
     })
 }
 
+/// A line of `/proc/self/cgroup`: the byte ranges of its controllers and its path.
+type Membership = (Range<usize>, Range<usize>);
+
+/// The v1 controllers the readers ask for, whose lines are found while the text is split.
+const KNOWN: [&str; 4] = ["cpu", "cpuacct", "cpuset", "memory"];
+
 /// The `ID:CONTROLLERS:PATH` lines of `/proc/self/cgroup`, as the byte ranges of controllers
-/// and path. By hand, byte by byte: `lines()` and `split_once` cost 5 k instructions over the
-/// dozen lines of a v1 host, looked up once per controller.
-fn membership_lines(text: &str) -> Vec<(Range<usize>, Range<usize>)> {
+/// and path, and the first line carrying each of [`KNOWN`]. By hand, byte by byte: `lines()`
+/// and `split_once` cost 5 k instructions over the dozen lines of a v1 host, and searching
+/// the lines again per controller 600 each.
+fn membership_lines(text: &str) -> (Vec<Membership>, [Option<usize>; KNOWN.len()]) {
     let bytes = text.as_bytes();
     let mut lines = Vec::with_capacity(16);
+    let mut known = [None; KNOWN.len()];
     let (mut colons, mut seen, mut at) = ([0; 2], 0, 0);
     while at <= bytes.len() {
         match bytes.get(at).copied().unwrap_or(b'\n') {
@@ -150,6 +163,13 @@ fn membership_lines(text: &str) -> Vec<(Range<usize>, Range<usize>)> {
             }
             b'\n' => {
                 if seen == 2 {
+                    let controllers = bytes.get(colons[0] + 1..colons[1]).unwrap_or_default();
+                    for controller in controllers.split(|byte| *byte == b',') {
+                        let index = KNOWN.iter().position(|k| k.as_bytes() == controller);
+                        if let Some(slot) = index.and_then(|index| known.get_mut(index)) {
+                            slot.get_or_insert(lines.len());
+                        }
+                    }
                     lines.push((colons[0] + 1..colons[1], colons[1] + 1..at));
                 }
                 seen = 0;
@@ -158,7 +178,7 @@ fn membership_lines(text: &str) -> Vec<(Range<usize>, Range<usize>)> {
         }
         at += 1;
     }
-    lines
+    (lines, known)
 }
 
 /// Whether a comma-separated `list` has `item`.
@@ -228,7 +248,7 @@ impl Placement {
         let mounts = self
             .mounts
             .get_or_init(|| {
-                let text = super::read(&self.mountinfo)?;
+                let text = super::read(&super::under(&self.procfs, &["self/mountinfo"]))?;
                 Ok(Mounts {
                     found: cgroup_mounts(&text),
                     text,
@@ -251,13 +271,21 @@ impl Placement {
     /// The cgroup of `controller`: its v1 hierarchy if one carries it, else the v2 one when
     /// the controller is enabled there (a hybrid system mounts v2 with no controllers).
     pub fn group(&self, controller: &str) -> Result<Group, String> {
-        let v1 = self
-            .memberships()
-            .find(|(controllers, _)| lists(controllers, controller));
+        let v1 = match KNOWN.iter().position(|known| *known == controller) {
+            Some(index) => self
+                .known
+                .get(index)
+                .copied()
+                .flatten()
+                .and_then(|line| self.memberships().nth(line)),
+            None => self
+                .memberships()
+                .find(|(controllers, _)| lists(controllers, controller)),
+        };
         if let Some((controllers, path)) = v1 {
             let usual = ["sys/fs/cgroup", controllers];
             let marker = v1_marker(controller);
-            if let Some(group) = self.usual(Version::V1, &usual, path, |top| {
+            if let Some(group) = self.usual(Version::V1, usual, path, |top| {
                 marker.is_some_and(|marker| super::in_dir(top, marker).exists())
             }) {
                 return Ok(group);
@@ -300,8 +328,8 @@ impl Placement {
             .find(|(controllers, _)| controllers.is_empty())
             .map(|(_, path)| path)
             .ok_or_else(|| "no cgroup v2 membership in /proc/self/cgroup".to_string())?;
-        let usual = ["sys/fs/cgroup"];
-        let group = match self.usual(Version::V2, &usual, path, |top| {
+        let usual = ["sys/fs/cgroup", ""];
+        let group = match self.usual(Version::V2, usual, path, |top| {
             super::in_dir(top, "cgroup.controllers").is_file()
         }) {
             Some(group) => (group, super::under(&self.root, &usual)),
@@ -326,29 +354,34 @@ impl Placement {
     fn usual(
         &self,
         version: Version,
-        usual: &[&str],
+        usual: [&str; 2],
         path: &str,
         is_hierarchy: impl Fn(&Path) -> bool,
     ) -> Option<Group> {
         if !path.starts_with('/') || climbs(path) {
             return None;
         }
-        let top = super::under(&self.root, usual);
-        if !is_hierarchy(&top) {
+        let below = path.trim_matches('/');
+        // Built once: the mount point is the directory's beginning.
+        let dir = super::under(&self.root, &[usual[0], usual[1], below]);
+        let top = {
+            use std::os::unix::ffi::OsStrExt;
+            let bytes = dir.as_os_str().as_bytes();
+            let cut = if below.is_empty() { 0 } else { below.len() + 1 };
+            Path::new(std::ffi::OsStr::from_bytes(
+                bytes.get(..bytes.len() - cut).unwrap_or(bytes),
+            ))
+        };
+        if !is_hierarchy(top) {
             return None;
         }
-        let below = path.trim_matches('/');
-        let group = Group {
+        let depth = below.split('/').filter(|part| !part.is_empty()).count();
+        (depth == 0 || lists_this_process(&super::in_dir(&dir, "cgroup.procs"))).then(|| Group {
             version,
             path: path.to_string(),
-            depth: below.split('/').filter(|part| !part.is_empty()).count(),
-            dir: match below.is_empty() {
-                true => top,
-                false => super::under(&top, &[below]),
-            },
-        };
-        (group.depth == 0 || lists_this_process(&super::in_dir(&group.dir, "cgroup.procs")))
-            .then_some(group)
+            depth,
+            dir,
+        })
     }
 }
 

@@ -31,12 +31,12 @@ impl Tree {
     }
 
     fn cpu(&self) -> Result<CpuCapacity, String> {
-        let placement = locate(&self.roots())?;
+        let placement = locate(self.roots())?;
         cpu(&placement)?.with_usage(&placement)
     }
 
     fn memory(&self) -> Result<MemoryUse, String> {
-        memory(&locate(&self.roots())?)
+        memory(&locate(self.roots())?)
     }
 }
 
@@ -362,7 +362,7 @@ fn cpu_lists_and_escapes() {
 #[test]
 fn the_live_system_is_readable() {
     let roots = Roots::system();
-    if let Ok(placement) = locate(&roots) {
+    if let Ok(placement) = locate(roots) {
         // Whatever the machine, reading must not panic and a found cgroup has a size.
         if let Ok(cpu) = cpu(&placement) {
             assert!(cpu.millis > 0);
