@@ -353,6 +353,12 @@ fn cpu_lists_and_escapes() {
     assert_eq!(count_cpus(""), Some(0));
     assert_eq!(count_cpus("3-1"), None);
     assert_eq!(count_cpus("x"), None);
+    // Read as `str::parse` reads each number: a `+` is allowed, a sign or overflow is not.
+    assert_eq!(count_cpus(",0-1,,+4,"), Some(3));
+    assert_eq!(count_cpus("1-2-3"), None);
+    assert_eq!(count_cpus("-1"), None);
+    assert_eq!(count_cpus("0-18446744073709551616"), None);
+    assert_eq!(count_cpus("0- 1"), None);
     assert!(lists_cpu("0-3,8\n", 8) && lists_cpu("0-3,8", 0) && lists_cpu("2-3", 3));
     assert!(!lists_cpu("0-3,8", 4) && !lists_cpu("2-3", 1) && !lists_cpu("", 0));
     assert_eq!(unescape(r"/mnt/a\040b\\"), r"/mnt/a b\\");
