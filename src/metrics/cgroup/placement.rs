@@ -147,36 +147,47 @@ type Membership = (Range<usize>, Range<usize>);
 const KNOWN: [&str; 4] = ["cpu", "cpuacct", "cpuset", "memory"];
 
 /// The `ID:CONTROLLERS:PATH` lines of `/proc/self/cgroup`, as the byte ranges of controllers
-/// and path, and the first line carrying each of [`KNOWN`]. By hand, byte by byte: `lines()`
-/// and `split_once` cost 5 k instructions over the dozen lines of a v1 host, and searching
-/// the lines again per controller 600 each.
+/// and path, and the first line carrying each of [`KNOWN`], in one pass. By hand, byte by
+/// byte: `lines()` and `split_once` cost 5 k instructions over the dozen lines of a v1 host,
+/// looked up once per controller, and `str::find` more than a plain loop on lines this short.
 fn membership_lines(text: &str) -> (Vec<Membership>, [Option<usize>; KNOWN.len()]) {
     let bytes = text.as_bytes();
     let mut lines = Vec::with_capacity(16);
     let mut known = [None; KNOWN.len()];
-    let (mut colons, mut seen, mut at) = ([0; 2], 0, 0);
-    while at <= bytes.len() {
-        match bytes.get(at).copied().unwrap_or(b'\n') {
-            b':' if seen < 2 => {
-                colons[seen] = at;
-                seen += 1;
-            }
-            b'\n' => {
-                if seen == 2 {
-                    let controllers = bytes.get(colons[0] + 1..colons[1]).unwrap_or_default();
-                    for controller in controllers.split(|byte| *byte == b',') {
-                        let index = KNOWN.iter().position(|k| k.as_bytes() == controller);
-                        if let Some(slot) = index.and_then(|index| known.get_mut(index)) {
-                            slot.get_or_insert(lines.len());
-                        }
-                    }
-                    lines.push((colons[0] + 1..colons[1], colons[1] + 1..at));
+    let colon = |from: usize, to: usize| {
+        let within = bytes.get(from..to).unwrap_or_default();
+        within
+            .iter()
+            .position(|byte| *byte == b':')
+            .map(|at| from + at)
+    };
+    let mut start = 0;
+    while start <= bytes.len() {
+        let rest = bytes.get(start..).unwrap_or_default();
+        let end = rest
+            .iter()
+            .position(|byte| *byte == b'\n')
+            .map_or(bytes.len(), |at| start + at);
+        let first = colon(start, end);
+        if let Some((first, second)) = first.and_then(|first| Some((first, colon(first + 1, end)?)))
+        {
+            let controllers = bytes.get(first + 1..second).unwrap_or_default();
+            for controller in controllers.split(|byte| *byte == b',') {
+                // A match on the bytes compares lengths first; `==` per name called memcmp.
+                let index = match controller {
+                    b"cpu" => 0,
+                    b"cpuacct" => 1,
+                    b"cpuset" => 2,
+                    b"memory" => 3,
+                    _ => continue,
+                };
+                if let Some(slot) = known.get_mut(index) {
+                    slot.get_or_insert(lines.len());
                 }
-                seen = 0;
             }
-            _ => {}
+            lines.push((first + 1..second, second + 1..end));
         }
-        at += 1;
+        start = end + 1;
     }
     (lines, known)
 }
@@ -494,5 +505,33 @@ fn place(root: &Path, version: Version, path: &str, mount: Mount<'_>) -> Group {
         path: path.to_string(),
         dir: super::under(root, &[&point, below]),
         depth,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_pass_finds_each_known_controllers_first_line() {
+        let text = "12:name=systemd:/a:b\n4:memory:/m\n2:cpu,cpuacct:/c\n1:cpuset:/\n9:memory:/later\n0::/v2";
+        let (lines, known) = membership_lines(text);
+        let line = |n: Option<usize>| {
+            let (controllers, path) = lines.get(n?)?.clone();
+            Some((text.get(controllers)?, text.get(path)?))
+        };
+        let found: Vec<_> = known.iter().map(|n| line(*n)).collect();
+        let expected = [
+            ("cpu,cpuacct", "/c"),
+            ("cpu,cpuacct", "/c"),
+            ("cpuset", "/"),
+            ("memory", "/m"),
+        ];
+        assert_eq!(found, expected.map(Some));
+        assert_eq!(KNOWN, ["cpu", "cpuacct", "cpuset", "memory"]);
+        assert_eq!(line(Some(0)), Some(("name=systemd", "/a:b")));
+        assert_eq!(line(Some(lines.len() - 1)), Some(("", "/v2")));
+        // A line without two colons is no membership.
+        assert_eq!(membership_lines("1:cpu\n\n").0, Vec::new());
     }
 }
