@@ -359,3 +359,27 @@ fn the_live_system_is_readable() {
         let _ = memory(&placement);
     }
 }
+
+#[test]
+fn keyed_values_are_found_only_at_the_start_of_a_line() {
+    let path = Path::new("/cg/memory.stat");
+    let stat = "inactive_file 7\nactive_file 8\ntotal_inactive_file 70\ntotal_active_file 80";
+    assert_eq!(keyed(stat, "inactive_file", path), Ok(7));
+    assert_eq!(keyed(stat, "total_inactive_file", path), Ok(70));
+    // The last line, with no newline after it; "active_file" also ends other keys.
+    assert_eq!(keyed(stat, "total_active_file", path), Ok(80));
+    assert_eq!(keyed(stat, "active_file", path), Ok(8));
+    // Only inside another key, or a prefix of one: not there.
+    assert_eq!(
+        keyed("total_cache 1\n", "cache", path),
+        Err("/cg/memory.stat: no cache line".to_string())
+    );
+    assert_eq!(
+        keyed("usage_usec_x 1\n", "usage_usec", path),
+        Err("/cg/memory.stat: no usage_usec line".to_string())
+    );
+    assert_eq!(
+        keyed("usage_usec x\n", "usage_usec", path),
+        Err("/cg/memory.stat: \"x\" is not a number".to_string())
+    );
+}
