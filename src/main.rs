@@ -229,7 +229,7 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
         let bytes = connection.as_mut()?.read_request(deadline);
         socket::request_line(bytes)
     };
-    let outcome = probe::run(&config, caller, &mut wait, &mut request);
+    let outcome = probe::run(&config, caller, args.explain, &mut wait, &mut request);
     let connection = connection.into_inner();
     let line = match &outcome {
         Ok(report) if args.explain && caller == Caller::Person => {

@@ -181,8 +181,7 @@ pub struct CpuCapacity {
     pub millis: u64,
     /// Below the online CPUs: a quota or a cpuset holds the cgroup in.
     pub limited: bool,
-    pub why: String,
-    /// The CPU list of the cpuset, when it is what binds.
+    /// The CPU list of the cpuset, when it is what binds (limited without it: a quota).
     cpuset: Option<String>,
     /// Set by [`CpuCapacity::with_usage`].
     usage: Option<Usage>,
@@ -201,19 +200,20 @@ enum Usage {
 
 impl CpuCapacity {
     /// What the figure is, in words: "cgroup v2 /system.slice/x: 0.50 CPU quota", and where
-    /// the usage is read when that is another cgroup.
-    pub fn describe(&self) -> String {
-        self.described().to_string()
-    }
-
-    /// [`CpuCapacity::describe`] to be written into a longer text, with no string of its own.
+    /// the usage is read when that is another cgroup; written only where it is read.
     pub fn described(&self) -> impl std::fmt::Display + '_ {
         struct Described<'a>(&'a CpuCapacity);
         impl std::fmt::Display for Described<'_> {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 let capacity = self.0;
                 let version = capacity.group.version.name();
-                write!(f, "{version} {}: {}", capacity.at, capacity.why)?;
+                write!(f, "{version} {}: ", capacity.at)?;
+                let cpus = capacity.millis / 1000;
+                match (&capacity.cpuset, capacity.limited) {
+                    (Some(list), _) => write!(f, "cpuset {list}: {cpus} CPUs")?,
+                    (None, true) => write!(f, "{:.2} CPU quota", capacity.millis as f64 / 1000.0)?,
+                    (None, false) => write!(f, "no CPU quota, {cpus} online CPUs")?,
+                }
                 match (&capacity.usage, &capacity.cpuset) {
                     (Some(Usage::PerCpu { at, .. }), Some(list)) if *at != capacity.at => {
                         write!(f, ", usage of CPUs {list} at cpuacct {at}")
@@ -282,18 +282,15 @@ pub fn cpu(placement: &Placement) -> Result<CpuCapacity, String> {
         }
     }
     let mut millis = online * 1000;
-    let mut why = format!("no CPU quota, {online} online CPUs");
     let mut at = group.path.clone();
     let mut bound = None;
     if let Some(set) = cpuset(placement)?.filter(|set| set.count < online) {
         millis = set.count * 1000;
-        why = format!("cpuset {}: {} CPUs", set.list, set.count);
         at = set.at;
         bound = Some(set.list);
     }
     if let Some((quota, path)) = quota.filter(|(quota, _)| *quota < millis) {
         millis = quota;
-        why = format!("{:.2} CPU quota", quota as f64 / 1000.0);
         at = path;
         bound = None;
     }
@@ -302,7 +299,6 @@ pub fn cpu(placement: &Placement) -> Result<CpuCapacity, String> {
         group,
         at,
         millis,
-        why,
         cpuset: bound,
         usage: None,
     })
@@ -464,26 +460,15 @@ pub struct MemoryUse {
 }
 
 impl MemoryUse {
-    pub fn describe(&self, total: u64) -> String {
-        self.described(total).to_string()
-    }
-
-    /// [`MemoryUse::describe`] to be written into a longer text, with no string of its own.
-    pub fn described(&self, total: u64) -> impl std::fmt::Display + '_ {
-        struct Described<'a>(&'a MemoryUse, u64);
-        impl std::fmt::Display for Described<'_> {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                let Described(memory, total) = *self;
-                write!(f, "{} {}: ", memory.group.version.name(), memory.at)?;
-                match memory.limit {
-                    Some(limit) if limit < total => {
-                        write!(f, "{} limit", super::memory::bytes(limit))
-                    }
-                    _ => f.write_str("no memory limit"),
-                }
-            }
+    /// What the figure is against the host's memory `total`: "cgroup v2 /x: 1.0 GiB limit",
+    /// "cgroup v1 /: no memory limit". Its own, so that a reading keeps it and the words are
+    /// written only where they are read.
+    pub fn described(&self, total: u64) -> MemoryLimit {
+        MemoryLimit {
+            version: self.group.version,
+            at: self.at.clone(),
+            limit: self.limit.filter(|limit| *limit < total),
         }
-        Described(self, total)
     }
 
     /// In use, without the inactive file cache the kernel reclaims first: read only when
@@ -501,6 +486,25 @@ impl MemoryUse {
         let usage = read_small(&usage, |text| number(text, &usage))?;
         let inactive = read_small(&stat, |text| keyed(text, inactive, &stat))?;
         Ok(usage.saturating_sub(inactive))
+    }
+}
+
+/// A cgroup's memory limit below the host's memory, if any, and where it is
+/// ([`MemoryUse::described`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryLimit {
+    version: Version,
+    at: String,
+    limit: Option<u64>,
+}
+
+impl std::fmt::Display for MemoryLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: ", self.version.name(), self.at)?;
+        match self.limit {
+            Some(limit) => write!(f, "{} limit", super::memory::bytes(limit)),
+            None => f.write_str("no memory limit"),
+        }
     }
 }
 

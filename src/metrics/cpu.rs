@@ -7,7 +7,7 @@ use crate::config::Scope;
 
 mod monitor;
 
-pub use monitor::{Begun, Cpu, CpuFigure, CpuRecord, SINCE_LAST_MIN_MS};
+pub use monitor::{Begun, Cpu, CpuFigure, CpuRecord, How, SINCE_LAST_MIN_MS};
 
 /// Cumulative CPU time of all cores, in the OS's own ticks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,9 +100,12 @@ const LINUX_HOST: &str = "host /proc/stat";
 /// Where the counters come from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Source {
-    /// The host's; when the cgroup's were looked at, the description in full, with why they
-    /// were not used (written once, not a text to be wrapped in another).
-    Host(Option<String>),
+    /// The host's, as `scope: host` asks (or where there are no cgroups).
+    Host,
+    /// The host's, though the scope looked at the cgroup's: its capacity, which does not hold
+    /// the process in, or why it could not be read. Kept for the words, written only if read.
+    #[cfg(target_os = "linux")]
+    HostInstead(Result<super::cgroup::CpuCapacity, String>),
     /// The cgroup's CPU time (µs) as busy, and the monotonic clock (µs) times its capacity
     /// in CPUs as total: `Δbusy / Δtotal` is then its share of what it may use.
     #[cfg(target_os = "linux")]
@@ -115,7 +118,7 @@ impl Source {
     #[cfg(target_os = "linux")]
     pub fn choose(scope: Scope, cgroups: &Cgroups) -> Result<Source, MetricError> {
         if scope == Scope::Host {
-            return Ok(Source::Host(None));
+            return Ok(Source::Host);
         }
         let capacity = cgroups.placement().and_then(|placement| {
             let capacity = cgroups.cpu()?.clone();
@@ -125,13 +128,10 @@ impl Source {
             }
         });
         match (scope, capacity) {
-            (Scope::Auto, Ok(capacity)) if !capacity.limited => Ok(Source::Host(Some(format!(
-                "{LINUX_HOST} ({})",
-                capacity.described()
-            )))),
-            (Scope::Auto, Err(err)) => {
-                Ok(Source::Host(Some(format!("{LINUX_HOST} (cgroup: {err})"))))
+            (Scope::Auto, Ok(capacity)) if !capacity.limited => {
+                Ok(Source::HostInstead(Ok(capacity)))
             }
+            (Scope::Auto, Err(err)) => Ok(Source::HostInstead(Err(err))),
             (_, Ok(capacity)) => Ok(Source::Cgroup(capacity)),
             (_, Err(err)) => Err(error(format!("scope cgroup: {err}"))),
         }
@@ -142,13 +142,15 @@ impl Source {
     pub fn choose(scope: Scope, _cgroups: &Cgroups) -> Result<Source, MetricError> {
         match scope {
             Scope::Cgroup => Err(error("scope cgroup: cgroups exist on Linux only")),
-            _ => Ok(Source::Host(None)),
+            _ => Ok(Source::Host),
         }
     }
 
     pub fn read(&self) -> Result<Counters, MetricError> {
         match self {
-            Source::Host(_) => read(),
+            Source::Host => read(),
+            #[cfg(target_os = "linux")]
+            Source::HostInstead(_) => read(),
             #[cfg(target_os = "linux")]
             Source::Cgroup(capacity) => {
                 let busy = capacity.usage_us().map_err(error)?;
@@ -161,23 +163,31 @@ impl Source {
     /// 0 for the host's counters, else the cgroup's stamp.
     pub fn id(&self) -> u64 {
         match self {
-            Source::Host(_) => 0,
+            Source::Host => 0,
+            #[cfg(target_os = "linux")]
+            Source::HostInstead(_) => 0,
             #[cfg(target_os = "linux")]
             Source::Cgroup(capacity) => capacity.id(),
         }
     }
+}
 
+impl std::fmt::Display for Source {
     /// Where the figure came from, for `--explain`.
-    pub fn describe(&self) -> String {
-        let host = match cfg!(target_os = "linux") {
-            true => LINUX_HOST,
-            false => "host",
-        };
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Source::Host(None) => host.to_string(),
-            Source::Host(Some(described)) => described.clone(),
+            Source::Host => f.write_str(match cfg!(target_os = "linux") {
+                true => LINUX_HOST,
+                false => "host",
+            }),
             #[cfg(target_os = "linux")]
-            Source::Cgroup(capacity) => capacity.describe(),
+            Source::HostInstead(Ok(capacity)) => {
+                write!(f, "{LINUX_HOST} ({})", capacity.described())
+            }
+            #[cfg(target_os = "linux")]
+            Source::HostInstead(Err(err)) => write!(f, "{LINUX_HOST} (cgroup: {err})"),
+            #[cfg(target_os = "linux")]
+            Source::Cgroup(capacity) => capacity.described().fmt(f),
         }
     }
 }
