@@ -6,7 +6,8 @@ use std::fmt::Write;
 use crate::probe::Report;
 use crate::reply::Status;
 
-/// `state`: why the state directory is unusable ([`crate::state::unusable`]), when it is.
+/// The breakdown of a report with its figures in words (`probe::run` with `words`); `state`:
+/// why the state directory is unusable ([`crate::state::unusable`]), when it is.
 pub fn render(report: &Report, state: Option<&str>) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -52,7 +53,7 @@ pub fn render(report: &Report, state: Option<&str>) -> String {
                 out,
                 "{:<11} {:<32} {:>7} {:>10} {:>12}  {threshold}",
                 load.name,
-                raw.to_string(),
+                raw.as_ref().map(ToString::to_string).unwrap_or_default(),
                 format!("{:.1}", load.load),
                 num(load.importance),
                 format!("{:.1}", load.contribution()),
@@ -130,12 +131,13 @@ pub fn json(report: &Report, state_problem: Option<&str>) -> serde_json::Value {
         .loads
         .iter()
         .map(|(load, raw)| {
+            let custom = raw.as_ref().and_then(|raw| raw.custom);
             serde_json::json!({
                 "name": load.name,
-                "figure": raw.text,
-                "source": raw.source,
-                "value": raw.custom.map(|(value, _)| value),
-                "took_ms": raw.custom.map(|(_, took)| took.as_secs_f64() * 1000.0),
+                "figure": raw.as_ref().map(|raw| &raw.text),
+                "source": raw.as_ref().and_then(|raw| raw.source.as_ref()),
+                "value": custom.map(|(value, _)| value),
+                "took_ms": custom.map(|(_, took)| took.as_secs_f64() * 1000.0),
                 "load": load.load,
                 "raw": load.raw,
                 "importance": load.importance,

@@ -6,6 +6,7 @@
 //! → `reply`, orchestrated by `probe`, and shown to people by `explain` and `status`. `service` is the
 //! listener of the `lb-feedback-service` binary, which shares one sample between probes.
 
+pub mod arena;
 pub mod cidr;
 pub mod cli;
 pub mod clock;

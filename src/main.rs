@@ -39,6 +39,11 @@ use lb_feedback::state::history::{Change, Event};
 use lb_feedback::state::{self, RuntimeMode, StateDir};
 use lb_feedback::status;
 
+/// A probe lives for one poll: its memory comes from an arena and is never given back to a
+/// heap (`lb_feedback::arena`; 1 MiB, then the system allocator).
+#[global_allocator]
+static ARENA: lb_feedback::arena::Arena<{ 1 << 20 }> = lb_feedback::arena::Arena::new();
+
 /// What went wrong, rendered once, on stderr, when nobody is on the socket.
 enum Failure {
     Usage(String),
@@ -224,7 +229,7 @@ fn run_probe(args: &Args) -> Result<(), Failure> {
         let bytes = connection.as_mut()?.read_request(deadline);
         socket::request_line(bytes)
     };
-    let outcome = probe::run(&config, caller, &mut wait, &mut request);
+    let outcome = probe::run(&config, caller, args.explain, &mut wait, &mut request);
     let connection = connection.into_inner();
     let line = match &outcome {
         Ok(report) if args.explain && caller == Caller::Person => {

@@ -104,53 +104,83 @@ pub fn read() -> Result<Memory, MetricError> {
     })
 }
 
-/// The RAM figure `scope` asks for, and where it came from in words. The total is the
-/// cgroup's limit when it has one below the host's memory; a cgroup without one (scope
-/// cgroup) is measured against the host's memory. Auto falls back to the host's figures
-/// when the cgroup has no limit or cannot be read, and says so.
+/// Whose memory the figure is: kept for the words, which are written only when read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// The host's, as `scope: host` asks (or where there are no cgroups).
+    Host,
+    /// The host's, though the scope looked at the cgroup's: its limit, which is none below
+    /// the host's memory, or why it could not be read.
+    #[cfg(target_os = "linux")]
+    HostInstead(Result<super::cgroup::MemoryLimit, String>),
+    /// The cgroup's use over its limit.
+    #[cfg(target_os = "linux")]
+    Cgroup(super::cgroup::MemoryLimit),
+}
+
+/// The host's figures, in `--explain`'s words.
+const LINUX_HOST: &str = "host /proc/meminfo";
+
+impl std::fmt::Display for Source {
+    /// Where the figure came from, for `--explain`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Host => f.write_str(match cfg!(target_os = "linux") {
+                true => LINUX_HOST,
+                false => "host",
+            }),
+            #[cfg(target_os = "linux")]
+            Source::HostInstead(Ok(limit)) => write!(f, "{LINUX_HOST} ({limit})"),
+            #[cfg(target_os = "linux")]
+            Source::HostInstead(Err(err)) => write!(f, "{LINUX_HOST} (cgroup: {err})"),
+            #[cfg(target_os = "linux")]
+            Source::Cgroup(limit) => limit.fmt(f),
+        }
+    }
+}
+
+/// The RAM figure `scope` asks for, and where it came from. The total is the cgroup's limit
+/// when it has one below the host's memory; a cgroup without one (scope cgroup) is measured
+/// against the host's memory. Auto falls back to the host's figures when the cgroup has no
+/// limit or cannot be read, and says so.
 #[cfg(target_os = "linux")]
-pub fn read_scoped(scope: Scope, cgroups: &Cgroups) -> Result<(Memory, String), MetricError> {
+pub fn read_scoped(scope: Scope, cgroups: &Cgroups) -> Result<(Memory, Source), MetricError> {
     let host = read()?;
     if scope == Scope::Host {
-        return Ok((host, "host /proc/meminfo".to_string()));
+        return Ok((host, Source::Host));
     }
     let cgroup = cgroups.memory();
     let used = match (scope, cgroup) {
-        (Scope::Auto, Err(err)) => {
-            return Ok((host, format!("host /proc/meminfo (cgroup: {err})")));
-        }
+        (Scope::Auto, Err(err)) => return Ok((host, Source::HostInstead(Err(err)))),
         (_, Err(err)) => return Err(error(format!("scope cgroup: {err}"))),
         (_, Ok(used)) => used,
     };
     let total = match used.limit.filter(|limit| *limit < host.total) {
         Some(limit) => limit,
         None if scope == Scope::Auto => {
-            let from = format!("host /proc/meminfo ({})", used.described(host.total));
-            return Ok((host, from));
+            let limit = used.described(host.total);
+            return Ok((host, Source::HostInstead(Ok(limit))));
         }
         None => host.total,
     };
-    let from = used.describe(host.total);
     // The use is read only now, when the cgroup's figure is the answer.
     let in_use = match (scope, used.used()) {
         (_, Ok(in_use)) => in_use,
-        (Scope::Auto, Err(err)) => {
-            return Ok((host, format!("host /proc/meminfo (cgroup: {err})")));
-        }
+        (Scope::Auto, Err(err)) => return Ok((host, Source::HostInstead(Err(err)))),
         (_, Err(err)) => return Err(error(format!("scope cgroup: {err}"))),
     };
     let memory = Memory {
         total,
         available: total.saturating_sub(in_use),
     };
-    Ok((checked(memory)?, from))
+    Ok((checked(memory)?, Source::Cgroup(used.described(host.total))))
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn read_scoped(scope: Scope, _cgroups: &Cgroups) -> Result<(Memory, String), MetricError> {
+pub fn read_scoped(scope: Scope, _cgroups: &Cgroups) -> Result<(Memory, Source), MetricError> {
     match scope {
         Scope::Cgroup => Err(error("scope cgroup: cgroups exist on Linux only")),
-        _ => Ok((read()?, "host".to_string())),
+        _ => Ok((read()?, Source::Host)),
     }
 }
 

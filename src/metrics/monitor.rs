@@ -1,8 +1,9 @@
 //! The monitor interface and its registry. Every monitor (cpu, ram, tcp, sessions, custom)
 //! says what a config and its profiles need it to read, reads it in one sample window
 //! (begun before the window, ended after it), and turns a reading into loads with their
-//! figures in words; `probe`, `explain`, `status`, `/metrics` and the service's sampler go
-//! through the registry (`crate::monitors`) and know no monitor by name.
+//! figures in words when those are asked for; `probe`, `explain`, `status`, `/metrics` and
+//! the service's sampler go through the registry (`crate::monitors`) and know no monitor by
+//! name.
 
 use std::time::{Duration, Instant};
 
@@ -35,12 +36,23 @@ pub struct Window<'a> {
 }
 
 /// A monitor's raw reading in words, and where it came from (`None`: the host's sockets).
+/// Built only when someone reads it ([`Answered::push`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Figure {
     pub text: String,
     pub source: Option<String>,
     /// A custom monitor's value and how long its source took.
     pub custom: Option<(f64, Duration)>,
+}
+
+impl Figure {
+    pub fn new(text: String, source: Option<String>) -> Figure {
+        Figure {
+            text,
+            source,
+            custom: None,
+        }
+    }
 }
 
 impl std::fmt::Display for Figure {
@@ -58,14 +70,31 @@ impl std::fmt::Display for Figure {
 }
 
 /// What the monitors of one config or profile answered.
-#[derive(Default)]
 pub struct Answered {
-    pub loads: Vec<(Load, Figure)>,
+    /// Each load, with its figure in words when they were asked for: only `--explain` reads
+    /// them, and a reply costs less without (`format!` was 8 k of a 110 k-instruction probe).
+    pub loads: Vec<(Load, Option<Figure>)>,
     /// Monitors that ignore failures (`on_error: "ignore"`) whose source failed: name and why.
     pub ignored: Vec<(String, String)>,
+    words: bool,
 }
 
 impl Answered {
+    /// Nothing answered yet; `words`: whether each load's figure is put in words.
+    pub fn new(words: bool) -> Answered {
+        Answered {
+            loads: Vec::new(),
+            ignored: Vec::new(),
+            words,
+        }
+    }
+
+    /// A monitor's load; `figure` puts it in words, and is called only when they are wanted.
+    pub fn push(&mut self, load: Load, figure: impl FnOnce() -> Figure) {
+        let figure = self.words.then(figure);
+        self.loads.push((load, figure));
+    }
+
     /// A monitor whose source failed (`why`): left out and listed in `ignored` when it
     /// ignores failures, else the probe's error, which `error` makes of `why`.
     pub fn failed(
@@ -114,7 +143,8 @@ pub trait Monitor {
         window: &Window,
     ) -> Result<Self::Reading, MetricError>;
 
-    /// The loads `monitors` give from `reading`; `hysteresis` sets releases left unset.
+    /// The loads `monitors` give from `reading`; `hysteresis` sets releases left unset. A
+    /// reading keeps what its words need, and [`Answered::push`] writes them only if asked.
     fn answer(
         monitors: &Monitors,
         reading: &Self::Reading,
@@ -153,20 +183,6 @@ pub fn limits<const MAX: u32>(
 }
 
 /// One monitor's load; `threshold` is (threshold, release).
-pub fn load(
-    name: &str,
-    load: f64,
-    importance: f64,
-    (threshold, release): (f64, f64),
-    text: String,
-    source: Option<String>,
-) -> (Load, Figure) {
-    (
-        Load::new(name.to_string(), load, importance, threshold, release),
-        Figure {
-            text,
-            source,
-            custom: None,
-        },
-    )
+pub fn load(name: &str, load: f64, importance: f64, (threshold, release): (f64, f64)) -> Load {
+    Load::new(name.to_string(), load, importance, threshold, release)
 }

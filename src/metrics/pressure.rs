@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::monitor::{Answered, Monitor, Started, Window, limits, load};
+use super::monitor::{Answered, Figure, Monitor, Started, Window, limits, load};
 use super::{Cgroups, MetricError};
 use crate::config::{CpuMode, Monitors, Resource, Scope, Stall};
 
@@ -467,18 +467,22 @@ impl Monitor for Pressure {
                     continue;
                 }
             };
-            answered.loads.push(load(
-                &name,
-                stalled,
-                monitor.importance.get(),
-                limits(monitor.threshold, monitor.release, hysteresis),
+            let text = || {
                 format!(
                     "stalled ({}) {stalled:.1}% of {} ms",
                     monitor.kind.name(),
                     elapsed / 1000
+                )
+            };
+            answered.push(
+                load(
+                    &name,
+                    stalled,
+                    monitor.importance.get(),
+                    limits(monitor.threshold, monitor.release, hysteresis),
                 ),
-                Some(reading.from.clone()),
-            ));
+                || Figure::new(text(), Some(reading.from.clone())),
+            );
         }
         Ok(())
     }
@@ -564,7 +568,7 @@ mod tests {
             figures: Err("no PSI here".into()),
             from: String::new(),
         }];
-        let mut answered = Answered::default();
+        let mut answered = Answered::new(true);
         let err = Pressure::answer(&config.monitors(None), &gone, 10.0, &mut answered).unwrap_err();
         assert_eq!(err.monitor, "pressure");
         assert_eq!(err.message, "pressure:memory:some: no PSI here");
@@ -595,6 +599,7 @@ mod tests {
             ("pressure:memory:some", 60.0, 50.0)
         );
         assert!(load.tripped());
+        let figure = figure.as_ref().unwrap();
         assert_eq!(figure.text, "stalled (some) 60.0% of 1000 ms");
     }
 

@@ -7,8 +7,8 @@ use super::{Cgroups, cpu, memory};
 /// What the probe makes of a tree: the sources `scope` picks, in `--explain`'s words.
 fn sources(tree: &Tree, scope: crate::config::Scope) -> (String, String) {
     let cgroups = Cgroups::at(tree.roots());
-    let cpu = cpu::Source::choose(scope, &cgroups).map(|source| source.describe());
-    let ram = memory::read_scoped(scope, &cgroups).map(|(_, from)| from);
+    let cpu = cpu::Source::choose(scope, &cgroups).map(|source| source.to_string());
+    let ram = memory::read_scoped(scope, &cgroups).map(|(_, from)| from.to_string());
     let text = |result: Result<String, crate::metrics::MetricError>| {
         result.unwrap_or_else(|err| format!("error: {err}"))
     };

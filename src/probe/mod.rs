@@ -34,8 +34,9 @@ pub struct Report {
     pub mode_from: String,
     /// The `agent-send` profile that applied.
     pub profile: Option<String>,
-    /// The monitors sampled, each with its raw figure in words.
-    pub loads: Vec<(Load, Figure)>,
+    /// The monitors sampled, each with its raw figure in words when they were asked for
+    /// (`--explain`).
+    pub loads: Vec<(Load, Option<Figure>)>,
     /// What smoothing and held drains did, in words; `None` when neither applies.
     pub steady: Option<String>,
     /// Custom monitors with `on_error: "ignore"` whose source failed: name and why.
@@ -213,19 +214,35 @@ pub fn select<'a>(
 
 /// Turns readings into the reply for the config's profile `profile` (`None`: the base), its
 /// monitors and maxconn read in place over the base's; a failed custom source is the probe's
-/// error unless its monitor ignores failures.
+/// error unless its monitor ignores failures. The figures are not put in words: nothing the
+/// service answers reads them.
 pub fn answer(
+    config: &Config,
+    profile: Option<&str>,
+    readings: &Readings,
+    mode: (Mode, String),
+    caller: Caller,
+    state: &StateDir,
+) -> Result<Report, ProbeError> {
+    answer_with(config, profile, readings, mode, caller, state, false)
+}
+
+/// [`answer`], with each figure in words too when `words` asks for them.
+fn answer_with(
     config: &Config,
     profile: Option<&str>,
     readings: &Readings,
     (mode, mode_from): (Mode, String),
     caller: Caller,
     state: &StateDir,
+    words: bool,
 ) -> Result<Report, ProbeError> {
     let chosen = profile.and_then(|name| config.profiles.get(name));
     let answered = match mode {
-        Mode::Normal => readings.answer(&config.monitors(chosen), config.hysteresis.get())?,
-        _ => Answered::default(),
+        Mode::Normal => {
+            readings.answer(&config.monitors(chosen), config.hysteresis.get(), words)?
+        }
+        _ => Answered::new(words),
     };
     let (mut loads, ignored) = (answered.loads, answered.ignored);
     let steady = steady(config, profile, &mut loads, caller, state);
@@ -262,10 +279,12 @@ pub fn answer(
 
 /// Runs one probe. `wait(deadline)` passes the sample window; `request(deadline)` returns
 /// the first line of `agent-send`, waiting for it at most until `deadline`. Without profiles
-/// `agent-send` selects nothing and is not waited for.
+/// `agent-send` selects nothing and is not waited for. `words`: whether the report puts the
+/// figures in words (`--explain`); the reply does not need them.
 pub fn run(
     config: &Config,
     caller: Caller,
+    words: bool,
     wait: &mut dyn FnMut(Instant),
     request: &mut dyn FnMut(Instant) -> Option<String>,
 ) -> Result<Report, ProbeError> {
@@ -286,13 +305,14 @@ pub fn run(
     let (config, profile) = select(config, line.as_deref())?;
     // A failed sample or custom source is an error reply, recorded as one.
     let report = sampled.map_err(ProbeError::from).and_then(|readings| {
-        answer(
+        answer_with(
             config,
             profile,
             &readings.unwrap_or_default(),
             (mode, mode_from),
             caller,
             &state,
+            words,
         )
     });
     let report = match report {
@@ -318,7 +338,7 @@ pub fn run(
 fn steady(
     config: &Config,
     profile: Option<&str>,
-    loads: &mut [(Load, Figure)],
+    loads: &mut [(Load, Option<Figure>)],
     caller: Caller,
     state: &StateDir,
 ) -> Option<String> {

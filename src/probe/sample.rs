@@ -81,13 +81,15 @@ macro_rules! per_monitor {
         }
 
         impl Readings {
-            /// The loads the monitors of one config or profile give.
+            /// The loads the monitors of one config or profile give; with `words`, each
+            /// figure in words too.
             pub fn answer(
                 &self,
                 monitors: &crate::config::Monitors,
                 hysteresis: f64,
+                words: bool,
             ) -> Result<Answered, MetricError> {
-                let mut answered = Answered::default();
+                let mut answered = Answered::new(words);
                 $(<$monitor>::answer(monitors, &self.$field, hysteresis, &mut answered)?;)*
                 Ok(answered)
             }

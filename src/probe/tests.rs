@@ -58,15 +58,15 @@ fn answer_uses_only_the_monitors_of_the_selected_config() {
     let readings = Readings {
         cpu: Some(CpuFigure {
             busy: 30.0,
-            how: "test".into(),
-            from: "test".into(),
+            how: cpu::How::Window { length: 1000 },
+            from: cpu::Source::Host,
         }),
         ram: Some(RamFigure {
             memory: Memory {
                 total: 100,
                 available: 10,
             },
-            from: "test".into(),
+            from: crate::metrics::memory::Source::Host,
         }),
         tcp: vec![(80, 5)],
         sessions: None,
@@ -91,6 +91,91 @@ fn answer_uses_only_the_monitors_of_the_selected_config() {
 }
 
 #[test]
+fn only_an_explained_probe_puts_its_figures_in_words() {
+    let config = config(
+        r#"{"tcp": [{"port": 80, "max_connections": 10}], "sessions": {"max_sessions": 40},
+                "custom": [{"name": "queue", "file": "/q", "max": 50}],
+                "pressure": [{"resource": "io"}], "recovery": "never"}"#,
+    );
+    let at = |some| crate::metrics::pressure::Counters {
+        some,
+        full: Some(0),
+    };
+    let readings = Readings {
+        cpu: Some(CpuFigure {
+            busy: 30.0,
+            how: cpu::How::Window { length: 1000 },
+            from: cpu::Source::Host,
+        }),
+        ram: Some(RamFigure {
+            memory: Memory {
+                total: 100 << 20,
+                available: 10 << 20,
+            },
+            from: crate::metrics::memory::Source::Host,
+        }),
+        tcp: vec![(80, 5)],
+        sessions: Some(Sessions {
+            active: 6,
+            disconnected: 4,
+            source: "fixture".into(),
+        }),
+        custom: vec![crate::metrics::custom::Reading {
+            source: config.custom[0].source.clone(),
+            value: Ok(20.0),
+            took: Duration::from_millis(3),
+        }],
+        pressure: vec![crate::metrics::pressure::Reading {
+            resource: crate::config::Resource::Io,
+            figures: Ok((at(0), at(100_000), 1_000_000)),
+            from: "host /proc/pressure/io".into(),
+        }],
+    };
+    let state = temp_state("words");
+    let mode = || (Mode::Normal, "test".to_string());
+    let replied = answer(&config, None, &readings, mode(), Caller::Person, &state).unwrap();
+    let explained = answer_with(
+        &config,
+        None,
+        &readings,
+        mode(),
+        Caller::Person,
+        &state,
+        true,
+    )
+    .unwrap();
+    // Every monitor answered, the same loads and reply either way; words only when asked.
+    let loads = |report: &Report| {
+        report
+            .loads
+            .iter()
+            .map(|(l, _)| l.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(loads(&replied).len(), 6);
+    assert_eq!(loads(&replied), loads(&explained));
+    assert_eq!(replied.line, explained.line);
+    assert!(replied.loads.iter().all(|(_, figure)| figure.is_none()));
+    let words: Vec<String> = explained
+        .loads
+        .iter()
+        .map(|(_, figure)| figure.as_ref().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        words,
+        [
+            "busy 30.0% over 1000 ms; host /proc/stat",
+            "90 MiB of 100 MiB in use; host /proc/meminfo",
+            "5 of 10 established",
+            "10 of 40 (6 active, 4 disconnected); fixture",
+            "20 of max 50; file /q, took 3 ms",
+            "stalled (some) 10.0% of 1000 ms; host /proc/pressure/io",
+        ]
+    );
+    let _ = std::fs::remove_dir_all(state.path());
+}
+
+#[test]
 fn since_last_answers_from_the_saved_counters() {
     let state = temp_state("since");
     let config =
@@ -107,7 +192,7 @@ fn since_last_answers_from_the_saved_counters() {
         .unwrap()
         .cpu
         .unwrap();
-    assert!(first.how.contains("no fresh counters"), "{}", first.how);
+    assert!(first.to_string().contains("no fresh counters"), "{}", first);
     let saved = state.cpu_counters().unwrap().unwrap();
     assert_eq!(
         saved.last,
@@ -119,7 +204,11 @@ fn since_last_answers_from_the_saved_counters() {
         .unwrap()
         .cpu
         .unwrap();
-    assert!(soon.how.contains("last complete window"), "{}", soon.how);
+    assert!(
+        soon.to_string().contains("last complete window"),
+        "{}",
+        soon
+    );
     assert_eq!(soon.busy, saved.last.unwrap().0);
     assert_eq!(state.cpu_counters().unwrap().unwrap(), saved);
     // Past the minimum window: the difference, without waiting.
@@ -129,11 +218,15 @@ fn since_last_answers_from_the_saved_counters() {
         .cpu
         .unwrap();
     assert!(
-        second.how.contains("since the previous probe"),
+        second.to_string().contains("since the previous probe"),
         "{}",
-        second.how
+        second
     );
-    assert!(second.from.contains("host /proc/stat"), "{}", second.from);
+    assert!(
+        second.from.to_string().contains("host /proc/stat"),
+        "{}",
+        second.from
+    );
     assert_eq!(waited.borrow().len(), 1);
     assert!(waited.borrow()[0] >= Duration::from_millis(50));
     // Counters older than the bound are not used, nor another source's.
@@ -144,7 +237,7 @@ fn since_last_answers_from_the_saved_counters() {
         .unwrap()
         .cpu
         .unwrap();
-    assert!(third.how.contains("no fresh counters"), "{}", third.how);
+    assert!(third.to_string().contains("no fresh counters"), "{}", third);
     let mut record = state.cpu_counters().unwrap().unwrap();
     record.source = 12345;
     state.save_cpu_counters(&record).unwrap();
@@ -152,7 +245,11 @@ fn since_last_answers_from_the_saved_counters() {
         .unwrap()
         .cpu
         .unwrap();
-    assert!(fourth.how.contains("no fresh counters"), "{}", fourth.how);
+    assert!(
+        fourth.to_string().contains("no fresh counters"),
+        "{}",
+        fourth
+    );
     let _ = std::fs::remove_dir_all(state.path());
 }
 
@@ -176,7 +273,11 @@ fn since_last_without_a_last_figure_waits_out_the_minimum_window_only() {
         .cpu
         .unwrap();
     let took = started.elapsed();
-    assert!(cpu.how.contains("waited to make it 250 ms"), "{}", cpu.how);
+    assert!(
+        cpu.to_string().contains("waited to make it 250 ms"),
+        "{}",
+        cpu
+    );
     // Not the 2 s sample: at most the minimum window (and some slack for a busy machine).
     assert!(took >= Duration::from_millis(200) && took < Duration::from_millis(1500));
     let _ = std::fs::remove_dir_all(state.path());
@@ -208,18 +309,31 @@ fn answer_counts_sessions_against_the_maximum() {
     };
     let state = temp_state("sessions");
     let mode = || (Mode::Normal, "test".to_string());
-    let base = answer(&config, None, &readings, mode(), Caller::Person, &state).unwrap();
+    let explained = |config, profile, readings: &Readings| {
+        answer_with(
+            config,
+            profile,
+            readings,
+            mode(),
+            Caller::Person,
+            &state,
+            true,
+        )
+        .unwrap()
+    };
+    let base = explained(&config, None, &readings);
     // 10 of 40: load 25, reply 75%.
     assert_eq!(base.line, "75%\n");
     let (load, figure) = &base.loads[0];
     assert_eq!((load.name.as_str(), load.load), ("sessions", 25.0));
+    let figure = figure.as_ref().unwrap();
     assert_eq!(figure.text, "10 of 40 (6 active, 4 disconnected)");
     assert_eq!(figure.source.as_deref(), Some("fixture"));
     let (active, name) = select(&config, Some("active")).unwrap();
-    let active = answer(active, name, &readings, mode(), Caller::Person, &state).unwrap();
+    let active = explained(active, name, &readings);
     assert_eq!(active.line, "85%\n");
     assert_eq!(
-        active.loads[0].1.text,
+        active.loads[0].1.as_ref().unwrap().text,
         "6 of 40 active (4 disconnected not counted)"
     );
     // Over the maximum the load passes 100 and the threshold drains.

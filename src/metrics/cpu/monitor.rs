@@ -7,7 +7,7 @@ use super::{Counters, Sampler, Source, busy_between};
 use crate::clock;
 use crate::config::{CpuMode, Monitors};
 use crate::metrics::MetricError;
-use crate::metrics::monitor::{Answered, Monitor, Started, Window, limits, load};
+use crate::metrics::monitor::{Answered, Figure, Monitor, Started, Window, limits, load};
 
 /// since-last: probes closer than this to the previous one answer with the previous window's
 /// figure. /proc/stat counts in ticks of 10 ms per CPU, so 250 ms on two CPUs is 50 ticks,
@@ -15,12 +15,62 @@ use crate::metrics::monitor::{Answered, Monitor, Started, Window, limits, load};
 /// (docs/BENCHMARKS.md).
 pub const SINCE_LAST_MIN_MS: u64 = 250;
 
-/// The CPU busy share, how it was measured, and whose CPU it is.
+/// The CPU busy share, how it was measured, and whose CPU it is: its words are written only
+/// when read ([`CpuFigure`]'s `Display`, and [`Source`]'s for `from`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CpuFigure {
     pub busy: f64,
-    pub how: String,
-    pub from: String,
+    pub how: How,
+    pub from: Source,
+}
+
+/// How the busy share was measured; lengths and ages in ms.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum How {
+    /// Over a sample window.
+    Window { length: u64 },
+    /// since-last without fresh counters: over a sample window.
+    Afresh { length: u64 },
+    /// since-last: since the counters of the previous probe.
+    Since { span: u64 },
+    /// since-last: since the counters of the previous probe, the window topped up to
+    /// [`SINCE_LAST_MIN_MS`].
+    ToppedUp { span: u64 },
+    /// since-last, too soon after the previous probe: its window's figure, which ended `gap`
+    /// ago.
+    Last { span: u64, gap: u64 },
+}
+
+impl std::fmt::Display for CpuFigure {
+    /// `busy 7.9% over 1000 ms`, as `--explain` shows it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let busy = self.busy;
+        let seconds = |ms: u64| ms as f64 / 1000.0;
+        match self.how {
+            How::Window { length } => write!(f, "busy {busy:.1}% over {length} ms"),
+            How::Afresh { length } => write!(
+                f,
+                "busy {busy:.1}% over {length} ms (no fresh counters to compare)"
+            ),
+            How::Since { span } => write!(
+                f,
+                "busy {busy:.1}% since the previous probe {:.1} s ago",
+                seconds(span)
+            ),
+            How::ToppedUp { span } => write!(
+                f,
+                "busy {busy:.1}% since the previous probe {:.1} s ago, waited to make it \
+                 {SINCE_LAST_MIN_MS} ms",
+                seconds(span)
+            ),
+            How::Last { span, gap } => write!(
+                f,
+                "busy {busy:.1}% over the last complete window ({:.1} s, ended {gap} ms ago: \
+                 too recent to measure a new one)",
+                seconds(span)
+            ),
+        }
+    }
 }
 
 /// What since-last mode keeps between probes.
@@ -110,36 +160,33 @@ impl Monitor for Cpu {
 
     fn end(_: &bool, begun: Begun, window: &Window) -> Result<Option<CpuFigure>, MetricError> {
         let length = window.length.as_millis() as u64;
-        let figure = |busy: f64, how: String, source: &Source| CpuFigure {
-            busy,
-            how,
-            from: source.describe(),
-        };
         Ok(Some(match begun {
-            Begun::Sample(source, sampler) => {
-                let busy = sampler.finish(&source)?;
-                figure(busy, format!("busy {busy:.1}% over {length} ms"), &source)
-            }
+            Begun::Sample(source, sampler) => CpuFigure {
+                busy: sampler.finish(&source)?,
+                how: How::Window { length },
+                from: source,
+            },
             Begun::TopUp(source, record) => {
                 let counters = source.read()?;
                 let now = clock::now_ms();
                 let busy = busy_between(&record.counters, &counters)?;
                 let span = now.saturating_sub(record.at_ms);
                 save(window, &source, now, counters, Some((busy, span)));
-                let how = format!(
-                    "busy {busy:.1}% since the previous probe {:.1} s ago, waited to make it \
-                     {SINCE_LAST_MIN_MS} ms",
-                    span as f64 / 1000.0
-                );
-                figure(busy, how, &source)
+                CpuFigure {
+                    busy,
+                    how: How::ToppedUp { span },
+                    from: source,
+                }
             }
             Begun::Afresh(source, counters) => {
                 let end = source.read()?;
                 let busy = busy_between(&counters, &end)?;
                 save(window, &source, clock::now_ms(), end, Some((busy, length)));
-                let how =
-                    format!("busy {busy:.1}% over {length} ms (no fresh counters to compare)");
-                figure(busy, how, &source)
+                CpuFigure {
+                    busy,
+                    how: How::Afresh { length },
+                    from: source,
+                }
             }
             Begun::Done(figure) => figure,
         }))
@@ -153,14 +200,15 @@ impl Monitor for Cpu {
     ) -> Result<(), MetricError> {
         let cpu = monitors.cpu;
         if let Some(figure) = reading.as_ref().filter(|_| cpu.enabled()) {
-            answered.loads.push(load(
-                crate::words::CPU,
-                figure.busy,
-                cpu.importance.get(),
-                limits(cpu.threshold, cpu.release, hysteresis),
-                figure.how.clone(),
-                Some(figure.from.clone()),
-            ));
+            answered.push(
+                load(
+                    crate::words::CPU,
+                    figure.busy,
+                    cpu.importance.get(),
+                    limits(cpu.threshold, cpu.release, hysteresis),
+                ),
+                || Figure::new(figure.to_string(), Some(figure.from.to_string())),
+            );
         }
         Ok(())
     }
@@ -199,13 +247,13 @@ fn since_last(window: &Window, source: Source, counters: Counters) -> (Begun, Op
         let gap = now - record.at_ms;
         if gap < SINCE_LAST_MIN_MS {
             if let Some((busy, span)) = record.last {
-                let how = format!(
-                    "busy {busy:.1}% over the last complete window ({:.1} s, ended {gap} ms ago: \
-                     too recent to measure a new one)",
-                    span as f64 / 1000.0
-                );
-                let from = source.describe();
-                return (Begun::Done(CpuFigure { busy, how, from }), None);
+                let how = How::Last { span, gap };
+                let figure = CpuFigure {
+                    busy,
+                    how,
+                    from: source,
+                };
+                return (Begun::Done(figure), None);
             }
             // Counters ahead of today's (a record from another boot, or forged) never will
             // give a share: the window starts afresh instead.
@@ -218,12 +266,13 @@ fn since_last(window: &Window, source: Source, counters: Counters) -> (Begun, Op
         } else if let Some(busy) = counters.busy_percent_since(&record.counters) {
             let span = now.saturating_sub(record.at_ms);
             save(window, &source, now, counters, Some((busy, span)));
-            let how = format!(
-                "busy {busy:.1}% since the previous probe {:.1} s ago",
-                span as f64 / 1000.0
-            );
-            let from = source.describe();
-            return (Begun::Done(CpuFigure { busy, how, from }), None);
+            let how = How::Since { span };
+            let figure = CpuFigure {
+                busy,
+                how,
+                from: source,
+            };
+            return (Begun::Done(figure), None);
         }
     }
     // No fresh counters: the window starts at the reading just taken, and its end is what

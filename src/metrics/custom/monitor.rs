@@ -5,7 +5,7 @@
 use super::{Reading, Running, start};
 use crate::config::{Monitors, Source};
 use crate::metrics::MetricError;
-use crate::metrics::monitor::{Answered, Monitor, Started, Window, limits, load};
+use crate::metrics::monitor::{Answered, Figure, Monitor, Started, Window, limits, load};
 
 pub struct Custom;
 
@@ -59,16 +59,19 @@ impl Monitor for Custom {
                     continue;
                 }
             };
-            let mut entry = load(
-                &monitor.name,
-                value / monitor.max * 100.0,
-                monitor.importance.get(),
-                limits(monitor.threshold, monitor.release, hysteresis),
-                format!("{} of max {}", number(value), number(monitor.max)),
-                Some(monitor.source.to_string()),
+            answered.push(
+                load(
+                    &monitor.name,
+                    value / monitor.max * 100.0,
+                    monitor.importance.get(),
+                    limits(monitor.threshold, monitor.release, hysteresis),
+                ),
+                || Figure {
+                    text: format!("{} of max {}", number(value), number(monitor.max)),
+                    source: Some(monitor.source.to_string()),
+                    custom: Some((value, took)),
+                },
             );
-            entry.1.custom = Some((value, took));
-            answered.loads.push(entry);
         }
         Ok(())
     }

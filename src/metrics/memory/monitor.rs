@@ -1,15 +1,15 @@
 //! The RAM monitor: memory in use over the host's or the cgroup's total, as `scope` says.
 
-use super::{Memory, bytes, read_scoped};
+use super::{Memory, Source, bytes, read_scoped};
 use crate::config::Monitors;
 use crate::metrics::MetricError;
-use crate::metrics::monitor::{Answered, Monitor, Started, Window, limits, load};
+use crate::metrics::monitor::{Answered, Figure, Monitor, Started, Window, limits, load};
 
 /// RAM in use and where the figure came from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RamFigure {
     pub memory: Memory,
-    pub from: String,
+    pub from: Source,
 }
 
 pub struct Ram;
@@ -42,14 +42,18 @@ impl Monitor for Ram {
         let ram = monitors.ram;
         if let Some(figure) = reading.as_ref().filter(|_| ram.enabled()) {
             let (used, total) = (figure.memory.used(), figure.memory.total);
-            answered.loads.push(load(
-                crate::words::RAM,
-                figure.memory.load(),
-                ram.importance.get(),
-                limits(ram.threshold, ram.release, hysteresis),
-                format!("{} of {} in use", bytes(used), bytes(total)),
-                Some(figure.from.clone()),
-            ));
+            answered.push(
+                load(
+                    crate::words::RAM,
+                    figure.memory.load(),
+                    ram.importance.get(),
+                    limits(ram.threshold, ram.release, hysteresis),
+                ),
+                || {
+                    let text = format!("{} of {} in use", bytes(used), bytes(total));
+                    Figure::new(text, Some(figure.from.to_string()))
+                },
+            );
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 use super::{Sessions, load as sessions_load, read};
 use crate::config::Monitors;
 use crate::metrics::MetricError;
-use crate::metrics::monitor::{Answered, Monitor, Started, Window, limits, load};
+use crate::metrics::monitor::{Answered, Figure, Monitor, Started, Window, limits, load};
 
 pub struct Users;
 
@@ -40,7 +40,7 @@ impl Monitor for Users {
         };
         let count = found.count(monitor.disconnected);
         let max = monitor.max_sessions.get();
-        let text = match monitor.disconnected {
+        let text = || match monitor.disconnected {
             true => format!(
                 "{count} of {max} ({} active, {} disconnected)",
                 found.active, found.disconnected
@@ -50,14 +50,15 @@ impl Monitor for Users {
                 found.disconnected
             ),
         };
-        answered.loads.push(load(
-            crate::words::SESSIONS,
-            sessions_load(count, max),
-            monitor.importance.get(),
-            limits(monitor.threshold, monitor.release, hysteresis),
-            text,
-            Some(found.source.clone()),
-        ));
+        answered.push(
+            load(
+                crate::words::SESSIONS,
+                sessions_load(count, max),
+                monitor.importance.get(),
+                limits(monitor.threshold, monitor.release, hysteresis),
+            ),
+            || Figure::new(text(), Some(found.source.clone())),
+        );
         Ok(())
     }
 }

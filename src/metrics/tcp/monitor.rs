@@ -4,7 +4,7 @@
 use super::count_established;
 use crate::config::Monitors;
 use crate::metrics::MetricError;
-use crate::metrics::monitor::{Answered, Monitor, Started, Window, limits, load};
+use crate::metrics::monitor::{Answered, Figure, Monitor, Started, Window, limits, load};
 use crate::rules;
 
 pub struct Tcp;
@@ -49,14 +49,15 @@ impl Monitor for Tcp {
                 .find(|(p, _)| *p == port)
                 .map_or(0, |(_, count)| *count);
             let max = monitor.max_connections.get();
-            answered.loads.push(load(
-                &format!("{}:{port}", crate::words::TCP),
-                rules::tcp_load(count, max),
-                monitor.importance.get(),
-                limits(monitor.threshold, monitor.release, hysteresis),
-                format!("{count} of {max} established"),
-                None,
-            ));
+            answered.push(
+                load(
+                    &format!("{}:{port}", crate::words::TCP),
+                    rules::tcp_load(count, max),
+                    monitor.importance.get(),
+                    limits(monitor.threshold, monitor.release, hysteresis),
+                ),
+                || Figure::new(format!("{count} of {max} established"), None),
+            );
         }
         Ok(())
     }

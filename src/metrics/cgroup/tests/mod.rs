@@ -102,7 +102,7 @@ fn v2_quota_of_the_service() {
     assert_eq!(cpu.millis, 500);
     assert!(cpu.limited);
     assert_eq!(
-        cpu.describe(),
+        cpu.described().to_string(),
         "cgroup v2 /system.slice/x.service: 0.50 CPU quota"
     );
     assert_eq!(cpu.usage_us().unwrap(), 1_234_567);
@@ -148,12 +148,12 @@ fn v2_smallest_limit_up_the_tree_binds_and_is_measured_there() {
     assert_eq!(memory.at, "/system.slice");
     assert_eq!(memory.used().unwrap(), 1_610_612_736);
     assert_eq!(
-        memory.describe(16 << 30),
+        memory.described(16 << 30).to_string(),
         "cgroup v2 /system.slice: 2.0 GiB limit"
     );
     // A limit at or above the host's memory is none.
     assert_eq!(
-        memory.describe(1 << 30),
+        memory.described(1 << 30).to_string(),
         "cgroup v2 /system.slice: no memory limit"
     );
 }
@@ -175,8 +175,10 @@ fn v2_cpuset_caps_the_capacity() {
     );
     let cpu = tree.cpu().unwrap();
     assert_eq!(cpu.millis, 2000);
-    assert_eq!(cpu.why, "cpuset 2-3: 2 CPUs");
-    assert_eq!(cpu.at, "/system.slice/x.service");
+    assert_eq!(
+        cpu.described().to_string(),
+        "cgroup v2 /system.slice/x.service: cpuset 2-3: 2 CPUs"
+    );
     // Set on the slice, the cpuset applies there: its tasks all share the two CPUs.
     let tree = v2(
         "v2-cpuset-slice",
@@ -198,7 +200,7 @@ fn v2_cpuset_caps_the_capacity() {
     );
     let cpu = tree.cpu().unwrap();
     assert_eq!(
-        cpu.describe(),
+        cpu.described().to_string(),
         "cgroup v2 /system.slice: cpuset 2-3: 2 CPUs"
     );
     assert_eq!(cpu.usage_us().unwrap(), 42);
@@ -206,7 +208,10 @@ fn v2_cpuset_caps_the_capacity() {
     let tree = v2("v2-none", &[]);
     let cpu = tree.cpu().unwrap();
     assert_eq!((cpu.millis, cpu.limited), (8000, false));
-    assert_eq!(cpu.why, "no CPU quota, 8 online CPUs");
+    assert_eq!(
+        cpu.described().to_string(),
+        "cgroup v2 /system.slice/x.service: no CPU quota, 8 online CPUs"
+    );
 }
 
 #[test]
@@ -292,10 +297,16 @@ fn the_usual_mount_points_need_no_mountinfo_when_they_show_this_process() {
     let tree = usual_v1("usual-v1", &pid, &[]);
     assert!(!tree.0.join("proc/self/mountinfo").exists());
     let memory = tree.memory().unwrap();
-    assert_eq!(memory.describe(4 << 30), "cgroup v1 /lbf: 1.0 GiB limit");
+    assert_eq!(
+        memory.described(4 << 30).to_string(),
+        "cgroup v1 /lbf: 1.0 GiB limit"
+    );
     assert_eq!(memory.used().unwrap(), 200);
     let cpu = tree.cpu().unwrap();
-    assert_eq!(cpu.describe(), "cgroup v1 /: no CPU quota, 2 online CPUs");
+    assert_eq!(
+        cpu.described().to_string(),
+        "cgroup v1 /: no CPU quota, 2 online CPUs"
+    );
     assert_eq!(cpu.usage_us().unwrap(), 5000);
     // v2 in a cgroup namespace (the container's cgroup is its `/`).
     let tree = Tree::new(
@@ -309,7 +320,7 @@ fn the_usual_mount_points_need_no_mountinfo_when_they_show_this_process() {
         ],
     );
     assert_eq!(
-        tree.cpu().unwrap().describe(),
+        tree.cpu().unwrap().described().to_string(),
         "cgroup v2 /: 0.50 CPU quota"
     );
 }
@@ -358,4 +369,28 @@ fn the_live_system_is_readable() {
         }
         let _ = memory(&placement);
     }
+}
+
+#[test]
+fn keyed_values_are_found_only_at_the_start_of_a_line() {
+    let path = Path::new("/cg/memory.stat");
+    let stat = "inactive_file 7\nactive_file 8\ntotal_inactive_file 70\ntotal_active_file 80";
+    assert_eq!(keyed(stat, "inactive_file", path), Ok(7));
+    assert_eq!(keyed(stat, "total_inactive_file", path), Ok(70));
+    // The last line, with no newline after it; "active_file" also ends other keys.
+    assert_eq!(keyed(stat, "total_active_file", path), Ok(80));
+    assert_eq!(keyed(stat, "active_file", path), Ok(8));
+    // Only inside another key, or a prefix of one: not there.
+    assert_eq!(
+        keyed("total_cache 1\n", "cache", path),
+        Err("/cg/memory.stat: no cache line".to_string())
+    );
+    assert_eq!(
+        keyed("usage_usec_x 1\n", "usage_usec", path),
+        Err("/cg/memory.stat: no usage_usec line".to_string())
+    );
+    assert_eq!(
+        keyed("usage_usec x\n", "usage_usec", path),
+        Err("/cg/memory.stat: \"x\" is not a number".to_string())
+    );
 }

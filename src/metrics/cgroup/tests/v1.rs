@@ -57,12 +57,18 @@ pub(crate) fn v1(name: &str, extra: &[(&str, &str)]) -> Tree {
 fn v1_quota_usage_and_limit() {
     let tree = v1("v1", &[]);
     let cpu = tree.cpu().unwrap();
-    assert_eq!(cpu.describe(), "cgroup v1 /lbf: 0.50 CPU quota");
+    assert_eq!(
+        cpu.described().to_string(),
+        "cgroup v1 /lbf: 0.50 CPU quota"
+    );
     assert_eq!(cpu.usage_us().unwrap(), 2_450_795_273);
     let memory = tree.memory().unwrap();
     assert_eq!(memory.limit, Some(2 << 30));
     assert_eq!(memory.used().unwrap(), 1_600_000_000);
-    assert_eq!(memory.describe(24 << 30), "cgroup v1 /lbf: 2.0 GiB limit");
+    assert_eq!(
+        memory.described(24 << 30).to_string(),
+        "cgroup v1 /lbf: 2.0 GiB limit"
+    );
 }
 
 #[test]
@@ -100,9 +106,9 @@ fn v1_cpuset_and_an_ancestor_quota() {
     let cpu = tree.cpu().unwrap();
     // The cpuset (1 CPU, the root's) binds before the 1.5 CPU quota at the root, and its
     // usage is CPU 1's at the cpuacct root.
-    assert_eq!((cpu.millis, cpu.why.as_str()), (1000, "cpuset 1: 1 CPUs"));
+    assert_eq!(cpu.millis, 1000);
     assert_eq!(cpu.at, "/");
-    assert_eq!(cpu.describe(), "cgroup v1 /: cpuset 1: 1 CPUs");
+    assert_eq!(cpu.described().to_string(), "cgroup v1 /: cpuset 1: 1 CPUs");
     assert_eq!(cpu.usage_us().unwrap(), 4);
     let tree = v1(
         "v1-ancestor",
@@ -140,7 +146,7 @@ fn v1_cpuset_only_is_measured_on_its_cpus() {
         (1000, true, "/cs")
     );
     assert_eq!(
-        cpu.describe(),
+        cpu.described().to_string(),
         "cgroup v1 /cs: cpuset 1: 1 CPUs, usage of CPUs 1 at cpuacct /"
     );
     assert_eq!(cpu.usage_us().unwrap(), 4000);
@@ -170,7 +176,10 @@ fn v1_cpuset_only_is_measured_on_its_cpus() {
     );
     let cpu = tree.cpu().unwrap();
     assert_eq!((cpu.millis, cpu.at.as_str()), (2000, "/pod"));
-    assert_eq!(cpu.describe(), "cgroup v1 /pod: cpuset 2-3: 2 CPUs");
+    assert_eq!(
+        cpu.described().to_string(),
+        "cgroup v1 /pod: cpuset 2-3: 2 CPUs"
+    );
     assert_eq!(cpu.usage_us().unwrap(), 5000);
     // A quota in a cpu cgroup that cpuacct does not mirror has no usage of its own.
     let tree = v1(
@@ -230,7 +239,10 @@ fn v1_memory_is_read_where_an_ancestor_limit_binds() {
     let memory = tree.memory().unwrap();
     assert_eq!((memory.limit, memory.at.as_str()), (Some(2 << 30), "/p"));
     assert_eq!(memory.used().unwrap(), 1_600_000_000);
-    assert_eq!(memory.describe(24 << 30), "cgroup v1 /p: 2.0 GiB limit");
+    assert_eq!(
+        memory.described(24 << 30).to_string(),
+        "cgroup v1 /p: 2.0 GiB limit"
+    );
     // The same limit on parent and child (a one-container pod): the parent binds first.
     let mut same = nested.to_vec();
     same.push((
@@ -325,7 +337,10 @@ fn v1_memory_limit_from_each_level_when_the_root_is_in_sight() {
     );
     let memory = tree.memory().unwrap();
     assert_eq!((memory.limit, memory.at.as_str()), (None, "/"));
-    assert_eq!(memory.describe(4 << 30), "cgroup v1 /: no memory limit");
+    assert_eq!(
+        memory.described(4 << 30).to_string(),
+        "cgroup v1 /: no memory limit"
+    );
 }
 
 #[test]
@@ -361,7 +376,10 @@ fn v1_in_a_container_without_a_cgroup_namespace() {
         ],
     );
     let cpu = tree.cpu().unwrap();
-    assert_eq!(cpu.describe(), "cgroup v1 /docker/abc: 2.00 CPU quota");
+    assert_eq!(
+        cpu.described().to_string(),
+        "cgroup v1 /docker/abc: 2.00 CPU quota"
+    );
     assert_eq!(cpu.usage_us().unwrap(), 3000);
     assert_eq!(tree.memory().unwrap().limit, Some(1 << 30));
 }
