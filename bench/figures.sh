@@ -109,8 +109,8 @@ sleep 0.5
 
 echo "== 4. the kept sampler's cost (the service's CPU time, % of one core, over 10 s)"
 # schedstat's first field: the time a thread ran, in ns (stat's is in 10 ms ticks, too coarse
-# for this). The long-lived threads only (sampler, accept, log, signals, refusals): the
-# per-connection lbf-probe threads come and go, and their time goes with them.
+# for this). The long-lived threads only (sampler, log, signals, refusals): the lbf-probe
+# threads that accept and answer connections come and go, and their time goes with them.
 cpu_time() {
     local total=0 task comm time
     for task in /proc/"$service_pid"/task/*; do

@@ -92,12 +92,13 @@ pub fn judge(loads: &[Load], min_percent: u8) -> Verdict {
 /// towards `raw` by 1 − e^(−Δt/τ), τ being `seconds`. Weighting by the time passed rather
 /// than per probe makes the average the same however often HAProxy polls (and however many
 /// load balancers do): a figure counts for as long as it stood. No previous value, smoothing
-/// off, or a clock that went back: the new figure as it is.
+/// off, or a clock that went back: the new figure as it is. `libm::exp` rather than `f64::exp`,
+/// which is glibc's libm.so.6: a shared library the dynamic build would load for this alone.
 pub fn smooth(previous: Option<(u64, f64)>, raw: f64, now_ms: u64, seconds: u64) -> f64 {
     match previous {
         Some((at_ms, value)) if seconds > 0 && at_ms <= now_ms => {
             let passed = (now_ms - at_ms) as f64 / 1000.0;
-            value + (1.0 - (-passed / seconds as f64).exp()) * (raw - value)
+            value + (1.0 - libm::exp(-passed / seconds as f64)) * (raw - value)
         }
         _ => raw,
     }

@@ -12,7 +12,6 @@ use super::log::Log;
 use super::reload::Live;
 use super::sampler::{self, Sampler};
 use super::slots::{Pending, Slot};
-use super::workers::Workers;
 use super::{CONNECTION_SLACK, Slots, lock};
 use crate::clock;
 use crate::config::{Config, CpuMode, Mode};
@@ -30,9 +29,7 @@ pub(super) struct Shared {
     pub(super) log: Arc<Log>,
     pub(super) sampler: Sampler,
     pub(super) slots: Arc<Slots>,
-    /// The threads connections are answered on.
-    pub(super) workers: Workers,
-    /// Only the accept threads and the refusals' thread take it, for in-memory counting.
+    /// Only the threads accepting and the refusals' thread take it, for in-memory counting.
     pub(super) refusals: Mutex<Refusals>,
     /// Replies written on the agent port since the start.
     pub(super) answered: AtomicU64,
@@ -48,7 +45,6 @@ impl Shared {
         );
         Shared {
             slots: Arc::new(Slots::new(limits)),
-            workers: Workers::default(),
             refusals: Mutex::new(Refusals::new(limits, Instant::now())),
             answered: AtomicU64::new(0),
             connection_time: Duration::from_millis(config.sample_ms.get()) + CONNECTION_SLACK,

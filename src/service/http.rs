@@ -65,7 +65,7 @@ pub(super) fn accept_loop(listener: TcpListener, shared: &Arc<Shared>, stop: &St
     loop {
         let (stream, peer) = match super::accept(&listener, stop, &shared.log, "HTTP") {
             Accepted::Stop => break,
-            Accepted::Again => continue,
+            Accepted::Again | Accepted::Failed | Accepted::Idle => continue,
             Accepted::Connection(stream, peer) => (stream, peer),
         };
         if !cidr::allowed(&shared.live.get().config.allow, peer.ip()) {

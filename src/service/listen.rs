@@ -1,6 +1,7 @@
-//! The agent port's listeners: binding them (IPv6-only beside IPv4), the accept loop with
-//! its allowlist and in-flight checks, handing each connection to a thread ([`super::workers`]), the descriptor limit it
-//! needs, and waking the listeners to stop.
+//! The agent port's listeners: binding them (IPv6-only beside IPv4), what a thread does with
+//! each connection it accepts ([`Agent`]: the allowlist and in-flight checks, then the
+//! answer on that thread, [`super::workers`]), the descriptor limit they need, and waking
+//! the listeners to stop.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
@@ -12,11 +13,12 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::limits::Refusal;
 use super::log::Log;
-use super::slots::{Admitted, Pending};
+use super::slots::{Admitted, Pending, Slot};
+use super::workers::{Accept, Turn, Workers};
 use super::{Shared, Slots, Stop};
 use crate::cidr;
 
-/// Pending connections the kernel queues per listener while the accept thread catches up
+/// Pending connections the kernel queues per listener while its threads catch up
 /// (many load balancers connect in the same instant).
 const BACKLOG: i32 = 1024;
 /// After a failed `accept` (out of descriptors, say) the connection stays queued: pause
@@ -47,23 +49,42 @@ pub(super) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// Wakes each listener's blocked `accept` with a connection to itself, then waits for its
-/// thread. A listener that cannot be woken (its address unreachable from here) keeps its
-/// thread until the process exits; it accepts nothing more meanwhile.
-pub(super) fn stop_acceptors(acceptors: Vec<(SocketAddr, JoinHandle<()>)>, log: &Log) {
-    for (addr, thread) in acceptors {
-        let ip = match addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        match TcpStream::connect_timeout(&SocketAddr::new(ip, addr.port()), WAKE_TIMEOUT) {
-            Ok(_) => {
+/// A connection to the listener on `addr` from here, to wake a blocked `accept`.
+fn wake(addr: SocketAddr) -> io::Result<()> {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    TcpStream::connect_timeout(&SocketAddr::new(ip, addr.port()), WAKE_TIMEOUT).map(drop)
+}
+
+/// Wakes each listener's threads blocked in `accept`, one connection to itself each, and
+/// waits until none accepts (at most `until`), then for each other listener's thread
+/// (`--http`'s). A listener that cannot be woken (its address unreachable from here) keeps
+/// its threads until the process exits; they accept nothing more meanwhile.
+pub(super) fn stop_acceptors(
+    pools: &[(SocketAddr, Workers<Agent>)],
+    others: Vec<(SocketAddr, JoinHandle<()>)>,
+    until: Instant,
+    log: &Log,
+) {
+    let cannot = |addr: SocketAddr, err: io::Error| {
+        log.problem(format!(
+            "cannot wake the listener on {addr} to stop it ({err}); it ends with the process"
+        ))
+    };
+    for (addr, workers) in pools {
+        if let Err(err) = workers.stop(|| wake(*addr), until) {
+            cannot(*addr, err);
+        }
+    }
+    for (addr, thread) in others {
+        match wake(addr) {
+            Ok(()) => {
                 let _ = thread.join();
             }
-            Err(err) => log.problem(format!(
-                "cannot wake the listener on {addr} to stop it ({err}); it ends with the process"
-            )),
+            Err(err) => cannot(addr, err),
         }
     }
 }
@@ -110,9 +131,13 @@ pub(super) fn check_fd_limit(_max_in_flight: usize, _log: &Log) {}
 /// What one `accept` gave a listener's loop.
 pub(crate) enum Accepted {
     Connection(TcpStream, SocketAddr),
-    /// Nothing to answer: the peer gave up, a signal came, or accepting failed (logged, and
-    /// paused for [`ACCEPT_PAUSE`] so a full descriptor table is not a busy loop).
+    /// Nothing to answer: the peer gave up, or a signal came.
     Again,
+    /// Accepting failed (logged, and paused for [`ACCEPT_PAUSE`] so a full descriptor table is
+    /// not a busy loop).
+    Failed,
+    /// Nothing came within the listener's receive timeout ([`super::workers`]).
+    Idle,
     /// The stop was triggered (the wake-up connection, or one that came as it began: no reply).
     Stop,
 }
@@ -125,6 +150,7 @@ pub(crate) fn accept(listener: &TcpListener, stop: &Stop, log: &Log, what: &str)
     }
     match accepted {
         Ok((stream, peer)) => Accepted::Connection(stream, peer),
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => Accepted::Idle,
         Err(err)
             if matches!(
                 err.kind(),
@@ -136,32 +162,38 @@ pub(crate) fn accept(listener: &TcpListener, stop: &Stop, log: &Log, what: &str)
         Err(err) => {
             log.problem(format!("accepting {what} failed: {err}"));
             thread::sleep(ACCEPT_PAUSE);
-            Accepted::Again
+            Accepted::Failed
         }
     }
 }
 
-/// Accepts until `stop`: checks the allowlist and the in-flight limits, then hands the
-/// connection to a thread, or queues it for a slot ([`super::limits`], "Waiting for a
-/// slot").
-pub(super) fn accept_loop(
-    addr: SocketAddr,
-    listener: TcpListener,
-    shared: &Arc<Shared>,
-    stop: &Stop,
-) {
-    let what = format!("on {addr}");
-    loop {
-        let (stream, peer) = match accept(&listener, stop, &shared.log, &what) {
-            Accepted::Stop => return,
-            Accepted::Again => continue,
+/// What the agent port's threads do with a listener: check the allowlist and the in-flight
+/// limits, then answer the connection on the thread that accepted it, or queue it for a slot
+/// ([`super::limits`], "Waiting for a slot").
+pub(super) struct Agent {
+    pub(super) shared: Arc<Shared>,
+    pub(super) stop: Stop,
+    /// The listener in the log: "on ADDR".
+    pub(super) what: String,
+}
+
+impl Accept for Agent {
+    type Job = (Slot, Pending);
+
+    // Nothing here waits for anything but `accept`: the slot and the refusal counts are in
+    // memory, and the log only queues (see log.rs).
+    fn turn(&self, listener: &TcpListener) -> Turn<(Slot, Pending)> {
+        let shared = &self.shared;
+        let (stream, peer) = match accept(listener, &self.stop, &shared.log, &self.what) {
+            Accepted::Stop => return Turn::Stop,
+            Accepted::Again => return Turn::Again,
+            // Out of descriptors, say: one thread accepting is enough to retry (and to log).
+            Accepted::Idle | Accepted::Failed => return Turn::Idle,
             Accepted::Connection(stream, peer) => (stream, peer),
         };
-        // Nothing in this loop waits for anything but `accept`: the slot and the refusal
-        // counts are in memory, and the log only queues (see log.rs).
         if !cidr::allowed(&shared.live.get().config.allow, peer.ip()) {
             shared.refuse(peer, Refusal::NotAllowed);
-            continue;
+            return Turn::Again;
         }
         let pending = Pending {
             stream,
@@ -170,21 +202,24 @@ pub(super) fn accept_loop(
         };
         let (admitted, expired) = Slots::take_or_wait(&shared.slots, pending, Instant::now());
         shared.refuse_expired(expired);
-        let (slot, pending) = match admitted {
-            Admitted::Now(slot, pending) => (slot, pending),
-            Admitted::Waits => continue,
+        match admitted {
+            Admitted::Now(slot, pending) => Turn::Answer((slot, pending)),
+            Admitted::Waits => Turn::Again,
             Admitted::Refused(why, pending) => {
                 shared.refuse(pending.peer, why);
-                continue;
+                Turn::Again
             }
-        };
-        let for_thread = shared.clone();
-        let spawned = shared
-            .workers
-            .run(Box::new(move || for_thread.answer(slot, pending)));
-        // On failure the job is dropped: the slot is freed and the connection closed.
-        if spawned.is_err() {
-            shared.refuse(peer, Refusal::NoThread);
         }
+    }
+
+    fn answer(&self, (slot, pending): (Slot, Pending)) {
+        self.shared.answer(slot, pending);
+    }
+
+    fn unstaffed(&self, (slot, pending): (Slot, Pending)) {
+        let peer = pending.peer;
+        // The slot is freed and the connection closed before the refusal is told.
+        drop((slot, pending));
+        self.shared.refuse(peer, Refusal::NoThread);
     }
 }

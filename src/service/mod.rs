@@ -3,13 +3,13 @@
 //! the same replies as `lb-feedback`: the same config layers, `probe::select` and
 //! `probe::answer`, as HAProxy's caller.
 //!
-//! Threads, no async runtime: one per listening address accepting (and one for `--http`, with
-//! a thread per request: [`http`]), one taking samples
-//! ([`sampler`]), one per connection in flight (a small stack each; at most `max_in_flight`;
-//! kept a while for the next connection, [`workers`]),
-//! one writing the log ([`log`]: nothing else ever waits for a log write), one writing the
-//! totals of refused connections every [`limits::REPORT_WINDOW`] and one reloading the config
-//! when asked ([`reloader`]).
+//! Threads, no async runtime: on each agent-port listener, threads that each accept a
+//! connection and answer it themselves (a small stack each; as many as connections in
+//! flight, at most `max_in_flight`, and one accepting; kept a while for the next connection,
+//! [`workers`]); one accepting for `--http`, with a thread per request ([`http`]); one taking
+//! samples ([`sampler`]); one writing the log ([`log`]: nothing else ever waits for a log
+//! write), one writing the totals of refused connections every [`limits::REPORT_WINDOW`] and
+//! one reloading the config when asked ([`reloader`]).
 //! A poll is a few bytes each way, answered from the figures the sampler keeps fresh (only
 //! the first after a pause waits for a CPU window), so a thread per connection costs little
 //! and keeps every step a plain blocking call with a timeout.
@@ -75,10 +75,11 @@ use crate::state;
 use args::{Args, Command};
 use connection::Shared;
 pub(crate) use listen::{Accepted, accept};
-use listen::{accept_loop, bind, check_fd_limit, stop_acceptors};
+use listen::{Agent, bind, check_fd_limit, stop_acceptors};
 use log::Log;
 use reload::Live;
 use slots::Slots;
+use workers::Workers;
 
 /// Added to `sample_ms` for a connection's deadline: room for `agent-send`, the reply and a
 /// loaded machine, yet short enough that a stuck client frees its slot within one poll or two.
@@ -412,15 +413,17 @@ impl Service {
             shared,
             sampler,
             reporter,
+            pools: Vec::new(),
             acceptors: Vec::new(),
         };
         for (addr, listener) in self.listeners {
-            let (shared, stop_for_thread) = (running.shared.clone(), stop.clone());
-            let spawned = thread::Builder::new()
-                .name("lbf-accept".into())
-                .spawn(move || accept_loop(addr, listener, &shared, &stop_for_thread));
-            match spawned {
-                Ok(thread) => running.acceptors.push((addr, thread)),
+            let agent = Agent {
+                shared: running.shared.clone(),
+                stop: stop.clone(),
+                what: format!("on {addr}"),
+            };
+            match Workers::start(listener, agent, workers::IDLE_KEEP) {
+                Ok(workers) => running.pools.push((addr, workers)),
                 Err(err) => {
                     stop.trigger();
                     let _ = running.finish();
@@ -428,7 +431,7 @@ impl Service {
                 }
             }
         }
-        for (addr, _) in &running.acceptors {
+        for (addr, _) in &running.pools {
             running.shared.log.note(format!("listening on {addr}"));
         }
         if let Some(problem) = state::unusable(&running.shared.live.get().config) {
@@ -454,11 +457,13 @@ impl Service {
     }
 }
 
-/// A started [`Service`]: its sampler, refusals' and accept threads.
+/// A started [`Service`]: its sampler and refusals' threads, each agent-port listener's
+/// threads, and `--http`'s.
 pub struct Running {
     shared: Arc<Shared>,
     sampler: JoinHandle<()>,
     reporter: JoinHandle<()>,
+    pools: Vec<(SocketAddr, Workers<Agent>)>,
     acceptors: Vec<(SocketAddr, JoinHandle<()>)>,
 }
 
@@ -474,8 +479,11 @@ impl Running {
         let until = Instant::now() + self.stop_time();
         let log = &self.shared.log;
         log.note("stopping: finishing the replies in flight");
-        let addrs: Vec<String> = self.acceptors.iter().map(|(a, _)| a.to_string()).collect();
-        stop_acceptors(self.acceptors, log);
+        let addrs: Vec<String> = (self.pools.iter().map(|(a, _)| a))
+            .chain(self.acceptors.iter().map(|(a, _)| a))
+            .map(|a| a.to_string())
+            .collect();
+        stop_acceptors(&self.pools, self.acceptors, until, log);
         // Nothing is accepted any more: those still waiting for a slot are closed unanswered.
         let waiting = self.shared.slots.take_waiting();
         self.shared.refuse_expired(waiting);
@@ -483,7 +491,10 @@ impl Running {
         let _ = self.reporter.join();
         self.shared.report_refusals(true);
         let left = self.shared.slots.wait_idle(until);
-        self.shared.workers.stop();
+        // Each thread lets go of its listener as it ends: then the port is closed.
+        for (_, workers) in &self.pools {
+            workers.wait_ended(until);
+        }
         self.shared.sampler.stop();
         let _ = self.sampler.join();
         if left > 0 {
