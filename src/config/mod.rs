@@ -268,7 +268,13 @@ fn our_variables() -> Vec<(OsString, OsString)> {
         while !entry.is_null() && !(*entry).is_null() {
             let text = *entry;
             entry = entry.add(1);
-            if libc::strncmp(text, PREFIX.as_ptr().cast(), PREFIX.len()) != 0 {
+            // By hand rather than strncmp, which no other code calls (one imported symbol
+            // fewer for the plain build's loader); a shorter entry's NUL differs first.
+            if !PREFIX
+                .iter()
+                .enumerate()
+                .all(|(at, byte)| *text.add(at) as u8 == *byte)
+            {
                 continue;
             }
             let bytes = std::ffi::CStr::from_ptr(text).to_bytes();

@@ -93,7 +93,7 @@ impl Joined {
         };
         // SAFETY: `bytes` holds the path and a NUL after it ([`Joined::of`] left the rest of
         // the buffer zero and put no NUL inside the path).
-        let fd = unsafe { libc::open(bytes.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        let fd = unsafe { libc::open64(bytes.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }

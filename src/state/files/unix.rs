@@ -13,6 +13,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::Dir;
 use crate::state::error::{Denied, Ownership};
+// glibc's open64, the name std's own files call: one imported symbol for both in the plain
+// build, whose dynamic loader pays 0.7 k instructions a probe for each.
+#[cfg(not(target_os = "linux"))]
+use libc::open;
+#[cfg(target_os = "linux")]
+use libc::open64 as open;
 
 const READ: libc::c_int =
     libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
@@ -85,7 +91,7 @@ pub fn open_dir(path: &Path) -> io::Result<Dir> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in the path"))?;
     let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     // SAFETY: a valid C string and plain flags.
-    let fd = match check(unsafe { libc::open(c_path.as_ptr(), flags) }) {
+    let fd = match check(unsafe { open(c_path.as_ptr(), flags) }) {
         // O_DIRECTORY wins over O_NOFOLLOW in the error Linux gives for a link.
         Err(err) if err.raw_os_error() == Some(libc::ENOTDIR) && is_link(path) => {
             return Err(io::Error::from_raw_os_error(libc::ELOOP));
