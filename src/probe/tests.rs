@@ -13,6 +13,15 @@ fn config(json: &str) -> Config {
     config
 }
 
+/// The host's CPU, busy over a one-second window.
+fn host_cpu(busy: f64) -> CpuFigure {
+    CpuFigure {
+        busy,
+        how: cpu::How::Window { length: 1000 },
+        from: cpu::Source::Host,
+    }
+}
+
 fn temp_state(name: &str) -> StateDir {
     let dir = std::env::temp_dir().join(format!("lbf-probe-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -56,11 +65,7 @@ fn answer_uses_only_the_monitors_of_the_selected_config() {
                 "profiles": {"web": {"cpu": {"importance": 0}}}}"#,
     );
     let readings = Readings {
-        cpu: Some(CpuFigure {
-            busy: 30.0,
-            how: cpu::How::Window { length: 1000 },
-            from: cpu::Source::Host,
-        }),
+        cpu: Some(host_cpu(30.0)),
         ram: Some(RamFigure {
             memory: Memory {
                 total: 100,
@@ -102,11 +107,7 @@ fn only_an_explained_probe_puts_its_figures_in_words() {
         full: Some(0),
     };
     let readings = Readings {
-        cpu: Some(CpuFigure {
-            busy: 30.0,
-            how: cpu::How::Window { length: 1000 },
-            from: cpu::Source::Host,
-        }),
+        cpu: Some(host_cpu(30.0)),
         ram: Some(RamFigure {
             memory: Memory {
                 total: 100 << 20,
