@@ -183,6 +183,9 @@ fn run_foreground(args: &Args) -> Result<(), Failure> {
     let signals = signals::install(&stop, reload)
         .map_err(|err| Failure::Runtime(format!("cannot handle SIGTERM/Ctrl-C: {err}")))?;
     let served = service.serve(&stop).map_err(Failure::Runtime);
+    // Unix: the signal thread ends here, before the last log lines. Windows' handler stays
+    // for the process's life (signals.rs says why), so there nothing is dropped.
+    #[cfg_attr(windows, allow(clippy::drop_non_drop))]
     drop(signals);
     // The last lines ("stopped"), unless stderr is stalled: then they are lost, not waited for.
     log.flush(Instant::now() + LOG_FLUSH);
