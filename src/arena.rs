@@ -119,7 +119,9 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
             // SAFETY: a block outside the arena came from System with this layout.
             return unsafe { System.realloc(ptr, layout, new_size) };
         }
-        if self.resize_in_place(ptr, layout.size(), new_size) {
+        // A block that shrinks stays where it is: the latest one hands its tail back, any
+        // other keeps bytes it no longer uses, which a copy elsewhere would only add to.
+        if self.resize_in_place(ptr, layout.size(), new_size) || new_size <= layout.size() {
             return ptr;
         }
         // SAFETY: the caller guarantees the new layout is valid (GlobalAlloc::realloc).
@@ -194,7 +196,14 @@ mod tests {
             let grown = arena.realloc(a, layout(8, 8), 100);
             assert_eq!(grown, a, "the latest block grows where it is");
             let b = arena.alloc(layout(8, 8));
-            let moved = arena.realloc(grown, layout(100, 8), 200);
+            let used = arena.used.load(Ordering::Relaxed);
+            assert_eq!(arena.realloc(grown, layout(100, 8), 50), grown);
+            assert_eq!(
+                arena.used.load(Ordering::Relaxed),
+                used,
+                "shrunk where it is"
+            );
+            let moved = arena.realloc(grown, layout(50, 8), 200);
             assert_ne!(moved, a);
             assert!(moved as usize > b as usize);
             assert_eq!(std::slice::from_raw_parts(moved, 8), &[7; 8]);
