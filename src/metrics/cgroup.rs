@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use file::Joined;
 pub(super) use file::in_dir;
+use placement::V1_CPU_MARKER;
 pub use placement::{Group, Placement, Roots, Version, locate};
 #[cfg(test)]
 use placement::{is_number, unescape};
@@ -276,7 +277,8 @@ impl CpuCapacity {
 /// The smallest quota over the cgroup and its ancestors, capped by its cpuset and the online
 /// CPUs; usage is read where the smallest quota is, or the cpuset that binds.
 pub fn cpu(placement: &Placement) -> Result<CpuCapacity, String> {
-    let group = placement.group("cpu")?;
+    // v1's top quota file proves the hierarchy, read once for both.
+    let (group, top_quota) = placement.group_proved("cpu", |top| v1_quota(top).ok().flatten())?;
     let online_file = Joined::new(&placement.under_root("/sys/devices/system/cpu/online"));
     let online = read_line(&online_file, |text| {
         count_cpus(text)
@@ -284,8 +286,12 @@ pub fn cpu(placement: &Placement) -> Result<CpuCapacity, String> {
             .ok_or_else(|| format!("{}: not a CPU list", online_file.display()))
     })?;
     let mut quota: Option<(u64, String)> = None;
-    for (path, dir) in group.levels() {
-        let Some(millis) = level_quota(&group, dir)? else {
+    for (index, (path, dir)) in group.levels().enumerate() {
+        let millis = match top_quota {
+            Some(quota) if index == group.depth => v1_millis(dir, quota)?,
+            _ => level_quota(&group, dir)?,
+        };
+        let Some(millis) = millis else {
             continue;
         };
         if quota.as_ref().is_none_or(|(least, _)| millis < *least) {
@@ -373,7 +379,6 @@ impl CpuCapacity {
 
 /// One level's quota in thousandths of a CPU; `None` without one.
 fn level_quota(group: &Group, dir: &Path) -> Result<Option<u64>, String> {
-    let per_cpu = |quota: u64, period: u64| (period > 0).then(|| quota * 1000 / period);
     match group.version {
         Version::V2 => {
             let path = in_dir(dir, "cpu.max");
@@ -393,20 +398,32 @@ fn level_quota(group: &Group, dir: &Path) -> Result<Option<u64>, String> {
             })?;
             Ok(quota.flatten())
         }
-        Version::V1 => {
-            let path = in_dir(dir, "cpu.cfs_quota_us");
-            let quota = read_line_if_present(&path, |text| match text.trim().starts_with('-') {
-                true => Ok(None),
-                false => number(text, &path).map(Some),
-            })?;
-            let Some(quota) = quota.flatten() else {
-                return Ok(None);
-            };
-            let period_path = in_dir(dir, "cpu.cfs_period_us");
-            let period = read_line(&period_path, |text| number(text, &period_path))?;
-            Ok(per_cpu(quota, period))
-        }
+        Version::V1 => v1_quota(dir)?.map_or(Ok(None), |quota| v1_millis(dir, quota)),
     }
+}
+
+/// A v1 level's `cpu.cfs_quota_us` (`None` for -1, no quota); `None` when it is absent.
+fn v1_quota(dir: &Path) -> Result<Option<Option<u64>>, String> {
+    let path = in_dir(dir, V1_CPU_MARKER);
+    read_line_if_present(&path, |text| match text.trim().starts_with('-') {
+        true => Ok(None),
+        false => number(text, &path).map(Some),
+    })
+}
+
+/// A v1 level's `quota` (µs, [`v1_quota`]) in thousandths of a CPU, over its period.
+fn v1_millis(dir: &Path, quota: Option<u64>) -> Result<Option<u64>, String> {
+    let Some(quota) = quota else {
+        return Ok(None);
+    };
+    let period_path = in_dir(dir, "cpu.cfs_period_us");
+    let period = read_line(&period_path, |text| number(text, &period_path))?;
+    Ok(per_cpu(quota, period))
+}
+
+/// A quota over a period in thousandths of a CPU; `None` for a period of 0.
+fn per_cpu(quota: u64, period: u64) -> Option<u64> {
+    (period > 0).then(|| quota * 1000 / period)
 }
 
 /// A cpuset: its CPUs, their list, and the cgroup where it applies.

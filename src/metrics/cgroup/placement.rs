@@ -88,7 +88,7 @@ pub struct Group {
     pub path: String,
     pub(super) dir: PathBuf,
     /// How many levels above `dir` are visible under the mount point.
-    depth: usize,
+    pub(super) depth: usize,
 }
 
 impl Group {
@@ -142,6 +142,9 @@ pub fn locate(roots: Roots) -> Result<Placement, String> {
 
 /// A line of `/proc/self/cgroup`: the byte ranges of its controllers and its path.
 type Membership = (Range<usize>, Range<usize>);
+
+/// The proof of the v1 cpu hierarchy ([`v1_marker`]).
+pub(super) const V1_CPU_MARKER: &str = "cpu.cfs_quota_us";
 
 /// The v1 controllers the readers ask for, whose lines are found while the text is split.
 const KNOWN: [&str; 4] = ["cpu", "cpuacct", "cpuset", "memory"];
@@ -232,7 +235,9 @@ fn cgroup_mounts(text: &str) -> Vec<(Version, [Range<usize>; 3])> {
 /// belongs to it.
 fn v1_marker(controller: &str) -> Option<&'static str> {
     match controller {
-        "cpu" => Some("cpu.shares"),
+        // The file the quota walk reads at the top anyway, which [`super::cpu`] reads as the
+        // proof; a kernel without CFS bandwidth control lacks it, and is looked up in mountinfo.
+        "cpu" => Some(V1_CPU_MARKER),
         "cpuacct" => Some("cpuacct.usage"),
         "cpuset" => Some("cpuset.cpus"),
         "memory" => Some("memory.usage_in_bytes"),
@@ -282,6 +287,25 @@ impl Placement {
     /// The cgroup of `controller`: its v1 hierarchy if one carries it, else the v2 one when
     /// the controller is enabled there (a hybrid system mounts v2 with no controllers).
     pub fn group(&self, controller: &str) -> Result<Group, String> {
+        let marker = v1_marker(controller);
+        let proved = |top: &Path| {
+            marker
+                .is_some_and(|marker| super::in_dir(top, marker).exists())
+                .then_some(())
+        };
+        self.group_proved(controller, proved)
+            .map(|(group, _)| group)
+    }
+
+    /// [`Placement::group`], where `prove` reads the proof that the directory at v1's usual
+    /// mount point is of the controller's hierarchy (`None`: it is not): what it read comes
+    /// back when that directory is the group's, so the same file is not opened twice. Else
+    /// (v2, or the group found through mountinfo) nothing comes back.
+    pub fn group_proved<T>(
+        &self,
+        controller: &str,
+        prove: impl FnOnce(&Path) -> Option<T>,
+    ) -> Result<(Group, Option<T>), String> {
         let v1 = match KNOWN.iter().position(|known| *known == controller) {
             Some(index) => self
                 .known
@@ -295,18 +319,15 @@ impl Placement {
         };
         if let Some((controllers, path)) = v1 {
             let usual = ["sys/fs/cgroup", controllers];
-            let marker = v1_marker(controller);
-            if let Some(group) = self.usual(Version::V1, usual, path, |top| {
-                marker.is_some_and(|marker| super::in_dir(top, marker).exists())
-            }) {
-                return Ok(group);
+            if let Some((group, proof)) = self.usual(Version::V1, usual, path, prove) {
+                return Ok((group, Some(proof)));
             }
             let mount = self
                 .mounts()?
                 .filter(|m| m.version == Version::V1 && m.carries(controller))
                 .max_by_key(|m| usize::from(is_within(path, &unescape(m.root))))
                 .ok_or_else(|| format!("no cgroup v1 mount carries the {controller} controller"))?;
-            return Ok(place(&self.root, Version::V1, path, mount));
+            return Ok((place(&self.root, Version::V1, path, mount), None));
         }
         if !self
             .memberships()
@@ -328,7 +349,7 @@ impl Placement {
                 listed.display()
             ));
         }
-        Ok(group)
+        Ok((group, None))
     }
 
     /// The process's cgroup in the v2 (unified) hierarchy, whatever controllers it has, and
@@ -341,9 +362,11 @@ impl Placement {
             .ok_or_else(|| "no cgroup v2 membership in /proc/self/cgroup".to_string())?;
         let usual = ["sys/fs/cgroup", ""];
         let group = match self.usual(Version::V2, usual, path, |top| {
-            super::in_dir(top, "cgroup.controllers").is_file()
+            super::in_dir(top, "cgroup.controllers")
+                .is_file()
+                .then_some(())
         }) {
-            Some(group) => (group, super::under(&self.root, &usual)),
+            Some((group, ())) => (group, super::under(&self.root, &usual)),
             None => {
                 let mount = self
                     .mounts()?
@@ -357,18 +380,18 @@ impl Placement {
         Ok(group)
     }
 
-    /// The group at the usual mount point (`usual` under the root), when `is_hierarchy` says the directory
-    /// there is of the hierarchy asked about, and this process is where `/proc/self/cgroup`
-    /// says in it: at its top (the cgroup `/`, which is the mount point whatever the mount's
+    /// The group at the usual mount point (`usual` under the root), with what `is_hierarchy`
+    /// read to prove the directory there is of the hierarchy asked about, when it is and this
+    /// process is where `/proc/self/cgroup` says in it: at its top (the cgroup `/`, which is the mount point whatever the mount's
     /// root) or listed in the `cgroup.procs` of `usual` + `path`, which a mount of a sub-tree
     /// or of another cgroup would not show (a process is in one cgroup per hierarchy).
-    fn usual(
+    fn usual<T>(
         &self,
         version: Version,
         usual: [&str; 2],
         path: &str,
-        is_hierarchy: impl Fn(&Path) -> bool,
-    ) -> Option<Group> {
+        is_hierarchy: impl FnOnce(&Path) -> Option<T>,
+    ) -> Option<(Group, T)> {
         if !path.starts_with('/') || climbs(path) {
             return None;
         }
@@ -383,15 +406,16 @@ impl Placement {
                 bytes.get(..bytes.len() - cut).unwrap_or(bytes),
             ))
         };
-        if !is_hierarchy(top) {
-            return None;
-        }
+        let proof = is_hierarchy(top)?;
         let depth = below.split('/').filter(|part| !part.is_empty()).count();
-        (depth == 0 || lists_this_process(&super::in_dir(&dir, "cgroup.procs"))).then(|| Group {
-            version,
-            path: path.to_string(),
-            depth,
-            dir,
+        (depth == 0 || lists_this_process(&super::in_dir(&dir, "cgroup.procs"))).then(|| {
+            let group = Group {
+                version,
+                path: path.to_string(),
+                depth,
+                dir,
+            };
+            (group, proof)
         })
     }
 }
