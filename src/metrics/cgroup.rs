@@ -275,8 +275,10 @@ impl CpuCapacity {
 }
 
 /// The smallest quota over the cgroup and its ancestors, capped by its cpuset and the online
-/// CPUs; usage is read where the smallest quota is, or the cpuset that binds.
-pub fn cpu(placement: &Placement) -> Result<CpuCapacity, String> {
+/// CPUs; usage is read where the smallest quota is, or the cpuset that binds. `allowed` is
+/// how many CPUs this process may run on ([`cpus_allowed`]) when the placement is the real
+/// system's: as many as are online, and no cpuset binds, so its files are not read.
+pub fn cpu(placement: &Placement, allowed: Option<u64>) -> Result<CpuCapacity, String> {
     // v1's top quota file proves the hierarchy, read once for both.
     let (group, top_quota) = placement.group_proved("cpu", |top| v1_quota(top).ok().flatten())?;
     let online_file = Joined::new(&placement.under_root("/sys/devices/system/cpu/online"));
@@ -301,7 +303,11 @@ pub fn cpu(placement: &Placement) -> Result<CpuCapacity, String> {
     let mut millis = online * 1000;
     let mut at = group.path.clone();
     let mut bound = None;
-    if let Some(set) = cpuset(placement)?.filter(|set| set.count < online) {
+    let set = match allowed {
+        Some(allowed) if allowed >= online => None,
+        _ => cpuset(placement)?,
+    };
+    if let Some(set) = set.filter(|set| set.count < online) {
         millis = set.count * 1000;
         at = set.at;
         bound = Some(set.list);
@@ -424,6 +430,28 @@ fn v1_millis(dir: &Path, quota: Option<u64>) -> Result<Option<u64>, String> {
 /// A quota over a period in thousandths of a CPU; `None` for a period of 0.
 fn per_cpu(quota: u64, period: u64) -> Option<u64> {
     (period > 0).then(|| quota * 1000 / period)
+}
+
+/// How many CPUs process `pid` may run on, from `sched_getaffinity(2)` of its main thread,
+/// whose cgroups `/proc/self/cgroup` shows; `None` when that fails (more CPUs than a
+/// `cpu_set_t` holds). A task's CPUs are within its cpuset's:
+/// "Calls to sched_setaffinity are filtered to just those CPUs allowed in that task's cpuset"
+/// (the kernel's Documentation/admin-guide/cgroup-v1/cpusets.rst; `__sched_setaffinity` ANDs
+/// the mask with `cpuset_cpus_allowed`), and the call answers `cpus_mask` AND the active
+/// CPUs (kernel/sched/syscalls.c). So a count of every online CPU proves the cpuset holds
+/// them all: one syscall on no path instead of a file a level.
+pub fn cpus_allowed(pid: u32) -> Option<u64> {
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    // SAFETY: a `cpu_set_t` is plain bits, valid zeroed; the kernel writes at most the size
+    // it is given into it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: as above.
+    if unsafe { libc::sched_getaffinity(pid, size, &mut set) } != 0 {
+        return None;
+    }
+    // SAFETY: counts the bits of the set just filled.
+    u64::try_from(unsafe { libc::CPU_COUNT(&set) }).ok()
 }
 
 /// A cpuset: its CPUs, their list, and the cgroup where it applies.

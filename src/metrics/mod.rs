@@ -52,7 +52,14 @@ impl Cgroups {
     /// The CPU capacity its cgroups allow ([`cgroup::cpu`]).
     pub fn cpu(&self) -> Result<&cgroup::CpuCapacity, String> {
         self.cpu
-            .get_or_init(|| cgroup::cpu(self.placement()?))
+            .get_or_init(|| {
+                // This process's affinity speaks for the system's cpusets, not a fixture's.
+                let allowed = match self.roots {
+                    None => cgroup::cpus_allowed(std::process::id()),
+                    Some(_) => None,
+                };
+                cgroup::cpu(self.placement()?, allowed)
+            })
             .as_ref()
             .map_err(Clone::clone)
     }

@@ -32,7 +32,7 @@ impl Tree {
 
     fn cpu(&self) -> Result<CpuCapacity, String> {
         let placement = locate(self.roots())?;
-        cpu(&placement)?.with_usage(&placement)
+        cpu(&placement, None)?.with_usage(&placement)
     }
 
     fn memory(&self) -> Result<MemoryUse, String> {
@@ -393,7 +393,7 @@ fn the_live_system_is_readable() {
     let roots = Roots::system();
     if let Ok(placement) = locate(roots) {
         // Whatever the machine, reading must not panic and a found cgroup has a size.
-        if let Ok(cpu) = cpu(&placement) {
+        if let Ok(cpu) = cpu(&placement, cpus_allowed(std::process::id())) {
             assert!(cpu.millis > 0);
         }
         let _ = memory(&placement);
