@@ -53,12 +53,13 @@ impl Cgroups {
     pub fn cpu(&self) -> Result<&cgroup::CpuCapacity, String> {
         self.cpu
             .get_or_init(|| {
+                let placement = self.placement()?;
                 // This process's affinity speaks for the system's cpusets, not a fixture's.
                 let allowed = match self.roots {
-                    None => cgroup::cpus_allowed(std::process::id()),
+                    None => cgroup::cpus_allowed(placement.pid()),
                     Some(_) => None,
                 };
-                cgroup::cpu(self.placement()?, allowed)
+                cgroup::cpu(placement, allowed)
             })
             .as_ref()
             .map_err(Clone::clone)

@@ -79,6 +79,8 @@ pub struct Placement {
     procfs: PathBuf,
     mounts: OnceCell<Result<Mounts, String>>,
     root: PathBuf,
+    /// This process's ID, asked of the kernel once (`std::process::id` is a syscall a call).
+    pid: OnceCell<u32>,
 }
 
 /// One controller's cgroup: its path as `/proc/self/cgroup` names it and its directory.
@@ -137,6 +139,7 @@ pub fn locate(roots: Roots) -> Result<Placement, String> {
         procfs: roots.procfs,
         mounts: OnceCell::new(),
         root: roots.root,
+        pid: OnceCell::new(),
     })
 }
 
@@ -250,6 +253,11 @@ impl Placement {
     /// [`Roots`] for it).
     pub(super) fn under_root(&self, absolute: &str) -> PathBuf {
         super::under(&self.root, &[absolute])
+    }
+
+    /// This process's ID, which `cgroup.procs` lists and its affinity is asked by.
+    pub fn pid(&self) -> u32 {
+        *self.pid.get_or_init(std::process::id)
     }
 
     /// `(controllers, path)` per line of `/proc/self/cgroup`; v2's line has no controllers.
@@ -408,25 +416,26 @@ impl Placement {
         };
         let proof = is_hierarchy(top)?;
         let depth = below.split('/').filter(|part| !part.is_empty()).count();
-        (depth == 0 || lists_this_process(&super::in_dir(&dir, "cgroup.procs"))).then(|| {
-            let group = Group {
-                version,
-                path: path.to_string(),
-                depth,
-                dir,
-            };
-            (group, proof)
-        })
+        if depth > 0 && !lists_this_process(&super::in_dir(&dir, "cgroup.procs"), self.pid()) {
+            return None;
+        }
+        let group = Group {
+            version,
+            path: path.to_string(),
+            depth,
+            dir,
+        };
+        Some((group, proof))
     }
 }
 
-/// Whether a `cgroup.procs` file lists this process (one PID a line, in its PID namespace).
-fn lists_this_process(path: &super::Joined) -> bool {
+/// Whether a `cgroup.procs` file lists this process, `pid` (one PID a line, in its PID
+/// namespace).
+fn lists_this_process(path: &super::Joined, pid: u32) -> bool {
     use std::io::Read;
     let Ok(mut file) = path.open() else {
         return false;
     };
-    let pid = std::process::id();
     let mut buffer = [0; 2000];
     // Bytes of a line not yet ended, kept at the front for the next read.
     let mut kept = 0;
