@@ -242,12 +242,15 @@ impl CpuCapacity {
     pub fn usage_us(&self) -> Result<u64, String> {
         let unknown = || format!("cgroup {}: its usage file was not looked up", self.at);
         match self.usage.as_ref().ok_or_else(unknown)? {
-            Usage::Total { path, .. } => {
-                read_small(&Joined::new(path), |text| match self.group.version {
-                    Version::V2 => keyed(text, "usage_usec", path),
-                    Version::V1 => number(text, path).map(|ns| ns / 1000),
-                })
-            }
+            Usage::Total { path, .. } => match self.group.version {
+                Version::V2 => {
+                    read_small(&Joined::new(path), |text| keyed(text, "usage_usec", path))
+                }
+                // One number: a line's buffer, cleared in a few stores.
+                Version::V1 => read_line(&Joined::new(path), |text| {
+                    number(text, path).map(|ns| ns / 1000)
+                }),
+            },
             Usage::PerCpu { path, .. } => {
                 let list = self.cpuset.as_deref().ok_or_else(unknown)?;
                 read_small(&Joined::new(path), |text| {

@@ -121,6 +121,11 @@ impl Group {
 
     /// The directory of `path`, the cgroup itself or one of its visible ancestors.
     pub(super) fn level_dir(&self, path: &str) -> Option<&Path> {
+        // The cgroup itself, where a quota usually is: no walk, which finds each parent
+        // before it yields a level.
+        if path == self.path {
+            return Some(&self.dir);
+        }
         self.levels()
             .find(|(level, _)| *level == path)
             .map(|(_, dir)| dir)
