@@ -284,7 +284,7 @@ impl CpuCapacity {
 pub fn cpu(placement: &Placement, allowed: Option<u64>) -> Result<CpuCapacity, String> {
     // v1's top quota file proves the hierarchy, read once for both.
     let (group, top_quota) = placement.group_proved("cpu", |top| v1_quota(top).ok().flatten())?;
-    let online_file = Joined::new(&placement.under_root("/sys/devices/system/cpu/online"));
+    let online_file = placement.under_root("/sys/devices/system/cpu/online");
     let online = read_line(&online_file, |text| {
         count_cpus(text)
             .filter(|n| *n > 0)

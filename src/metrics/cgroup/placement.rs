@@ -256,8 +256,8 @@ fn v1_marker(controller: &str) -> Option<&'static str> {
 impl Placement {
     /// A system path under the root the placement was read from (so a probe clones no
     /// [`Roots`] for it).
-    pub(super) fn under_root(&self, absolute: &str) -> PathBuf {
-        super::under(&self.root, &[absolute])
+    pub(super) fn under_root(&self, absolute: &str) -> super::Joined {
+        super::file::in_root(&self.root, absolute)
     }
 
     /// This process's ID, which `cgroup.procs` lists and its affinity is asked by.
