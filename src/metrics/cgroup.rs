@@ -446,7 +446,7 @@ fn per_cpu(quota: u64, period: u64) -> Option<u64> {
 pub fn cpus_allowed(pid: u32) -> Option<u64> {
     let pid = libc::pid_t::try_from(pid).ok()?;
     // A `cpu_set_t`'s bits, as words: its fields are private, and `CPU_COUNT` counts the bits
-    // of all 16, without a popcnt instruction 300 instructions where most are 0.
+    // of all 16 words, most of them 0 (300 instructions without a popcnt instruction).
     let mut words = [0u64; std::mem::size_of::<libc::cpu_set_t>() / 8];
     // SAFETY: `words` is as large as a `cpu_set_t` and at least as aligned; the kernel writes
     // at most the size it is given.
