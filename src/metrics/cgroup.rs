@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use file::Joined;
 pub(super) use file::in_dir;
+use placement::V1_CPU_MARKER;
 pub use placement::{Group, Placement, Roots, Version, locate};
 #[cfg(test)]
 use placement::{is_number, unescape};
@@ -241,12 +242,15 @@ impl CpuCapacity {
     pub fn usage_us(&self) -> Result<u64, String> {
         let unknown = || format!("cgroup {}: its usage file was not looked up", self.at);
         match self.usage.as_ref().ok_or_else(unknown)? {
-            Usage::Total { path, .. } => {
-                read_small(&Joined::new(path), |text| match self.group.version {
-                    Version::V2 => keyed(text, "usage_usec", path),
-                    Version::V1 => number(text, path).map(|ns| ns / 1000),
-                })
-            }
+            Usage::Total { path, .. } => match self.group.version {
+                Version::V2 => {
+                    read_small(&Joined::new(path), |text| keyed(text, "usage_usec", path))
+                }
+                // One number: a line's buffer, cleared in a few stores.
+                Version::V1 => read_line(&Joined::new(path), |text| {
+                    number(text, path).map(|ns| ns / 1000)
+                }),
+            },
             Usage::PerCpu { path, .. } => {
                 let list = self.cpuset.as_deref().ok_or_else(unknown)?;
                 read_small(&Joined::new(path), |text| {
@@ -274,18 +278,25 @@ impl CpuCapacity {
 }
 
 /// The smallest quota over the cgroup and its ancestors, capped by its cpuset and the online
-/// CPUs; usage is read where the smallest quota is, or the cpuset that binds.
-pub fn cpu(placement: &Placement) -> Result<CpuCapacity, String> {
-    let group = placement.group("cpu")?;
-    let online_file = Joined::new(&placement.under_root("/sys/devices/system/cpu/online"));
+/// CPUs; usage is read where the smallest quota is, or the cpuset that binds. `allowed` is
+/// how many CPUs this process may run on ([`cpus_allowed`]) when the placement is the real
+/// system's: as many as are online, and no cpuset binds, so its files are not read.
+pub fn cpu(placement: &Placement, allowed: Option<u64>) -> Result<CpuCapacity, String> {
+    // v1's top quota file proves the hierarchy, read once for both.
+    let (group, top_quota) = placement.group_proved("cpu", |top| v1_quota(top).ok().flatten())?;
+    let online_file = placement.under_root("/sys/devices/system/cpu/online");
     let online = read_line(&online_file, |text| {
         count_cpus(text)
             .filter(|n| *n > 0)
             .ok_or_else(|| format!("{}: not a CPU list", online_file.display()))
     })?;
     let mut quota: Option<(u64, String)> = None;
-    for (path, dir) in group.levels() {
-        let Some(millis) = level_quota(&group, dir)? else {
+    for (index, (path, dir)) in group.levels().enumerate() {
+        let millis = match top_quota {
+            Some(quota) if index == group.depth => v1_millis(dir, quota)?,
+            _ => level_quota(&group, dir)?,
+        };
+        let Some(millis) = millis else {
             continue;
         };
         if quota.as_ref().is_none_or(|(least, _)| millis < *least) {
@@ -295,7 +306,11 @@ pub fn cpu(placement: &Placement) -> Result<CpuCapacity, String> {
     let mut millis = online * 1000;
     let mut at = group.path.clone();
     let mut bound = None;
-    if let Some(set) = cpuset(placement)?.filter(|set| set.count < online) {
+    let set = match allowed {
+        Some(allowed) if allowed >= online => None,
+        _ => cpuset(placement)?,
+    };
+    if let Some(set) = set.filter(|set| set.count < online) {
         millis = set.count * 1000;
         at = set.at;
         bound = Some(set.list);
@@ -373,7 +388,6 @@ impl CpuCapacity {
 
 /// One level's quota in thousandths of a CPU; `None` without one.
 fn level_quota(group: &Group, dir: &Path) -> Result<Option<u64>, String> {
-    let per_cpu = |quota: u64, period: u64| (period > 0).then(|| quota * 1000 / period);
     match group.version {
         Version::V2 => {
             let path = in_dir(dir, "cpu.max");
@@ -393,20 +407,58 @@ fn level_quota(group: &Group, dir: &Path) -> Result<Option<u64>, String> {
             })?;
             Ok(quota.flatten())
         }
-        Version::V1 => {
-            let path = in_dir(dir, "cpu.cfs_quota_us");
-            let quota = read_line_if_present(&path, |text| match text.trim().starts_with('-') {
-                true => Ok(None),
-                false => number(text, &path).map(Some),
-            })?;
-            let Some(quota) = quota.flatten() else {
-                return Ok(None);
-            };
-            let period_path = in_dir(dir, "cpu.cfs_period_us");
-            let period = read_line(&period_path, |text| number(text, &period_path))?;
-            Ok(per_cpu(quota, period))
-        }
+        Version::V1 => v1_quota(dir)?.map_or(Ok(None), |quota| v1_millis(dir, quota)),
     }
+}
+
+/// A v1 level's `cpu.cfs_quota_us` (`None` for -1, no quota); `None` when it is absent.
+fn v1_quota(dir: &Path) -> Result<Option<Option<u64>>, String> {
+    let path = in_dir(dir, V1_CPU_MARKER);
+    read_line_if_present(&path, |text| match text.trim().starts_with('-') {
+        true => Ok(None),
+        false => number(text, &path).map(Some),
+    })
+}
+
+/// A v1 level's `quota` (µs, [`v1_quota`]) in thousandths of a CPU, over its period.
+fn v1_millis(dir: &Path, quota: Option<u64>) -> Result<Option<u64>, String> {
+    let Some(quota) = quota else {
+        return Ok(None);
+    };
+    let period_path = in_dir(dir, "cpu.cfs_period_us");
+    let period = read_line(&period_path, |text| number(text, &period_path))?;
+    Ok(per_cpu(quota, period))
+}
+
+/// A quota over a period in thousandths of a CPU; `None` for a period of 0.
+fn per_cpu(quota: u64, period: u64) -> Option<u64> {
+    (period > 0).then(|| quota * 1000 / period)
+}
+
+/// How many CPUs process `pid` may run on, from `sched_getaffinity(2)` of its main thread,
+/// whose cgroups `/proc/self/cgroup` shows; `None` when that fails (more CPUs than a
+/// `cpu_set_t` holds). A task's CPUs are within its cpuset's:
+/// "Calls to sched_setaffinity are filtered to just those CPUs allowed in that task's cpuset"
+/// (the kernel's Documentation/admin-guide/cgroup-v1/cpusets.rst; `__sched_setaffinity` ANDs
+/// the mask with `cpuset_cpus_allowed`), and the call answers `cpus_mask` AND the active
+/// CPUs (kernel/sched/syscalls.c). So a count of every online CPU proves the cpuset holds
+/// them all: one syscall on no path instead of a file a level.
+pub fn cpus_allowed(pid: u32) -> Option<u64> {
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    // A `cpu_set_t`'s bits, as words: its fields are private, and `CPU_COUNT` counts the bits
+    // of all 16 words, most of them 0 (300 instructions without a popcnt instruction).
+    let mut words = [0u64; std::mem::size_of::<libc::cpu_set_t>() / 8];
+    // SAFETY: `words` is as large as a `cpu_set_t` and at least as aligned; the kernel writes
+    // at most the size it is given.
+    let got = unsafe {
+        libc::sched_getaffinity(
+            pid,
+            std::mem::size_of_val(&words),
+            words.as_mut_ptr().cast(),
+        )
+    };
+    let ones = |word: &u64| u64::from(word.count_ones());
+    (got == 0).then(|| words.iter().filter(|word| **word != 0).map(ones).sum())
 }
 
 /// A cpuset: its CPUs, their list, and the cgroup where it applies.

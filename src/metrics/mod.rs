@@ -52,7 +52,15 @@ impl Cgroups {
     /// The CPU capacity its cgroups allow ([`cgroup::cpu`]).
     pub fn cpu(&self) -> Result<&cgroup::CpuCapacity, String> {
         self.cpu
-            .get_or_init(|| cgroup::cpu(self.placement()?))
+            .get_or_init(|| {
+                let placement = self.placement()?;
+                // This process's affinity speaks for the system's cpusets, not a fixture's.
+                let allowed = match self.roots {
+                    None => cgroup::cpus_allowed(placement.pid()),
+                    Some(_) => None,
+                };
+                cgroup::cpu(placement, allowed)
+            })
             .as_ref()
             .map_err(Clone::clone)
     }

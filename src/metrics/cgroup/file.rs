@@ -48,6 +48,19 @@ pub(in crate::metrics) fn in_dir(dir: &Path, name: &str) -> Joined {
     }
 }
 
+/// The system file `absolute` (`/sys/...`) under `root`, as [`super::under`] would make it:
+/// on the stack, without the `PathBuf` it builds first.
+pub(in crate::metrics) fn in_root(root: &Path, absolute: &str) -> Joined {
+    use std::os::unix::ffi::OsStrExt;
+    let base = root.as_os_str().as_bytes();
+    let base = base.strip_suffix(b"/").unwrap_or(base);
+    let plain = absolute.starts_with('/') && !absolute.starts_with("//");
+    match plain && !absolute.ends_with('/') {
+        true => Joined::of(&[base, absolute.as_bytes()]),
+        false => Joined::Heap(super::under(root, &[absolute])),
+    }
+}
+
 impl Joined {
     /// `path` as it is.
     #[inline(always)]
@@ -124,6 +137,18 @@ mod tests {
         assert_eq!(&*joined, Path::new("/sys/fs/cgroup/memory/memory.stat"));
         let joined = in_dir(Path::new("/"), "x");
         assert_eq!(&*joined, Path::new("/x"));
+    }
+
+    #[test]
+    fn a_system_file_is_under_the_root_as_under_puts_it() {
+        let online = "/sys/devices/system/cpu/online";
+        for root in ["/", "/tmp/tree", "/tmp/tree/", ""] {
+            for absolute in [online, "//sys/x", "/sys/x/", "sys/x"] {
+                let joined = in_root(Path::new(root), absolute);
+                assert_eq!(*joined, *super::super::under(Path::new(root), &[absolute]));
+            }
+        }
+        assert!(matches!(in_root(Path::new("/"), online), Joined::Stack(..)));
     }
 
     #[test]

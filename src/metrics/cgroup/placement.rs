@@ -79,6 +79,8 @@ pub struct Placement {
     procfs: PathBuf,
     mounts: OnceCell<Result<Mounts, String>>,
     root: PathBuf,
+    /// This process's ID, asked of the kernel once (`std::process::id` is a syscall a call).
+    pid: OnceCell<u32>,
 }
 
 /// One controller's cgroup: its path as `/proc/self/cgroup` names it and its directory.
@@ -88,7 +90,7 @@ pub struct Group {
     pub path: String,
     pub(super) dir: PathBuf,
     /// How many levels above `dir` are visible under the mount point.
-    depth: usize,
+    pub(super) depth: usize,
 }
 
 impl Group {
@@ -119,6 +121,11 @@ impl Group {
 
     /// The directory of `path`, the cgroup itself or one of its visible ancestors.
     pub(super) fn level_dir(&self, path: &str) -> Option<&Path> {
+        // The cgroup itself, where a quota usually is: no walk, which finds each parent
+        // before it yields a level.
+        if path == self.path {
+            return Some(&self.dir);
+        }
         self.levels()
             .find(|(level, _)| *level == path)
             .map(|(_, dir)| dir)
@@ -137,11 +144,15 @@ pub fn locate(roots: Roots) -> Result<Placement, String> {
         procfs: roots.procfs,
         mounts: OnceCell::new(),
         root: roots.root,
+        pid: OnceCell::new(),
     })
 }
 
 /// A line of `/proc/self/cgroup`: the byte ranges of its controllers and its path.
 type Membership = (Range<usize>, Range<usize>);
+
+/// The proof of the v1 cpu hierarchy ([`v1_marker`]).
+pub(super) const V1_CPU_MARKER: &str = "cpu.cfs_quota_us";
 
 /// The v1 controllers the readers ask for, whose lines are found while the text is split.
 const KNOWN: [&str; 4] = ["cpu", "cpuacct", "cpuset", "memory"];
@@ -232,7 +243,9 @@ fn cgroup_mounts(text: &str) -> Vec<(Version, [Range<usize>; 3])> {
 /// belongs to it.
 fn v1_marker(controller: &str) -> Option<&'static str> {
     match controller {
-        "cpu" => Some("cpu.shares"),
+        // The file the quota walk reads at the top anyway, which [`super::cpu`] reads as the
+        // proof; a kernel without CFS bandwidth control lacks it, and is looked up in mountinfo.
+        "cpu" => Some(V1_CPU_MARKER),
         "cpuacct" => Some("cpuacct.usage"),
         "cpuset" => Some("cpuset.cpus"),
         "memory" => Some("memory.usage_in_bytes"),
@@ -243,8 +256,13 @@ fn v1_marker(controller: &str) -> Option<&'static str> {
 impl Placement {
     /// A system path under the root the placement was read from (so a probe clones no
     /// [`Roots`] for it).
-    pub(super) fn under_root(&self, absolute: &str) -> PathBuf {
-        super::under(&self.root, &[absolute])
+    pub(super) fn under_root(&self, absolute: &str) -> super::Joined {
+        super::file::in_root(&self.root, absolute)
+    }
+
+    /// This process's ID, which `cgroup.procs` lists and its affinity is asked by.
+    pub fn pid(&self) -> u32 {
+        *self.pid.get_or_init(std::process::id)
     }
 
     /// `(controllers, path)` per line of `/proc/self/cgroup`; v2's line has no controllers.
@@ -282,6 +300,25 @@ impl Placement {
     /// The cgroup of `controller`: its v1 hierarchy if one carries it, else the v2 one when
     /// the controller is enabled there (a hybrid system mounts v2 with no controllers).
     pub fn group(&self, controller: &str) -> Result<Group, String> {
+        let marker = v1_marker(controller);
+        let proved = |top: &Path| {
+            marker
+                .is_some_and(|marker| super::in_dir(top, marker).exists())
+                .then_some(())
+        };
+        self.group_proved(controller, proved)
+            .map(|(group, _)| group)
+    }
+
+    /// [`Placement::group`], where `prove` reads the proof that the directory at v1's usual
+    /// mount point is of the controller's hierarchy (`None`: it is not): what it read comes
+    /// back when that directory is the group's, so the same file is not opened twice. Else
+    /// (v2, or the group found through mountinfo) nothing comes back.
+    pub fn group_proved<T>(
+        &self,
+        controller: &str,
+        prove: impl FnOnce(&Path) -> Option<T>,
+    ) -> Result<(Group, Option<T>), String> {
         let v1 = match KNOWN.iter().position(|known| *known == controller) {
             Some(index) => self
                 .known
@@ -295,18 +332,15 @@ impl Placement {
         };
         if let Some((controllers, path)) = v1 {
             let usual = ["sys/fs/cgroup", controllers];
-            let marker = v1_marker(controller);
-            if let Some(group) = self.usual(Version::V1, usual, path, |top| {
-                marker.is_some_and(|marker| super::in_dir(top, marker).exists())
-            }) {
-                return Ok(group);
+            if let Some((group, proof)) = self.usual(Version::V1, usual, path, prove) {
+                return Ok((group, Some(proof)));
             }
             let mount = self
                 .mounts()?
                 .filter(|m| m.version == Version::V1 && m.carries(controller))
                 .max_by_key(|m| usize::from(is_within(path, &unescape(m.root))))
                 .ok_or_else(|| format!("no cgroup v1 mount carries the {controller} controller"))?;
-            return Ok(place(&self.root, Version::V1, path, mount));
+            return Ok((place(&self.root, Version::V1, path, mount), None));
         }
         if !self
             .memberships()
@@ -328,7 +362,7 @@ impl Placement {
                 listed.display()
             ));
         }
-        Ok(group)
+        Ok((group, None))
     }
 
     /// The process's cgroup in the v2 (unified) hierarchy, whatever controllers it has, and
@@ -341,9 +375,11 @@ impl Placement {
             .ok_or_else(|| "no cgroup v2 membership in /proc/self/cgroup".to_string())?;
         let usual = ["sys/fs/cgroup", ""];
         let group = match self.usual(Version::V2, usual, path, |top| {
-            super::in_dir(top, "cgroup.controllers").is_file()
+            super::in_dir(top, "cgroup.controllers")
+                .is_file()
+                .then_some(())
         }) {
-            Some(group) => (group, super::under(&self.root, &usual)),
+            Some((group, ())) => (group, super::under(&self.root, &usual)),
             None => {
                 let mount = self
                     .mounts()?
@@ -357,21 +393,22 @@ impl Placement {
         Ok(group)
     }
 
-    /// The group at the usual mount point (`usual` under the root), when `is_hierarchy` says the directory
-    /// there is of the hierarchy asked about, and this process is where `/proc/self/cgroup`
-    /// says in it: at its top (the cgroup `/`, which is the mount point whatever the mount's
+    /// The group at the usual mount point (`usual` under the root), with what `is_hierarchy`
+    /// read to prove the directory there is of the hierarchy asked about, when it is and this
+    /// process is where `/proc/self/cgroup` says in it: at its top (the cgroup `/`, which is the mount point whatever the mount's
     /// root) or listed in the `cgroup.procs` of `usual` + `path`, which a mount of a sub-tree
     /// or of another cgroup would not show (a process is in one cgroup per hierarchy).
-    fn usual(
+    fn usual<T>(
         &self,
         version: Version,
         usual: [&str; 2],
         path: &str,
-        is_hierarchy: impl Fn(&Path) -> bool,
-    ) -> Option<Group> {
-        if !path.starts_with('/') || climbs(path) {
+        is_hierarchy: impl FnOnce(&Path) -> Option<T>,
+    ) -> Option<(Group, T)> {
+        if !path.starts_with('/') {
             return None;
         }
+        let depth = parts(path)?;
         let below = path.trim_matches('/');
         // Built once: the mount point is the directory's beginning.
         let dir = super::under(&self.root, &[usual[0], usual[1], below]);
@@ -383,27 +420,30 @@ impl Placement {
                 bytes.get(..bytes.len() - cut).unwrap_or(bytes),
             ))
         };
-        if !is_hierarchy(top) {
+        let proof = is_hierarchy(top)?;
+        if depth > 0 && !lists_this_process(&super::in_dir(&dir, "cgroup.procs"), self.pid()) {
             return None;
         }
-        let depth = below.split('/').filter(|part| !part.is_empty()).count();
-        (depth == 0 || lists_this_process(&super::in_dir(&dir, "cgroup.procs"))).then(|| Group {
+        let group = Group {
             version,
             path: path.to_string(),
             depth,
             dir,
-        })
+        };
+        Some((group, proof))
     }
 }
 
-/// Whether a `cgroup.procs` file lists this process (one PID a line, in its PID namespace).
-fn lists_this_process(path: &super::Joined) -> bool {
+/// Whether a `cgroup.procs` file lists this process, `pid` (one PID a line, in its PID
+/// namespace).
+fn lists_this_process(path: &super::Joined, pid: u32) -> bool {
     use std::io::Read;
     let Ok(mut file) = path.open() else {
         return false;
     };
-    let pid = std::process::id();
-    let mut buffer = [0; 2000];
+    // A service's cgroup lists a few PIDs; a longer list takes more reads, on the descriptor
+    // only, where a larger buffer cost every probe the clearing of it.
+    let mut buffer = [0; 512];
     // Bytes of a line not yet ended, kept at the front for the next read.
     let mut kept = 0;
     loop {
@@ -476,6 +516,26 @@ fn climbs(path: &str) -> bool {
     path.as_bytes().windows(3).any(|three| three == b"/..")
 }
 
+/// How many parts cgroup `path` has (`/a/b`: 2), `None` when it has a `/..` ([`climbs`]): in
+/// one pass by bytes, where `climbs` and a `split` cost 500 instructions over a service's path.
+fn parts(path: &str) -> Option<usize> {
+    let bytes = path.as_bytes();
+    let mut parts = 0;
+    let mut after_slash = true;
+    for (at, byte) in bytes.iter().enumerate() {
+        if *byte == b'/' {
+            if bytes.get(at + 1..at + 3) == Some(b"..") {
+                return None;
+            }
+            after_slash = true;
+        } else {
+            parts += usize::from(after_slash);
+            after_slash = false;
+        }
+    }
+    Some(parts)
+}
+
 fn is_within(path: &str, root: &str) -> bool {
     root == "/"
         || path == root
@@ -533,5 +593,29 @@ mod tests {
         assert_eq!(line(Some(lines.len() - 1)), Some(("", "/v2")));
         // A line without two colons is no membership.
         assert_eq!(membership_lines("1:cpu\n\n").0, Vec::new());
+    }
+
+    #[test]
+    fn parts_are_counted_unless_the_path_climbs() {
+        let paths = [
+            "/", "", "/a", "/a/b/", "a//b", "/a/../b", "/..", "/..x", "/a/..", "/x..",
+        ];
+        let parts_of = paths.map(parts);
+        let expected = [
+            Some(0),
+            Some(0),
+            Some(1),
+            Some(2),
+            Some(2),
+            None,
+            None,
+            None,
+            None,
+            Some(1),
+        ];
+        assert_eq!(parts_of, expected);
+        for path in paths {
+            assert_eq!(parts(path).is_none(), climbs(path), "{path}");
+        }
     }
 }

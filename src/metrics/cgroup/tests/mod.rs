@@ -32,7 +32,7 @@ impl Tree {
 
     fn cpu(&self) -> Result<CpuCapacity, String> {
         let placement = locate(self.roots())?;
-        cpu(&placement)?.with_usage(&placement)
+        cpu(&placement, None)?.with_usage(&placement)
     }
 
     fn memory(&self) -> Result<MemoryUse, String> {
@@ -366,11 +366,34 @@ fn cpu_lists_and_escapes() {
 }
 
 #[test]
+fn the_top_quota_file_proves_the_v1_cpu_hierarchy_and_counts_as_its_quota() {
+    // A container's own cgroup mounted as its cpu hierarchy, `/` in its namespace: the
+    // quota at the mount point, read once as the proof, binds.
+    let pid = format!("{}\n", std::process::id());
+    let top = "root/sys/fs/cgroup/cpu,cpuacct";
+    let tree = usual_v1(
+        "usual-top-quota",
+        &pid,
+        &[
+            (&format!("{top}/cpu.cfs_quota_us"), "150000\n"),
+            (&format!("{top}/cpu.cfs_period_us"), "100000\n"),
+        ],
+    );
+    let cpu = tree.cpu().unwrap();
+    assert_eq!(cpu.described().to_string(), "cgroup v1 /: 1.50 CPU quota");
+    assert_eq!(cpu.usage_us().unwrap(), 5000);
+    // Without it (a kernel without CFS bandwidth control) the directory proves nothing, and
+    // mountinfo, absent here, is asked.
+    std::fs::remove_file(tree.0.join(top).join("cpu.cfs_quota_us")).unwrap();
+    assert!(tree.cpu().unwrap_err().contains("mountinfo"));
+}
+
+#[test]
 fn the_live_system_is_readable() {
     let roots = Roots::system();
     if let Ok(placement) = locate(roots) {
         // Whatever the machine, reading must not panic and a found cgroup has a size.
-        if let Ok(cpu) = cpu(&placement) {
+        if let Ok(cpu) = cpu(&placement, cpus_allowed(std::process::id())) {
             assert!(cpu.millis > 0);
         }
         let _ = memory(&placement);

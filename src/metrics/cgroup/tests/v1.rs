@@ -124,6 +124,46 @@ fn v1_cpuset_and_an_ancestor_quota() {
 }
 
 #[test]
+fn an_affinity_of_every_online_cpu_leaves_the_cpuset_unread() {
+    // No CPU list: read, the cpuset is an error, so the answer shows whether it was read.
+    let tree = v1(
+        "v1-affinity",
+        &[("root/sys/fs/cgroup/cpuset/cpuset.cpus", "lots\n")],
+    );
+    let placement = locate(tree.roots()).unwrap();
+    let whole = cpu(&placement, Some(2)).unwrap();
+    assert_eq!(
+        whole.described().to_string(),
+        "cgroup v1 /lbf: 0.50 CPU quota"
+    );
+    // Fewer CPUs than online (a cpuset or a taskset), or no count: the files are read.
+    for allowed in [Some(1), None] {
+        let err = cpu(&placement, allowed).unwrap_err();
+        assert!(err.contains("is not a CPU list"), "{err}");
+    }
+    let tree = v1(
+        "v1-affinity-cpuset",
+        &[
+            ("root/sys/fs/cgroup/cpu/lbf/cpu.cfs_quota_us", "-1\n"),
+            ("root/sys/fs/cgroup/cpuset/cpuset.cpus", "1\n"),
+        ],
+    );
+    let bound = cpu(&locate(tree.roots()).unwrap(), Some(1)).unwrap();
+    assert_eq!(
+        bound.described().to_string(),
+        "cgroup v1 /: cpuset 1: 1 CPUs"
+    );
+}
+
+#[test]
+fn the_affinity_is_counted_for_a_live_process_only() {
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+    let allowed = cpus_allowed(std::process::id()).unwrap();
+    assert!((1..=count_cpus(&online).unwrap()).contains(&allowed));
+    assert_eq!(cpus_allowed(u32::MAX), None);
+}
+
+#[test]
 fn v1_cpuset_only_is_measured_on_its_cpus() {
     // The case: only a cpuset (CPU 1 of 0-1), cpu and cpuacct at the root, whose
     // total is every task's on both CPUs.
