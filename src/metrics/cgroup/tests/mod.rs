@@ -402,25 +402,30 @@ fn every_line_of_a_stat_file_is_found_by_its_key() {
                 .find(|l| l.starts_with(&format!("{key} ")))
                 .unwrap();
             assert_eq!(first, line, "{key} is found at its first line");
-            assert_eq!(values(text, [key]), [Some(value)], "{key}");
+            assert_eq!(
+                values(text.as_bytes(), [key]),
+                [Some(value.as_bytes())],
+                "{key}"
+            );
         }
     }
+    let keys = [
+        "total_inactive_file",
+        "hierarchical_memory_limit",
+        "rss",
+        "x",
+    ];
     assert_eq!(
-        values(
-            V1_STAT,
-            [
-                "total_inactive_file",
-                "hierarchical_memory_limit",
-                "rss",
-                "x"
-            ]
-        ),
-        [Some("516096"), Some("1073741824"), Some("0"), None]
+        values(V1_STAT.as_bytes(), keys),
+        [Some(&b"516096"[..]), Some(b"1073741824"), Some(b"0"), None]
     );
     // Keys shorter than a word, and a text shorter than one.
-    assert_eq!(values("a 1\nab 2\n", ["ab", "a"]), [Some("2"), Some("1")]);
-    assert_eq!(values("a 1", ["a", "b"]), [Some("1"), None]);
-    assert_eq!(values("", ["a"]), [None]);
+    assert_eq!(
+        values(b"a 1\nab 2\n", ["ab", "a"]),
+        [Some(&b"2"[..]), Some(b"1")]
+    );
+    assert_eq!(values(b"a 1", ["a", "b"]), [Some(&b"1"[..]), None]);
+    assert_eq!(values(b"", ["a"]), [None]);
 }
 
 #[test]
@@ -432,8 +437,9 @@ fn a_block_of_bytes_is_matched_bit_by_bit_by_either_way() {
                 Some(b) if *b == byte && at + 16 <= bytes.len() => bits | 1 << i,
                 _ => bits,
             });
-            assert_eq!(matches(bytes, at, byte), expected, "{at} {byte}");
-            assert_eq!(matches_by_words(bytes, at, byte), expected, "{at} {byte}");
+            assert_eq!(matches(bytes, at, &needle(byte)), expected, "{at} {byte}");
+            let by_words = matches_by_words(bytes, at, &word_needle(byte));
+            assert_eq!(by_words, expected, "{at} {byte}");
         }
     }
 }
