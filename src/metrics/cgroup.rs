@@ -616,22 +616,36 @@ fn cpuset(placement: &Placement) -> Result<Option<Cpuset>, String> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct MemoryUse {
     pub group: Group,
-    /// The cgroup path the figure is measured at: the level whose limit binds.
-    pub at: String,
     /// The smallest limit up the tree; `None` for `max` (v1: a huge number).
     pub limit: Option<u64>,
-    /// The directory of `at`, where [`MemoryUse::used`] reads.
-    dir: PathBuf,
+    /// Where the figure is measured, the level whose limit binds: the length of its path and
+    /// directory, which begin the cgroup's own (a level is its ancestor or itself), so
+    /// neither is copied.
+    level: (usize, usize),
 }
 
 impl MemoryUse {
+    /// The cgroup path the figure is measured at: the level whose limit binds.
+    pub fn at(&self) -> &str {
+        self.group.path.get(..self.level.0).unwrap_or_default()
+    }
+
+    /// The directory of [`MemoryUse::at`], where [`MemoryUse::used`] reads.
+    fn dir(&self) -> &Path {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = self.group.dir.as_os_str().as_bytes();
+        Path::new(std::ffi::OsStr::from_bytes(
+            dir.get(..self.level.1).unwrap_or_default(),
+        ))
+    }
+
     /// What the figure is against the host's memory `total`: "cgroup v2 /x: 1.0 GiB limit",
     /// "cgroup v1 /: no memory limit". Its own, so that a reading keeps it and the words are
     /// written only where they are read.
     pub fn described(&self, total: u64) -> MemoryLimit {
         MemoryLimit {
             version: self.group.version,
-            at: self.at.clone(),
+            at: self.at().to_string(),
             limit: self.limit.filter(|limit| *limit < total),
         }
     }
@@ -647,9 +661,9 @@ impl MemoryUse {
                 "total_inactive_file",
             ),
         };
-        let file = in_dir(&self.dir, usage);
+        let file = in_dir(self.dir(), usage);
         let usage = read_line(&file, |text| number(text, &file))?;
-        let stat = in_dir(&self.dir, stat);
+        let stat = in_dir(self.dir(), stat);
         let inactive = read_bytes_into::<2000, _>(&stat, |text| {
             let [found] = values(text, [inactive]);
             let no_line = || format!("{}: no {inactive} line", stat.display());
@@ -708,9 +722,9 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
                 None => (None, group.path.as_str(), group.dir.as_path()),
             };
             Ok(MemoryUse {
-                at: at.to_string(),
+                // Before `group` moves: `at` and `dir` borrow it.
+                level: (at.len(), dir.as_os_str().len()),
                 limit,
-                dir: dir.to_path_buf(),
                 group,
             })
         }
@@ -742,9 +756,8 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
                     None => (None, group.path.as_str(), group.dir.as_path()),
                 };
                 return Ok(MemoryUse {
-                    at: at.to_string(),
+                    level: (at.len(), dir.as_os_str().len()),
                     limit,
-                    dir: dir.to_path_buf(),
                     group,
                 });
             }
@@ -766,9 +779,8 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
                 }
             }
             Ok(MemoryUse {
-                at: at.to_string(),
+                level: (at.len(), dir.as_os_str().len()),
                 limit,
-                dir: dir.to_path_buf(),
                 group,
             })
         }

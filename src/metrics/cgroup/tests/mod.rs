@@ -145,7 +145,7 @@ fn v2_smallest_limit_up_the_tree_binds_and_is_measured_there() {
     assert_eq!(cpu.usage_us().unwrap(), 42);
     let memory = tree.memory().unwrap();
     assert_eq!(memory.limit, Some(2 << 30));
-    assert_eq!(memory.at, "/system.slice");
+    assert_eq!(memory.at(), "/system.slice");
     assert_eq!(memory.used().unwrap(), 1_610_612_736);
     assert_eq!(
         memory.described(16 << 30).to_string(),
