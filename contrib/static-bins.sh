@@ -5,7 +5,7 @@
 # (<target dir>/<triple>/release); cargo's progress goes to stderr. The .deb and .rpm
 # builders (contrib/deb/build.sh, contrib/rpm/build.sh) package what this builds.
 #
-# Usage: contrib/static-bins.sh [TRIPLE]      (default: the host's, from rustc -vV)
+# Usage: [EXTRA_RUSTFLAGS=...] contrib/static-bins.sh [TRIPLE]   (default: the host's, rustc -vV)
 #   aarch64-unknown-linux-gnu is cross-built with Debian's gcc-aarch64-linux-gnu as the
 #   linker and libc6-dev-arm64-cross's static glibc (docs/cross-arm64.md).
 set -euo pipefail
@@ -40,5 +40,9 @@ flags="-C target-feature=+crt-static"
 case $triple in
 x86_64-*) flags="$flags -C link-arg=-Wl,-z,pack-relative-relocs" ;;
 esac
+# On x86_64 build.rs also has the linker lay out lb-feedback's hot code side by side
+# (contrib/hot-functions.txt). EXTRA_RUSTFLAGS come last: bench/hot-order.sh keeps the symbols
+# with -C strip=none, which leaves the names as they are (a profile setting would not).
+flags="$flags ${EXTRA_RUSTFLAGS:-}"
 RUSTFLAGS=$flags cargo build --release --locked --target "$triple" --bins >&2
 echo "${CARGO_TARGET_DIR:-$PWD/target}/$triple/release"
