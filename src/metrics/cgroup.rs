@@ -730,11 +730,14 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
         }
         Version::V1 => {
             // "No limit" is the largest page-aligned i64: anything from 2^62 up is none.
-            let below_root = group.levels().count() - 1;
-            let top = group
+            // The levels below the top and the top's directory, in one walk up (each level
+            // up searches the path and the directory for a slash).
+            let (levels, top) = group
                 .levels()
-                .last()
-                .map_or(group.dir.as_path(), |(_, dir)| dir);
+                .fold((0, group.dir.as_path()), |(seen, _), (_, dir)| {
+                    (seen + 1, dir)
+                });
+            let below_root = levels - 1;
             // Only the hierarchy's own root has `release_agent`. With it in sight, so is
             // every ancestor, and the limit is the smallest `memory.limit_in_bytes` below it
             // (the root cannot have one): a small file a level instead of `memory.stat`'s
