@@ -744,8 +744,8 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
             // 40 lines, and no file at all in the root cgroup (docs/BENCHMARKS.md).
             // Reading `memory.stat` first instead (the limit and the inactive file in one
             // read, the ancestors' files only under a limit) opens one file fewer in a child
-            // and limited, but cost 1.9 k instructions more in a child and 1.3 k limited:
-            // not taken.
+            // and limited, but cost 0.2 k instructions more in a child and 1.4 k limited:
+            // not taken (docs/BENCHMARKS.md).
             if in_dir(top, "release_agent").exists() {
                 let mut least: Option<(u64, &str, &Path)> = None;
                 for (path, level) in group.levels().take(below_root) {
