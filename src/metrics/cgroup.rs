@@ -64,46 +64,191 @@ fn read_into<const SMALL: usize, T>(
     path: &Joined,
     parse: impl FnOnce(&str) -> Result<T, String>,
 ) -> Result<Option<T>, String> {
+    read_bytes_into::<SMALL, T>(path, |bytes| {
+        parse(std::str::from_utf8(bytes).map_err(|_| format!("{}: not text", path.display()))?)
+    })
+}
+
+/// [`read_into`] of a file parsed as bytes, not checked to be text first: `memory.stat`'s
+/// 800 bytes took 450 instructions to check, and only its numbers are read.
+fn read_bytes_into<const SMALL: usize, T>(
+    path: &Joined,
+    parse: impl FnOnce(&[u8]) -> Result<T, String>,
+) -> Result<Option<T>, String> {
     let failed =
         |err: std::io::Error| format!("{}: {}", path.display(), crate::ioerr::io_reason(&err));
     let mut file = match path.open() {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         opened => opened.map_err(failed)?,
     };
-    let not_text = || format!("{}: not text", path.display());
     let mut buffer = [0; SMALL];
     let len = file.read(&mut buffer).map_err(failed)?;
     let head = buffer.get(..len).unwrap_or_default();
     if len < SMALL {
-        return parse(std::str::from_utf8(head).map_err(|_| not_text())?).map(Some);
+        return parse(head).map(Some);
     }
     let mut whole = head.to_vec();
     file.take(64 * 1024)
         .read_to_end(&mut whole)
         .map_err(failed)?;
-    parse(std::str::from_utf8(&whole).map_err(|_| not_text())?).map(Some)
+    parse(&whole).map(Some)
 }
 
+/// `text`, trimmed, as a decimal number: by bytes ([`decimal`]), which reads what
+/// `str::parse::<u64>` does at half its cost.
 fn number(text: &str, path: &Path) -> Result<u64, String> {
-    text.trim()
-        .parse()
-        .map_err(|_| format!("{}: {:?} is not a number", path.display(), text.trim()))
+    value(text.as_bytes(), path)
 }
 
-/// The value of `key` in a `key value` file (`cpu.stat`, `memory.stat`): the key is searched
-/// for in the whole text, then checked to begin a line. v1 wants `memory.stat`'s 40th line,
-/// and finding each line's end on the way cost 3.5 k instructions.
+/// [`number`] of bytes that need not be text.
+fn value(bytes: &[u8], path: &Path) -> Result<u64, String> {
+    let bytes = bytes.trim_ascii();
+    decimal(bytes).ok_or_else(|| {
+        let text = String::from_utf8_lossy(bytes);
+        format!("{}: {:?} is not a number", path.display(), text.trim())
+    })
+}
+
+/// The value of `key` in a `key value` file (`cpu.stat`, `memory.stat`).
 fn keyed(text: &str, key: &str, path: &Path) -> Result<u64, String> {
-    let value = text.match_indices(key).find_map(|(at, _)| {
-        let begins_line = at == 0 || text.as_bytes().get(at - 1) == Some(&b'\n');
-        let value = text.get(at + key.len()..)?.strip_prefix(' ')?;
-        begins_line.then(|| value.split('\n').next().unwrap_or(value))
-    });
-    number(
-        value.ok_or_else(|| format!("{}: no {key} line", path.display()))?,
+    let [found] = values(text.as_bytes(), [key]);
+    value(
+        found.ok_or_else(|| format!("{}: no {key} line", path.display()))?,
         path,
     )
 }
+
+/// The values of `keys` in a `key value` file, each from the first line that begins with it,
+/// in one pass. Only a line whose byte at its key's length (up to 7) is the key's is looked
+/// at: 16 bytes at a time, newlines and that byte one further on are found by vector
+/// compares. To v1's `memory.stat`'s 40th line this costs 1.1 k instructions, where
+/// `str::match_indices` (a two-way searcher) took 3.2 k, `memchr::memmem` 2 k, and finding
+/// every newline a word at a time 3.8 k.
+fn values<'a, const N: usize>(bytes: &'a [u8], keys: [&str; N]) -> [Option<&'a [u8]>; N] {
+    // Each key's byte at `reach`, in "key " so a short key has its space there.
+    let anchors = keys.map(|key| {
+        let reach = key.len().min(7);
+        (
+            reach,
+            needle(key.as_bytes().get(reach).copied().unwrap_or(b' ')),
+        )
+    });
+    let newline = needle(b'\n');
+    let mut found = [None; N];
+    let mut missing = N;
+    // Whether every key is found once the line at `start` is looked at.
+    let mut line = |start: usize| {
+        let rest = bytes.get(start..).unwrap_or_default();
+        for (key, value) in keys.iter().zip(&mut found) {
+            let Some(after) = rest.strip_prefix(key.as_bytes()) else {
+                continue;
+            };
+            let Some(after) = after.strip_prefix(b" ").filter(|_| value.is_none()) else {
+                continue;
+            };
+            let end = after
+                .iter()
+                .position(|b| *b == b'\n')
+                .unwrap_or(after.len());
+            *value = after.get(..end);
+            missing -= 1;
+        }
+        missing == 0
+    };
+    if line(0) {
+        return found;
+    }
+    let mut block = 0;
+    // Every anchor of a line starting in the block is within its 16 + 8 bytes.
+    while let Some(window) = bytes
+        .get(block..)
+        .and_then(|rest| rest.first_chunk::<{ BLOCK + 8 }>())
+    {
+        let mut anchored = 0;
+        for (reach, byte) in &anchors {
+            anchored |= matches(window, 1 + reach.min(&7), byte);
+        }
+        let mut ends = matches(window, 0, &newline) & anchored;
+        while ends != 0 {
+            if line(block + ends.trailing_zeros() as usize + 1) {
+                return found;
+            }
+            ends &= ends - 1;
+        }
+        block += BLOCK;
+    }
+    for end in block..bytes.len() {
+        let anchored = keys.iter().any(|key| {
+            let reach = key.len().min(7);
+            let byte = key.as_bytes().get(reach).copied().unwrap_or(b' ');
+            bytes.get(end + 1 + reach) == Some(&byte)
+        });
+        if bytes.get(end) == Some(&b'\n') && anchored && line(end + 1) {
+            return found;
+        }
+    }
+    found
+}
+
+/// The bytes [`matches`] compares at once.
+const BLOCK: usize = 16;
+
+/// A byte as [`matches`] compares it: in every lane of a vector.
+#[cfg(target_arch = "x86_64")]
+type Needle = std::arch::x86_64::__m128i;
+
+#[cfg(target_arch = "x86_64")]
+fn needle(byte: u8) -> Needle {
+    // SAFETY: SSE2 is part of x86-64 itself, so every CPU the program runs on has it.
+    unsafe { std::arch::x86_64::_mm_set1_epi8(byte as i8) }
+}
+
+/// Which of the [`BLOCK`] bytes from `at` are the needle's, bit `i` for `bytes[at + i]`; none
+/// past the end. SSE2, which every x86-64 CPU has, compares them in one instruction.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn matches(bytes: &[u8], at: usize, needle: &Needle) -> u32 {
+    use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8};
+    let Some(block) = bytes.get(at..).and_then(|rest| rest.first_chunk::<BLOCK>()) else {
+        return 0;
+    };
+    // SAFETY: `block` is 16 readable bytes, which is what an unaligned 128-bit load reads;
+    // SSE2 is part of x86-64 itself, so every CPU the program runs on has these instructions.
+    let equal = unsafe {
+        let loaded = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        _mm_movemask_epi8(_mm_cmpeq_epi8(loaded, *needle))
+    };
+    equal as u32
+}
+
+/// A byte in every byte of a word, for [`matches_by_words`].
+#[cfg(any(not(target_arch = "x86_64"), test))]
+fn word_needle(byte: u8) -> u64 {
+    u64::from_ne_bytes([byte; 8])
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+use word_needle as needle;
+
+/// [`matches`] a word at a time elsewhere: the high bit of each byte that is the needle's,
+/// gathered into the low bits.
+#[cfg(any(not(target_arch = "x86_64"), test))]
+fn matches_by_words(bytes: &[u8], at: usize, needle: &u64) -> u32 {
+    const LOW: u64 = u64::from_ne_bytes([0x7f; 8]);
+    let Some(block) = bytes.get(at..).and_then(|rest| rest.first_chunk::<BLOCK>()) else {
+        return 0;
+    };
+    let (low, high) = block.split_at(BLOCK / 2);
+    [low, high].into_iter().rev().fold(0, |bits, half| {
+        let word = u64::from_le_bytes(half.try_into().unwrap_or_default());
+        let other = word ^ needle;
+        let equal = !(((other & LOW) + LOW) | other | LOW) >> 7;
+        bits << 8 | (equal.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
+    })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+use matches_by_words as matches;
 
 /// `base` with `parts` appended, each trimmed of slashes; by concatenation of bytes, which
 /// costs a tenth of `Path::join` (a probe builds a dozen of these) and a third of trimming
@@ -157,15 +302,24 @@ pub fn count_cpus(list: &str) -> Option<u64> {
 }
 
 /// `digits` as a number, as `str::parse::<u64>` reads it (an optional `+`, then digits).
+/// Up to 19 digits cannot overflow, so only longer ones pay for checked arithmetic.
 fn decimal(digits: &[u8]) -> Option<u64> {
     let digits = digits.strip_prefix(b"+").unwrap_or(digits);
     if digits.is_empty() {
         return None;
     }
-    digits.iter().try_fold(0u64, |value, digit| {
-        let digit = digit.checked_sub(b'0').filter(|d| *d < 10)?;
-        value.checked_mul(10)?.checked_add(u64::from(digit))
-    })
+    let mut value: u64 = 0;
+    for digit in digits {
+        let digit = u64::from(digit.wrapping_sub(b'0'));
+        if digit > 9 {
+            return None;
+        }
+        value = match digits.len() < 20 {
+            true => value * 10 + digit,
+            false => value.checked_mul(10)?.checked_add(digit)?,
+        };
+    }
+    Some(value)
 }
 
 /// Whether `cpu` is in a list such as `0-3,8,10-11` (checked by [`count_cpus`] before).
@@ -514,22 +668,36 @@ fn cpuset(placement: &Placement) -> Result<Option<Cpuset>, String> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct MemoryUse {
     pub group: Group,
-    /// The cgroup path the figure is measured at: the level whose limit binds.
-    pub at: String,
     /// The smallest limit up the tree; `None` for `max` (v1: a huge number).
     pub limit: Option<u64>,
-    /// The directory of `at`, where [`MemoryUse::used`] reads.
-    dir: PathBuf,
+    /// Where the figure is measured, the level whose limit binds: the length of its path and
+    /// directory, which begin the cgroup's own (a level is its ancestor or itself), so
+    /// neither is copied.
+    level: (usize, usize),
 }
 
 impl MemoryUse {
+    /// The cgroup path the figure is measured at: the level whose limit binds.
+    pub fn at(&self) -> &str {
+        self.group.path.get(..self.level.0).unwrap_or_default()
+    }
+
+    /// The directory of [`MemoryUse::at`], where [`MemoryUse::used`] reads.
+    fn dir(&self) -> &Path {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = self.group.dir.as_os_str().as_bytes();
+        Path::new(std::ffi::OsStr::from_bytes(
+            dir.get(..self.level.1).unwrap_or_default(),
+        ))
+    }
+
     /// What the figure is against the host's memory `total`: "cgroup v2 /x: 1.0 GiB limit",
     /// "cgroup v1 /: no memory limit". Its own, so that a reading keeps it and the words are
     /// written only where they are read.
     pub fn described(&self, total: u64) -> MemoryLimit {
         MemoryLimit {
             version: self.group.version,
-            at: self.at.clone(),
+            at: self.at().to_string(),
             limit: self.limit.filter(|limit| *limit < total),
         }
     }
@@ -545,9 +713,15 @@ impl MemoryUse {
                 "total_inactive_file",
             ),
         };
-        let (usage, stat) = (in_dir(&self.dir, usage), in_dir(&self.dir, stat));
-        let usage = read_line(&usage, |text| number(text, &usage))?;
-        let inactive = read_small(&stat, |text| keyed(text, inactive, &stat))?;
+        let file = in_dir(self.dir(), usage);
+        let usage = read_line(&file, |text| number(text, &file))?;
+        let stat = in_dir(self.dir(), stat);
+        let inactive = read_bytes_into::<2000, _>(&stat, |text| {
+            let [found] = values(text, [inactive]);
+            let no_line = || format!("{}: no {inactive} line", stat.display());
+            value(found.ok_or_else(no_line)?, &stat)
+        })?
+        .ok_or_else(|| format!("{}: No such file or directory", stat.display()))?;
         Ok(usage.saturating_sub(inactive))
     }
 }
@@ -600,23 +774,30 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
                 None => (None, group.path.as_str(), group.dir.as_path()),
             };
             Ok(MemoryUse {
-                at: at.to_string(),
+                // Before `group` moves: `at` and `dir` borrow it.
+                level: (at.len(), dir.as_os_str().len()),
                 limit,
-                dir: dir.to_path_buf(),
                 group,
             })
         }
         Version::V1 => {
             // "No limit" is the largest page-aligned i64: anything from 2^62 up is none.
-            let below_root = group.levels().count() - 1;
-            let top = group
+            // The levels below the top and the top's directory, in one walk up (each level
+            // up searches the path and the directory for a slash).
+            let (levels, top) = group
                 .levels()
-                .last()
-                .map_or(group.dir.as_path(), |(_, dir)| dir);
+                .fold((0, group.dir.as_path()), |(seen, _), (_, dir)| {
+                    (seen + 1, dir)
+                });
+            let below_root = levels - 1;
             // Only the hierarchy's own root has `release_agent`. With it in sight, so is
             // every ancestor, and the limit is the smallest `memory.limit_in_bytes` below it
             // (the root cannot have one): a small file a level instead of `memory.stat`'s
             // 40 lines, and no file at all in the root cgroup (docs/BENCHMARKS.md).
+            // Reading `memory.stat` first instead (the limit and the inactive file in one
+            // read, the ancestors' files only under a limit) opens one file fewer in a child
+            // and limited, but cost 0.2 k instructions more in a child and 1.4 k limited:
+            // not taken (docs/BENCHMARKS.md).
             if in_dir(top, "release_agent").exists() {
                 let mut least: Option<(u64, &str, &Path)> = None;
                 for (path, level) in group.levels().take(below_root) {
@@ -634,9 +815,8 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
                     None => (None, group.path.as_str(), group.dir.as_path()),
                 };
                 return Ok(MemoryUse {
-                    at: at.to_string(),
+                    level: (at.len(), dir.as_os_str().len()),
                     limit,
-                    dir: dir.to_path_buf(),
                     group,
                 });
             }
@@ -658,9 +838,8 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
                 }
             }
             Ok(MemoryUse {
-                at: at.to_string(),
+                level: (at.len(), dir.as_os_str().len()),
                 limit,
-                dir: dir.to_path_buf(),
                 group,
             })
         }

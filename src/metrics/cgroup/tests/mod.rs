@@ -145,7 +145,7 @@ fn v2_smallest_limit_up_the_tree_binds_and_is_measured_there() {
     assert_eq!(cpu.usage_us().unwrap(), 42);
     let memory = tree.memory().unwrap();
     assert_eq!(memory.limit, Some(2 << 30));
-    assert_eq!(memory.at, "/system.slice");
+    assert_eq!(memory.at(), "/system.slice");
     assert_eq!(memory.used().unwrap(), 1_610_612_736);
     assert_eq!(
         memory.described(16 << 30).to_string(),
@@ -397,6 +397,96 @@ fn the_live_system_is_readable() {
             assert!(cpu.millis > 0);
         }
         let _ = memory(&placement);
+    }
+}
+
+/// A v1 `memory.stat` as kernel 6.18 writes it.
+const V1_STAT: &str = "cache 729088\nrss 0\nrss_huge 0\nshmem 0\nmapped_file 0\ndirty 4096\n\
+writeback 0\nworkingset_refault_anon 0\nworkingset_refault_file 438\nswap 0\nswapcached 0\n\
+pgpgin 153127\npgpgout 153033\npgfault 157776\npgmajfault 5\ninactive_anon 0\nactive_anon 0\n\
+inactive_file 516096\nactive_file 212992\nunevictable 0\n\
+hierarchical_memory_limit 1073741824\nhierarchical_memsw_limit 9223372036854771712\n\
+total_cache 729088\ntotal_rss 0\ntotal_rss_huge 0\ntotal_shmem 0\ntotal_mapped_file 0\n\
+total_dirty 4096\ntotal_writeback 0\ntotal_workingset_refault_anon 0\n\
+total_workingset_refault_file 438\ntotal_swap 0\ntotal_swapcached 0\ntotal_pgpgin 153127\n\
+total_pgpgout 153033\ntotal_pgfault 157776\ntotal_pgmajfault 5\ntotal_inactive_anon 0\n\
+total_active_anon 0\ntotal_inactive_file 516096\ntotal_active_file 212992\n\
+total_unevictable 0\n";
+
+#[test]
+fn every_line_of_a_stat_file_is_found_by_its_key() {
+    // Whatever the lines' lengths put a line start at in a word, and the last line with
+    // and without its newline.
+    for text in [V1_STAT, V1_STAT.trim_end(), &V1_STAT[1..]] {
+        for line in text.lines() {
+            let (key, value) = line.split_once(' ').unwrap();
+            let first = text
+                .lines()
+                .find(|l| l.starts_with(&format!("{key} ")))
+                .unwrap();
+            assert_eq!(first, line, "{key} is found at its first line");
+            assert_eq!(
+                values(text.as_bytes(), [key]),
+                [Some(value.as_bytes())],
+                "{key}"
+            );
+        }
+    }
+    let keys = [
+        "total_inactive_file",
+        "hierarchical_memory_limit",
+        "rss",
+        "x",
+    ];
+    assert_eq!(
+        values(V1_STAT.as_bytes(), keys),
+        [Some(&b"516096"[..]), Some(b"1073741824"), Some(b"0"), None]
+    );
+    // Keys shorter than a word, and a text shorter than one.
+    assert_eq!(
+        values(b"a 1\nab 2\n", ["ab", "a"]),
+        [Some(&b"2"[..]), Some(b"1")]
+    );
+    assert_eq!(values(b"a 1", ["a", "b"]), [Some(&b"1"[..]), None]);
+    assert_eq!(values(b"", ["a"]), [None]);
+}
+
+#[test]
+fn a_block_of_bytes_is_matched_bit_by_bit_by_either_way() {
+    let bytes = b"a\nbb\n\nccc\ndddd\ne\n\n\nxyz";
+    for at in 0..bytes.len() + 1 {
+        for byte in [b'\n', b'c', b'x', 0xff] {
+            let expected = (0..16).fold(0, |bits, i| match bytes.get(at + i) {
+                Some(b) if *b == byte && at + 16 <= bytes.len() => bits | 1 << i,
+                _ => bits,
+            });
+            assert_eq!(matches(bytes, at, &needle(byte)), expected, "{at} {byte}");
+            let by_words = matches_by_words(bytes, at, &word_needle(byte));
+            assert_eq!(by_words, expected, "{at} {byte}");
+        }
+    }
+}
+
+#[test]
+fn numbers_are_read_as_str_parse_reads_them() {
+    let path = Path::new("/cg/f");
+    for text in [
+        "0",
+        "42\n",
+        " 7 ",
+        "+5",
+        "18446744073709551615",
+        "",
+        "+",
+        "-1",
+        "1x",
+        "18446744073709551616",
+    ] {
+        assert_eq!(
+            number(text, path).ok(),
+            text.trim().parse::<u64>().ok(),
+            "{text:?}"
+        );
     }
 }
 

@@ -277,7 +277,7 @@ fn v1_memory_is_read_where_an_ancestor_limit_binds() {
     ];
     let tree = v1("v1-memory-parent", &nested);
     let memory = tree.memory().unwrap();
-    assert_eq!((memory.limit, memory.at.as_str()), (Some(2 << 30), "/p"));
+    assert_eq!((memory.limit, memory.at()), (Some(2 << 30), "/p"));
     assert_eq!(memory.used().unwrap(), 1_600_000_000);
     assert_eq!(
         memory.described(24 << 30).to_string(),
@@ -290,7 +290,7 @@ fn v1_memory_is_read_where_an_ancestor_limit_binds() {
         "2147483648\n",
     ));
     let tree = v1("v1-memory-same", &same);
-    assert_eq!(tree.memory().unwrap().at, "/p");
+    assert_eq!(tree.memory().unwrap().at(), "/p");
     // The limit of an ancestor out of sight (a container's mount shows only its own
     // cgroup): the cgroup's own use, against it.
     let tree = v1(
@@ -316,7 +316,7 @@ fn v1_memory_is_read_where_an_ancestor_limit_binds() {
         ],
     );
     let memory = tree.memory().unwrap();
-    assert_eq!((memory.limit, memory.at.as_str()), (Some(2 << 30), "/p/a"));
+    assert_eq!((memory.limit, memory.at()), (Some(2 << 30), "/p/a"));
     assert_eq!(memory.used().unwrap(), 1000);
 }
 
@@ -353,7 +353,7 @@ fn v1_memory_limit_from_each_level_when_the_root_is_in_sight() {
     ];
     let tree = v1("v1-memory-levels", &files);
     let memory = tree.memory().unwrap();
-    assert_eq!((memory.limit, memory.at.as_str()), (Some(2 << 30), "/p"));
+    assert_eq!((memory.limit, memory.at()), (Some(2 << 30), "/p"));
     assert_eq!(memory.used().unwrap(), 1_600_000_000);
     // A smaller limit on the child binds there.
     let mut smaller = files.to_vec();
@@ -363,7 +363,7 @@ fn v1_memory_limit_from_each_level_when_the_root_is_in_sight() {
     ));
     let tree = v1("v1-memory-levels-child", &smaller);
     let memory = tree.memory().unwrap();
-    assert_eq!((memory.limit, memory.at.as_str()), (Some(1 << 30), "/p/a"));
+    assert_eq!((memory.limit, memory.at()), (Some(1 << 30), "/p/a"));
     // In the root cgroup there is no limit, and nothing to read for it.
     let tree = v1(
         "v1-memory-root",
@@ -376,7 +376,7 @@ fn v1_memory_limit_from_each_level_when_the_root_is_in_sight() {
         ],
     );
     let memory = tree.memory().unwrap();
-    assert_eq!((memory.limit, memory.at.as_str()), (None, "/"));
+    assert_eq!((memory.limit, memory.at()), (None, "/"));
     assert_eq!(
         memory.described(4 << 30).to_string(),
         "cgroup v1 /: no memory limit"
