@@ -602,17 +602,22 @@ pub fn cpus_allowed(pid: u32) -> Option<u64> {
     // A `cpu_set_t`'s bits, as words: its fields are private, and `CPU_COUNT` counts the bits
     // of all 16 words, most of them 0 (300 instructions without a popcnt instruction).
     let mut words = [0u64; std::mem::size_of::<libc::cpu_set_t>() / 8];
+    // The system call itself, through `syscall`, which std imports anyway: glibc's wrapper
+    // would be one more symbol for the plain build's dynamic loader to look up, and one more
+    // name in its table moves the others' alignment, which cost its `strcmp` 4 k instructions
+    // a probe (docs/BENCHMARKS.md). The call returns the bytes it wrote, the rest stays 0.
     // SAFETY: `words` is as large as a `cpu_set_t` and at least as aligned; the kernel writes
     // at most the size it is given.
-    let got = unsafe {
-        libc::sched_getaffinity(
+    let wrote = unsafe {
+        libc::syscall(
+            libc::SYS_sched_getaffinity,
             pid,
             std::mem::size_of_val(&words),
-            words.as_mut_ptr().cast(),
+            words.as_mut_ptr(),
         )
     };
     let ones = |word: &u64| u64::from(word.count_ones());
-    (got == 0).then(|| words.iter().filter(|word| **word != 0).map(ones).sum())
+    (wrote > 0).then(|| words.iter().filter(|word| **word != 0).map(ones).sum())
 }
 
 /// A cpuset: its CPUs, their list, and the cgroup where it applies.
