@@ -21,19 +21,8 @@ fail() {
     exit 1
 }
 command -v valgrind >/dev/null || fail "needs valgrind"
-[ "$(id -u)" = 0 ] || fail "needs root (it creates cgroups)"
-
-work=$(mktemp -d)
-created=()
-cleanup() {
-    # Child cgroups first; their processes (the probes) have exited.
-    for dir in "${created[@]}"; do rmdir "$dir" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
 source bench/placements.sh
-make_placements "lbf-guard-$$"
+start_placements "lbf-guard-$$"
 
 echo "building the packaged probe (contrib/static-bins.sh, as the packages) and the plain one..." >&2
 packaged=$(bash contrib/static-bins.sh)/lb-feedback

@@ -27,17 +27,8 @@ fail() {
 }
 command -v valgrind >/dev/null || fail "needs valgrind"
 command -v socat >/dev/null || fail "needs socat"
-[ "$(id -u)" = 0 ] || fail "needs root (it creates cgroups)"
-
-work=$(mktemp -d)
-created=()
-cleanup() {
-    for dir in "${created[@]}"; do rmdir "$dir" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
 source bench/placements.sh
-make_placements "lbf-hot-$$"
+start_placements "lbf-hot-$$"
 
 echo "building the packaged probe with its symbols (contrib/static-bins.sh)..." >&2
 # The names carry a hash of the crate's build profile, so the profile stays the packages' and

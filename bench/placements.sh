@@ -3,10 +3,26 @@
 #   root     the root cgroup of every hierarchy the probe reads (cpu, cpuacct, cpuset, memory)
 #   child    a child cgroup without limits (as systemd puts xinetd.service)
 #   limited  a child cgroup with a 0.5 CPU quota and a 1 GiB memory limit (a container)
-# make_placements NAME creates NAME and NAME-limited and sets version, root_dirs, child_dirs and
-# limited_dirs (the directories whose cgroup.procs a probe's shell joins); it appends what it
-# created to the array `created`, which the caller removes on exit (rmdir, children first).
-# It calls the caller's `fail MESSAGE`.
+# start_placements NAME checks for root, makes the scratch directory `work` and the placements
+# (make_placements), and removes both on exit, whatever happens. make_placements NAME creates
+# NAME and NAME-limited and sets version, root_dirs, child_dirs and limited_dirs (the
+# directories whose cgroup.procs a probe's shell joins); it appends what it created to the
+# array `created`. Both call the caller's `fail MESSAGE`.
+
+start_placements() {
+    [ "$(id -u)" = 0 ] || fail "needs root (it creates cgroups)"
+    work=$(mktemp -d)
+    created=()
+    trap remove_placements EXIT
+    make_placements "$1"
+}
+
+# Child cgroups first (their processes, the probes, have exited), then the scratch directory.
+remove_placements() {
+    local dir
+    for dir in "${created[@]}"; do rmdir "$dir" 2>/dev/null || true; done
+    rm -rf "$work"
+}
 
 make_placements() {
     local name=$1 cg=/sys/fs/cgroup controller top dir
