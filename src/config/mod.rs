@@ -273,7 +273,7 @@ fn our_variables() -> Vec<(OsString, OsString)> {
             if !PREFIX
                 .iter()
                 .enumerate()
-                .all(|(at, byte)| *text.add(at) as u8 == *byte)
+                .all(|(at, byte)| *text.cast::<u8>().add(at) == *byte)
             {
                 continue;
             }
