@@ -30,8 +30,12 @@ fn read_small<T>(
     path: &Joined,
     parse: impl FnOnce(&str) -> Result<T, String>,
 ) -> Result<T, String> {
-    read_small_if_present(path, parse)?
-        .ok_or_else(|| format!("{}: No such file or directory", path.display()))
+    present(read_small_if_present(path, parse)?, path)
+}
+
+/// What a reading of a file that must be there found: an absent one is an error.
+fn present<T>(found: Option<T>, path: &Path) -> Result<T, String> {
+    found.ok_or_else(|| format!("{}: No such file or directory", path.display()))
 }
 
 /// [`read_small`] of a file that may be absent at a level (the controller is not enabled
@@ -47,8 +51,7 @@ fn read_small_if_present<T>(
 /// buffer is cleared in a few stores, where a 2000-byte one cost a probe 110 instructions a
 /// file; a longer line is read whole all the same.
 fn read_line<T>(path: &Joined, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, String> {
-    read_line_if_present(path, parse)?
-        .ok_or_else(|| format!("{}: No such file or directory", path.display()))
+    present(read_line_if_present(path, parse)?, path)
 }
 
 /// [`read_line`] of a file that may be absent at a level: `None` then.
@@ -109,9 +112,9 @@ fn value(bytes: &[u8], path: &Path) -> Result<u64, String> {
     })
 }
 
-/// The value of `key` in a `key value` file (`cpu.stat`, `memory.stat`).
-fn keyed(text: &str, key: &str, path: &Path) -> Result<u64, String> {
-    let [found] = values(text.as_bytes(), [key]);
+/// The value of `key` in a `key value` file (`cpu.stat`, `memory.stat`), as text or bytes.
+fn keyed(text: impl AsRef<[u8]>, key: &str, path: &Path) -> Result<u64, String> {
+    let [found] = values(text.as_ref(), [key]);
     value(
         found.ok_or_else(|| format!("{}: no {key} line", path.display()))?,
         path,
@@ -166,7 +169,7 @@ fn values<'a, const N: usize>(bytes: &'a [u8], keys: [&str; N]) -> [Option<&'a [
     {
         let mut anchored = 0;
         for (reach, byte) in &anchors {
-            anchored |= matches(window, 1 + reach.min(&7), byte);
+            anchored |= matches(window, 1 + reach, byte);
         }
         let mut ends = matches(window, 0, &newline) & anchored;
         while ends != 0 {
@@ -721,12 +724,8 @@ impl MemoryUse {
         let file = in_dir(self.dir(), usage);
         let usage = read_line(&file, |text| number(text, &file))?;
         let stat = in_dir(self.dir(), stat);
-        let inactive = read_bytes_into::<2000, _>(&stat, |text| {
-            let [found] = values(text, [inactive]);
-            let no_line = || format!("{}: no {inactive} line", stat.display());
-            value(found.ok_or_else(no_line)?, &stat)
-        })?
-        .ok_or_else(|| format!("{}: No such file or directory", stat.display()))?;
+        let inactive = read_bytes_into::<2000, _>(&stat, |text| keyed(text, inactive, &stat))?;
+        let inactive = present(inactive, &stat)?;
         Ok(usage.saturating_sub(inactive))
     }
 }

@@ -292,7 +292,7 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn the_total_alone_is_the_whole_reading_s() {
+    fn the_total_alone_is_the_whole_readings_total() {
         assert_eq!(read_total().unwrap(), read().unwrap().total);
     }
 }
