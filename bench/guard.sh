@@ -38,12 +38,10 @@ measure() {
     state=$(mktemp -u -p "$work" state.XXXXXX)
     # The shell joins each cgroup, then becomes valgrind, which runs the probe in-process.
     # shellcheck disable=SC2086 # flags are words
-    sh -c 'probe=$1 state=$2 config=$3 flags=$4; shift 4
-        for dir; do echo $$ >"$dir/cgroup.procs" || exit 1; done
-        exec env -i PATH=/usr/bin:/bin LB_FEEDBACK_CONFIG="$config" LB_FEEDBACK_STATE_DIR="$state" \
-            valgrind --tool=callgrind --callgrind-out-file=/dev/null "$probe" $flags' \
-        sh "$probe" "$state" "$work/config.json" "$flags" "$@" \
-        2>"$work/err" >"$work/reply" || fail "the probe failed: $(cat "$work/reply" "$work/err")"
+    in_placement "$@" -- env -i PATH=/usr/bin:/bin LB_FEEDBACK_CONFIG="$work/config.json" \
+        LB_FEEDBACK_STATE_DIR="$state" valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        "$probe" $flags 2>"$work/err" >"$work/reply" ||
+        fail "the probe failed: $(cat "$work/reply" "$work/err")"
     grep -q '%\|ready\|up\|drain' "$work/reply" || fail "no reply: $(cat "$work/reply")"
     awk '/Collected :/ { n += $NF } END { print n }' "$work/err"
 }
@@ -83,15 +81,14 @@ read -r budget target < <(awk '$1 == "packaged" && $2 == "faults" { print $3, $4
 state=$(mktemp -u -p "$work" state.XXXXXX)
 # The shell's cminflt (field 11 of /proc/PID/stat) sums the faults of the children it waited
 # for: read before and after the second probe, which runs with no env in front of it.
-faults=$(env -i PATH=/usr/bin:/bin LB_FEEDBACK_CONFIG="$work/config.json" LB_FEEDBACK_STATE_DIR="$state" \
-    sh -c 'probe=$1; shift
-        for dir; do echo $$ >"$dir/cgroup.procs" || exit 1; done
+faults=$(in_placement "${dirs[@]}" -- env -i PATH=/usr/bin:/bin LB_FEEDBACK_CONFIG="$work/config.json" \
+    LB_FEEDBACK_STATE_DIR="$state" sh -c 'probe=$1
         "$probe" --cpu-mode since-last >/dev/null || exit 1
         sleep 0.05
         read -r _ _ _ _ _ _ _ _ _ _ before _ </proc/$$/stat
         "$probe" --cpu-mode since-last >/dev/null || exit 1
         read -r _ _ _ _ _ _ _ _ _ _ after _ </proc/$$/stat
-        echo $((after - before))' sh "$packaged" "${dirs[@]}") || fail "the since-last probe failed"
+        echo $((after - before))' sh "$packaged") || fail "the since-last probe failed"
 verdict=ok
 if [ "$faults" -gt "$budget" ]; then
     verdict=OVER

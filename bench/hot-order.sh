@@ -44,12 +44,10 @@ profile() {
     shift 2
     runs=$((runs + 1))
     # shellcheck disable=SC2086 # flags are words
-    sh -c 'probe=$1 state=$2 config=$3 out=$4 flags=$5; shift 5
-        for dir; do echo $$ >"$dir/cgroup.procs" || exit 1; done
-        exec env -i PATH=/usr/bin:/bin LB_FEEDBACK_CONFIG="$config" LB_FEEDBACK_STATE_DIR="$state" \
-            valgrind --tool=callgrind --demangle=no --callgrind-out-file="$out" "$probe" $flags' \
-        sh "$probe" "$state" "$work/config.json" "$work/cg.$runs" "$flags" "$@" \
-        >"$work/reply" 2>"$work/err" || fail "the probe failed: $(cat "$work/reply" "$work/err")"
+    in_placement "$@" -- env -i PATH=/usr/bin:/bin LB_FEEDBACK_CONFIG="$work/config.json" \
+        LB_FEEDBACK_STATE_DIR="$state" valgrind --tool=callgrind --demangle=no \
+        --callgrind-out-file="$work/cg.$runs" "$probe" $flags >"$work/reply" 2>"$work/err" ||
+        fail "the probe failed: $(cat "$work/reply" "$work/err")"
     grep -q '%\|ready\|up\|drain' "$work/reply" || fail "no reply: $(cat "$work/reply")"
 }
 

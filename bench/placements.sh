@@ -7,7 +7,8 @@
 # (make_placements), and removes both on exit, whatever happens. make_placements NAME creates
 # NAME and NAME-limited and sets version, root_dirs, child_dirs and limited_dirs (the
 # directories whose cgroup.procs a probe's shell joins); it appends what it created to the
-# array `created`. Both call the caller's `fail MESSAGE`.
+# array `created`. Both call the caller's `fail MESSAGE`. in_placement runs a probe in one of
+# them.
 
 start_placements() {
     [ "$(id -u)" = 0 ] || fail "needs root (it creates cgroups)"
@@ -62,6 +63,24 @@ make_placements() {
         if [ -e "$dir/cpu.cfs_quota_us" ]; then echo 50000 >"$dir/cpu.cfs_quota_us"; fi
         if [ -e "$dir/memory.limit_in_bytes" ]; then echo $((1 << 30)) >"$dir/memory.limit_in_bytes"; fi
     done
+}
+
+# Runs a command in cgroups: in_placement DIR... -- COMMAND [ARG...] joins each DIR's
+# cgroup.procs, then becomes the command.
+in_placement() {
+    local joins=0 arg
+    for arg; do
+        [ "$arg" = -- ] && break
+        joins=$((joins + 1))
+    done
+    sh -c 'joins=$1; shift
+        while [ "$joins" -gt 0 ]; do
+            echo $$ >"$1/cgroup.procs" || exit 1
+            shift
+            joins=$((joins - 1))
+        done
+        shift
+        exec "$@"' sh "$joins" "$@"
 }
 
 # The directories of placement $1 (root, child or limited), into the array `dirs`.
