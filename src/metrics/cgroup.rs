@@ -47,19 +47,25 @@ fn read_small_if_present<T>(
     read_into::<2000, T>(path, parse)
 }
 
-/// [`read_small`] of a file of one short line (a number, a CPU list, `max 100000`): its
-/// buffer is cleared in a few stores, where a 2000-byte one cost a probe 110 instructions a
-/// file; a longer line is read whole all the same.
-fn read_line<T>(path: &Joined, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, String> {
-    present(read_line_if_present(path, parse)?, path)
-}
-
-/// [`read_line`] of a file that may be absent at a level: `None` then.
+/// [`read_small`] of a file of one short line (a CPU list, `max 100000`) that may be absent
+/// at a level (`None` then): its buffer is cleared in a few stores, where a 2000-byte one cost
+/// a probe 110 instructions a file; a longer line is read whole all the same.
 fn read_line_if_present<T>(
     path: &Joined,
     parse: impl FnOnce(&str) -> Result<T, String>,
 ) -> Result<Option<T>, String> {
     read_into::<64, T>(path, parse)
+}
+
+/// A file of one decimal number (`cpu.cfs_period_us`, `memory.usage_in_bytes`), read as
+/// bytes: the UTF-8 check of its line cost 70 instructions a file.
+fn read_number(path: &Joined) -> Result<u64, String> {
+    present(read_number_if_present(path)?, path)
+}
+
+/// [`read_number`] of a file that may be absent at a level: `None` then.
+fn read_number_if_present(path: &Joined) -> Result<Option<u64>, String> {
+    read_bytes_into::<64, _>(path, |bytes| value(bytes, path))
 }
 
 /// The reading itself, into a buffer of `SMALL` bytes on the stack.
@@ -224,6 +230,24 @@ fn matches(bytes: &[u8], at: usize, needle: &Needle) -> u32 {
     equal as u32
 }
 
+/// The [`BLOCK`] bytes of `bytes` from `at`: in place, or, for the last ones, fewer than a
+/// block, copied into `tail` after its zeros are set, so a search of them for another byte
+/// finds nothing past the end.
+#[inline(always)]
+fn block<'a>(bytes: &'a [u8], at: usize, tail: &'a mut [u8; BLOCK]) -> &'a [u8; BLOCK] {
+    match bytes.get(at..).and_then(|rest| rest.first_chunk()) {
+        Some(block) => block,
+        None => {
+            let rest = bytes.get(at..).unwrap_or_default();
+            *tail = [0; BLOCK];
+            if let Some(head) = tail.get_mut(..rest.len()) {
+                head.copy_from_slice(rest);
+            }
+            tail
+        }
+    }
+}
+
 /// A byte in every byte of a word, for [`matches_by_words`].
 #[cfg(any(not(target_arch = "x86_64"), test))]
 fn word_needle(byte: u8) -> u64 {
@@ -287,9 +311,9 @@ pub(super) fn under(base: &Path, parts: &[&str]) -> PathBuf {
 
 /// CPUs in a list such as `0-3,8,10-11`. By bytes: `split`, `split_once` and `parse` cost
 /// 300 instructions for a two-CPU host's `0-1`, and a probe reads two lists.
-pub fn count_cpus(list: &str) -> Option<u64> {
+pub fn count_cpus(list: impl AsRef<[u8]>) -> Option<u64> {
     let mut count: u64 = 0;
-    for part in list.trim().as_bytes().split(|byte| *byte == b',') {
+    for part in list.as_ref().trim_ascii().split(|byte| *byte == b',') {
         if part.is_empty() {
             continue;
         }
@@ -306,7 +330,7 @@ pub fn count_cpus(list: &str) -> Option<u64> {
 
 /// `digits` as a number, as `str::parse::<u64>` reads it (an optional `+`, then digits).
 /// Up to 19 digits cannot overflow, so only longer ones pay for checked arithmetic.
-fn decimal(digits: &[u8]) -> Option<u64> {
+pub(super) fn decimal(digits: &[u8]) -> Option<u64> {
     let digits = digits.strip_prefix(b"+").unwrap_or(digits);
     if digits.is_empty() {
         return None;
@@ -404,9 +428,7 @@ impl CpuCapacity {
                     read_small(&Joined::new(path), |text| keyed(text, "usage_usec", path))
                 }
                 // One number: a line's buffer, cleared in a few stores.
-                Version::V1 => read_line(&Joined::new(path), |text| {
-                    number(text, path).map(|ns| ns / 1000)
-                }),
+                Version::V1 => read_number(&Joined::new(path)).map(|ns| ns / 1000),
             },
             Usage::PerCpu { path, .. } => {
                 let list = self.cpuset.as_deref().ok_or_else(unknown)?;
@@ -442,11 +464,12 @@ pub fn cpu(placement: &Placement, allowed: Option<u64>) -> Result<CpuCapacity, S
     // v1's top quota file proves the hierarchy, read once for both.
     let (group, top_quota) = placement.group_proved("cpu", |top| v1_quota(top).ok().flatten())?;
     let online_file = placement.under_root("/sys/devices/system/cpu/online");
-    let online = read_line(&online_file, |text| {
-        count_cpus(text)
+    let online = read_bytes_into::<64, _>(&online_file, |list| {
+        count_cpus(list)
             .filter(|n| *n > 0)
             .ok_or_else(|| format!("{}: not a CPU list", online_file.display()))
     })?;
+    let online = present(online, &online_file)?;
     let mut quota: Option<(u64, String)> = None;
     for (index, (path, dir)) in group.levels().enumerate() {
         let millis = match top_quota {
@@ -571,9 +594,9 @@ fn level_quota(group: &Group, dir: &Path) -> Result<Option<u64>, String> {
 /// A v1 level's `cpu.cfs_quota_us` (`None` for -1, no quota); `None` when it is absent.
 fn v1_quota(dir: &Path) -> Result<Option<Option<u64>>, String> {
     let path = in_dir(dir, V1_CPU_MARKER);
-    read_line_if_present(&path, |text| match text.trim().starts_with('-') {
+    read_bytes_into::<64, _>(&path, |bytes| match bytes.trim_ascii().starts_with(b"-") {
         true => Ok(None),
-        false => number(text, &path).map(Some),
+        false => value(bytes, &path).map(Some),
     })
 }
 
@@ -583,7 +606,7 @@ fn v1_millis(dir: &Path, quota: Option<u64>) -> Result<Option<u64>, String> {
         return Ok(None);
     };
     let period_path = in_dir(dir, "cpu.cfs_period_us");
-    let period = read_line(&period_path, |text| number(text, &period_path))?;
+    let period = read_number(&period_path)?;
     Ok(per_cpu(quota, period))
 }
 
@@ -722,7 +745,7 @@ impl MemoryUse {
             ),
         };
         let file = in_dir(self.dir(), usage);
-        let usage = read_line(&file, |text| number(text, &file))?;
+        let usage = read_number(&file)?;
         let stat = in_dir(self.dir(), stat);
         let inactive = read_bytes_into::<2000, _>(&stat, |text| keyed(text, inactive, &stat))?;
         let inactive = present(inactive, &stat)?;
@@ -759,9 +782,9 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
             let mut least: Option<(u64, &str, &Path)> = None;
             for (path, dir) in group.levels() {
                 let file = in_dir(dir, "memory.max");
-                let limit = read_line_if_present(&file, |text| match text.trim() {
-                    "max" => Ok(None),
-                    _ => number(text, &file).map(Some),
+                let limit = read_bytes_into::<64, _>(&file, |bytes| match bytes.trim_ascii() {
+                    b"max" => Ok(None),
+                    _ => value(bytes, &file).map(Some),
                 })?;
                 let Some(limit) = limit.flatten() else {
                     continue;
@@ -806,7 +829,7 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
                 let mut least: Option<(u64, &str, &Path)> = None;
                 for (path, level) in group.levels().take(below_root) {
                     let file = in_dir(level, "memory.limit_in_bytes");
-                    let limit = read_line_if_present(&file, |text| number(text, &file))?;
+                    let limit = read_number_if_present(&file)?;
                     // Nearest first: on a tie the level above binds first.
                     if let Some(limit) = limit.filter(|l| *l < 1 << 62)
                         && least.is_none_or(|(smallest, ..)| limit <= smallest)
@@ -836,7 +859,7 @@ pub fn memory(placement: &Placement) -> Result<MemoryUse, String> {
             if let Some(limit) = limit {
                 for (path, level) in group.levels() {
                     let file = in_dir(level, "memory.limit_in_bytes");
-                    if read_line_if_present(&file, |text| number(text, &file))? == Some(limit) {
+                    if read_number_if_present(&file)? == Some(limit) {
                         (at, dir) = (path, level);
                     }
                 }
