@@ -50,11 +50,9 @@ fn main() {
 /// package's libraries come before std's. A build script's flag reaches only this package's
 /// crates, not proc macros or build scripts, which RUSTFLAGS would.
 fn unwinder() {
-    let var = |name: &str| std::env::var(name).unwrap_or_default();
-    let crt_static = var("CARGO_CFG_TARGET_FEATURE")
-        .split(',')
-        .any(|f| f == "crt-static");
-    if var("CARGO_CFG_TARGET_OS") == "linux" && var("CARGO_CFG_TARGET_ENV") == "gnu" && !crt_static
+    if var("CARGO_CFG_TARGET_OS") == "linux"
+        && var("CARGO_CFG_TARGET_ENV") == "gnu"
+        && !crt_static()
     {
         println!("cargo:rustc-link-lib=static:-bundle=gcc_eh");
     }
@@ -70,14 +68,10 @@ fn unwinder() {
 /// 1.90): an empty program linked with the same flags first tells, and with another linker
 /// the code stays in the compiler's order. Names the build lacks are skipped.
 fn hot_order() {
-    let var = |name: &str| std::env::var(name).unwrap_or_default();
-    let crt_static = var("CARGO_CFG_TARGET_FEATURE")
-        .split(',')
-        .any(|f| f == "crt-static");
     if var("CARGO_CFG_TARGET_ARCH") != "x86_64"
         || var("CARGO_CFG_TARGET_OS") != "linux"
         || var("CARGO_CFG_TARGET_ENV") != "gnu"
-        || !crt_static
+        || !crt_static()
     {
         return;
     }
@@ -102,7 +96,6 @@ fn hot_order() {
 /// the link arguments `args`.
 fn links_with(args: &[String]) -> bool {
     use std::io::Write;
-    let var = |name: &str| std::env::var(name).unwrap_or_default();
     let out = Path::new(&var("OUT_DIR")).join("links-with");
     let mut rustc = Command::new(var("RUSTC"));
     rustc.args([
@@ -134,6 +127,18 @@ fn links_with(args: &[String]) -> bool {
         .take()
         .is_some_and(|mut stdin| stdin.write_all(b"fn main() {}\n").is_ok());
     child.wait().is_ok_and(|status| status.success()) && fed
+}
+
+/// A variable cargo sets for build scripts; empty when it is not set.
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_default()
+}
+
+/// Whether the target links glibc statically (`-C target-feature=+crt-static`).
+fn crt_static() -> bool {
+    var("CARGO_CFG_TARGET_FEATURE")
+        .split(',')
+        .any(|f| f == "crt-static")
 }
 
 /// A build script reports failure by panicking: cargo shows the message.
