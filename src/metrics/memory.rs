@@ -170,6 +170,17 @@ pub fn read_scoped(scope: Scope, cgroups: &Cgroups) -> Result<(Memory, Source), 
         (Scope::Auto, Err(err)) => return Ok((read()?, Source::HostInstead(Err(err)))),
         (_, Err(err)) => return Err(error(format!("scope cgroup: {err}"))),
     };
+    cgroup_figure(used, in_use, total, host)
+}
+
+/// The cgroup's figure: `in_use` of `total`, described against the host's memory `host`.
+#[cfg(target_os = "linux")]
+fn cgroup_figure(
+    used: &super::cgroup::MemoryUse,
+    in_use: u64,
+    total: u64,
+    host: u64,
+) -> Result<(Memory, Source), MetricError> {
     let memory = Memory {
         total,
         available: total.saturating_sub(in_use),
@@ -191,11 +202,7 @@ fn host_against(
     let in_use = used
         .used()
         .map_err(|err| error(format!("scope cgroup: {err}")))?;
-    let memory = Memory {
-        total: host.total,
-        available: host.total.saturating_sub(in_use),
-    };
-    Ok((checked(memory)?, Source::Cgroup(used.described(host.total))))
+    cgroup_figure(used, in_use, host.total, host.total)
 }
 
 /// The host's `MemTotal` alone: the first line of `/proc/meminfo`, read into 64 bytes
