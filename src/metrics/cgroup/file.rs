@@ -176,7 +176,8 @@ mod tests {
         assert!(matches!(Joined::new(Path::new(&fits)), Joined::Stack(..)));
         let over = "e".repeat(STACK);
         assert!(matches!(Joined::new(Path::new(&over)), Joined::Heap(_)));
-        // A NUL anywhere in a path, a block's first or last byte or the buffer's tail.
+        // A NUL anywhere in a path: its first byte, about the word and vector widths `strlen`
+        // reads by, and the buffer's last bytes.
         for at in [0, 1, 15, 16, 17, 31, 40, STACK - 17, STACK - 16, STACK - 2] {
             let mut path = "p".repeat(STACK - 1).into_bytes();
             path[at] = 0;

@@ -199,7 +199,6 @@ fn membership_lines(text: &str) -> (Vec<Membership>, [Option<usize>; KNOWN.len()
             let mark = marks.trailing_zeros();
             let at = at + mark as usize;
             marks &= marks - 1;
-            let name = || bytes.get(controller..at).unwrap_or_default();
             match colons {
                 _ if ends >> mark & 1 == 1 => {
                     if let [Some(first), Some(second)] = colons {
@@ -222,7 +221,7 @@ fn membership_lines(text: &str) -> (Vec<Membership>, [Option<usize>; KNOWN.len()
                 }
                 [None, None] => {}
                 [Some(_), None] => {
-                    listed |= bit(name());
+                    listed |= bit(bytes.get(controller..at).unwrap_or_default());
                     controller = at + 1;
                     if colons_here >> mark & 1 == 1 {
                         colons[1] = Some(at);
